@@ -1,0 +1,42 @@
+# The two commands a newcomer needs: `make dev` and `make test`. Each creates .venv and installs
+# what it needs (pinned by constraints.txt) on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup dev test demo lint format test-deployment test-browser bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## dev: start the local Domo + S3 sandbox and the Dagster UI (http://127.0.0.1:3000)
+dev: setup
+	$(BIN)/python -m domo_assets.devtools dev
+
+## demo: start the sandbox, materialize every export headless, print a table
+demo: setup
+	$(BIN)/python -m domo_assets.devtools demo
+
+## test: the whole suite (CI runs this)
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,238 @@
+"""The asset factory: one export asset per catalog entry, downstream of its Domo DataSet.
+
+All export assets live in one subsettable ``multi_asset`` whose step drives the selected exports
+concurrently in threads (they spend their time waiting on Domo), capped by
+``DomoResource.max_concurrent_exports``; the step itself is in the ``domo`` pool, which caps
+export steps across runs. So a run of 100 exports is one process, not 100, and each export
+still gets its own materialization and checks. This module knows Dagster, not HTTP.
+"""
+
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    multi_asset,
+)
+from dagster_aws.s3 import S3Resource
+
+from domo_assets.catalog import DATASET_KEY_PREFIX, Catalog, ExportConfig
+from domo_assets.checks import check_results, check_specs
+from domo_assets.client import ExportStart, StartOutcome
+from domo_assets.metadata import export_prefix_uri, materialization_metadata
+from domo_assets.resource import AwsCredentialsResource, DomoResource
+from domo_assets.runner import ExportOutcome, ExportRunner
+
+DOMO_POOL = "domo"
+EXPORTS_OP_NAME = "domo_exports"
+KIND_DOMO = "domo"
+KIND_S3 = "s3"
+# Kept in Dagster's key-value store so a retried step or re-executed run resumes the export an
+# earlier attempt started instead of starting another.
+ACTIVE_EXPORT_KV_PREFIX = "domo_assets/export/"
+DEFAULT_RETRY_POLICY = RetryPolicy(max_retries=2, delay=10)
+
+
+def dataset_asset_key(config: ExportConfig) -> AssetKey:
+    """The key of the external asset standing for an export's Domo DataSet."""
+    return AssetKey([DATASET_KEY_PREFIX, config.dataset_key])
+
+
+def export_asset_key(config: ExportConfig) -> AssetKey:
+    """The key of an export asset: its catalog name."""
+    return AssetKey([config.name])
+
+
+def build_dataset_specs(catalog: Catalog) -> list[AssetSpec]:
+    """One external asset per distinct Domo DataSet, shared by all exports of it."""
+    specs: dict[AssetKey, AssetSpec] = {}
+    for config in catalog.exports:
+        key = dataset_asset_key(config)
+        if key in specs:
+            continue
+        label = config.dataset_name or config.dataset_id
+        specs[key] = AssetSpec(
+            key=key,
+            description=f"Domo DataSet {label} (id {config.dataset_id}), the source of its S3 exports.",
+            group_name=config.group,
+            kinds={KIND_DOMO},
+            metadata={"domo/dataset_id": config.dataset_id},
+        )
+    return list(specs.values())
+
+
+def build_export_spec(config: ExportConfig) -> AssetSpec:
+    """The spec of one export asset."""
+    destination = export_prefix_uri(config.bucket, config.path)
+    return AssetSpec(
+        key=export_asset_key(config),
+        deps=[dataset_asset_key(config)],
+        description=config.description or _default_description(config, destination),
+        group_name=config.group,
+        owners=config.owners,
+        tags=config.tags,
+        kinds={KIND_DOMO, KIND_S3},
+        metadata={
+            "domo/dataset_id": config.dataset_id,
+            "dagster/uri": destination,
+            "region": config.region,
+            "columns": MetadataValue.json(list(config.columns) if config.columns else "all"),
+        },
+    )
+
+
+def build_export_assets(
+    catalog: Catalog,
+    *,
+    name: str = EXPORTS_OP_NAME,
+    pool: str = DOMO_POOL,
+    retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
+) -> AssetsDefinition:
+    """The multi-asset that materializes every export of the catalog.
+
+    Args:
+        catalog: The validated catalog.
+        name: The op's name.
+        pool: The Dagster pool capping concurrent export steps across runs.
+        retry_policy: Step retries; safe because a retry resumes the export it started.
+    """
+    configs = {export_asset_key(c): c for c in catalog.exports}
+
+    @multi_asset(
+        name=name,
+        specs=[build_export_spec(c) for c in catalog.exports],
+        check_specs=[spec for key, c in configs.items() for spec in check_specs(c, key)],
+        can_subset=True,
+        pool=pool,
+        retry_policy=retry_policy,
+        description="Exports Domo DataSets to S3, one asset per catalog entry.",
+    )
+    def _exports(
+        context: AssetExecutionContext,
+        domo: DomoResource,
+        s3: S3Resource,
+        aws_credentials: AwsCredentialsResource,
+    ) -> Iterator[MaterializeResult]:
+        selected = [configs[key] for key in configs if key in context.selected_asset_keys]
+        runner = ExportRunner(
+            client=domo.get_client(log=context.log),
+            s3_client=s3.get_client(),
+            credentials=aws_credentials.get_provider(),
+            schedule=domo.poll_schedule,
+            log=context.log,
+        )
+        yield from run_exports(context, runner, selected, domo)
+
+    return _exports
+
+
+def run_exports(
+    context: AssetExecutionContext,
+    runner: ExportRunner,
+    configs: Sequence[ExportConfig],
+    domo: DomoResource,
+) -> Iterator[MaterializeResult]:
+    """Drive exports concurrently, yielding each one's result as soon as it is known.
+
+    A failed export does not hide the others: every successful one is materialized, then the
+    step fails naming each failure.
+    """
+    kv = _ExportRegistry(context)
+    failures: dict[str, str] = {}
+    workers = max(1, min(len(configs), domo.max_concurrent_exports))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domo-export") as executor:
+        futures: dict[Future[ExportOutcome], ExportConfig] = {
+            executor.submit(
+                runner.run, config, resume_export_id=kv.get(config), on_start=kv.record
+            ): config
+            for config in configs
+        }
+        try:
+            for future in as_completed(futures):
+                config = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as exc:
+                    failures[config.name] = str(exc)
+                    context.log.error(f"{config.name}: {exc}")
+                    continue
+                yield _result(outcome, domo.instance_url)
+        except BaseException:
+            # Run termination: stop polling at once and say where each export stands.
+            runner.stop.set()
+            executor.shutdown(wait=True, cancel_futures=True)
+            _log_positions(context, futures)
+            raise
+    if failures:
+        raise Failure(
+            description=f"{len(failures)} of {len(configs)} Domo export(s) failed: "
+            + "; ".join(f"{name}: {reason}" for name, reason in failures.items()),
+            metadata={"failed_exports": MetadataValue.json(failures)},
+        )
+
+
+def _log_positions(
+    context: AssetExecutionContext, futures: dict[Future[ExportOutcome], ExportConfig]
+) -> None:
+    for future, config in futures.items():
+        if future.cancelled():
+            context.log.warning(f"{config.name}: not started (the run was terminated)")
+        elif future.exception() is not None:
+            context.log.warning(f"{config.name}: {future.exception()}")
+
+
+def _result(outcome: ExportOutcome, instance_url: str) -> MaterializeResult:
+    key = export_asset_key(outcome.config)
+    return MaterializeResult(
+        asset_key=key,
+        metadata=materialization_metadata(outcome, instance_url),
+        data_version=DataVersion(outcome.export.export_id),
+        check_results=check_results(outcome, key),
+    )
+
+
+class _ExportRegistry:
+    """The export each asset last started, in Dagster's key-value store (durable across runs).
+
+    An in-memory instance (tests, ``execute_in_process``) has no key-value store and lives in
+    one process: a dict on the instance stands in for it there.
+    """
+
+    def __init__(self, context: AssetExecutionContext):
+        storage = context.instance.run_storage
+        self._lock = threading.Lock()
+        if hasattr(storage, "kvs_get"):
+            self._get = lambda key: storage.kvs_get({key}).get(key)
+            self._set = lambda key, value: storage.kvs_set({key: value})
+        else:
+            memory = context.instance.__dict__.setdefault("_domo_assets_exports", {})
+            self._get = memory.get
+            self._set = memory.__setitem__
+
+    def get(self, config: ExportConfig) -> str | None:
+        return self._get(f"{ACTIVE_EXPORT_KV_PREFIX}{config.name}")
+
+    def record(self, config: ExportConfig, start: ExportStart) -> None:
+        if start.outcome in (StartOutcome.STARTED, StartOutcome.RECOVERED):
+            with self._lock:
+                self._set(f"{ACTIVE_EXPORT_KV_PREFIX}{config.name}", start.export.export_id)
+
+
+def _default_description(config: ExportConfig, destination: str) -> str:
+    source = config.dataset_name or config.dataset_id
+    columns = ", ".join(config.columns) if config.columns else "all columns"
+    text = f"CSV export of Domo DataSet {source} to {destination} ({columns})"
+    if config.where:
+        text += ", filtered"
+    if config.group_by:
+        text += f", grouped by {', '.join(config.group_by)}"
+    return text + "."

@@ -1,0 +1,393 @@
+"""The export catalog: which Domo DataSets to export where, read from YAML and validated.
+
+Shape::
+
+    defaults:            # optional: keys applied to every export (an export's own keys win)
+      bucket: my-lake
+      region: us-east-1
+    exports:
+      - name: pharmacy_claims          # the asset's name
+        dataset_id: 7d5c...            # the Domo DataSet
+        path: domo/pharmacy_claims     # the S3 prefix
+        columns: [Customer ID, Days Supply]   # optional: omitted means all columns
+
+Any unknown key, duplicate name, missing field or malformed value raises :class:`CatalogError`
+naming the file, the export and the field, so a code location never loads half a catalog.
+This module reads files it is given; it does not read environment variables.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from domo_assets.credentials import DEFAULT_SESSION_DURATION, CredentialsMode
+from domo_assets.models import Condition, ExportQuery, FilterOp, OrderBy, RowFilter
+
+BUNDLED_CATALOG = Path(__file__).with_name("exports.yaml")
+DEFAULT_GROUP = "domo_exports"
+DEFAULT_MIN_ROWS = 1
+DATASET_KEY_PREFIX = "domo"
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_TAG_VALUE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
+
+
+class CatalogError(ValueError):
+    """The catalog file cannot be used; the message names the file, export and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class WhereCondition(_Strict):
+    """One condition of an export's ``where``: a column and exactly one comparison."""
+
+    column: str = Field(min_length=1, description="The column to compare.")
+    equals: str | int | float | None = Field(default=None, description="Keep rows equal to this.")
+    not_equals: str | int | float | None = Field(
+        default=None, description="Drop rows equal to this."
+    )
+    in_: list[str | int | float] | None = Field(
+        default=None, alias="in", min_length=1, description="Keep rows whose value is in this list."
+    )
+    gt: str | int | float | None = Field(default=None, description="Keep rows greater than this.")
+    gte: str | int | float | None = Field(default=None, description="Keep rows at least this.")
+    lt: str | int | float | None = Field(default=None, description="Keep rows less than this.")
+    lte: str | int | float | None = Field(default=None, description="Keep rows at most this.")
+
+    @model_validator(mode="after")
+    def _one_comparison(self) -> WhereCondition:
+        given = [name for name in _COMPARISONS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of {', '.join(n.rstrip('_') for n in _COMPARISONS)} "
+                f"for column {self.column!r} (got {len(given)})"
+            )
+        return self
+
+    def to_condition(self) -> Condition:
+        """The typed condition."""
+        name = next(n for n in _COMPARISONS if getattr(self, n) is not None)
+        value = getattr(self, name)
+        values = tuple(value) if isinstance(value, list) else (value,)
+        return Condition(column=self.column, op=_COMPARISONS[name], values=values)
+
+
+_COMPARISONS: dict[str, FilterOp] = {
+    "equals": FilterOp.EQUALS,
+    "not_equals": FilterOp.NOT_EQUALS,
+    "in_": FilterOp.IN,
+    "gt": FilterOp.GREATER_THAN,
+    "gte": FilterOp.GREATER_THAN_EQUAL,
+    "lt": FilterOp.LESS_THAN,
+    "lte": FilterOp.LESS_THAN_EQUAL,
+}
+
+
+class OrderColumn(_Strict):
+    """One ``order_by`` entry; a plain string means ascending."""
+
+    column: str = Field(min_length=1, description="The column to sort by.")
+    direction: Literal["asc", "desc"] = Field(default="asc", description="Sort direction.")
+
+
+class CredentialsSettings(_Strict):
+    """Which AWS credentials to hand to Domo for this export (overrides the resource's)."""
+
+    mode: CredentialsMode = Field(description="chain, static or assume_role.")
+    role_arn: str | None = Field(default=None, description="The role to assume (assume_role).")
+    external_id: str | None = Field(default=None, description="External id the role requires.")
+    duration_seconds: int = Field(
+        default=DEFAULT_SESSION_DURATION, ge=900, le=43200, description="Credential lifetime."
+    )
+
+    @model_validator(mode="after")
+    def _role_for_assume_role(self) -> CredentialsSettings:
+        if self.mode is CredentialsMode.ASSUME_ROLE and not self.role_arn:
+            raise ValueError("mode assume_role needs role_arn")
+        if self.role_arn and not _ROLE_ARN.match(self.role_arn):
+            raise ValueError(
+                f"{self.role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+            )
+        return self
+
+
+class ExportSettings(_Strict):
+    """Keys an export may take from ``defaults:``."""
+
+    bucket: str | None = Field(default=None, description="Destination S3 bucket (must exist).")
+    path: str | None = Field(
+        default=None, description="S3 prefix; Domo writes <path>/<exportId>/export/."
+    )
+    region: str | None = Field(default=None, description="The bucket's AWS region.")
+    columns: list[str] | None = Field(default=None, description="Columns to export; omitted: all.")
+    group_by: list[str] = Field(default_factory=list, description="Columns to group by.")
+    order_by: list[str | OrderColumn] = Field(default_factory=list, description="Sort order.")
+    where: list[WhereCondition] = Field(
+        default_factory=list, description="Row filter (all must hold)."
+    )
+    include_bom: bool = Field(default=False, description="Start each file with a UTF-8 BOM.")
+    use_cache: bool = Field(default=True, description="Let Domo answer from its query cache.")
+    description: str | None = Field(default=None, description="The asset's description.")
+    group: str = Field(default=DEFAULT_GROUP, description="The asset group in the Dagster UI.")
+    owners: list[str] = Field(
+        default_factory=list, description="Asset owners (emails or team:name)."
+    )
+    tags: dict[str, str] = Field(default_factory=dict, description="Asset tags.")
+    min_rows: int = Field(
+        default=DEFAULT_MIN_ROWS,
+        ge=0,
+        description="Least rows a filtered or grouped export must have to pass its row-count check.",
+    )
+    blocking_checks: bool = Field(
+        default=False, description="Fail the run (and skip downstream) when a check fails."
+    )
+    credentials: CredentialsSettings | None = Field(
+        default=None, description="AWS credentials for Domo; default: the aws_credentials resource."
+    )
+    kms_key_id: str | None = Field(
+        default=None, description="KMS key id Domo uses to encrypt the objects (awsKmsKey)."
+    )
+    allow_public_destination: bool = Field(
+        default=False,
+        description="Export even if the bucket may be public (warned about and recorded).",
+    )
+
+    @field_validator("bucket")
+    @classmethod
+    def _valid_bucket(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not _BUCKET.match(value) or ".." in value or _is_ip(value):
+            raise ValueError(
+                f"{value!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, dots or "
+                "hyphens, starting and ending with a letter or digit)"
+            )
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _valid_region(cls, value: str | None) -> str | None:
+        if value is not None and not _REGION.match(value):
+            raise ValueError(f"{value!r} is not an AWS region name such as us-east-1")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _clean_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        cleaned = value.strip().strip("/")
+        if not cleaned:
+            raise ValueError("path must be a non-empty S3 prefix")
+        return cleaned
+
+    @field_validator("group")
+    @classmethod
+    def _valid_group(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r} is not a valid group name (letters, digits, underscores)")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _valid_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, tag in value.items():
+            if not _TAG_VALUE.match(str(tag)):
+                raise ValueError(f"tag {key}={tag!r}: values are at most 63 letters, digits, _ . -")
+        return value
+
+
+class ExportConfig(ExportSettings):
+    """One catalog entry: a DataSet export that becomes one asset."""
+
+    name: str = Field(description="The asset's name (letters, digits, underscores).")
+    dataset_id: str = Field(min_length=1, description="The Domo DataSet id.")
+    dataset_name: str | None = Field(
+        default=None, description="The DataSet's name in Domo, used to name its lineage node."
+    )
+    bucket: str = Field(description="Destination S3 bucket (must exist).")
+    path: str = Field(description="S3 prefix; Domo writes <path>/<exportId>/export/.")
+    region: str = Field(description="The bucket's AWS region.")
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r} is not a valid asset name (letters, digits, underscores)")
+        return value
+
+    @field_validator("dataset_id")
+    @classmethod
+    def _valid_dataset_id(cls, value: str) -> str:
+        if value != value.strip() or "/" in value or " " in value:
+            raise ValueError(f"{value!r} is not a Domo DataSet id")
+        return value
+
+    @property
+    def dataset_key(self) -> str:
+        """The name of the DataSet's lineage node."""
+        return (
+            _slug(self.dataset_name) if self.dataset_name else f"dataset_{_slug(self.dataset_id)}"
+        )
+
+    def to_query(self) -> ExportQuery:
+        """The typed export query this entry describes."""
+        return ExportQuery(
+            columns=tuple(self.columns or ()),
+            group_by=tuple(self.group_by),
+            order_by=tuple(_order(entry) for entry in self.order_by),
+            where=RowFilter(tuple(c.to_condition() for c in self.where)),
+        )
+
+
+class Catalog(_Strict):
+    """A validated catalog."""
+
+    source: str = Field(description="Where the catalog was read from.")
+    exports: tuple[ExportConfig, ...] = Field(description="The exports, in file order.")
+
+    def by_name(self, name: str) -> ExportConfig:
+        """The export of that name."""
+        for export in self.exports:
+            if export.name == name:
+                return export
+        raise KeyError(name)
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Read and validate a catalog file.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The validated catalog.
+
+    Raises:
+        CatalogError: The file is missing, malformed or invalid; the message says where.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read the export catalog ({exc.strerror})") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{path}: not valid YAML: {exc}") from None
+    return parse_catalog(document, source=str(path))
+
+
+def parse_catalog(document: Any, source: str) -> Catalog:
+    """Validate a decoded catalog document.
+
+    Args:
+        document: The decoded YAML.
+        source: The file name, for messages.
+    """
+    if not isinstance(document, Mapping):
+        raise CatalogError(f"{source}: the catalog must be a mapping with an 'exports:' list")
+    unknown = set(document) - {"defaults", "exports"}
+    if unknown:
+        raise CatalogError(
+            f"{source}: unknown top-level key(s) {sorted(unknown)}; only 'defaults' and 'exports' are allowed"
+        )
+    defaults = _parse_defaults(document.get("defaults") or {}, source)
+    entries = document.get("exports")
+    if not isinstance(entries, list):
+        raise CatalogError(f"{source}: 'exports' must be a list of exports")
+    exports = tuple(
+        _parse_export(entry, index, defaults, source) for index, entry in enumerate(entries)
+    )
+    _check_unique_names(exports, source)
+    _check_dataset_names(exports, source)
+    return Catalog(source=source, exports=exports)
+
+
+def _parse_defaults(defaults: Any, source: str) -> dict[str, Any]:
+    if not isinstance(defaults, Mapping):
+        raise CatalogError(f"{source}: 'defaults' must be a mapping")
+    try:
+        ExportSettings.model_validate(defaults)
+    except ValidationError as exc:
+        raise CatalogError(_describe(exc, source, "defaults")) from None
+    return dict(defaults)
+
+
+def _parse_export(entry: Any, index: int, defaults: Mapping[str, Any], source: str) -> ExportConfig:
+    label = f"exports[{index}]"
+    if not isinstance(entry, Mapping):
+        raise CatalogError(f"{source}: {label} must be a mapping, not {type(entry).__name__}")
+    if entry.get("name"):
+        label = f"export {entry['name']!r} ({label})"
+    try:
+        return ExportConfig.model_validate({**defaults, **entry})
+    except ValidationError as exc:
+        raise CatalogError(_describe(exc, source, label)) from None
+
+
+def _describe(exc: ValidationError, source: str, label: str) -> str:
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(entry)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling against the README's catalog reference)"
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        problems.append(f"field '{field}': {message}")
+    return f"{source}: {label}: " + "; ".join(problems)
+
+
+def _check_unique_names(exports: Sequence[ExportConfig], source: str) -> None:
+    seen: dict[str, int] = {}
+    for index, export in enumerate(exports):
+        if export.name in seen:
+            raise CatalogError(
+                f"{source}: export {export.name!r} (exports[{index}]): field 'name': duplicate of "
+                f"exports[{seen[export.name]}]; asset names must be unique"
+            )
+        seen[export.name] = index
+
+
+def _check_dataset_names(exports: Sequence[ExportConfig], source: str) -> None:
+    """Exports of one DataSet share its lineage node, so they must agree on its name."""
+    keys: dict[str, str] = {}
+    for export in exports:
+        previous = keys.setdefault(export.dataset_id, export.dataset_key)
+        if previous != export.dataset_key:
+            raise CatalogError(
+                f"{source}: export {export.name!r}: field 'dataset_name': DataSet {export.dataset_id} "
+                f"is named differently by another export; give every export of it the same dataset_name"
+            )
+
+
+def _order(entry: str | OrderColumn) -> OrderBy:
+    if isinstance(entry, str):
+        return OrderBy(column=entry)
+    return OrderBy(column=entry.column, descending=entry.direction == "desc")
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
+    return slug if slug and not slug[0].isdigit() else f"_{slug}"
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True

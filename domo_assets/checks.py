@@ -1,0 +1,95 @@
+"""Asset checks of an export: its row count and its objects in S3.
+
+``row_count``: the rows Domo reports exported equal the rows the same token can count through
+Domo's query endpoint with the same filter (so PDP policies apply equally), or, for a grouped
+export, are at least the catalog's ``min_rows``.
+``s3_objects``: every reported object exists in S3 and is non-empty.
+"""
+
+from __future__ import annotations
+
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
+
+from domo_assets.catalog import ExportConfig
+from domo_assets.runner import ExportOutcome
+
+ROW_COUNT_CHECK = "row_count"
+S3_OBJECTS_CHECK = "s3_objects"
+
+
+def check_specs(config: ExportConfig, key: AssetKey) -> list[AssetCheckSpec]:
+    """The checks every export asset carries."""
+    blocking = config.blocking_checks
+    return [
+        AssetCheckSpec(
+            ROW_COUNT_CHECK,
+            asset=key,
+            blocking=blocking,
+            description=(
+                "Rows exported equal the rows Domo counts for the same filter and token"
+                if not config.group_by
+                else f"A grouped export has at least {config.min_rows} row(s)"
+            ),
+        ),
+        AssetCheckSpec(
+            S3_OBJECTS_CHECK,
+            asset=key,
+            blocking=blocking,
+            description="Every object Domo reports exists in S3 and is non-empty",
+        ),
+    ]
+
+
+def check_results(outcome: ExportOutcome, key: AssetKey) -> list[AssetCheckResult]:
+    """Evaluate both checks of one export asset."""
+    return [row_count_result(outcome, key), s3_objects_result(outcome, key)]
+
+
+def row_count_result(outcome: ExportOutcome, key: AssetKey) -> AssetCheckResult:
+    """Compare the exported row count with what Domo counts (or the minimum)."""
+    exported = outcome.export.row_count
+    if outcome.expected_rows is None:
+        passed = exported >= outcome.config.min_rows
+        description = f"{exported} row(s) exported; at least {outcome.config.min_rows} required"
+        expected_meta: dict[str, int] = {"min_rows": outcome.config.min_rows}
+    else:
+        passed = exported == outcome.expected_rows
+        description = (
+            f"{exported} row(s) exported; Domo counts {outcome.expected_rows} for the same filter"
+        )
+        expected_meta = {"expected_rows": outcome.expected_rows}
+    return AssetCheckResult(
+        asset_key=key,
+        check_name=ROW_COUNT_CHECK,
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={"exported_rows": exported, **expected_meta},
+    )
+
+
+def s3_objects_result(outcome: ExportOutcome, key: AssetKey) -> AssetCheckResult:
+    """Every reported object exists and is non-empty."""
+    stored = outcome.stored
+    missing = [s.reported.uri for s in stored if not s.exists]
+    empty = [s.reported.uri for s in stored if s.exists and not s.size]
+    passed = bool(stored) and not missing and not empty
+    if not stored:
+        description = "Domo reported no object for this export"
+    elif passed:
+        description = f"All {len(stored)} object(s) exist and are non-empty"
+    else:
+        description = f"{len(missing)} missing and {len(empty)} empty of {len(stored)} object(s)"
+    return AssetCheckResult(
+        asset_key=key,
+        check_name=S3_OBJECTS_CHECK,
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={
+            "objects": len(stored),
+            "total_bytes": sum(s.size or 0 for s in stored),
+            "missing": MetadataValue.json(missing),
+            "empty": MetadataValue.json(empty),
+        },
+    )

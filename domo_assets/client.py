@@ -1,0 +1,579 @@
+"""A plain HTTP client for the Domo endpoints this package uses.
+
+It knows HTTP and Domo, nothing of Dagster. Every response is parsed into the records of
+``domo_assets.models`` at this edge and every failure becomes one of the exceptions of
+``domo_assets.errors``.
+
+Retries: GETs retry connection errors, 429 (honouring ``Retry-After``) and 5xx with capped
+exponential backoff and jitter, through urllib3's ``Retry``. The export POST is never retried
+blindly: after an ambiguous failure (timeout, reset, 5xx) the client lists the DataSet's exports
+and adopts the one Domo accepted before trying again, so one call never starts two exports.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from domo_assets.auth import DomoAuth
+from domo_assets.errors import (
+    DomoError,
+    DomoErrorDetail,
+    DomoExportFailedError,
+    DomoExportInProgressError,
+    DomoExportStoppedError,
+    DomoExportTimeoutError,
+    DomoInvalidRequestError,
+    DomoNotFoundError,
+    DomoRateLimitError,
+    DomoResponseError,
+    DomoServerError,
+    DomoTimeoutError,
+    error_for_status,
+)
+from domo_assets.models import (
+    DataSetColumn,
+    DataSetMetadata,
+    DomoUser,
+    Export,
+    ExportRequest,
+    ExportStatus,
+    QueryResult,
+    RowFilter,
+    parse_columns,
+    parse_exports,
+)
+from domo_assets.version import __version__
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_BACKOFF_FACTOR = 0.5
+DEFAULT_BACKOFF_MAX = 30.0
+DEFAULT_RETRY_AFTER_MAX = 300
+DEFAULT_POST_ATTEMPTS = 3
+DEFAULT_POOL_SIZE = 32
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+USER_AGENT = f"domo_assets/{__version__} (+dagster) python-requests/{requests.__version__}"
+
+EXPORT_PATH = "/api/query/v1/export/{dataset_id}"
+DATASOURCE_PATH = "/api/data/v3/datasources/{dataset_id}"
+SCHEMA_PATH = "/api/data/v2/datasources/{dataset_id}/schemas/latest"
+QUERY_PATH = "/api/query/v1/execute/{dataset_id}"
+ME_PATH = "/api/content/v2/users/me"
+
+logger = logging.getLogger(__name__)
+
+
+class StartOutcome(StrEnum):
+    """How a call to start an export ended."""
+
+    STARTED = "started"
+    """Domo started a new export."""
+    REUSED_PREVIOUS = "reused_previous"
+    """The data had not changed: Domo returned its previous export."""
+    ALREADY_RUNNING = "already_running"
+    """Domo returned an export that was already running for the DataSet."""
+    RECOVERED = "recovered"
+    """The POST's response was lost, but Domo had accepted it: the new export was found."""
+    ATTACHED = "attached"
+    """An export started by an earlier attempt of the same asset was still running: resumed."""
+
+
+@dataclass(frozen=True)
+class ExportStart:
+    """The export a start request led to, and how."""
+
+    export: Export
+    outcome: StartOutcome
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """How often to ask Domo for an export's status.
+
+    The interval starts at ``initial_interval`` and grows by ``backoff`` up to ``max_interval``;
+    polling gives up after ``timeout`` seconds.
+    """
+
+    initial_interval: float = 1.0
+    max_interval: float = 30.0
+    backoff: float = 1.5
+    timeout: float = 3600.0
+
+    def intervals(self) -> Iterable[float]:
+        """The successive waits between status requests (endless)."""
+        interval = self.initial_interval
+        while True:
+            yield interval
+            interval = min(interval * self.backoff, self.max_interval)
+
+
+PollCallback = Callable[[Export, float], None]
+
+
+class _LoggingRetry(Retry):
+    """urllib3 ``Retry`` that logs each retry, so retries are visible and bounded."""
+
+    log: logging.Logger = logger
+
+    def new(self, **kw: Any) -> _LoggingRetry:
+        retry = super().new(**kw)
+        retry.log = self.log
+        return retry
+
+    def increment(
+        self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None
+    ):  # type: ignore[override]
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        cause = f"HTTP {response.status}" if response is not None else type(error).__name__
+        attempt = len(new.history)
+        path = (url or "").split("?")[0]
+        self.log.warning(
+            f"Domo {method} {path} failed ({cause}); retry {attempt} of {self.total_budget}"
+        )
+        return new
+
+    @property
+    def total_budget(self) -> int:
+        return len(self.history) + (self.total if isinstance(self.total, int) else 0)
+
+
+class DomoClient:
+    """Talks to one Domo instance's API.
+
+    Args:
+        instance_url: The instance's base URL, such as ``https://acme.domo.com``.
+        auth: How requests authenticate (a developer token or OAuth client credentials).
+        connect_timeout: Seconds to wait for a connection.
+        read_timeout: Seconds to wait for a response.
+        max_retries: Retries of a GET (and of a connection that never reached Domo).
+        backoff_factor: Base of the exponential backoff between retries, in seconds.
+        backoff_max: Longest wait between retries, in seconds.
+        post_attempts: Tries of the export POST after ambiguous failures.
+        log: Where retries and recoveries are logged.
+        sleep: The sleep function (tests of backoff may pass their own).
+    """
+
+    def __init__(
+        self,
+        instance_url: str,
+        auth: DomoAuth,
+        *,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
+        backoff_max: float = DEFAULT_BACKOFF_MAX,
+        post_attempts: int = DEFAULT_POST_ATTEMPTS,
+        log: logging.Logger | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.instance_url = instance_url.rstrip("/")
+        self.auth = auth
+        self.timeout = (connect_timeout, read_timeout)
+        self.backoff_factor = backoff_factor
+        self.backoff_max = backoff_max
+        self.post_attempts = post_attempts
+        self.log = log or logger
+        self._sleep = sleep
+        self._session = self._build_session(max_retries, backoff_factor, backoff_max)
+        self._columns_cache: dict[str, tuple[DataSetColumn, ...]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"DomoClient(instance_url={self.instance_url!r}, auth={self.auth!r})"
+
+    def _build_session(
+        self, max_retries: int, backoff_factor: float, backoff_max: float
+    ) -> requests.Session:
+        retry = _LoggingRetry(
+            total=max_retries,
+            connect=max_retries,
+            read=max_retries,
+            status=max_retries,
+            other=0,
+            allowed_methods=frozenset({"GET"}),
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            backoff_jitter=backoff_factor,
+            respect_retry_after_header=True,
+            retry_after_max=DEFAULT_RETRY_AFTER_MAX,
+            raise_on_status=False,
+            redirect=0,
+            raise_on_redirect=False,
+        )
+        retry.log = self.log
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=DEFAULT_POOL_SIZE)
+        session = requests.Session()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        return session
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._session.close()
+
+    # -- DataSets -----------------------------------------------------------------------------
+
+    def get_dataset(self, dataset_id: str) -> DataSetMetadata:
+        """Read a DataSet's metadata (row count, columns, last updated).
+
+        Raises:
+            DomoAuthenticationError: 401.
+            DomoPermissionError: 403, the token may not read the DataSet.
+            DomoNotFoundError: 404, no such DataSet.
+        """
+        path = DATASOURCE_PATH.format(dataset_id=dataset_id)
+        metadata = DataSetMetadata.from_api(
+            self._request("GET", path, what=f"DataSet {dataset_id}")
+        )
+        return metadata if metadata.dataset_id else replace(metadata, dataset_id=dataset_id)
+
+    def get_columns(self, dataset_id: str) -> tuple[DataSetColumn, ...]:
+        """Read a DataSet's schema (cached per client: schemas change rarely)."""
+        with self._lock:
+            cached = self._columns_cache.get(dataset_id)
+        if cached is not None:
+            return cached
+        path = SCHEMA_PATH.format(dataset_id=dataset_id)
+        columns = parse_columns(self._request("GET", path, what=f"schema of DataSet {dataset_id}"))
+        with self._lock:
+            self._columns_cache[dataset_id] = columns
+        return columns
+
+    def count_rows(self, dataset_id: str, where: RowFilter | None = None) -> int:
+        """Count the rows the token's user can see, through Domo's query endpoint.
+
+        PDP policies apply to queries as to exports, so this is the count an export of the same
+        filter by the same token should have.
+        """
+        sql = "SELECT COUNT(*) FROM table"
+        if where:
+            sql += f" WHERE {where.to_sql()}"
+        result = self.query(dataset_id, sql)
+        try:
+            return int(float(result.scalar()))
+        except (TypeError, ValueError):
+            raise DomoResponseError(
+                f"Domo's COUNT(*) over DataSet {dataset_id} returned {result.scalar()!r}"
+            ) from None
+
+    def query(self, dataset_id: str, sql: str) -> QueryResult:
+        """Run a SQL query over a DataSet (the table is always called ``table``)."""
+        path = QUERY_PATH.format(dataset_id=dataset_id)
+        body = self._request("POST", path, json={"sql": sql}, what=f"query of DataSet {dataset_id}")
+        return QueryResult.from_api(body)
+
+    def get_me(self) -> DomoUser | None:
+        """The user the credentials act as, or None where the instance does not say."""
+        try:
+            return DomoUser.from_api(self._request("GET", ME_PATH, what="current user"))
+        except (DomoNotFoundError, DomoResponseError):
+            return None
+
+    # -- Exports ------------------------------------------------------------------------------
+
+    def list_exports(self, dataset_id: str) -> tuple[Export, ...]:
+        """Every export of a DataSet, history included, oldest first where Domo dates them."""
+        path = EXPORT_PATH.format(dataset_id=dataset_id)
+        exports = parse_exports(self._request("GET", path, what=f"exports of DataSet {dataset_id}"))
+        return tuple(sorted(exports, key=_start_key))
+
+    def get_export(self, dataset_id: str, export_id: str) -> Export:
+        """Find one export of a DataSet by id.
+
+        Raises:
+            DomoNotFoundError: The DataSet lists no export with that id.
+        """
+        for export in self.list_exports(dataset_id):
+            if export.export_id == export_id:
+                return export
+        raise DomoNotFoundError(
+            f"DataSet {dataset_id} lists no export {export_id}",
+            hint="The export may have expired from Domo's history; start a new one",
+        )
+
+    def active_export(self, dataset_id: str) -> Export | None:
+        """The DataSet's export in progress, if any (Domo allows one at a time)."""
+        active = [e for e in self.list_exports(dataset_id) if e.is_active]
+        return active[-1] if active else None
+
+    def start_export(self, dataset_id: str, request: ExportRequest) -> ExportStart:
+        """Ask Domo to export a DataSet to S3, never starting two exports in one call.
+
+        The DataSet's exports are listed first. After an ambiguous failure of the POST (timeout,
+        connection reset, 5xx), the list is read again: an export that was not there before is
+        the one Domo accepted, and is adopted instead of posting again.
+
+        Args:
+            dataset_id: The DataSet to export.
+            request: Destination, credentials and query.
+
+        Returns:
+            The export and how it came about.
+
+        Raises:
+            DomoExportInProgressError: Domo refused because another export is running.
+            DomoError: Any other failure, after bounded retries.
+        """
+        columns = request.query.columns or tuple(c.name for c in self.get_columns(dataset_id))
+        body = request.to_api(columns)
+        secrets = request.credentials.secrets
+        known = {e.export_id: e for e in self.list_exports(dataset_id)}
+        path = EXPORT_PATH.format(dataset_id=dataset_id)
+        last_error: DomoError | None = None
+        for attempt in range(1, self.post_attempts + 1):
+            try:
+                payload = self._request(
+                    "POST", path, json=body, what=f"export of DataSet {dataset_id}", secrets=secrets
+                )
+            except DomoInvalidRequestError as exc:
+                raise self._explain_rejection(dataset_id, exc) from exc
+            except DomoRateLimitError as exc:
+                last_error = exc
+                self._sleep_before_post(attempt, exc, "Domo rate limited the export request")
+                continue
+            except (DomoTimeoutError, DomoServerError) as exc:
+                last_error = exc
+                recovered = self._find_new_export(dataset_id, known)
+                if recovered is not None:
+                    self.log.warning(
+                        f"The response to the export request for DataSet {dataset_id} was lost "
+                        f"({exc.summary}), but Domo had accepted it: continuing with export "
+                        f"{recovered.export_id}"
+                    )
+                    return ExportStart(recovered, StartOutcome.RECOVERED)
+                self._sleep_before_post(
+                    attempt, exc, "The export request failed before Domo accepted it"
+                )
+                continue
+            export = Export.from_api(payload)
+            return ExportStart(export, _outcome(export, known))
+        assert last_error is not None
+        raise type(last_error)(
+            f"Could not start an export of DataSet {dataset_id} after {self.post_attempts} attempts "
+            f"(no export was created)",
+            last_error.detail,
+        )
+
+    def wait_for_export(
+        self,
+        dataset_id: str,
+        export_id: str,
+        schedule: PollSchedule | None = None,
+        *,
+        stop: threading.Event | None = None,
+        on_poll: PollCallback | None = None,
+    ) -> Export:
+        """Poll an export until it ends.
+
+        Args:
+            dataset_id: The export's DataSet.
+            export_id: The export to follow.
+            schedule: Poll intervals and timeout.
+            stop: Set it to stop polling early (run termination).
+            on_poll: Called with the export and the seconds elapsed after each status read.
+
+        Returns:
+            The export with status ``success``.
+
+        Raises:
+            DomoExportFailedError: The export ended in ``error``.
+            DomoExportTimeoutError: It did not finish within the schedule's timeout.
+            DomoExportStoppedError: ``stop`` was set.
+        """
+        schedule = schedule or PollSchedule()
+        stop = stop or threading.Event()
+        started = time.monotonic()
+        intervals = iter(schedule.intervals())
+        while True:
+            export = self.get_export(dataset_id, export_id)
+            elapsed = time.monotonic() - started
+            if on_poll is not None:
+                on_poll(export, elapsed)
+            if export.status is ExportStatus.SUCCESS:
+                return export
+            if export.status is ExportStatus.ERROR:
+                raise DomoExportFailedError(
+                    f"Domo export {export_id} of DataSet {dataset_id} ended in error "
+                    f"(errorCode {export.error_code or 'none'}): {export.message or 'Domo gave no message'}"
+                )
+            remaining = schedule.timeout - elapsed
+            if remaining <= 0:
+                raise DomoExportTimeoutError(
+                    f"Domo export {export_id} of DataSet {dataset_id} was still "
+                    f"'{export.status.value}' after {elapsed:.0f} s (poll timeout {schedule.timeout:.0f} s)"
+                )
+            if stop.wait(min(next(intervals), remaining)):
+                raise DomoExportStoppedError(
+                    f"Stopped polling Domo export {export_id} of DataSet {dataset_id} after "
+                    f"{elapsed:.0f} s; its last status was '{export.status.value}'"
+                )
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _explain_rejection(self, dataset_id: str, exc: DomoInvalidRequestError) -> DomoError:
+        """Turn a 400 into DomoExportInProgressError when another export is running."""
+        try:
+            active = self.active_export(dataset_id)
+        except DomoError:
+            return exc
+        if active is None:
+            return exc
+        return DomoExportInProgressError(
+            f"Domo refused a new export of DataSet {dataset_id}: export {active.export_id} is "
+            "still running",
+            exc.detail,
+            active_export_id=active.export_id,
+        )
+
+    def _find_new_export(self, dataset_id: str, known: dict[str, Export]) -> Export | None:
+        try:
+            exports = self.list_exports(dataset_id)
+        except DomoError as exc:
+            self.log.warning(f"Could not list the exports of DataSet {dataset_id}: {exc}")
+            raise
+        new = [e for e in exports if e.export_id not in known]
+        if new:
+            return new[-1]
+        # Domo may have answered "nothing changed" with an existing export, or an export that was
+        # already running: neither is new, and neither was started by this call.
+        return None
+
+    def _sleep_before_post(self, attempt: int, exc: DomoError, what: str) -> None:
+        if attempt >= self.post_attempts:
+            return
+        retry_after = exc.detail.retry_after if exc.detail else None
+        delay = retry_after or min(
+            self.backoff_max, self.backoff_factor * 2**attempt
+        ) + random.uniform(0, self.backoff_factor)
+        self.log.warning(
+            f"{what} ({exc.summary}); attempt {attempt} of {self.post_attempts}, retrying in {delay:.1f} s"
+        )
+        self._sleep(delay)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        what: str,
+        secrets: Iterable[str] = (),
+    ) -> Any:
+        url = f"{self.instance_url}{path}"
+        try:
+            response = self._session.request(
+                method, url, json=json, auth=self.auth, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.exceptions.RetryError as exc:
+            raise DomoTimeoutError(
+                f"Domo kept failing on {what} after every retry: {type(exc).__name__}",
+                DomoErrorDetail(method, path),
+            ) from None
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+            kind = (
+                "did not answer in time"
+                if isinstance(exc, requests.exceptions.Timeout)
+                else "connection failed"
+            )
+            raise DomoTimeoutError(
+                f"Domo {kind} for {what} ({type(exc).__name__})", DomoErrorDetail(method, path)
+            ) from None
+        if response.status_code == 401 and self.auth.refresh():
+            # An OAuth token may expire between our check and Domo's: renew once and retry.
+            return self._request(method, path, json=json, what=what, secrets=secrets)
+        if 300 <= response.status_code < 400:
+            raise DomoInvalidRequestError(
+                f"Domo redirected {what} to {response.headers.get('Location', '?')!r}",
+                DomoErrorDetail(method, path, response.status_code),
+                hint="Set DOMO_INSTANCE_URL to the instance's https:// URL (the token is not sent across redirects)",
+            )
+        if response.status_code >= 400:
+            raise self._error(response, method, path, what, secrets)
+        return _decode(response, method, path)
+
+    def _error(
+        self, response: requests.Response, method: str, path: str, what: str, secrets: Iterable[str]
+    ) -> DomoError:
+        body = _json_or_none(response)
+        body = body if isinstance(body, dict) else {}
+        redact = [*self.auth.secrets, *secrets]
+        detail = DomoErrorDetail(
+            method=method,
+            path=path,
+            status=response.status_code,
+            status_reason=_redact(str(body.get("statusReason") or response.reason or ""), redact)
+            or None,
+            message=_redact(str(body.get("message") or _www_authenticate(response) or ""), redact)
+            or None,
+            toe=_optional(body.get("toe")),
+            retry_after=_retry_after(response),
+        )
+        return error_for_status(response.status_code)(f"Domo refused {what}", detail)
+
+
+def _outcome(export: Export, known: dict[str, Export]) -> StartOutcome:
+    previous = known.get(export.export_id)
+    if previous is None:
+        return StartOutcome.STARTED
+    if previous.is_active or export.is_active:
+        return StartOutcome.ALREADY_RUNNING
+    return StartOutcome.REUSED_PREVIOUS
+
+
+def _start_key(export: Export) -> float:
+    return export.started.timestamp() if export.started else 0.0
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = (response.headers.get("Retry-After") or "").strip()
+    return float(value) if value.isdigit() else None
+
+
+def _decode(response: requests.Response, method: str, path: str) -> Any:
+    if not response.content:
+        return None
+    body = _json_or_none(response)
+    if body is None:
+        raise DomoResponseError(
+            f"Domo answered {method} {path} with HTTP {response.status_code} but a non-JSON body "
+            f"({response.headers.get('Content-Type', 'no content type')})"
+        )
+    return body
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _www_authenticate(response: requests.Response) -> str | None:
+    header = response.headers.get("WWW-Authenticate")
+    return f"WWW-Authenticate: {header}" if header else None
+
+
+def _optional(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text

@@ -1,0 +1,71 @@
+"""The code location: wires the catalog, the assets and the resources.
+
+This is the only module that reads environment variables:
+
+* ``DOMO_EXPORTS_FILE``: the catalog (default: the bundled catalog of the sandbox's DataSets);
+* ``DOMO_INSTANCE_URL`` and ``DOMO_DEVELOPER_TOKEN`` (or ``DOMO_CLIENT_ID`` and
+  ``DOMO_CLIENT_SECRET`` for OAuth, with ``DOMO_API_URL``);
+* boto3's own variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
+  ``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL``), read by boto3 itself.
+
+Secrets reach resources as ``EnvVar``, resolved at run time, so none is stored in run config or
+job snapshots. Loading makes no network call.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import EnvVar
+
+from domo_assets.auth import DEFAULT_API_URL
+from domo_assets.catalog import BUNDLED_CATALOG, Catalog, load_catalog
+from domo_assets.location import build_definitions
+from domo_assets.resource import DomoResource
+
+EXPORTS_FILE_VAR = "DOMO_EXPORTS_FILE"
+INSTANCE_URL_VAR = "DOMO_INSTANCE_URL"
+TOKEN_VAR = "DOMO_DEVELOPER_TOKEN"
+CLIENT_ID_VAR = "DOMO_CLIENT_ID"
+CLIENT_SECRET_VAR = "DOMO_CLIENT_SECRET"
+API_URL_VAR = "DOMO_API_URL"
+
+
+class MissingEnvironmentError(RuntimeError):
+    """A variable the code location needs is not set."""
+
+
+def domo_resource_from_env() -> DomoResource:
+    """A DomoResource whose settings come from the environment (secrets as EnvVar).
+
+    Raises:
+        MissingEnvironmentError: DOMO_INSTANCE_URL, or every credential, is missing.
+    """
+    if not os.environ.get(INSTANCE_URL_VAR):
+        raise MissingEnvironmentError(
+            f"{INSTANCE_URL_VAR} is not set: export it (e.g. https://acme.domo.com, or the URL "
+            "that `python -m domo_assets.sandbox` prints)"
+        )
+    if os.environ.get(TOKEN_VAR):
+        return DomoResource(
+            instance_url=EnvVar(INSTANCE_URL_VAR), developer_token=EnvVar(TOKEN_VAR)
+        )
+    if os.environ.get(CLIENT_ID_VAR) and os.environ.get(CLIENT_SECRET_VAR):
+        return DomoResource(
+            instance_url=EnvVar(INSTANCE_URL_VAR),
+            client_id=EnvVar(CLIENT_ID_VAR),
+            client_secret=EnvVar(CLIENT_SECRET_VAR),
+            api_url=os.environ.get(API_URL_VAR, DEFAULT_API_URL),
+        )
+    raise MissingEnvironmentError(
+        f"Neither {TOKEN_VAR} nor {CLIENT_ID_VAR} and {CLIENT_SECRET_VAR} is set: export a Domo "
+        "developer token (or OAuth client credentials)"
+    )
+
+
+def catalog_from_env() -> Catalog:
+    """The catalog named by DOMO_EXPORTS_FILE, or the bundled one."""
+    return load_catalog(os.environ.get(EXPORTS_FILE_VAR) or BUNDLED_CATALOG)
+
+
+defs = build_definitions(catalog_from_env(), domo_resource_from_env())

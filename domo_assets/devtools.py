@@ -1,0 +1,113 @@
+"""Local development commands behind ``make dev`` and ``make demo``.
+
+``dev``: start the sandbox (Domo + S3 on loopback) and ``dagster dev`` pointed at it.
+``demo``: start the sandbox, materialize every export headless, print a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from domo_assets.sandbox import Sandbox
+
+DEV_UI_PORT = 3000
+DEV_HOME = Path(".dagster_home")
+DEV_INSTANCE_YAML = """\
+# Written by `make dev`: local instance settings for dagster dev.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 4
+"""
+
+
+def dev(ui_port: int = DEV_UI_PORT) -> int:
+    """Run the sandbox and the Dagster UI until interrupted."""
+    DEV_HOME.mkdir(exist_ok=True)
+    (DEV_HOME / "dagster.yaml").write_text(DEV_INSTANCE_YAML)
+    with Sandbox() as sandbox:
+        env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(DEV_HOME.resolve())}
+        print(f"Domo sandbox: {sandbox.domo_url}   S3 (moto): {sandbox.s3_url}")
+        print(f"Dagster UI:   http://127.0.0.1:{ui_port}  (Ctrl-C stops both)")
+        command = ["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(ui_port)]
+        try:
+            return subprocess.call(_venv_command(command), env=env)
+        except KeyboardInterrupt:
+            return 0
+
+
+def demo() -> int:
+    """Materialize every export of the bundled catalog against the sandbox and print a table."""
+    with Sandbox() as sandbox, tempfile.TemporaryDirectory() as home:
+        os.environ.update(sandbox.env())
+        os.environ["DAGSTER_HOME"] = home
+        from dagster import DagsterInstance
+
+        from domo_assets.definitions import defs
+
+        job = defs.resolve_implicit_global_asset_job_def()
+        with DagsterInstance.get() as instance:
+            result = job.execute_in_process(instance=instance, raise_on_error=False)
+            rows = _summary(result)
+        print(_table(["asset", "rows", "files", "checks"], rows))
+        print("run succeeded" if result.success else "run FAILED")
+        return 0 if result.success else 1
+
+
+def _summary(result) -> list[list[str]]:
+    checks: dict[str, list[str]] = {}
+    for evaluation in result.get_asset_check_evaluations():
+        mark = "ok" if evaluation.passed else "FAILED"
+        checks.setdefault(evaluation.asset_key.to_user_string(), []).append(
+            f"{evaluation.check_name} {mark}"
+        )
+    rows = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        key = materialization.asset_key.to_user_string()
+        metadata = materialization.metadata
+        rows.append(
+            [
+                key,
+                str(metadata["dagster/row_count"].value),
+                str(len(metadata["s3_uris"].value)),
+                ", ".join(sorted(checks.get(key, []))),
+            ]
+        )
+    return sorted(rows)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _venv_command(command: Sequence[str]) -> list[str]:
+    """Prefer the executable next to this interpreter (the project's venv)."""
+    local = Path(sys.executable).with_name(command[0])
+    return [str(local) if local.exists() else command[0], *command[1:]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: ``python -m domo_assets.devtools {dev,demo}``."""
+    parser = argparse.ArgumentParser(prog="python -m domo_assets.devtools")
+    parser.add_argument("command", choices=["dev", "demo"])
+    parser.add_argument("--ui-port", type=int, default=DEV_UI_PORT)
+    args = parser.parse_args(argv)
+    return dev(args.ui_port) if args.command == "dev" else demo()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

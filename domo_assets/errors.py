@@ -1,0 +1,164 @@
+"""Exceptions raised by the Domo client: one type per meaning, each saying what to do.
+
+Every message carries Domo's own ``message`` and ``toe`` (the id Domo support asks for) when
+Domo sent them. Messages never contain a secret: the client builds them from the request's
+method and path, never from headers or bodies it sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DomoErrorDetail:
+    """What Domo said about a failed request."""
+
+    method: str
+    path: str
+    status: int | None = None
+    status_reason: str | None = None
+    message: str | None = None
+    toe: str | None = None
+    retry_after: float | None = None
+
+    def describe(self) -> str:
+        """One line naming the request and Domo's answer."""
+        parts = [f"{self.method} {self.path}"]
+        if self.status is not None:
+            parts.append(
+                f"-> HTTP {self.status}" + (f" {self.status_reason}" if self.status_reason else "")
+            )
+        if self.message:
+            parts.append(f"Domo says: {self.message!r}")
+        if self.toe:
+            parts.append(f"(toe {self.toe}: quote it to Domo support)")
+        return " ".join(parts)
+
+
+class DomoError(Exception):
+    """Base class of every error this package raises about Domo."""
+
+    hint = ""
+
+    def __init__(
+        self, summary: str, detail: DomoErrorDetail | None = None, hint: str | None = None
+    ):
+        self.summary = summary
+        self.detail = detail
+        if hint is not None:
+            self.hint = hint
+        text = summary
+        if detail is not None:
+            text += f": {detail.describe()}"
+        if self.hint:
+            text += f". {self.hint}"
+        super().__init__(text)
+
+    @property
+    def status(self) -> int | None:
+        """Domo's HTTP status, if it answered."""
+        return self.detail.status if self.detail else None
+
+    @property
+    def toe(self) -> str | None:
+        """Domo's ``toe`` (thread of execution id), if it sent one."""
+        return self.detail.toe if self.detail else None
+
+
+class DomoResponseError(DomoError):
+    """Domo answered with a body this package cannot read."""
+
+    hint = "This is unexpected Domo behaviour: report it with the response shown"
+
+
+class DomoInvalidRequestError(DomoError):
+    """HTTP 400: Domo rejected the request."""
+
+    hint = "Check the export's bucket, region, columns and filter against the DataSet"
+
+
+class DomoExportInProgressError(DomoInvalidRequestError):
+    """Domo refused a new export because the DataSet already has one running."""
+
+    hint = "Domo allows one active export per DataSet: wait for it to finish, or attach to it"
+
+    def __init__(self, summary: str, detail: DomoErrorDetail | None, active_export_id: str):
+        self.active_export_id = active_export_id
+        super().__init__(summary, detail)
+
+
+class DomoAuthenticationError(DomoError):
+    """HTTP 401: the token is missing, invalid or expired."""
+
+    hint = (
+        "Set DOMO_DEVELOPER_TOKEN to a valid developer token for this instance "
+        "(Admin > Authentication > Access tokens), or check DOMO_CLIENT_ID/DOMO_CLIENT_SECRET"
+    )
+
+
+class DomoPermissionError(DomoError):
+    """HTTP 403: the token's user may not read the DataSet."""
+
+    hint = "Ask the DataSet's owner to share it with the token's user (READ or dataset.admin)"
+
+
+class DomoNotFoundError(DomoError):
+    """HTTP 404: no such DataSet (or endpoint) on this instance."""
+
+    hint = "Check the dataset_id in the catalog and DOMO_INSTANCE_URL"
+
+
+class DomoRateLimitError(DomoError):
+    """HTTP 429 persisted after every retry."""
+
+    hint = "Domo is rate limiting this token: lower the concurrency cap or poll less often"
+
+
+class DomoServerError(DomoError):
+    """HTTP 5xx persisted after every retry."""
+
+    hint = "Domo had a server error: retry later and quote the toe to Domo support if it persists"
+
+
+class DomoTimeoutError(DomoError):
+    """Domo did not answer in time, or the connection failed, after every retry."""
+
+    hint = "Check DOMO_INSTANCE_URL and the network, or raise the request timeout"
+
+
+class DomoExportFailedError(DomoError):
+    """The export ended with status ``error``."""
+
+    hint = "Fix the cause Domo names, then materialize again"
+
+
+class DomoExportTimeoutError(DomoError):
+    """The export did not finish within the poll timeout."""
+
+    hint = (
+        "The export may still finish in Domo: materialize again to attach to it, "
+        "or raise poll_timeout_seconds"
+    )
+
+
+class DomoExportStoppedError(DomoError):
+    """Polling stopped because the run was terminated."""
+
+    hint = "The export keeps running in Domo: materialize again to attach to it"
+
+
+STATUS_ERRORS: dict[int, type[DomoError]] = {
+    400: DomoInvalidRequestError,
+    401: DomoAuthenticationError,
+    403: DomoPermissionError,
+    404: DomoNotFoundError,
+    429: DomoRateLimitError,
+}
+
+
+def error_for_status(status: int) -> type[DomoError]:
+    """The exception type that stands for an HTTP status."""
+    if status >= 500:
+        return DomoServerError
+    return STATUS_ERRORS.get(status, DomoInvalidRequestError if status < 500 else DomoServerError)

@@ -1,0 +1,104 @@
+"""Materialization metadata of an export asset, from an :class:`ExportOutcome`.
+
+Keys (documented in the README): ``dagster/row_count``, ``export_id``, ``s3_uris``, ``files``,
+``export_status``, ``started``, ``finished``, ``duration_seconds``, ``compression``, ``format``,
+``reused_previous_export``, ``start_outcome``, ``domo/dataset_id``, ``domo/dataset_name``,
+``domo/dataset_url``, ``dagster/uri`` and ``dagster/column_schema``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import (
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+)
+from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
+
+from domo_assets.runner import ExportOutcome
+
+FILES_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("uri", "string", description="The object's s3:// URI"),
+        TableColumn("rows", "int", description="Data rows Domo reports in the file"),
+        TableColumn("bytes", "int", description="The object's size in S3"),
+    ]
+)
+_DOMO_TYPES = {
+    "LONG": "int",
+    "DECIMAL": "decimal",
+    "DOUBLE": "float",
+    "DATE": "date",
+    "DATETIME": "datetime",
+}
+
+
+def dataset_url(instance_url: str, dataset_id: str) -> str:
+    """The DataSet's page in Domo."""
+    return f"{instance_url.rstrip('/')}/datasources/{dataset_id}/details/overview"
+
+
+def export_prefix_uri(bucket: str, path: str) -> str:
+    """Where an export's files land, before Domo adds ``<exportId>/export/``."""
+    return f"s3://{bucket}/{path}/"
+
+
+def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[str, Any]:
+    """The metadata recorded on an export asset's materialization."""
+    export = outcome.export
+    sizes = {s.reported.uri: s.size for s in outcome.stored}
+    column_types = {c.name: c.type for c in outcome.columns}
+    metadata: dict[str, Any] = {
+        **TableMetadataSet(
+            row_count=export.row_count,
+            column_schema=TableSchema(
+                columns=[
+                    TableColumn(name, _DOMO_TYPES.get(column_types.get(name, ""), "string"))
+                    for name in outcome.exported_columns
+                ]
+            ),
+        ),
+        "export_id": export.export_id,
+        "s3_uris": MetadataValue.json([obj.uri for obj in export.objects]),
+        "files": MetadataValue.table(
+            records=[
+                TableRecord(
+                    {"uri": obj.uri, "rows": obj.row_count, "bytes": sizes.get(obj.uri) or 0}
+                )
+                for obj in export.objects
+            ],
+            schema=FILES_SCHEMA,
+        ),
+        "export_status": export.status.value,
+        "start_outcome": outcome.outcome.value,
+        "reused_previous_export": outcome.reused_previous_export,
+        "compression": export.compression or "unknown",
+        "format": export.export_format or "csv",
+        "domo/dataset_id": outcome.config.dataset_id,
+        "domo/dataset_name": outcome.dataset.name,
+        "domo/dataset_url": MetadataValue.url(dataset_url(instance_url, outcome.config.dataset_id)),
+        "dagster/uri": export_prefix_uri(outcome.config.bucket, outcome.config.path),
+    }
+    destination = outcome.destination
+    metadata["s3/bucket_region"] = destination.region
+    metadata["s3/default_encryption"] = destination.default_encryption
+    metadata["s3/public_access_blocked"] = destination.public_access_blocked
+    if destination.allowed_public and not destination.is_private:
+        metadata["s3/allow_public_destination"] = True
+    if outcome.acting_user is not None:
+        user = outcome.acting_user
+        metadata["domo/acting_user"] = f"{user.name} ({user.id})" if user.name else user.id
+    if outcome.dataset.row_count is not None:
+        metadata["domo/dataset_row_count"] = outcome.dataset.row_count
+    if outcome.expected_rows is not None:
+        metadata["domo/rows_visible_to_token"] = outcome.expected_rows
+    if export.started is not None:
+        metadata["started"] = MetadataValue.timestamp(export.started)
+    if export.finished is not None:
+        metadata["finished"] = MetadataValue.timestamp(export.finished)
+    if export.duration_seconds is not None:
+        metadata["duration_seconds"] = round(export.duration_seconds, 3)
+    return metadata

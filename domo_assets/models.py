@@ -1,0 +1,596 @@
+"""Immutable records for Domo API objects, parsed once at the edge.
+
+Domo documents some fields loosely (see ``shared/docs/domo-api.md``): timestamps arrive as epoch
+milliseconds or ISO-8601 strings, and ``urlRowCountMap`` keys come as ``s3://``, virtual-hosted or
+path-style URLs. The parsers here accept every plausible form and tolerate unknown fields, so the
+rest of the package only ever sees these records.
+
+This module knows Domo's JSON shapes and nothing of HTTP or Dagster.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from domo_assets.errors import DomoResponseError
+
+# Virtual-hosted S3 hosts: bucket.s3.amazonaws.com, bucket.s3.region.amazonaws.com,
+# bucket.s3-region.amazonaws.com (legacy dash form), bucket.s3.dualstack.region.amazonaws.com.
+_VIRTUAL_HOST = re.compile(r"^(?P<bucket>.+)\.s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$")
+# Path-style S3 hosts: s3.amazonaws.com, s3.region.amazonaws.com, s3-region.amazonaws.com.
+_PATH_HOST = re.compile(r"^s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$")
+# Above this, a bare number is epoch milliseconds rather than seconds (year 2286 in seconds).
+_EPOCH_MS_THRESHOLD = 10_000_000_000
+
+
+class ExportStatus(StrEnum):
+    """Status of a Domo export, as ``exportStatus`` reports it."""
+
+    NONE = "none"
+    EXPORTING = "exporting"
+    SUCCESS = "success"
+    ERROR = "error"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the export has finished, successfully or not."""
+        return self in (ExportStatus.SUCCESS, ExportStatus.ERROR)
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """One file an export wrote, with the data rows it holds."""
+
+    bucket: str
+    key: str
+    row_count: int
+
+    @property
+    def uri(self) -> str:
+        """The object's canonical ``s3://bucket/key`` URI."""
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class Export:
+    """A Domo export, as returned by the export endpoints."""
+
+    export_id: str
+    status: ExportStatus
+    started: datetime | None = None
+    finished: datetime | None = None
+    objects: tuple[S3Object, ...] = ()
+    compression: str | None = None
+    export_format: str | None = None
+    bucket: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+
+    @property
+    def row_count(self) -> int:
+        """Total data rows over every file written."""
+        return sum(obj.row_count for obj in self.objects)
+
+    @property
+    def is_active(self) -> bool:
+        """Whether Domo is still working on this export."""
+        return not self.status.is_terminal
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from start to finish, when both are known."""
+        if self.started is None or self.finished is None:
+            return None
+        return (self.finished - self.started).total_seconds()
+
+    @classmethod
+    def from_api(cls, payload: Any) -> Export:
+        """Parse an export object from Domo's JSON.
+
+        Args:
+            payload: One decoded export object.
+
+        Returns:
+            The parsed export.
+
+        Raises:
+            DomoResponseError: The payload lacks ``exportId`` or is not an object.
+        """
+        data = _require_mapping(payload, "export object")
+        export_id = data.get("exportId")
+        if not export_id:
+            raise DomoResponseError(
+                f"Domo returned an export object without exportId: keys {sorted(data)}"
+            )
+        bucket = _optional_str(data.get("bucket"))
+        return cls(
+            export_id=str(export_id),
+            status=parse_status(data.get("exportStatus")),
+            started=parse_timestamp(data.get("started")),
+            finished=parse_timestamp(data.get("finished")),
+            objects=parse_url_row_count_map(data.get("urlRowCountMap"), bucket_hint=bucket),
+            compression=_optional_str(data.get("compression")),
+            export_format=_optional_str(data.get("exportFormat")),
+            bucket=bucket,
+            error_code=_optional_str(data.get("errorCode")),
+            message=_optional_str(data.get("message")),
+        )
+
+
+@dataclass(frozen=True)
+class DataSetOwner:
+    """The owner of a DataSet."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class DataSetMetadata:
+    """What Domo's datasource endpoint says about a DataSet."""
+
+    dataset_id: str
+    name: str
+    row_count: int | None
+    column_count: int | None
+    created: datetime | None = None
+    last_updated: datetime | None = None
+    last_touched: datetime | None = None
+    status: str | None = None
+    owner: DataSetOwner | None = None
+
+    @classmethod
+    def from_api(cls, payload: Any) -> DataSetMetadata:
+        """Parse ``GET /api/data/v3/datasources/{id}``.
+
+        Args:
+            payload: The decoded JSON body.
+
+        Returns:
+            The parsed metadata.
+        """
+        data = _require_mapping(payload, "DataSet metadata")
+        owner_data = data.get("owner")
+        owner = None
+        if isinstance(owner_data, Mapping) and owner_data.get("id") is not None:
+            owner = DataSetOwner(id=str(owner_data["id"]), name=str(owner_data.get("name") or ""))
+        return cls(
+            dataset_id=str(data.get("id") or ""),
+            name=str(data.get("name") or ""),
+            row_count=_optional_int(data.get("rowCount", data.get("rows"))),
+            column_count=_optional_int(data.get("columnCount", data.get("columns"))),
+            created=parse_timestamp(data.get("created", data.get("createdAt"))),
+            last_updated=parse_timestamp(
+                data.get("lastUpdated", data.get("dataCurrentAt", data.get("updatedAt")))
+            ),
+            last_touched=parse_timestamp(data.get("lastTouched")),
+            status=_optional_str(data.get("status")),
+            owner=owner,
+        )
+
+
+@dataclass(frozen=True)
+class DataSetColumn:
+    """A column of a DataSet's schema."""
+
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class DomoUser:
+    """The Domo user a credential acts as."""
+
+    id: str
+    name: str
+    email: str | None = None
+    role: str | None = None
+
+    @classmethod
+    def from_api(cls, payload: Any) -> DomoUser:
+        """Parse ``GET /api/content/v2/users/me``."""
+        data = _require_mapping(payload, "user")
+        return cls(
+            id=str(data.get("id") or data.get("userId") or ""),
+            name=str(data.get("displayName") or data.get("name") or ""),
+            email=_optional_str(data.get("emailAddress") or data.get("email")),
+            role=_optional_str(data.get("role")),
+        )
+
+
+def parse_columns(payload: Any) -> tuple[DataSetColumn, ...]:
+    """Parse ``GET /api/data/v2/datasources/{id}/schemas/latest`` into columns.
+
+    Args:
+        payload: The decoded JSON body (``{"schema": {"columns": [...]}}``).
+
+    Returns:
+        The DataSet's columns in order.
+    """
+    data = _require_mapping(payload, "DataSet schema")
+    schema = data.get("schema", data)
+    columns = schema.get("columns", []) if isinstance(schema, Mapping) else []
+    return tuple(
+        DataSetColumn(name=str(col["name"]), type=str(col.get("type", "STRING")))
+        for col in columns
+        if isinstance(col, Mapping) and "name" in col
+    )
+
+
+def parse_exports(payload: Any) -> tuple[Export, ...]:
+    """Parse the export list of ``GET /api/query/v1/export/{id}``."""
+    if isinstance(payload, Mapping):
+        # Tolerate an envelope such as {"exports": [...]}.
+        payload = next((v for v in payload.values() if isinstance(v, list)), [])
+    if not isinstance(payload, list):
+        raise DomoResponseError(
+            f"Domo returned {type(payload).__name__} where a list of exports was expected"
+        )
+    return tuple(Export.from_api(item) for item in payload)
+
+
+def parse_status(value: Any) -> ExportStatus:
+    """Parse ``exportStatus`` case-insensitively; a missing status means ``none``."""
+    if value is None or value == "":
+        return ExportStatus.NONE
+    try:
+        return ExportStatus(str(value).strip().lower())
+    except ValueError:
+        raise DomoResponseError(
+            f"Domo returned an unknown exportStatus {value!r}; expected one of "
+            f"{[s.value for s in ExportStatus]}"
+        ) from None
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Parse a Domo timestamp: epoch milliseconds (number or numeric string) or ISO-8601.
+
+    Args:
+        value: The raw JSON value.
+
+    Returns:
+        An aware UTC datetime, or None when the value is empty.
+
+    Raises:
+        DomoResponseError: The value is neither form.
+    """
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return _from_epoch(float(value))
+    text = str(value).strip()
+    try:
+        return _from_epoch(float(text))
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DomoResponseError(f"Domo returned an unreadable timestamp {value!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_url_row_count_map(value: Any, bucket_hint: str | None = None) -> tuple[S3Object, ...]:
+    """Parse ``urlRowCountMap`` into S3 objects, sorted by key.
+
+    Args:
+        value: The raw ``{url: rowCount}`` mapping (or None).
+        bucket_hint: The export's bucket, used for URLs of non-AWS endpoints.
+
+    Returns:
+        One record per file.
+    """
+    if not value:
+        return ()
+    if not isinstance(value, Mapping):
+        raise DomoResponseError(f"urlRowCountMap is {type(value).__name__}, expected an object")
+    objects = []
+    for url, rows in value.items():
+        bucket, key = normalize_s3_url(str(url), bucket_hint=bucket_hint)
+        count = _optional_int(rows)
+        if count is None:
+            raise DomoResponseError(f"urlRowCountMap gives no row count for {url!r}: {rows!r}")
+        objects.append(S3Object(bucket=bucket, key=key, row_count=count))
+    return tuple(sorted(objects, key=lambda obj: (obj.bucket, obj.key)))
+
+
+def normalize_s3_url(url: str, bucket_hint: str | None = None) -> tuple[str, str]:
+    """Split any S3 URL form Domo may return into ``(bucket, key)``.
+
+    Accepts ``s3://bucket/key``, virtual-hosted ``https://bucket.s3.region.amazonaws.com/key``
+    and path-style ``https://s3.region.amazonaws.com/bucket/key``, plus non-AWS endpoints (such as
+    a local S3 server) when ``bucket_hint`` names the bucket as the host's first label or the
+    path's first segment. Percent-encoded keys are decoded.
+
+    Raises:
+        DomoResponseError: The URL names no bucket and key.
+    """
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    path = unquote(parts.path).lstrip("/")
+    bucket, key = "", ""
+    if parts.scheme == "s3":
+        bucket, key = parts.netloc, path
+    elif match := _VIRTUAL_HOST.match(host):
+        bucket, key = match.group("bucket"), path
+    elif _PATH_HOST.match(host) or (bucket_hint and path.startswith(f"{bucket_hint}/")):
+        bucket, _, key = path.partition("/")
+    elif bucket_hint and host.startswith(f"{bucket_hint.lower()}."):
+        bucket, key = bucket_hint, path
+    if not bucket or not key:
+        raise DomoResponseError(f"Cannot read an S3 bucket and key from urlRowCountMap key {url!r}")
+    return bucket, key
+
+
+def _from_epoch(number: float) -> datetime:
+    seconds = number / 1000 if abs(number) >= _EPOCH_MS_THRESHOLD else number
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _require_mapping(payload: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(payload, Mapping):
+        raise DomoResponseError(
+            f"Domo returned {type(payload).__name__} where a {what} was expected"
+        )
+    return payload
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _optional_int(value: Any) -> int | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class AwsCredentials:
+    """AWS credentials handed to Domo so that it can write into the bucket.
+
+    The secret and session token never appear in ``repr`` or ``str``.
+    """
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+    @property
+    def is_temporary(self) -> bool:
+        """Whether these are STS credentials (with a session token)."""
+        return bool(self.session_token)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values that must never be logged."""
+        return tuple(s for s in (self.secret_access_key, self.session_token) if s)
+
+
+class FilterOp(StrEnum):
+    """Comparison operators of a row filter."""
+
+    EQUALS = "equals"
+    NOT_EQUALS = "not_equals"
+    IN = "in"
+    GREATER_THAN = "gt"
+    GREATER_THAN_EQUAL = "gte"
+    LESS_THAN = "lt"
+    LESS_THAN_EQUAL = "lte"
+
+
+_DOMO_EXPR_TYPES = {
+    FilterOp.EQUALS: "EQUALS",
+    FilterOp.NOT_EQUALS: "NOT_EQUALS",
+    FilterOp.GREATER_THAN: "GREATER_THAN",
+    FilterOp.GREATER_THAN_EQUAL: "GREATER_THAN_EQUAL",
+    FilterOp.LESS_THAN: "LESS_THAN",
+    FilterOp.LESS_THAN_EQUAL: "LESS_THAN_EQUAL",
+}
+_SQL_OPS = {
+    FilterOp.EQUALS: "=",
+    FilterOp.NOT_EQUALS: "<>",
+    FilterOp.GREATER_THAN: ">",
+    FilterOp.GREATER_THAN_EQUAL: ">=",
+    FilterOp.LESS_THAN: "<",
+    FilterOp.LESS_THAN_EQUAL: "<=",
+}
+
+FilterValue = str | int | float
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One comparison of a column with a value (or, for ``in``, a list of values)."""
+
+    column: str
+    op: FilterOp
+    values: tuple[FilterValue, ...]
+
+    def to_domo(self) -> dict[str, Any]:
+        """This condition as a Domo query expression."""
+        column = {"column": self.column, "exprType": "COLUMN"}
+        if self.op is FilterOp.IN:
+            return {
+                "exprType": "IN",
+                "leftExpr": column,
+                "rightExpr": {"values": [_domo_value(v) for v in self.values]},
+            }
+        return {
+            "exprType": _DOMO_EXPR_TYPES[self.op],
+            "leftExpr": column,
+            "rightExpr": _domo_value(self.values[0]),
+        }
+
+    def to_sql(self) -> str:
+        """This condition as a SQL predicate for Domo's query endpoint."""
+        column = _sql_identifier(self.column)
+        if self.op is FilterOp.IN:
+            return f"{column} IN ({', '.join(_sql_literal(v) for v in self.values)})"
+        return f"{column} {_SQL_OPS[self.op]} {_sql_literal(self.values[0])}"
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """A conjunction of conditions: the ``where`` of an export and of its row-count query."""
+
+    conditions: tuple[Condition, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.conditions)
+
+    def and_(self, other: RowFilter) -> RowFilter:
+        """Both filters at once."""
+        return RowFilter(self.conditions + other.conditions)
+
+    def to_domo(self) -> dict[str, Any] | None:
+        """The filter as a Domo expression, nesting ``AND`` pairwise; None when empty."""
+        expressions = [c.to_domo() for c in self.conditions]
+        if not expressions:
+            return None
+        combined = expressions[0]
+        for expression in expressions[1:]:
+            combined = {"exprType": "AND", "leftExpr": combined, "rightExpr": expression}
+        return combined
+
+    def to_sql(self) -> str:
+        """The filter as a SQL ``WHERE`` body; empty when there is no condition."""
+        return " AND ".join(c.to_sql() for c in self.conditions)
+
+
+def _domo_value(value: FilterValue) -> dict[str, Any]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"value": value, "exprType": "NUMERIC_VALUE"}
+    return {"value": str(value), "exprType": "STRING_VALUE"}
+
+
+def _sql_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_literal(value: FilterValue) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class OrderBy:
+    """One ``ORDER BY`` column."""
+
+    column: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class ExportQuery:
+    """What to export: columns (empty: all), grouping, ordering and a row filter."""
+
+    columns: tuple[str, ...] = ()
+    group_by: tuple[str, ...] = ()
+    order_by: tuple[OrderBy, ...] = ()
+    where: RowFilter = field(default_factory=RowFilter)
+
+    @property
+    def is_whole_dataset(self) -> bool:
+        """Whether every row is exported (no filter, no grouping)."""
+        return not self.where and not self.group_by
+
+    def to_domo(self, all_columns: Sequence[str]) -> dict[str, Any]:
+        """The ``queryRequest.query`` object.
+
+        Args:
+            all_columns: The DataSet's columns, used when no columns were chosen.
+        """
+        query: dict[str, Any] = {
+            "columns": [_column_expr(c) for c in (self.columns or all_columns)],
+            "groupByColumns": [_column_expr(c) for c in self.group_by],
+            "orderByColumns": [
+                {
+                    "expression": _column_expr(o.column),
+                    "order": "DESCENDING" if o.descending else "ASCENDING",
+                }
+                for o in self.order_by
+            ],
+        }
+        where = self.where.to_domo()
+        if where is not None:
+            query["where"] = where
+        return query
+
+
+def _column_expr(name: str) -> dict[str, str]:
+    return {"column": name, "exprType": "COLUMN"}
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """Everything Domo needs to export a DataSet to S3."""
+
+    credentials: AwsCredentials
+    bucket: str
+    path: str
+    region: str
+    query: ExportQuery = field(default_factory=ExportQuery)
+    kms_key_id: str | None = None
+    include_bom: bool = False
+    use_cache: bool = True
+    source: str = "domo_assets"
+
+    def to_api(self, all_columns: Sequence[str]) -> dict[str, Any]:
+        """The JSON body of ``POST /api/query/v1/export/{id}``.
+
+        Args:
+            all_columns: The DataSet's columns, used when the query names none.
+        """
+        body: dict[str, Any] = {
+            "awsAccessKey": self.credentials.access_key_id,
+            "awsAccessSecret": self.credentials.secret_access_key,
+            "bucket": self.bucket,
+            "path": self.path,
+            "region": self.region,
+            "source": self.source,
+            "queryRequest": {
+                "includeBOM": self.include_bom,
+                "useCache": self.use_cache,
+                "query": self.query.to_domo(all_columns),
+            },
+        }
+        if self.credentials.session_token:
+            body["sessionToken"] = self.credentials.session_token
+        if self.kms_key_id:
+            body["awsKmsKey"] = self.kms_key_id
+        return body
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The answer of Domo's query endpoint."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+    @classmethod
+    def from_api(cls, payload: Any) -> QueryResult:
+        """Parse ``POST /api/query/v1/execute/{id}``."""
+        data = _require_mapping(payload, "query result")
+        rows = data.get("rows") or []
+        return cls(
+            columns=tuple(str(c) for c in data.get("columns") or []),
+            rows=tuple(tuple(row) for row in rows if isinstance(row, list | tuple)),
+        )
+
+    def scalar(self) -> Any:
+        """The single value of a one-row, one-column result."""
+        if not self.rows or not self.rows[0]:
+            raise DomoResponseError("Domo's query returned no rows where one value was expected")
+        return self.rows[0][0]

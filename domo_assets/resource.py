@@ -1,0 +1,214 @@
+"""``DomoResource``: Dagster configuration over :class:`domo_assets.client.DomoClient`.
+
+A thin ``ConfigurableResource``: it holds settings (secrets through ``EnvVar``, so none is stored
+in run config or job snapshots) and builds a client. All HTTP lives in the client.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import boto3
+from dagster import ConfigurableResource, get_dagster_logger
+from pydantic import Field, PrivateAttr
+
+from domo_assets.auth import (
+    DEFAULT_API_URL,
+    DeveloperTokenAuth,
+    DomoAuth,
+    OAuthClientCredentialsAuth,
+)
+from domo_assets.client import (
+    DEFAULT_BACKOFF_MAX,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_READ_TIMEOUT,
+    DomoClient,
+    PollSchedule,
+)
+from domo_assets.credentials import DEFAULT_SESSION_DURATION, CredentialProvider, CredentialsMode
+from domo_assets.errors import DomoAuthenticationError
+from domo_assets.models import AwsCredentials
+
+DEFAULT_POLL_INITIAL_INTERVAL = 1.0
+DEFAULT_POLL_MAX_INTERVAL = 30.0
+DEFAULT_POLL_BACKOFF = 1.5
+DEFAULT_POLL_TIMEOUT = 3600.0
+# One Domo page recommends at most ~120 requests a minute; eight exports polling with backoff
+# stay well inside that.
+DEFAULT_MAX_CONCURRENT_EXPORTS = 8
+
+
+class DomoResource(ConfigurableResource):
+    """Connection to a Domo instance for exporting DataSets to S3.
+
+    Authenticate with a developer token, or with OAuth client credentials when the token is
+    not set. Pass secrets as ``EnvVar`` so that they never land in run config.
+
+    Example:
+        .. code-block:: python
+
+            DomoResource(
+                instance_url=EnvVar("DOMO_INSTANCE_URL"),
+                developer_token=EnvVar("DOMO_DEVELOPER_TOKEN"),
+            )
+    """
+
+    instance_url: str = Field(
+        description="Base URL of the Domo instance, e.g. https://acme.domo.com."
+    )
+    developer_token: str | None = Field(
+        default=None,
+        repr=False,
+        description="Developer token, sent as X-DOMO-Developer-Token. Pass as EnvVar.",
+    )
+    client_id: str | None = Field(
+        default=None, description="OAuth client id, used when no developer token is set."
+    )
+    client_secret: str | None = Field(
+        default=None, repr=False, description="OAuth client secret. Pass as EnvVar."
+    )
+    api_url: str = Field(
+        default=DEFAULT_API_URL, description="Domo platform API URL, for OAuth tokens."
+    )
+    connect_timeout: float = Field(
+        default=DEFAULT_CONNECT_TIMEOUT, description="Seconds to wait for a connection to Domo."
+    )
+    read_timeout: float = Field(
+        default=DEFAULT_READ_TIMEOUT, description="Seconds to wait for each Domo response."
+    )
+    max_retries: int = Field(
+        default=DEFAULT_MAX_RETRIES,
+        description="Retries of a read (GET) after a connection error, 429 or 5xx.",
+    )
+    backoff_max: float = Field(
+        default=DEFAULT_BACKOFF_MAX, description="Longest wait between two retries, in seconds."
+    )
+    poll_initial_interval: float = Field(
+        default=DEFAULT_POLL_INITIAL_INTERVAL,
+        description="First wait between two export status reads, in seconds.",
+    )
+    poll_max_interval: float = Field(
+        default=DEFAULT_POLL_MAX_INTERVAL,
+        description="Longest wait between two export status reads, in seconds.",
+    )
+    poll_backoff: float = Field(
+        default=DEFAULT_POLL_BACKOFF, description="Growth factor of the status-read interval."
+    )
+    poll_timeout: float = Field(
+        default=DEFAULT_POLL_TIMEOUT,
+        description="Seconds after which a still-running export fails the materialization.",
+    )
+    max_concurrent_exports: int = Field(
+        default=DEFAULT_MAX_CONCURRENT_EXPORTS,
+        ge=1,
+        description="Exports one step drives at once (each is a few status reads a minute).",
+    )
+
+    _client: DomoClient | None = PrivateAttr(default=None)
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
+
+    @property
+    def poll_schedule(self) -> PollSchedule:
+        """The status-read schedule these settings describe."""
+        return PollSchedule(
+            initial_interval=self.poll_initial_interval,
+            max_interval=self.poll_max_interval,
+            backoff=self.poll_backoff,
+            timeout=self.poll_timeout,
+        )
+
+    def build_auth(self) -> DomoAuth:
+        """The authentication these settings describe."""
+        if self.developer_token:
+            return DeveloperTokenAuth(self.developer_token)
+        if self.client_id or self.client_secret:
+            return OAuthClientCredentialsAuth(
+                self.client_id or "", self.client_secret or "", api_url=self.api_url
+            )
+        raise DomoAuthenticationError(
+            "DomoResource has neither a developer token nor OAuth client credentials",
+            hint="Set DOMO_DEVELOPER_TOKEN, or DOMO_CLIENT_ID and DOMO_CLIENT_SECRET",
+        )
+
+    def get_client(self, log: logging.Logger | None = None) -> DomoClient:
+        """A client for this instance, shared by every call on this resource.
+
+        Args:
+            log: Where the client logs retries; Dagster's logger by default.
+        """
+        if self._client is None:
+            self._client = DomoClient(
+                self.instance_url,
+                self.build_auth(),
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+                max_retries=self.max_retries,
+                backoff_max=self.backoff_max,
+                log=log or get_dagster_logger(),
+            )
+        return self._client
+
+    def teardown_after_execution(self, context: object) -> None:
+        """Close pooled connections at the end of a step."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+class AwsCredentialsResource(ConfigurableResource):
+    """Which AWS credentials are handed to Domo for writing into the bucket.
+
+    ``chain`` (default) freezes what boto3's credential chain resolves (environment, profile,
+    instance or pod role), with the session token when temporary. ``static`` uses the keys given
+    here. ``assume_role`` calls STS AssumeRole for fresh temporary credentials per export.
+    """
+
+    mode: CredentialsMode = Field(
+        default=CredentialsMode.CHAIN, description="chain, static or assume_role."
+    )
+    aws_access_key_id: str | None = Field(
+        default=None, description="Access key id for static mode. Pass as EnvVar."
+    )
+    aws_secret_access_key: str | None = Field(
+        default=None, repr=False, description="Secret access key for static mode. Pass as EnvVar."
+    )
+    aws_session_token: str | None = Field(
+        default=None, repr=False, description="Session token for static temporary keys."
+    )
+    role_arn: str | None = Field(default=None, description="Role to assume in assume_role mode.")
+    external_id: str | None = Field(
+        default=None, repr=False, description="External id the role's trust policy requires."
+    )
+    duration_seconds: int = Field(
+        default=DEFAULT_SESSION_DURATION,
+        ge=900,
+        le=43200,
+        description="Lifetime of assumed-role credentials, in seconds.",
+    )
+    region_name: str | None = Field(
+        default=None, description="Region for STS; boto3's default when omitted."
+    )
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
+
+    def get_provider(self) -> CredentialProvider:
+        """The credential provider these settings describe."""
+        static = None
+        if self.aws_access_key_id and self.aws_secret_access_key:
+            static = AwsCredentials(
+                self.aws_access_key_id, self.aws_secret_access_key, self.aws_session_token
+            )
+        return CredentialProvider(
+            boto3.Session(region_name=self.region_name),
+            CredentialsMode(self.mode),
+            static=static,
+            role_arn=self.role_arn,
+            external_id=self.external_id,
+            duration_seconds=self.duration_seconds,
+        )

@@ -1,0 +1,240 @@
+"""Runs one catalog export end to end: access check, start (or attach), poll, inspect S3, count.
+
+Plain Python over the client and an S3 client: no Dagster here, so the asset layer only turns
+an :class:`ExportOutcome` into events, and benchmarks or scripts can drive exports directly.
+
+One active export per DataSet (Domo's rule) is respected like this:
+
+* the DataSet's active export is the one this asset started earlier (``resume_export_id``,
+  found by the asset layer in Dagster's event log): attach to it and poll it;
+* another export is active (another asset's query, another run, another tool): its query is not
+  visible through Domo's API, so it cannot be assumed to be ours: wait for it to end, then start;
+* Domo refuses the POST because an export is running (or answers with the running export):
+  the same waiting, bounded by ``MAX_START_ATTEMPTS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from domo_assets.catalog import ExportConfig
+from domo_assets.client import DomoClient, ExportStart, PollSchedule, StartOutcome
+from domo_assets.credentials import CredentialProvider
+from domo_assets.errors import DomoError, DomoExportInProgressError
+from domo_assets.guard import DestinationReport, check_destination
+from domo_assets.models import DataSetColumn, DataSetMetadata, DomoUser, Export, ExportRequest
+from domo_assets.storage import StoredObject, inspect_objects
+
+MAX_START_ATTEMPTS = 3
+
+StartCallback = Callable[[ExportConfig, ExportStart], None]
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    """Everything known about one finished export."""
+
+    config: ExportConfig
+    dataset: DataSetMetadata
+    columns: tuple[DataSetColumn, ...]
+    export: Export
+    outcome: StartOutcome
+    stored: tuple[StoredObject, ...]
+    expected_rows: int | None
+    """Rows the same token can see for the same filter; None for grouped exports."""
+    destination: DestinationReport
+    acting_user: DomoUser | None = None
+
+    @property
+    def reused_previous_export(self) -> bool:
+        """Domo returned its previous export because the data had not changed."""
+        return self.outcome == StartOutcome.REUSED_PREVIOUS
+
+    @property
+    def exported_columns(self) -> tuple[str, ...]:
+        """The columns in the files, in order."""
+        return tuple(self.config.columns or (c.name for c in self.columns))
+
+
+class ExportRunner:
+    """Drives exports for one step.
+
+    Args:
+        client: The Domo client.
+        s3_client: A boto3 S3 client for reading what landed.
+        credentials: Where the credentials handed to Domo come from.
+        schedule: How often to poll.
+        log: Progress log.
+        stop: Set when the run is terminated; polling stops promptly.
+    """
+
+    def __init__(
+        self,
+        client: DomoClient,
+        s3_client: Any,
+        credentials: CredentialProvider,
+        schedule: PollSchedule,
+        log: logging.Logger,
+        stop: threading.Event | None = None,
+    ):
+        self.client = client
+        self.s3_client = s3_client
+        self.credentials = credentials
+        self.schedule = schedule
+        self.log = log
+        self.stop = stop or threading.Event()
+        self._lock = threading.Lock()
+        self._user: DomoUser | None = None
+        self._user_known = False
+
+    def run(
+        self,
+        config: ExportConfig,
+        *,
+        resume_export_id: str | None = None,
+        on_start: StartCallback | None = None,
+    ) -> ExportOutcome:
+        """Export one catalog entry and inspect the result.
+
+        Args:
+            config: The catalog entry.
+            resume_export_id: An export this asset started in an earlier attempt, if any.
+            on_start: Called once the export is known, before polling (to record its id).
+
+        Raises:
+            DomoError: Access errors (before any export is attempted), a failed or timed-out
+                export, or a start that kept being refused.
+        """
+        destination = self._check_destination(config)
+        dataset = self.client.get_dataset(config.dataset_id)
+        columns = self.client.get_columns(config.dataset_id)
+        start = self._start(config, resume_export_id)
+        if on_start is not None:
+            on_start(config, start)
+        export = start.export
+        if export.is_active:
+            export = self._wait(config, export.export_id)
+        stored = inspect_objects(self.s3_client, export.objects)
+        expected = (
+            None
+            if config.group_by
+            else self.client.count_rows(config.dataset_id, config.to_query().where)
+        )
+        return ExportOutcome(
+            config,
+            dataset,
+            columns,
+            export,
+            start.outcome,
+            stored,
+            expected,
+            destination,
+            self.acting_user(),
+        )
+
+    def acting_user(self) -> DomoUser | None:
+        """The Domo user the token acts as (read once per runner)."""
+        with self._lock:
+            if not self._user_known:
+                self._user = self.client.get_me()
+                self._user_known = True
+            return self._user
+
+    def _check_destination(self, config: ExportConfig) -> DestinationReport:
+        """The guard, before any call to Domo."""
+        report = check_destination(
+            self.s3_client,
+            config.bucket,
+            config.region,
+            allow_public=config.allow_public_destination,
+            export_name=config.name,
+        )
+        if not report.is_private:
+            self.log.warning(
+                f"{config.name}: bucket {config.bucket} may be public (Public Access Block fully on: "
+                f"{report.public_access_blocked}, public policy: {report.policy_public}); exporting "
+                "because the catalog sets allow_public_destination: true"
+            )
+        return report
+
+    def _start(self, config: ExportConfig, resume_export_id: str | None) -> ExportStart:
+        for _ in range(MAX_START_ATTEMPTS):
+            active = self.client.active_export(config.dataset_id)
+            if active is not None and active.export_id == resume_export_id:
+                self.log.info(
+                    f"{config.name}: resuming Domo export {active.export_id} started by an earlier attempt"
+                )
+                return ExportStart(active, StartOutcome.ATTACHED)
+            if active is not None:
+                self._wait_for_other(config, active.export_id)
+                continue
+            try:
+                start = self.client.start_export(config.dataset_id, self._request(config))
+            except DomoExportInProgressError as exc:
+                self._wait_for_other(config, exc.active_export_id)
+                continue
+            if (
+                start.outcome is StartOutcome.ALREADY_RUNNING
+                and start.export.export_id != resume_export_id
+            ):
+                self._wait_for_other(config, start.export.export_id)
+                continue
+            self.log.info(
+                f"{config.name}: Domo export {start.export.export_id} {start.outcome.value}"
+            )
+            return start
+        raise DomoExportInProgressError(
+            f"{config.name}: DataSet {config.dataset_id} kept another export running through "
+            f"{MAX_START_ATTEMPTS} attempts to start one",
+            None,
+            active_export_id="",
+        )
+
+    def _request(self, config: ExportConfig) -> ExportRequest:
+        provider = self.credentials
+        if config.credentials is not None:
+            settings = config.credentials
+            provider = provider.with_settings(
+                settings.mode, settings.role_arn, settings.external_id, settings.duration_seconds
+            )
+        return ExportRequest(
+            credentials=provider.for_export(config.name),
+            kms_key_id=config.kms_key_id,
+            bucket=config.bucket,
+            path=config.path,
+            region=config.region,
+            query=config.to_query(),
+            include_bom=config.include_bom,
+            use_cache=config.use_cache,
+        )
+
+    def _wait_for_other(self, config: ExportConfig, export_id: str) -> None:
+        """Wait for an export this asset did not start; its own outcome does not matter here."""
+        self.log.info(
+            f"{config.name}: DataSet {config.dataset_id} has export {export_id} running (not this "
+            "asset's); waiting for it to end before starting this one"
+        )
+        try:
+            self.client.wait_for_export(config.dataset_id, export_id, self.schedule, stop=self.stop)
+        except DomoError as exc:
+            if self.stop.is_set():
+                raise
+            self.log.info(f"{config.name}: the other export {export_id} ended: {exc.summary}")
+
+    def _wait(self, config: ExportConfig, export_id: str) -> Export:
+        last_status: list[str] = []
+
+        def progress(export: Export, elapsed: float) -> None:
+            if not last_status or last_status[-1] != export.status.value:
+                self.log.info(
+                    f"{config.name}: export {export_id} is {export.status.value} after {elapsed:.1f} s"
+                )
+                last_status.append(export.status.value)
+
+        return self.client.wait_for_export(
+            config.dataset_id, export_id, self.schedule, stop=self.stop, on_poll=progress
+        )

@@ -1,0 +1,61 @@
+"""What an export left in S3: object existence, sizes and ETags, read with a boto3 S3 client.
+
+It knows S3 and the records of ``domo_assets.models``, nothing of Domo's HTTP API or Dagster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from domo_assets.models import S3Object
+
+_MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object Domo reported, as S3 sees it."""
+
+    reported: S3Object
+    exists: bool
+    size: int | None = None
+    etag: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Exists and holds at least one byte."""
+        return self.exists and bool(self.size)
+
+
+def inspect_objects(s3_client: Any, objects: Sequence[S3Object]) -> tuple[StoredObject, ...]:
+    """HEAD every reported object.
+
+    Args:
+        s3_client: A boto3 S3 client.
+        objects: What Domo reported writing.
+
+    Returns:
+        One record per object, in the same order.
+    """
+    return tuple(_head(s3_client, obj) for obj in objects)
+
+
+def _head(s3_client: Any, obj: S3Object) -> StoredObject:
+    try:
+        head = s3_client.head_object(Bucket=obj.bucket, Key=obj.key)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _MISSING_CODES:
+            return StoredObject(obj, exists=False)
+        return StoredObject(obj, exists=False, error=f"S3 {code or 'error'} on HEAD {obj.uri}")
+    return StoredObject(
+        obj,
+        exists=True,
+        size=int(head.get("ContentLength", 0)),
+        etag=str(head.get("ETag", "")).strip('"') or None,
+    )

@@ -1,0 +1,220 @@
+"""Export assets: real Dagster runs against the sandbox's Domo and S3 servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import AssetKey, DagsterInstance, materialize
+from dagster_aws.s3 import S3Resource
+
+from domo_assets.assets import build_dataset_specs, build_export_assets
+from domo_assets.catalog import BUNDLED_CATALOG, Catalog, load_catalog, parse_catalog
+from domo_assets.location import build_definitions
+from domo_assets.resource import AwsCredentialsResource, DomoResource
+from domo_assets.sandbox import Sandbox
+from domo_assets.sandbox.datasets import PHARMACY_CLAIMS_ID, REGIONAL_SALES_ID
+
+
+def export_resources(sandbox: Sandbox, **domo_settings) -> dict[str, object]:
+    domo_settings.setdefault("poll_initial_interval", 0.1)
+    domo_settings.setdefault("poll_max_interval", 0.5)
+    return {
+        "domo": DomoResource(
+            instance_url=sandbox.domo_url, developer_token=sandbox.token, **domo_settings
+        ),
+        "s3": S3Resource(),
+        "aws_credentials": AwsCredentialsResource(),
+    }
+
+
+def run(
+    catalog: Catalog, sandbox: Sandbox, instance: DagsterInstance, selection=None, **domo_settings
+):
+    assets = [*build_dataset_specs(catalog), build_export_assets(catalog, retry_policy=None)]
+    return materialize(
+        assets,
+        resources=export_resources(sandbox, **domo_settings),
+        instance=instance,
+        selection=selection,
+        raise_on_error=False,
+    )
+
+
+def small_catalog(tmp_path: Path, *entries: dict) -> Catalog:
+    document = {
+        "defaults": {"bucket": "domo-exports", "region": "us-east-1"},
+        "exports": list(entries),
+    }
+    path = tmp_path / "exports.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return load_catalog(path)
+
+
+PHARMACY = {
+    "name": "claims",
+    "dataset_id": PHARMACY_CLAIMS_ID,
+    "dataset_name": "Pharmacy Claims",
+    "path": "t/claims",
+}
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+def materializations(result) -> dict[str, dict]:
+    return {
+        event.materialization.asset_key.to_user_string(): event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+
+
+def check_outcomes(result) -> dict[tuple[str, str], bool]:
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+def test_bundled_catalog_materializes_with_true_metadata(
+    sandbox: Sandbox, instance: DagsterInstance
+) -> None:
+    catalog = load_catalog(BUNDLED_CATALOG)
+    result = run(catalog, sandbox, instance)
+    assert result.success
+    found = materializations(result)
+    assert set(found) == {e.name for e in catalog.exports}
+    s3 = sandbox.s3_client()
+    sandbox_exports = {e["export_id"]: e for e in sandbox.control.exports()}
+    for export in catalog.exports:
+        metadata = found[export.name]
+        export_id = metadata["export_id"].value
+        assert export_id in sandbox_exports, f"{export.name}: export id unknown to Domo"
+        uris = metadata["s3_uris"].value
+        assert uris and all(
+            u.startswith(f"s3://domo-exports/{export.path}/{export_id}/export/") for u in uris
+        )
+        for uri in uris:
+            bucket, key = uri.removeprefix("s3://").split("/", 1)
+            assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
+        rows = metadata["dagster/row_count"].value
+        assert rows == sum(record.data["rows"] for record in metadata["files"].value.records)
+        assert metadata["reused_previous_export"].value is False
+        assert metadata["domo/dataset_id"].value == export.dataset_id
+    assert found["pharmacy_claims"]["dagster/row_count"].value == sandbox.control.true_row_count(
+        PHARMACY_CLAIMS_ID
+    )
+    checks = check_outcomes(result)
+    assert len(checks) == 2 * len(catalog.exports)
+    assert all(checks.values()), checks
+
+
+def test_unchanged_dataset_reuses_export_and_data_version(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    catalog = small_catalog(tmp_path, PHARMACY)
+    first = materializations(run(catalog, sandbox, instance))["claims"]
+    second = materializations(run(catalog, sandbox, instance))["claims"]
+    assert second["export_id"].value == first["export_id"].value
+    assert second["reused_previous_export"].value is True
+    record = instance.get_latest_materialization_event(AssetKey("claims"))
+    assert record.asset_materialization.tags["dagster/data_version"] == first["export_id"].value
+    sandbox.control.change_dataset(PHARMACY_CLAIMS_ID, rows=3)
+    third = materializations(run(catalog, sandbox, instance))["claims"]
+    assert third["export_id"].value != first["export_id"].value
+    assert third["dagster/row_count"].value == first["dagster/row_count"].value + 3
+
+
+def test_misreported_count_fails_row_count_check(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, misreport_rows=7)
+    result = run(small_catalog(tmp_path, PHARMACY), sandbox, instance)
+    assert result.success, "a non-blocking check failure must not fail the run"
+    assert check_outcomes(result) == {
+        ("claims", "row_count"): False,
+        ("claims", "s3_objects"): True,
+    }
+
+
+def test_blocking_check_failure_fails_the_run(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, misreport_rows=1)
+    result = run(small_catalog(tmp_path, {**PHARMACY, "blocking_checks": True}), sandbox, instance)
+    assert not result.success
+    assert check_outcomes(result)[("claims", "row_count")] is False
+
+
+def test_missing_object_fails_s3_check(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, omit_object=True)
+    result = run(small_catalog(tmp_path, PHARMACY), sandbox, instance)
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert evaluations["s3_objects"].passed is False
+    assert "missing" in evaluations["s3_objects"].description
+
+
+def test_export_error_fails_step_but_keeps_other_results(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="error")
+    other = {"name": "sales", "dataset_id": REGIONAL_SALES_ID, "path": "t/sales"}
+    result = run(small_catalog(tmp_path, PHARMACY, other), sandbox, instance)
+    assert not result.success
+    assert set(materializations(result)) == {"sales"}
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    text = str(failure.event_specific_data.error)
+    assert "claims" in text and "ended in error" in text and "errorCode" in text
+
+
+def test_stuck_export_times_out_naming_export_and_elapsed(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="stuck")
+    result = run(small_catalog(tmp_path, PHARMACY), sandbox, instance, poll_timeout=1.0)
+    assert not result.success
+    stuck = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)[0]["export_id"]
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    text = str(failure.event_specific_data.error)
+    assert stuck in text and "poll timeout" in text
+
+
+def test_lineage_dataset_then_export(sandbox: Sandbox) -> None:
+    catalog = load_catalog(BUNDLED_CATALOG)
+    defs = build_definitions(
+        catalog, DomoResource(instance_url=sandbox.domo_url, developer_token=sandbox.token)
+    )
+    graph = defs.resolve_asset_graph()
+    pharmacy = AssetKey(["domo", "pharmacy_claims"])
+    assert graph.get(AssetKey("pharmacy_claims")).parent_keys == {pharmacy}
+    assert graph.get(AssetKey("pharmacy_claims_supply")).parent_keys == {pharmacy}
+    assert graph.get(pharmacy).is_external
+    assert graph.get(pharmacy).kinds == {"domo"}
+    assert graph.get(AssetKey("pharmacy_claims")).kinds == {"domo", "s3"}
+    assert graph.get(AssetKey("pharmacy_claims")).group_name == "domo_exports"
+
+
+def test_selecting_one_export_runs_only_it(sandbox: Sandbox, instance: DagsterInstance) -> None:
+    catalog = load_catalog(BUNDLED_CATALOG)
+    result = run(catalog, sandbox, instance, selection=["awkward_values"])
+    assert result.success
+    assert set(materializations(result)) == {"awkward_values"}
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 0
+
+
+def test_catalog_is_parsed_with_defaults() -> None:
+    catalog = parse_catalog(
+        {
+            "defaults": {"bucket": "b-1", "region": "eu-west-1", "tags": {"t": "v"}},
+            "exports": [{**PHARMACY, "bucket": "b-2"}],
+        },
+        source="inline.yaml",
+    )
+    export = catalog.exports[0]
+    assert (export.bucket, export.region, export.tags) == ("b-2", "eu-west-1", {"t": "v"})

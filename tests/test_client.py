@@ -1,0 +1,421 @@
+"""The Domo client against the sandbox, over real HTTP (nothing of requests is patched)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from domo_assets.auth import DeveloperTokenAuth, OAuthClientCredentialsAuth
+from domo_assets.client import DomoClient, ExportStart, PollSchedule, StartOutcome
+from domo_assets.errors import (
+    DomoAuthenticationError,
+    DomoExportFailedError,
+    DomoExportInProgressError,
+    DomoExportTimeoutError,
+    DomoInvalidRequestError,
+    DomoNotFoundError,
+    DomoPermissionError,
+    DomoRateLimitError,
+    DomoServerError,
+    DomoTimeoutError,
+)
+from domo_assets.models import (
+    AwsCredentials,
+    Condition,
+    ExportQuery,
+    ExportRequest,
+    ExportStatus,
+    FilterOp,
+    RowFilter,
+    normalize_s3_url,
+    parse_timestamp,
+)
+from domo_assets.sandbox import Sandbox
+from domo_assets.sandbox.datasets import (
+    AWKWARD_VALUES_ID,
+    HR_SALARIES_ID,
+    LARGE_EVENTS_ID,
+    PHARMACY_CLAIMS_ID,
+    REGIONAL_SALES_ID,
+)
+
+FAST = PollSchedule(initial_interval=0.05, max_interval=0.2, timeout=30)
+EXPORT_PATH = "/api/query/v1/export/"
+
+
+def make_client(sandbox: Sandbox, token: str | None = None, **kwargs) -> DomoClient:
+    """A client with short backoffs so retries stay quick."""
+    kwargs.setdefault("backoff_factor", 0.05)
+    kwargs.setdefault("backoff_max", 0.5)
+    return DomoClient(sandbox.domo_url, DeveloperTokenAuth(token or sandbox.token), **kwargs)
+
+
+def make_request(sandbox: Sandbox, path: str = "tests/client", **query) -> ExportRequest:
+    env = sandbox.env()
+    return ExportRequest(
+        credentials=AwsCredentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]),
+        bucket="domo-exports",
+        path=path,
+        region="us-east-1",
+        query=ExportQuery(**query),
+    )
+
+
+@pytest.fixture
+def client(sandbox: Sandbox):
+    domo = make_client(sandbox)
+    yield domo
+    domo.close()
+
+
+def run_export(client: DomoClient, sandbox: Sandbox, dataset_id: str, **query) -> ExportStart:
+    start = client.start_export(dataset_id, make_request(sandbox, **query))
+    export = client.wait_for_export(dataset_id, start.export.export_id, FAST)
+    return ExportStart(export, start.outcome)
+
+
+# -- operations ---------------------------------------------------------------------------------
+
+
+def test_get_dataset_reads_metadata(client: DomoClient, sandbox: Sandbox) -> None:
+    truth = {d["id"]: d for d in sandbox.control.datasets()}[PHARMACY_CLAIMS_ID]
+    metadata = client.get_dataset(PHARMACY_CLAIMS_ID)
+    assert metadata.dataset_id == PHARMACY_CLAIMS_ID
+    assert metadata.name == truth["name"]
+    assert metadata.row_count == truth["row_count"]
+    assert metadata.last_updated is not None and metadata.last_updated.tzinfo is UTC
+    columns = [c.name for c in client.get_columns(PHARMACY_CLAIMS_ID)]
+    assert columns[:3] == ["Customer ID", "Cardholder ID", "Sex of Patient"]
+    assert "Days Supply" in columns
+
+
+def test_export_lifecycle_and_find_by_id(client: DomoClient, sandbox: Sandbox) -> None:
+    start = run_export(client, sandbox, PHARMACY_CLAIMS_ID)
+    assert start.outcome is StartOutcome.STARTED
+    export = start.export
+    assert export.status is ExportStatus.SUCCESS
+    assert export.row_count == client.count_rows(PHARMACY_CLAIMS_ID)
+    assert all(
+        obj.uri.startswith(f"s3://domo-exports/tests/client/{export.export_id}/export/")
+        for obj in export.objects
+    )
+    assert (
+        export.started is not None
+        and export.finished is not None
+        and export.finished >= export.started
+    )
+    found = client.get_export(PHARMACY_CLAIMS_ID, export.export_id)
+    assert found.export_id == export.export_id
+    assert export.export_id in {e.export_id for e in client.list_exports(PHARMACY_CLAIMS_ID)}
+
+
+@pytest.mark.parametrize("url_style", ["s3", "virtual", "path"])
+@pytest.mark.parametrize("timestamp_style", ["epoch_ms", "iso"])
+def test_url_and_timestamp_forms_are_normalised(
+    client: DomoClient, sandbox: Sandbox, url_style: str, timestamp_style: str
+) -> None:
+    sandbox.control.set_behaviour(
+        AWKWARD_VALUES_ID, url_style=url_style, timestamp_style=timestamp_style
+    )
+    export = run_export(client, sandbox, AWKWARD_VALUES_ID).export
+    assert export.objects, "the export reported no object"
+    for obj in export.objects:
+        assert obj.bucket == "domo-exports"
+        head = sandbox.s3_client().head_object(Bucket=obj.bucket, Key=obj.key)
+        assert head["ContentLength"] > 0
+    assert isinstance(export.started, datetime) and export.started.tzinfo is not None
+
+
+def test_columns_and_filter_are_sent(client: DomoClient, sandbox: Sandbox) -> None:
+    where = RowFilter((Condition("Sex of Patient", FilterOp.EQUALS, ("F",)),))
+    export = run_export(
+        client, sandbox, PHARMACY_CLAIMS_ID, columns=("Customer ID", "Sex of Patient"), where=where
+    ).export
+    assert export.row_count == client.count_rows(PHARMACY_CLAIMS_ID, where)
+    assert 0 < export.row_count < client.count_rows(PHARMACY_CLAIMS_ID)
+    body = (
+        sandbox.s3_client()
+        .get_object(Bucket="domo-exports", Key=export.objects[0].key)["Body"]
+        .read()
+    )
+    import gzip
+
+    text = gzip.decompress(body).decode("utf-8-sig")
+    assert text.splitlines()[0] == "Customer ID,Sex of Patient"
+
+
+def test_in_filter_counts_through_query_endpoint(client: DomoClient) -> None:
+    where = RowFilter((Condition("Days Supply", FilterOp.IN, (30, 90)),))
+    both = client.count_rows(PHARMACY_CLAIMS_ID, where)
+    thirty = client.count_rows(
+        PHARMACY_CLAIMS_ID, RowFilter((Condition("Days Supply", FilterOp.EQUALS, (30,)),))
+    )
+    assert 0 < thirty < both <= client.count_rows(PHARMACY_CLAIMS_ID)
+
+
+def test_unchanged_data_returns_previous_export(client: DomoClient, sandbox: Sandbox) -> None:
+    first = run_export(client, sandbox, PHARMACY_CLAIMS_ID)
+    second = client.start_export(PHARMACY_CLAIMS_ID, make_request(sandbox))
+    assert second.outcome is StartOutcome.REUSED_PREVIOUS
+    assert second.export.export_id == first.export.export_id
+    sandbox.control.change_dataset(PHARMACY_CLAIMS_ID, rows=5)
+    third = run_export(client, sandbox, PHARMACY_CLAIMS_ID)
+    assert third.outcome is StartOutcome.STARTED
+    assert third.export.export_id != first.export.export_id
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+def test_bad_token_is_authentication_error(sandbox: Sandbox) -> None:
+    client = make_client(sandbox, token="not-a-valid-token-0123456789")
+    with pytest.raises(DomoAuthenticationError) as info:
+        client.get_dataset(PHARMACY_CLAIMS_ID)
+    assert info.value.status == 401
+    assert "DOMO_DEVELOPER_TOKEN" in str(info.value)
+    assert "not-a-valid-token-0123456789" not in str(info.value) + repr(client)
+
+
+def test_no_read_permission_is_permission_error(client: DomoClient) -> None:
+    with pytest.raises(DomoPermissionError) as info:
+        client.get_dataset(HR_SALARIES_ID)
+    assert info.value.status == 403
+    assert info.value.toe, "Domo's toe must be carried for support"
+    assert info.value.toe in str(info.value)
+
+
+def test_unknown_dataset_is_not_found(client: DomoClient) -> None:
+    with pytest.raises(DomoNotFoundError) as info:
+        client.get_dataset("00000000-0000-0000-0000-000000000000")
+    assert info.value.status == 404
+    assert "dataset_id" in str(info.value)
+
+
+def test_invalid_request_names_domo_message(client: DomoClient, sandbox: Sandbox) -> None:
+    with pytest.raises(DomoInvalidRequestError) as info:
+        client.start_export(PHARMACY_CLAIMS_ID, make_request(sandbox, columns=("No Such Column",)))
+    assert info.value.status == 400
+    assert "No Such Column" in str(info.value)
+
+
+def test_second_export_while_one_runs_is_in_progress_error(
+    client: DomoClient, sandbox: Sandbox
+) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_seconds=3, busy_behaviour="error")
+    first = client.start_export(PHARMACY_CLAIMS_ID, make_request(sandbox, path="tests/a"))
+    with pytest.raises(DomoExportInProgressError) as info:
+        client.start_export(PHARMACY_CLAIMS_ID, make_request(sandbox, path="tests/b"))
+    assert info.value.active_export_id == first.export.export_id
+
+
+def test_second_export_returning_running_one_is_flagged(
+    client: DomoClient, sandbox: Sandbox
+) -> None:
+    sandbox.control.set_behaviour(
+        PHARMACY_CLAIMS_ID, export_seconds=3, busy_behaviour="return_running"
+    )
+    first = client.start_export(PHARMACY_CLAIMS_ID, make_request(sandbox, path="tests/a"))
+    second = client.start_export(PHARMACY_CLAIMS_ID, make_request(sandbox, path="tests/b"))
+    assert second.outcome is StartOutcome.ALREADY_RUNNING
+    assert second.export.export_id == first.export.export_id
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+
+
+def test_export_error_status_raises_with_code(client: DomoClient, sandbox: Sandbox) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="error")
+    start = client.start_export(PHARMACY_CLAIMS_ID, make_request(sandbox))
+    with pytest.raises(DomoExportFailedError) as info:
+        client.wait_for_export(PHARMACY_CLAIMS_ID, start.export.export_id, FAST)
+    assert start.export.export_id in str(info.value)
+    assert "errorCode" in str(info.value)
+
+
+def test_stuck_export_times_out_naming_export(client: DomoClient, sandbox: Sandbox) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="stuck")
+    start = client.start_export(PHARMACY_CLAIMS_ID, make_request(sandbox))
+    with pytest.raises(DomoExportTimeoutError) as info:
+        client.wait_for_export(
+            PHARMACY_CLAIMS_ID, start.export.export_id, PollSchedule(0.05, 0.1, timeout=0.5)
+        )
+    assert start.export.export_id in str(info.value)
+    assert "exporting" in str(info.value)
+
+
+# -- retries ------------------------------------------------------------------------------------
+
+
+def test_get_retries_429_honouring_retry_after(client: DomoClient, sandbox: Sandbox) -> None:
+    sandbox.control.add_fault(
+        method="GET",
+        path_regex="/api/data/v3/datasources/",
+        action="status",
+        status=429,
+        retry_after=1,
+        times=2,
+    )
+    began = time.monotonic()
+    metadata = client.get_dataset(PHARMACY_CLAIMS_ID)
+    elapsed = time.monotonic() - began
+    assert metadata.dataset_id == PHARMACY_CLAIMS_ID
+    assert elapsed >= 1.9, f"Retry-After: 1 twice should wait about 2 s, waited {elapsed:.2f}"
+    statuses = [r["status"] for r in sandbox.control.requests() if "/datasources/" in r["path"]]
+    assert statuses == [429, 429, 200]
+
+
+def test_get_retries_5xx_burst_and_resets(client: DomoClient, sandbox: Sandbox) -> None:
+    sandbox.control.add_fault(
+        method="GET", path_regex=EXPORT_PATH, action="status", status=503, times=2
+    )
+    sandbox.control.add_fault(method="GET", path_regex=EXPORT_PATH, action="reset", times=1)
+    assert isinstance(client.list_exports(PHARMACY_CLAIMS_ID), tuple)
+    gets = [
+        r for r in sandbox.control.requests() if r["method"] == "GET" and EXPORT_PATH in r["path"]
+    ]
+    assert len(gets) >= 3
+
+
+def test_retries_are_bounded(sandbox: Sandbox) -> None:
+    client = make_client(sandbox, max_retries=2)
+    sandbox.control.add_fault(
+        method="GET", path_regex="/api/data/v3/datasources/", action="status", status=500, times=10
+    )
+    with pytest.raises((DomoServerError, DomoTimeoutError)) as info:
+        client.get_dataset(PHARMACY_CLAIMS_ID)
+    assert "500" in str(info.value) or "retry" in str(info.value)
+    hits = [r for r in sandbox.control.requests() if "/datasources/" in r["path"]]
+    assert len(hits) == 3
+
+
+def test_persistent_429_is_rate_limit_error(sandbox: Sandbox) -> None:
+    client = make_client(sandbox, max_retries=1)
+    sandbox.control.add_fault(
+        method="GET",
+        path_regex="/api/data/v3/datasources/",
+        action="status",
+        status=429,
+        retry_after=0,
+        times=5,
+    )
+    with pytest.raises(DomoRateLimitError) as info:
+        client.get_dataset(PHARMACY_CLAIMS_ID)
+    assert "concurrency" in str(info.value)
+
+
+def test_slow_response_times_out(sandbox: Sandbox) -> None:
+    client = make_client(sandbox, read_timeout=0.3, max_retries=1)
+    sandbox.control.add_fault(
+        method="GET", path_regex="/api/data/v3/datasources/", action="delay", delay=1.5, times=5
+    )
+    with pytest.raises(DomoTimeoutError) as info:
+        client.get_dataset(PHARMACY_CLAIMS_ID)
+    assert "DOMO_INSTANCE_URL" in str(info.value)
+
+
+def test_lost_post_response_yields_exactly_one_export(client: DomoClient, sandbox: Sandbox) -> None:
+    sandbox.control.add_fault(
+        method="POST", path_regex=EXPORT_PATH, action="drop_response", times=1
+    )
+    start = client.start_export(LARGE_EVENTS_ID, make_request(sandbox))
+    assert start.outcome is StartOutcome.RECOVERED
+    assert sandbox.control.export_count(LARGE_EVENTS_ID) == 1
+    posts = [
+        r for r in sandbox.control.requests() if r["method"] == "POST" and EXPORT_PATH in r["path"]
+    ]
+    assert len(posts) == 1, "the client must not post again once it found the accepted export"
+
+
+def test_post_reset_before_acceptance_is_retried_once(client: DomoClient, sandbox: Sandbox) -> None:
+    sandbox.control.add_fault(method="POST", path_regex=EXPORT_PATH, action="reset", times=1)
+    start = client.start_export(PHARMACY_CLAIMS_ID, make_request(sandbox))
+    assert start.outcome is StartOutcome.STARTED
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+
+
+def test_post_is_not_retried_on_400(client: DomoClient, sandbox: Sandbox) -> None:
+    sandbox.control.add_fault(
+        method="POST", path_regex=EXPORT_PATH, action="status", status=400, times=1
+    )
+    with pytest.raises(DomoInvalidRequestError):
+        client.start_export(PHARMACY_CLAIMS_ID, make_request(sandbox))
+    posts = [r for r in sandbox.control.requests() if r["method"] == "POST"]
+    assert len(posts) == 1
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 0
+
+
+# -- OAuth and PDP ------------------------------------------------------------------------------
+
+
+def test_oauth_client_credentials_renew_before_expiry(sandbox: Sandbox) -> None:
+    now = [0.0]
+    auth = OAuthClientCredentialsAuth(
+        sandbox.client_id, sandbox.client_secret, api_url=sandbox.domo_url, clock=lambda: now[0]
+    )
+    client = DomoClient(sandbox.domo_url, auth)
+    assert client.get_dataset(PHARMACY_CLAIMS_ID).dataset_id == PHARMACY_CLAIMS_ID
+    client.get_dataset(PHARMACY_CLAIMS_ID)
+    assert auth.tokens_issued == 1, "a valid token must be reused"
+    now[0] = 3600.0
+    client.get_dataset(PHARMACY_CLAIMS_ID)
+    assert auth.tokens_issued == 2, "a token about to expire must be renewed"
+    assert sandbox.client_secret not in repr(auth) + repr(client)
+
+
+def test_pdp_filtered_count_matches_filtered_export(sandbox: Sandbox) -> None:
+    client = make_client(sandbox, token=sandbox.tokens["west_manager"])
+    full = make_client(sandbox).count_rows(REGIONAL_SALES_ID)
+    visible = client.count_rows(REGIONAL_SALES_ID)
+    assert 0 < visible < full
+    export = run_export(client, sandbox, REGIONAL_SALES_ID).export
+    assert export.row_count == visible
+    me = client.get_me()
+    assert me is not None and me.id
+
+
+# -- parsing ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("s3://bucket-a/p/x/export/data.csv.gz", ("bucket-a", "p/x/export/data.csv.gz")),
+        (
+            "https://bucket-a.s3.us-east-1.amazonaws.com/p/data.csv.gz",
+            ("bucket-a", "p/data.csv.gz"),
+        ),
+        ("https://bucket-a.s3.amazonaws.com/p/data.csv.gz", ("bucket-a", "p/data.csv.gz")),
+        (
+            "https://bucket.with.dots.s3-eu-west-1.amazonaws.com/p/d.csv",
+            ("bucket.with.dots", "p/d.csv"),
+        ),
+        (
+            "https://s3.eu-west-1.amazonaws.com/bucket-a/p/data%20file.csv",
+            ("bucket-a", "p/data file.csv"),
+        ),
+        ("https://s3.amazonaws.com/bucket-a/p/data.csv", ("bucket-a", "p/data.csv")),
+    ],
+)
+def test_normalize_s3_url_forms(url: str, expected: tuple[str, str]) -> None:
+    assert normalize_s3_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1764288000000,
+        "1764288000000",
+        "2025-11-28T00:00:00Z",
+        "2025-11-28T00:00:00.000+00:00",
+        "2025-11-28T00:00:00",
+    ],
+)
+def test_timestamp_forms(value: object) -> None:
+    assert parse_timestamp(value) == datetime(2025, 11, 28, tzinfo=UTC)
+
+
+def test_credentials_repr_hides_secrets() -> None:
+    creds = AwsCredentials("AKIAEXAMPLE", "secret-value-123456", "session-token-123456")
+    assert "secret-value-123456" not in repr(creds) + str(creds)
+    assert "session-token-123456" not in repr(creds) + str(creds)
+    assert creds.is_temporary
