@@ -1,0 +1,289 @@
+"""Security: credentials handed to Domo, the destination guard, access errors, PDP, secret hygiene."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import DagsterInstance, EnvVar, materialize
+from dagster._serdes import serialize_value
+from dagster_aws.s3 import S3Resource
+
+from domo_assets.assets import build_dataset_specs, build_export_assets
+from domo_assets.catalog import Catalog, load_catalog
+from domo_assets.resource import AwsCredentialsResource, DomoResource
+from domo_assets.sandbox import (
+    EU_EXPORT_BUCKET,
+    EXPORT_ROLE_ARN,
+    HR_SALARIES_ID,
+    PHARMACY_CLAIMS_ID,
+    PUBLIC_EXPORT_BUCKET,
+    REGIONAL_SALES_ID,
+    Sandbox,
+)
+
+EXPORT_PATH = "/api/query/v1/export/"
+
+
+def catalog_of(tmp_path: Path, **entry) -> Catalog:
+    base = {
+        "name": "claims",
+        "dataset_id": PHARMACY_CLAIMS_ID,
+        "path": "sec/claims",
+        "bucket": "domo-exports",
+        "region": "us-east-1",
+    }
+    path = tmp_path / "exports.yaml"
+    path.write_text(yaml.safe_dump({"exports": [{**base, **entry}]}))
+    return load_catalog(path)
+
+
+def run(
+    catalog: Catalog,
+    domo: DomoResource,
+    instance: DagsterInstance,
+    credentials: AwsCredentialsResource | None = None,
+):
+    return materialize(
+        [*build_dataset_specs(catalog), build_export_assets(catalog, retry_policy=None)],
+        resources={
+            "domo": domo,
+            "s3": S3Resource(),
+            "aws_credentials": credentials or AwsCredentialsResource(),
+        },
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def domo_of(sandbox: Sandbox, token: str | None = None) -> DomoResource:
+    return DomoResource(
+        instance_url=sandbox.domo_url,
+        developer_token=token or sandbox.token,
+        poll_initial_interval=0.1,
+        poll_max_interval=0.3,
+    )
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+def failure_text(result) -> str:
+    return "\n".join(
+        str(e.event_specific_data.error)
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+    )
+
+
+def export_requests(sandbox: Sandbox) -> list[dict]:
+    return [
+        r for r in sandbox.control.requests() if r["method"] == "POST" and EXPORT_PATH in r["path"]
+    ]
+
+
+def only_export(sandbox: Sandbox, dataset_id: str = PHARMACY_CLAIMS_ID) -> dict:
+    exports = sandbox.control.exports(dataset_id=dataset_id)
+    assert len(exports) == 1
+    return exports[0]["request"]
+
+
+# -- credentials handed to Domo -----------------------------------------------------------------
+
+
+def test_assume_role_mints_temporary_credentials_per_export(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    catalog = catalog_of(
+        tmp_path,
+        credentials={"mode": "assume_role", "role_arn": EXPORT_ROLE_ARN, "external_id": "ext-1"},
+    )
+    result = run(catalog, domo_of(sandbox), instance)
+    assert result.success, failure_text(result)
+    request = only_export(sandbox)
+    assert request["aws_access_key_id"].startswith("ASIA"), "STS credentials must be handed to Domo"
+    assert request["had_session_token"] is True
+
+
+def test_chain_passes_session_token_and_kms_key(
+    sandbox: Sandbox, instance, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "chain-session-token-value")
+    result = run(catalog_of(tmp_path, kms_key_id="alias/domo-exports"), domo_of(sandbox), instance)
+    assert result.success, failure_text(result)
+    request = only_export(sandbox)
+    assert request["had_session_token"] is True
+    assert request["kms_key_id"] == "alias/domo-exports"
+
+
+def test_static_mode_requires_keys(sandbox: Sandbox, instance, tmp_path: Path) -> None:
+    result = run(
+        catalog_of(tmp_path), domo_of(sandbox), instance, AwsCredentialsResource(mode="static")
+    )
+    assert not result.success
+    assert "aws_access_key_id" in failure_text(result)
+    assert export_requests(sandbox) == []
+
+
+# -- destination guard --------------------------------------------------------------------------
+
+
+def test_cross_region_bucket_is_refused_before_any_domo_call(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    result = run(catalog_of(tmp_path, bucket=EU_EXPORT_BUCKET), domo_of(sandbox), instance)
+    assert not result.success
+    text = failure_text(result)
+    assert "eu-west-1" in text and "us-east-1" in text and "cross-region" in text
+    assert sandbox.control.requests() == [], "no request may reach Domo when the guard fails"
+
+
+def test_public_bucket_is_refused_unless_allowed(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    refused = run(catalog_of(tmp_path, bucket=PUBLIC_EXPORT_BUCKET), domo_of(sandbox), instance)
+    assert not refused.success
+    assert "Public Access Block" in failure_text(
+        refused
+    ) and "allow_public_destination" in failure_text(refused)
+    assert export_requests(sandbox) == []
+
+    allowed = run(
+        catalog_of(tmp_path, bucket=PUBLIC_EXPORT_BUCKET, allow_public_destination=True),
+        domo_of(sandbox),
+        instance,
+    )
+    assert allowed.success, failure_text(allowed)
+    metadata = allowed.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["s3/allow_public_destination"].value is True
+    assert metadata["s3/public_access_blocked"].value is False
+    warnings = [
+        e.message for e in instance.all_logs(allowed.run_id) if "may be public" in (e.message or "")
+    ]
+    assert warnings, "an allowed public destination must be warned about"
+
+
+def test_default_encryption_is_recorded(sandbox: Sandbox, instance, tmp_path: Path) -> None:
+    result = run(catalog_of(tmp_path), domo_of(sandbox), instance)
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["s3/default_encryption"].value == "AES256"
+    assert metadata["s3/public_access_blocked"].value is True
+
+
+# -- access errors ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dataset_id", "token", "words"),
+    [
+        (PHARMACY_CLAIMS_ID, "wrong-token-for-this-test", "DOMO_DEVELOPER_TOKEN"),
+        (HR_SALARIES_ID, None, "share it with the token's user"),
+        ("0badc0de-0000-4000-8000-000000000000", None, "0badc0de-0000-4000-8000-000000000000"),
+    ],
+    ids=["401", "403", "404"],
+)
+def test_access_errors_fail_before_any_export(
+    sandbox: Sandbox, instance, tmp_path: Path, dataset_id: str, token, words: str
+) -> None:
+    result = run(catalog_of(tmp_path, dataset_id=dataset_id), domo_of(sandbox, token), instance)
+    assert not result.success
+    assert words in failure_text(result)
+    assert export_requests(sandbox) == []
+
+
+# -- PDP and identity ---------------------------------------------------------------------------
+
+
+def test_pdp_restricted_token_passes_row_count_check(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    catalog = catalog_of(tmp_path, dataset_id=REGIONAL_SALES_ID, path="sec/west")
+    result = run(catalog, domo_of(sandbox, sandbox.tokens["west_manager"]), instance)
+    assert result.success, failure_text(result)
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["dagster/row_count"].value == metadata["domo/rows_visible_to_token"].value
+    assert metadata["domo/rows_visible_to_token"].value < metadata["domo/dataset_row_count"].value
+    assert metadata["domo/acting_user"].value == "Wes Manager (1874021338)"
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+
+
+def test_oauth_client_credentials_materialize(sandbox: Sandbox, instance, tmp_path: Path) -> None:
+    domo = DomoResource(
+        instance_url=sandbox.domo_url,
+        client_id=sandbox.client_id,
+        client_secret=sandbox.client_secret,
+        api_url=sandbox.domo_url,
+        poll_initial_interval=0.1,
+    )
+    result = run(catalog_of(tmp_path), domo, instance)
+    assert result.success, failure_text(result)
+
+
+# -- secret hygiene -----------------------------------------------------------------------------
+
+
+def test_no_secret_in_event_log_output_reprs_or_snapshots(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch, capfd
+) -> None:
+    aws_secret = f"hygiene-secret-{uuid.uuid4().hex}"
+    session_token = f"hygiene-session-{uuid.uuid4().hex}"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", aws_secret)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", session_token)
+    monkeypatch.setenv("DOMO_INSTANCE_URL", sandbox.domo_url)
+    monkeypatch.setenv("HYGIENE_GOOD_TOKEN", sandbox.token)
+    bad_token = f"hygiene-bad-token-{uuid.uuid4().hex}"
+    monkeypatch.setenv("HYGIENE_BAD_TOKEN", bad_token)
+    secrets = [sandbox.token, bad_token, aws_secret, session_token]
+
+    def domo(token_var: str) -> DomoResource:
+        return DomoResource(
+            instance_url=EnvVar("DOMO_INSTANCE_URL"),
+            developer_token=EnvVar(token_var),
+            poll_initial_interval=0.1,
+        )
+
+    texts: list[str] = []
+    with DagsterInstance.ephemeral() as instance:
+        results = [
+            run(catalog_of(tmp_path), domo("HYGIENE_GOOD_TOKEN"), instance),  # ok
+            run(catalog_of(tmp_path, path="sec/bad"), domo("HYGIENE_BAD_TOKEN"), instance),  # 401
+            run(
+                catalog_of(tmp_path, bucket=PUBLIC_EXPORT_BUCKET),
+                domo("HYGIENE_GOOD_TOKEN"),
+                instance,
+            ),  # guard
+        ]
+        sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="error")
+        sandbox.control.change_dataset(PHARMACY_CLAIMS_ID)
+        results.append(
+            run(catalog_of(tmp_path, path="sec/err"), domo("HYGIENE_GOOD_TOKEN"), instance)
+        )  # export error
+        assert [r.success for r in results] == [True, False, False, False]
+        for result in results:
+            texts.extend(serialize_value(record) for record in instance.all_logs(result.run_id))
+            run_record = instance.get_run_by_id(result.run_id)
+            texts.append(serialize_value(run_record))
+            texts.append(serialize_value(instance.get_job_snapshot(run_record.job_snapshot_id)))
+            texts.append(failure_text(result))
+    live = DomoResource(
+        instance_url=sandbox.domo_url, developer_token=sandbox.token, client_secret=aws_secret
+    )
+    texts += [
+        repr(live),
+        str(live),
+        repr(live.get_client()),
+        repr(AwsCredentialsResource(aws_secret_access_key=aws_secret)),
+    ]
+    captured = capfd.readouterr()
+    texts += [captured.out, captured.err]
+    corpus = "\n".join(texts)
+    assert "STEP_FAILURE" in corpus and "ASSET_MATERIALIZATION" in corpus, (
+        "the scan must cover real runs"
+    )
+    for secret in secrets:
+        assert secret not in corpus, f"a secret leaked (starts {secret[:12]})"
