@@ -10,6 +10,7 @@ still gets its own materialization and checks. This module knows Dagster, not HT
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from functools import partial
 
 from dagster import (
     AssetExecutionContext,
@@ -18,6 +19,7 @@ from dagster import (
     AssetSpec,
     DataVersion,
     Failure,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
@@ -87,6 +89,9 @@ def build_export_spec(config: ExportConfig) -> AssetSpec:
             "region": config.region,
             "columns": MetadataValue.json(list(config.columns) if config.columns else "all"),
         },
+        freshness_policy=(
+            FreshnessPolicy.time_window(fail_window=config.max_age) if config.max_age else None
+        ),
     )
 
 
@@ -152,7 +157,7 @@ def run_exports(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domo-export") as executor:
         futures: dict[Future[ExportOutcome], ExportConfig] = {
             executor.submit(
-                runner.run, config, resume_export_id=kv.get(config), on_start=kv.record
+                runner.run, config, started_here=partial(kv.get, config), on_start=kv.record
             ): config
             for config in configs
         }

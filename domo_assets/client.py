@@ -187,23 +187,37 @@ class DomoClient:
         self.post_attempts = post_attempts
         self.log = log or logger
         self._sleep = sleep
-        self._session = self._build_session(max_retries, backoff_factor, backoff_max)
+        # Reads (GETs and the read-only query POST) retry connection errors, 429 and 5xx. The
+        # export POST's session retries only connections that never reached Domo.
+        self._session = self._build_session(
+            self._retry(
+                max_retries, max_retries, frozenset({"GET", "POST"}), backoff_factor, backoff_max
+            )
+        )
+        self._export_session = self._build_session(
+            self._retry(max_retries, 0, frozenset({"GET"}), backoff_factor, backoff_max)
+        )
         self._columns_cache: dict[str, tuple[DataSetColumn, ...]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"DomoClient(instance_url={self.instance_url!r}, auth={self.auth!r})"
 
-    def _build_session(
-        self, max_retries: int, backoff_factor: float, backoff_max: float
-    ) -> requests.Session:
+    def _retry(
+        self,
+        connect: int,
+        other: int,
+        methods: frozenset[str],
+        backoff_factor: float,
+        backoff_max: float,
+    ) -> _LoggingRetry:
         retry = _LoggingRetry(
-            total=max_retries,
-            connect=max_retries,
-            read=max_retries,
-            status=max_retries,
+            total=connect,
+            connect=connect,
+            read=other,
+            status=other,
             other=0,
-            allowed_methods=frozenset({"GET"}),
+            allowed_methods=methods,
             status_forcelist=RETRY_STATUSES,
             backoff_factor=backoff_factor,
             backoff_max=backoff_max,
@@ -215,6 +229,10 @@ class DomoClient:
             raise_on_redirect=False,
         )
         retry.log = self.log
+        return retry
+
+    @staticmethod
+    def _build_session(retry: Retry) -> requests.Session:
         adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=DEFAULT_POOL_SIZE)
         session = requests.Session()
         session.mount("https://", adapter)
@@ -225,6 +243,7 @@ class DomoClient:
     def close(self) -> None:
         """Release pooled connections."""
         self._session.close()
+        self._export_session.close()
 
     # -- DataSets -----------------------------------------------------------------------------
 
@@ -338,7 +357,12 @@ class DomoClient:
         for attempt in range(1, self.post_attempts + 1):
             try:
                 payload = self._request(
-                    "POST", path, json=body, what=f"export of DataSet {dataset_id}", secrets=secrets
+                    "POST",
+                    path,
+                    json=body,
+                    what=f"export of DataSet {dataset_id}",
+                    secrets=secrets,
+                    idempotent=False,
                 )
             except DomoInvalidRequestError as exc:
                 raise self._explain_rejection(dataset_id, exc) from exc
@@ -473,10 +497,12 @@ class DomoClient:
         json: Any = None,
         what: str,
         secrets: Iterable[str] = (),
+        idempotent: bool = True,
     ) -> Any:
         url = f"{self.instance_url}{path}"
+        session = self._session if idempotent else self._export_session
         try:
-            response = self._session.request(
+            response = session.request(
                 method, url, json=json, auth=self.auth, timeout=self.timeout, allow_redirects=False
             )
         except requests.exceptions.RetryError as exc:
@@ -495,7 +521,9 @@ class DomoClient:
             ) from None
         if response.status_code == 401 and self.auth.refresh():
             # An OAuth token may expire between our check and Domo's: renew once and retry.
-            return self._request(method, path, json=json, what=what, secrets=secrets)
+            return self._request(
+                method, path, json=json, what=what, secrets=secrets, idempotent=idempotent
+            )
         if 300 <= response.status_code < 400:
             raise DomoInvalidRequestError(
                 f"Domo redirected {what} to {response.headers.get('Location', '?')!r}",

@@ -5,8 +5,8 @@ an :class:`ExportOutcome` into events, and benchmarks or scripts can drive expor
 
 One active export per DataSet (Domo's rule) is respected like this:
 
-* the DataSet's active export is the one this asset started earlier (``resume_export_id``,
-  found by the asset layer in Dagster's event log): attach to it and poll it;
+* the DataSet's active export is the one this asset started earlier (``started_here``, kept by
+  the asset layer in Dagster's key-value store): attach to it and poll it;
 * another export is active (another asset's query, another run, another tool): its query is not
   visible through Domo's API, so it cannot be assumed to be ours: wait for it to end, then start;
 * Domo refuses the POST because an export is running (or answers with the running export):
@@ -29,9 +29,11 @@ from domo_assets.guard import DestinationReport, check_destination
 from domo_assets.models import DataSetColumn, DataSetMetadata, DomoUser, Export, ExportRequest
 from domo_assets.storage import StoredObject, inspect_objects
 
-MAX_START_ATTEMPTS = 3
+# Each attempt waits for a foreign export to end; a busy DataSet may need a few.
+MAX_START_ATTEMPTS = 5
 
 StartCallback = Callable[[ExportConfig, ExportStart], None]
+ResumeLookup = Callable[[], str | None]
 
 
 @dataclass(frozen=True)
@@ -90,19 +92,21 @@ class ExportRunner:
         self._lock = threading.Lock()
         self._user: DomoUser | None = None
         self._user_known = False
+        self._dataset_locks: dict[str, threading.Lock] = {}
 
     def run(
         self,
         config: ExportConfig,
         *,
-        resume_export_id: str | None = None,
+        started_here: ResumeLookup = lambda: None,
         on_start: StartCallback | None = None,
     ) -> ExportOutcome:
         """Export one catalog entry and inspect the result.
 
         Args:
             config: The catalog entry.
-            resume_export_id: An export this asset started in an earlier attempt, if any.
+            started_here: Returns the export this asset last started (in any attempt or run),
+                read again whenever another export is found running.
             on_start: Called once the export is known, before polling (to record its id).
 
         Raises:
@@ -112,12 +116,14 @@ class ExportRunner:
         destination = self._check_destination(config)
         dataset = self.client.get_dataset(config.dataset_id)
         columns = self.client.get_columns(config.dataset_id)
-        start = self._start(config, resume_export_id)
-        if on_start is not None:
-            on_start(config, start)
-        export = start.export
-        if export.is_active:
-            export = self._wait(config, export.export_id)
+        # Exports of one DataSet in this step go one after another: Domo runs one at a time.
+        with self._dataset_lock(config.dataset_id):
+            start = self._start(config, started_here)
+            if on_start is not None:
+                on_start(config, start)
+            export = start.export
+            if export.is_active:
+                export = self._wait(config, export.export_id)
         stored = inspect_objects(self.s3_client, export.objects)
         expected = (
             None
@@ -135,6 +141,10 @@ class ExportRunner:
             destination,
             self.acting_user(),
         )
+
+    def _dataset_lock(self, dataset_id: str) -> threading.Lock:
+        with self._lock:
+            return self._dataset_locks.setdefault(dataset_id, threading.Lock())
 
     def acting_user(self) -> DomoUser | None:
         """The Domo user the token acts as (read once per runner)."""
@@ -161,34 +171,34 @@ class ExportRunner:
             )
         return report
 
-    def _start(self, config: ExportConfig, resume_export_id: str | None) -> ExportStart:
+    def _start(self, config: ExportConfig, started_here: ResumeLookup) -> ExportStart:
+        """Start an export, or attach to the one this asset already has running."""
         for _ in range(MAX_START_ATTEMPTS):
-            active = self.client.active_export(config.dataset_id)
-            if active is not None and active.export_id == resume_export_id:
+            running = self.client.active_export(config.dataset_id)
+            start = None
+            if running is None:
+                try:
+                    start = self.client.start_export(config.dataset_id, self._request(config))
+                except DomoExportInProgressError as exc:
+                    running = self.client.active_export(config.dataset_id)
+                    if running is None or running.export_id != exc.active_export_id:
+                        continue
+                else:
+                    if start.outcome is not StartOutcome.ALREADY_RUNNING:
+                        self.log.info(
+                            f"{config.name}: Domo export {start.export.export_id} {start.outcome.value}"
+                        )
+                        return start
+                    running = start.export
+            # Read the registry only now: a concurrent run may have just recorded this export.
+            if running.export_id == started_here():
                 self.log.info(
-                    f"{config.name}: resuming Domo export {active.export_id} started by an earlier attempt"
+                    f"{config.name}: attaching to Domo export {running.export_id}, started for this asset earlier"
                 )
-                return ExportStart(active, StartOutcome.ATTACHED)
-            if active is not None:
-                self._wait_for_other(config, active.export_id)
-                continue
-            try:
-                start = self.client.start_export(config.dataset_id, self._request(config))
-            except DomoExportInProgressError as exc:
-                self._wait_for_other(config, exc.active_export_id)
-                continue
-            if (
-                start.outcome is StartOutcome.ALREADY_RUNNING
-                and start.export.export_id != resume_export_id
-            ):
-                self._wait_for_other(config, start.export.export_id)
-                continue
-            self.log.info(
-                f"{config.name}: Domo export {start.export.export_id} {start.outcome.value}"
-            )
-            return start
+                return ExportStart(running, StartOutcome.ATTACHED)
+            self._wait_for_other(config, running.export_id)
         raise DomoExportInProgressError(
-            f"{config.name}: DataSet {config.dataset_id} kept another export running through "
+            f"{config.name}: DataSet {config.dataset_id} had other exports running through "
             f"{MAX_START_ATTEMPTS} attempts to start one",
             None,
             active_export_id="",

@@ -1,0 +1,331 @@
+"""Reliability: exactly one export per request under faults, retries, re-execution and concurrency."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import DagsterInstance, RetryPolicy, materialize
+from dagster_aws.s3 import S3Resource
+
+from domo_assets.assets import DOMO_POOL, build_dataset_specs, build_export_assets
+from domo_assets.auth import DeveloperTokenAuth
+from domo_assets.catalog import Catalog, load_catalog
+from domo_assets.client import DomoClient
+from domo_assets.models import AwsCredentials, ExportRequest
+from domo_assets.resource import AwsCredentialsResource, DomoResource
+from domo_assets.sandbox import PHARMACY_CLAIMS_ID, SAMPLE_DATASETS, Sandbox
+
+EXPORT_PATH = "/api/query/v1/export/"
+CLAIMS = {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "path": "rel/claims"}
+
+
+def write_catalog(tmp_path: Path, *entries: dict) -> Path:
+    path = tmp_path / "exports.yaml"
+    document = {
+        "defaults": {"bucket": "domo-exports", "region": "us-east-1"},
+        "exports": list(entries),
+    }
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def run(
+    catalog: Catalog, sandbox: Sandbox, instance: DagsterInstance, retry_policy=None, **settings
+):
+    settings = {
+        "poll_initial_interval": 0.1,
+        "poll_max_interval": 0.3,
+        "backoff_max": 1.0,
+        **settings,
+    }
+    return materialize(
+        [*build_dataset_specs(catalog), build_export_assets(catalog, retry_policy=retry_policy)],
+        resources={
+            "domo": DomoResource(
+                instance_url=sandbox.domo_url, developer_token=sandbox.token, **settings
+            ),
+            "s3": S3Resource(),
+            "aws_credentials": AwsCredentialsResource(),
+        },
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def metadata_of(result, name: str = "claims") -> dict:
+    events = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.to_user_string() == name
+    ]
+    assert events, f"{name} was not materialized"
+    return {k: v.value for k, v in events[-1].materialization.metadata.items()}
+
+
+def messages(instance: DagsterInstance, result) -> list[str]:
+    return [e.user_message for e in instance.all_logs(result.run_id)]
+
+
+@pytest.fixture
+def instance(tmp_path: Path):
+    # A SQLite instance: it has the key-value store in which export ids are kept across runs.
+    home = tmp_path / "home"
+    home.mkdir()
+    with DagsterInstance.local_temp(str(home)) as instance:
+        yield instance
+
+
+# -- attach, don't duplicate --------------------------------------------------------------------
+
+
+def test_reexecuted_run_resumes_the_export_it_started(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_seconds=3)
+    catalog = load_catalog(write_catalog(tmp_path, CLAIMS))
+    first = run(catalog, sandbox, instance, poll_timeout=0.5)
+    assert not first.success
+    second = run(catalog, sandbox, instance)
+    assert second.success
+    assert metadata_of(second)["start_outcome"] == "attached"
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+
+
+def test_retried_step_resumes_the_export_it_started(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_seconds=1.5)
+    catalog = load_catalog(write_catalog(tmp_path, CLAIMS))
+    result = run(
+        catalog, sandbox, instance, retry_policy=RetryPolicy(max_retries=1), poll_timeout=1.0
+    )
+    assert result.success
+    assert any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events), (
+        "the step must have been retried"
+    )
+    assert metadata_of(result)["start_outcome"] == "attached"
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+
+
+def test_foreign_running_export_is_waited_for(sandbox: Sandbox, instance, tmp_path: Path) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_seconds=4)
+    env = sandbox.env()
+    other = DomoClient(sandbox.domo_url, DeveloperTokenAuth(sandbox.token)).start_export(
+        PHARMACY_CLAIMS_ID,
+        ExportRequest(
+            AwsCredentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]),
+            "domo-exports",
+            "someone/else",
+            "us-east-1",
+        ),
+    )
+    result = run(load_catalog(write_catalog(tmp_path, CLAIMS)), sandbox, instance)
+    assert result.success
+    assert metadata_of(result)["export_id"] != other.export.export_id
+    assert metadata_of(result)["start_outcome"] == "started"
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 2
+    assert any("waiting for it to end" in m for m in messages(instance, result))
+
+
+def test_two_runs_at_once_make_one_export(sandbox: Sandbox, instance, tmp_path: Path) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_seconds=1.5)
+    catalog = load_catalog(write_catalog(tmp_path, CLAIMS))
+    results = []
+
+    def materialize_once() -> None:
+        results.append(run(catalog, sandbox, instance))
+
+    threads = [threading.Thread(target=materialize_once) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [r.success for r in results] == [True, True]
+    assert {metadata_of(r)["export_id"] for r in results} == {
+        sandbox.control.exports(PHARMACY_CLAIMS_ID)[0]["export_id"]
+    }
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+
+
+def test_exports_run_in_the_domo_pool(tmp_path: Path) -> None:
+    assets_def = build_export_assets(load_catalog(write_catalog(tmp_path, CLAIMS)))
+    assert assets_def.op.pool == DOMO_POOL
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+
+FAULTS = {
+    "429-retry-after": (
+        {
+            "method": "GET",
+            "path_regex": EXPORT_PATH,
+            "action": "status",
+            "status": 429,
+            "retry_after": 1,
+            "times": 2,
+        },
+        "retry",
+    ),
+    "5xx-burst": (
+        {
+            "method": "GET",
+            "path_regex": "/datasources/",
+            "action": "status",
+            "status": 503,
+            "times": 3,
+        },
+        "retry",
+    ),
+    "reset": ({"method": "GET", "path_regex": EXPORT_PATH, "action": "reset", "times": 2}, "retry"),
+    "slow-response": (
+        {"method": "GET", "path_regex": "/datasources/", "action": "delay", "delay": 2, "times": 1},
+        "retry",
+    ),
+    "post-response-lost": (
+        {"method": "POST", "path_regex": EXPORT_PATH, "action": "drop_response", "times": 1},
+        "had accepted it",
+    ),
+    "post-5xx": (
+        {
+            "method": "POST",
+            "path_regex": EXPORT_PATH,
+            "action": "status",
+            "status": 502,
+            "times": 1,
+        },
+        "retrying",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS.values(), ids=FAULTS.keys())
+def test_fault_is_survived_with_one_export(
+    sandbox: Sandbox, instance, tmp_path: Path, fault
+) -> None:
+    rule, logged = fault
+    sandbox.control.add_fault(**rule)
+    result = run(load_catalog(write_catalog(tmp_path, CLAIMS)), sandbox, instance, read_timeout=0.7)
+    assert result.success
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+    assert metadata_of(result)["dagster/row_count"] == sandbox.control.true_row_count(
+        PHARMACY_CLAIMS_ID
+    )
+    assert any(logged in m for m in messages(instance, result)), (
+        f"the fault must be logged ('{logged}')"
+    )
+
+
+def test_persistent_fault_fails_with_bounded_retries(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    sandbox.control.add_fault(
+        method="GET", path_regex="/datasources/", action="status", status=500, times=None
+    )
+    result = run(load_catalog(write_catalog(tmp_path, CLAIMS)), sandbox, instance, max_retries=2)
+    assert not result.success
+    hits = [r for r in sandbox.control.requests() if "/datasources/" in r["path"]]
+    assert len(hits) == 3
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "retry later" in str(failure.event_specific_data.error)
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 0
+
+
+def test_termination_while_polling_stops_promptly(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="stuck")
+    env = {
+        **os.environ,
+        **sandbox.env(),
+        "DOMO_EXPORTS_FILE": str(write_catalog(tmp_path, CLAIMS)),
+        "DAGSTER_HOME": str(tmp_path),
+    }
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "domo_assets.definitions",
+        "--select",
+        "claims",
+    ]
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not sandbox.control.exports(PHARMACY_CLAIMS_ID) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sandbox.control.exports(PHARMACY_CLAIMS_ID), "the export never started"
+        time.sleep(1.5)
+        stopped_at = time.monotonic()
+        os.kill(process.pid, signal.SIGINT)  # as Dagster's run termination does
+        output, _ = process.communicate(timeout=30)
+        elapsed = time.monotonic() - stopped_at
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    export_id = sandbox.control.exports(PHARMACY_CLAIMS_ID)[0]["export_id"]
+    assert elapsed < 15, f"the step took {elapsed:.1f} s to stop"
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        run_id = instance.get_runs()[0].run_id
+        logged = [e.user_message for e in instance.all_logs(run_id)]
+    stopped = [m for m in logged if f"Stopped polling Domo export {export_id}" in m]
+    assert stopped, output[-2000:]
+    assert "'exporting'" in stopped[0] and "attach to it" in stopped[0]
+
+
+# -- soak ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.soak
+def test_soak_many_exports_with_faults(sandbox: Sandbox, instance, tmp_path: Path) -> None:
+    count = int(os.environ.get("SOAK_EXPORTS", "40"))
+    readable = [
+        i for name, i in SAMPLE_DATASETS.items() if name not in {"hr-salaries", "large-events"}
+    ]
+    entries = [
+        {
+            "name": f"soak_{i:03d}",
+            "dataset_id": readable[i % len(readable)],
+            "path": f"soak/{i:03d}",
+        }
+        for i in range(count)
+    ]
+    catalog = load_catalog(write_catalog(tmp_path, *entries))
+    for method in ("GET", "POST"):
+        sandbox.control.add_fault(
+            method=method,
+            path_regex="/api/",
+            action="status",
+            status=503,
+            times=None,
+            probability=0.1,
+        )
+    result = run(catalog, sandbox, instance, max_concurrent_exports=16)
+    assert result.success
+    assert len(result.get_asset_materialization_events()) == count
+    exports = sandbox.control.exports()
+    per_path = {}
+    for export in exports:
+        per_path.setdefault(export["request"]["path"], []).append(export["export_id"])
+    assert len(per_path) == count and all(len(ids) == 1 for ids in per_path.values()), (
+        "one export per asset, never two"
+    )
+    log_text = "\n".join(m or "" for m in messages(instance, result))
+    assert sandbox.token not in log_text and sandbox.env()["AWS_SECRET_ACCESS_KEY"] not in log_text
