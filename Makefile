@@ -30,6 +30,10 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## test-deployment: only the PostgreSQL deployment smoke test (part of `make test` too)
+test-deployment: setup
+	$(BIN)/python -m pytest -m deployment tests/test_deployment.py
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

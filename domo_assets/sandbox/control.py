@@ -1,0 +1,196 @@
+"""`SandboxControl`: a small client of the sandbox's control API, for tests and scripts."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from .users import MAIN_USER
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+POLL_SECONDS = 0.05
+CONTROL_PREFIX = "/_sandbox"
+FINISHED_STATUSES = frozenset({"success", "error"})
+
+
+class SandboxControlError(RuntimeError):
+    """The control API answered with an error status.
+
+    Attributes:
+        status: HTTP status.
+        body: Response body text.
+    """
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"Sandbox control API error {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+class SandboxControl:
+    """Client of the control API (``/_sandbox/...``) of a running sandbox.
+
+    Args:
+        url: The sandbox's Domo URL (``Sandbox.domo_url``).
+        timeout: Timeout of each HTTP call in seconds.
+    """
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        self.url = url.rstrip("/")
+        self._timeout = timeout
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def health(self) -> bool:
+        """Return True when the sandbox answers."""
+        return self._call("GET", "/health").get("status") == "ok"
+
+    def exports(self, dataset_id: str | None = None) -> list[dict[str, Any]]:
+        """Return every export (optionally of one DataSet), oldest first, with internal detail:
+        dataset_id, export_id, status, created, user, data_version, times_returned,
+        url_row_count_map, object_keys, error_code, message and ``request`` (bucket, path,
+        region, columns, where, includeBOM, aws_access_key_id, had_session_token,
+        kms_key_id...; never a secret)."""
+        query = {"dataset_id": dataset_id} if dataset_id else None
+        return self._call("GET", "/exports", query=query)
+
+    def export_count(self, dataset_id: str) -> int:
+        """Return how many exports the DataSet has had."""
+        return len(self.exports(dataset_id))
+
+    def wait_for_export(
+        self, export_id: str, timeout: float = DEFAULT_TIMEOUT_SECONDS
+    ) -> dict[str, Any]:
+        """Wait until an export is ``success`` or ``error`` and return its record.
+
+        Raises:
+            KeyError: If there is no such export.
+            TimeoutError: If it does not finish within `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            record = {r["export_id"]: r for r in self.exports()}[export_id]
+            if record["status"] in FINISHED_STATUSES:
+                return record
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Export {export_id} still {record['status']}")
+            time.sleep(POLL_SECONDS)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Return the Domo API request log: method, path, status (None when no response
+        was sent), time (epoch seconds) and fault (the fault action applied, or None)."""
+        return self._call("GET", "/requests")
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        self._call("DELETE", "/requests")
+
+    def faults(self) -> list[dict[str, Any]]:
+        """Return the fault rules with their remaining counts and hits."""
+        return self._call("GET", "/faults")
+
+    def add_fault(
+        self,
+        *,
+        method: str = "*",
+        path_regex: str = ".*",
+        action: str = "status",
+        status: int | None = None,
+        retry_after: float | None = None,
+        body: Any = None,
+        delay: float | None = None,
+        times: int | None = 1,
+        probability: float | None = None,
+    ) -> dict[str, Any]:
+        """Add a fault rule and return it.
+
+        Args:
+            method: HTTP method to match, or ``*``.
+            path_regex: Regex searched in the request path.
+            action: ``status``, ``reset``, ``delay`` or ``drop_response``.
+            status: Status of a ``status`` action (default 503).
+            retry_after: ``Retry-After`` seconds of a ``status`` action.
+            body: JSON body of a ``status`` action instead of Domo's error body.
+            delay: Seconds of a ``delay`` action (default 1).
+            times: How many matching requests to fault; None for every one.
+            probability: Chance (0..1, seeded) that a matching request faults.
+        """
+        optional = {
+            "status": status,
+            "retry_after": retry_after,
+            "body": body,
+            "delay": delay,
+            "probability": probability,
+        }
+        rule = {"method": method, "path_regex": path_regex, "action": action, "times": times}
+        rule.update({name: value for name, value in optional.items() if value is not None})
+        return self._call("POST", "/faults", rule)
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule."""
+        self._call("DELETE", "/faults")
+
+    def behaviour(self, dataset_id: str) -> dict[str, Any]:
+        """Return a DataSet's export behaviour."""
+        return self._call("GET", f"/datasets/{quote(dataset_id)}/behaviour")
+
+    def set_behaviour(self, dataset_id: str, **behaviour: Any) -> dict[str, Any]:
+        """Change a DataSet's export behaviour and return all of it.
+
+        Args:
+            dataset_id: DataSet id.
+            **behaviour: Any of export_outcome, export_seconds, queue_seconds,
+                misreport_rows, omit_object, url_style, timestamp_style, busy_behaviour,
+                new_export_status_code, rows_per_file.
+        """
+        return self._call("POST", f"/datasets/{quote(dataset_id)}/behaviour", behaviour)
+
+    def change_dataset(self, dataset_id: str, rows: int = 1) -> int:
+        """Append `rows` rows to a DataSet (new data) and return its new lastUpdated (ms)."""
+        result = self._call("POST", f"/datasets/{quote(dataset_id)}/change", {"rows": rows})
+        return result["last_updated"]
+
+    def datasets(self) -> list[dict[str, Any]]:
+        """Return every DataSet: id, name, row_count, columns, last_updated, behaviour..."""
+        return self._call("GET", "/datasets")
+
+    def true_row_count(
+        self, dataset_id: str, where_sql: str | None = None, user: str = MAIN_USER
+    ) -> int:
+        """Return how many rows `user` sees (PDP applied) that match a SQL condition.
+
+        Args:
+            dataset_id: DataSet id.
+            where_sql: A condition in the query endpoint's dialect, e.g. ``"Region" = 'West'``.
+            user: User name (``analyst``, ``west_manager``, ``hr_admin``).
+        """
+        body = {"where_sql": where_sql, "user": user}
+        return self._call("POST", f"/datasets/{quote(dataset_id)}/count", body)["count"]
+
+    def set_oauth_expires_in(self, expires_in: int) -> None:
+        """Set the lifetime (seconds) of access tokens issued from now on."""
+        self._call("POST", "/oauth", {"expires_in": expires_in})
+
+    def reset(self, s3: bool = True) -> None:
+        """Put the sandbox back to its initial state (moto's S3 too, unless `s3` is False)."""
+        self._call("POST", "/reset", {"s3": s3})
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+    ) -> Any:
+        url = f"{self.url}{CONTROL_PREFIX}{path}" + (f"?{urlencode(query)}" if query else "")
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(url, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        try:
+            with self._opener.open(request, timeout=self._timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise SandboxControlError(exc.code, exc.read().decode("utf-8", "replace")) from exc

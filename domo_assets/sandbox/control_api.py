@@ -1,0 +1,175 @@
+"""The control API under ``/_sandbox/``: inspect and steer the sandbox (JSON, no auth)."""
+
+from __future__ import annotations
+
+import re
+
+from .query import QueryError
+from .sql import execute_sql
+from .state import SandboxState
+from .users import MAIN_USER, USERS
+from .web import ApiError, Request, Response, Router, json_response
+
+PREFIX = "/_sandbox"
+DATASET = rf"{PREFIX}/datasets/(?P<id>[^/]+)"
+DEFAULT_CHANGE_ROWS = 1
+
+
+class ControlApi:
+    """Route handlers of the control API.
+
+    Args:
+        state: The sandbox state.
+    """
+
+    def __init__(self, state: SandboxState) -> None:
+        self._state = state
+
+    def register(self, router: Router) -> None:
+        """Add every control route to `router`."""
+        router.add("GET", f"{PREFIX}/health", self.health)
+        router.add("GET", f"{PREFIX}/exports", self.exports)
+        router.add("GET", f"{PREFIX}/requests", self.requests)
+        router.add("DELETE", f"{PREFIX}/requests", self.clear_requests)
+        router.add("GET", f"{PREFIX}/faults", self.faults)
+        router.add("POST", f"{PREFIX}/faults", self.add_fault)
+        router.add("DELETE", f"{PREFIX}/faults", self.clear_faults)
+        router.add("GET", f"{PREFIX}/datasets", self.datasets)
+        router.add("GET", f"{DATASET}/behaviour", self.behaviour)
+        router.add("POST", f"{DATASET}/behaviour", self.set_behaviour)
+        router.add("POST", f"{DATASET}/change", self.change)
+        router.add("POST", f"{DATASET}/count", self.count)
+        router.add("POST", f"{PREFIX}/oauth", self.oauth)
+        router.add("POST", f"{PREFIX}/reset", self.reset)
+
+    def health(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /_sandbox/health``."""
+        return json_response({"status": "ok"})
+
+    def exports(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /_sandbox/exports[?dataset_id=]``: every export with internal detail."""
+        return json_response(self._state.engine.control_objects(request.param("dataset_id")))
+
+    def requests(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /_sandbox/requests``: the Domo API request log."""
+        return json_response(self._state.requests.entries())
+
+    def clear_requests(self, request: Request, match: re.Match[str]) -> Response:
+        """``DELETE /_sandbox/requests``."""
+        self._state.requests.clear()
+        return json_response({"cleared": True})
+
+    def faults(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /_sandbox/faults``: the rules with their remaining counts."""
+        return json_response(self._state.faults.rules())
+
+    def add_fault(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /_sandbox/faults``: add a rule."""
+        try:
+            rule = self._state.faults.add(request.json_object())
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from exc
+        return json_response(rule.to_dict(), 201)
+
+    def clear_faults(self, request: Request, match: re.Match[str]) -> Response:
+        """``DELETE /_sandbox/faults``."""
+        self._state.faults.clear()
+        return json_response({"cleared": True})
+
+    def datasets(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /_sandbox/datasets``: ids, names, row counts, columns, versions."""
+        with self._state.lock:
+            listing = [
+                {
+                    "id": dataset.spec.id,
+                    "name": dataset.spec.name,
+                    "row_count": dataset.row_count,
+                    "columns": [
+                        {"name": c.name, "type": str(c.type)} for c in dataset.spec.columns
+                    ],
+                    "compression": dataset.spec.compression,
+                    "pdp_enabled": dataset.spec.pdp_enabled,
+                    "readers": sorted(dataset.spec.readers),
+                    "data_version": dataset.version,
+                    "last_updated": dataset.last_updated_ms,
+                    "behaviour": self._state.behaviours[dataset.spec.id].to_dict(),
+                }
+                for dataset in self._state.datasets.values()
+            ]
+        return json_response(listing)
+
+    def behaviour(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /_sandbox/datasets/{id}/behaviour``."""
+        with self._state.lock:
+            return json_response(self._state.behaviours[self._dataset_id(match)].to_dict())
+
+    def set_behaviour(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /_sandbox/datasets/{id}/behaviour``: change some behaviour fields."""
+        dataset_id = self._dataset_id(match)
+        changes = request.json_object()
+        with self._state.lock:
+            try:
+                behaviour = self._state.behaviours[dataset_id].updated(changes)
+            except ValueError as exc:
+                raise ApiError(400, str(exc)) from exc
+            self._state.behaviours[dataset_id] = behaviour
+        return json_response(behaviour.to_dict())
+
+    def change(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /_sandbox/datasets/{id}/change`` ``{rows?}``: append rows (new data)."""
+        dataset_id = self._dataset_id(match)
+        rows = request.json_object().get("rows", DEFAULT_CHANGE_ROWS)
+        if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
+            raise ApiError(400, "'rows' must be a non-negative integer")
+        with self._state.lock:
+            dataset = self._state.datasets[dataset_id]
+            dataset.append(rows)
+            return json_response(
+                {
+                    "id": dataset_id,
+                    "row_count": dataset.row_count,
+                    "data_version": dataset.version,
+                    "last_updated": dataset.last_updated_ms,
+                }
+            )
+
+    def count(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /_sandbox/datasets/{id}/count`` ``{where_sql?, user?}``: the true count
+        of rows `user` may see that match the SQL condition."""
+        dataset_id = self._dataset_id(match)
+        body = request.json_object()
+        user = body.get("user") or MAIN_USER
+        if user not in USERS:
+            raise ApiError(400, f"Unknown user {user!r}; known: {', '.join(USERS)}")
+        where_sql = body.get("where_sql")
+        sql = "SELECT COUNT(*) FROM table" + (f" WHERE {where_sql}" if where_sql else "")
+        with self._state.lock:
+            dataset = self._state.datasets[dataset_id]
+            rows = dataset.rows()
+        try:
+            result = execute_sql(dataset.spec, rows, sql, user)
+        except QueryError as exc:
+            raise ApiError(400, str(exc)) from exc
+        return json_response({"count": result.rows[0][0]})
+
+    def oauth(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /_sandbox/oauth`` ``{expires_in}``: lifetime of new access tokens."""
+        expires_in = request.json_object().get("expires_in")
+        if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in < 0:
+            raise ApiError(400, "'expires_in' must be a non-negative integer")
+        self._state.auth.expires_in = expires_in
+        return json_response({"expires_in": expires_in})
+
+    def reset(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /_sandbox/reset`` ``{s3?: true}``: everything back to its initial state."""
+        reset_s3 = request.json_object().get("s3", True)
+        if not isinstance(reset_s3, bool):
+            raise ApiError(400, "'s3' must be a boolean")
+        self._state.reset(s3=reset_s3)
+        return json_response({"reset": True, "s3": reset_s3})
+
+    def _dataset_id(self, match: re.Match[str]) -> str:
+        dataset_id = match["id"]
+        if dataset_id not in self._state.datasets:
+            raise ApiError(404, f"DataSet {dataset_id} not found")
+        return dataset_id

@@ -1,0 +1,493 @@
+"""The export engine: export requests, export records and the workers that write CSV to S3.
+
+An export is written to ``<bucket>/<path>/<exportId>/export/`` as ``data.csv.gz`` (gzip
+DataSets) or ``data.csv`` (compression none); more rows than the DataSet's `rows_per_file`
+are split into ``data-00000.csv.gz``, ``data-00001.csv.gz``... Each file holds an optional
+UTF-8 BOM, a header row and the data rows, written by the `csv` module (QUOTE_MINIMAL,
+``\\r\\n`` line ends; a null and an empty string both appear as an empty field).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import quote
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .behaviour import Behaviour
+from .datasets import Dataset, DatasetSpec, Row, iso_from_ms, now_ms
+from .query import Predicate, QueryError, RowQuery, build_query, column_names, order_items
+from .s3 import make_client
+from .users import User
+from .web import ApiError, new_toe
+
+EXPORT_FORMAT = "csv"
+STATUS_NONE = "none"
+STATUS_EXPORTING = "exporting"
+STATUS_SUCCESS = "success"
+STATUS_ERROR = "error"
+ACTIVE_STATUSES = frozenset({STATUS_NONE, STATUS_EXPORTING})
+REQUIRED_FIELDS = ("awsAccessKey", "awsAccessSecret", "bucket", "region")
+OPTIONAL_TEXT_FIELDS = ("sessionToken", "awsKmsKey", "path", "source")
+CSV_LINE_TERMINATOR = "\r\n"
+UTF8_BOM = "\ufeff"
+GZIP_LEVEL = 6
+FILE_EXTENSIONS = {"gzip": ".csv.gz", "none": ".csv"}
+CONTENT_TYPES = {"gzip": "application/gzip", "none": "text/csv"}
+EXPORT_FAILED = "EXPORT_FAILED"
+S3_WRITE_FAILED = "S3_WRITE_FAILED"
+TEMPORARY_KEY_PREFIX = "ASIA"
+WORKER_JOIN_SECONDS = 10.0
+URL_SAFE_CHARACTERS = "/-_.~"
+
+
+class ExportWriteError(Exception):
+    """Writing an export's files failed; the message says why."""
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """A validated body of ``POST /api/query/v1/export/{datasetId}``.
+
+    Attributes:
+        access_key: ``awsAccessKey``.
+        secret: ``awsAccessSecret`` (never shown).
+        session_token: ``sessionToken`` (never shown), or None.
+        kms_key: ``awsKmsKey``, or None.
+        bucket: Target bucket.
+        path: Key prefix, slashes trimmed (default: the DataSet id).
+        region: ``region``.
+        source: ``source``, or None.
+        include_bom: ``queryRequest.includeBOM``.
+        use_cache: ``queryRequest.useCache``.
+        query_json: ``queryRequest.query`` as sent.
+        query: The compiled query.
+    """
+
+    access_key: str
+    secret: str = field(repr=False)
+    session_token: str | None = field(repr=False)
+    kms_key: str | None
+    bucket: str
+    path: str
+    region: str
+    source: str | None
+    include_bom: bool
+    use_cache: bool
+    query_json: Mapping[str, Any]
+    query: RowQuery
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any], spec: DatasetSpec) -> ExportRequest:
+        """Validate a request body against the DataSet `spec`.
+
+        Raises:
+            ApiError: 400 naming the first problem found.
+        """
+        for name in REQUIRED_FIELDS:
+            if not isinstance(body.get(name), str) or not body[name].strip():
+                raise ApiError(400, f"'{name}' is required")
+        for name in OPTIONAL_TEXT_FIELDS:
+            if body.get(name) is not None and not isinstance(body[name], str):
+                raise ApiError(400, f"'{name}' must be a string")
+        query_request = _object(body.get("queryRequest"), "queryRequest")
+        query_json = _object(query_request.get("query"), "queryRequest.query")
+        return cls(
+            access_key=body["awsAccessKey"],
+            secret=body["awsAccessSecret"],
+            session_token=body.get("sessionToken") or None,
+            kms_key=body.get("awsKmsKey") or None,
+            bucket=body["bucket"],
+            path=(body.get("path") or "").strip("/") or spec.id,
+            region=body["region"],
+            source=body.get("source"),
+            include_bom=_flag(query_request, "includeBOM"),
+            use_cache=_flag(query_request, "useCache"),
+            query_json=query_json,
+            query=_compile(query_json, spec),
+        )
+
+    def reuse_key(self, dataset_id: str, user: str) -> str:
+        """Return what must match for a previous export to be returned again."""
+        parts = [dataset_id, user, self.query_json, self.bucket, self.path, self.include_bom]
+        return json.dumps(parts, sort_keys=True, default=str)
+
+    def summary(self) -> dict[str, Any]:
+        """Return the request for the control API, without any secret."""
+        return {
+            "bucket": self.bucket,
+            "path": self.path,
+            "region": self.region,
+            "columns": list(self.query.names),
+            "where": self.query_json.get("where"),
+            "group_by": self.query_json.get("groupByColumns") or [],
+            "order_by": self.query_json.get("orderByColumns") or [],
+            "includeBOM": self.include_bom,
+            "useCache": self.use_cache,
+            "source": self.source,
+            "aws_access_key_id": self.access_key,
+            "had_session_token": self.session_token is not None,
+            "kms_key_id": self.kms_key,
+        }
+
+
+def _object(value: Any, name: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ApiError(400, f"'{name}' must be an object")
+    return value
+
+
+def _flag(container: Mapping[str, Any], name: str) -> bool:
+    value = container.get(name, False)
+    if not isinstance(value, bool):
+        raise ApiError(400, f"'queryRequest.{name}' must be a boolean")
+    return value
+
+
+def _compile(query: Mapping[str, Any], spec: DatasetSpec) -> RowQuery:
+    try:
+        return build_query(
+            spec,
+            columns=column_names(query.get("columns"), "columns"),
+            where=query.get("where"),
+            group_by=column_names(query.get("groupByColumns"), "groupByColumns"),
+            order=order_items(query.get("orderByColumns")),
+        )
+    except QueryError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
+@dataclass
+class ExportRecord:
+    """One export and everything the sandbox knows about it.
+
+    Mutable fields change under the engine's lock only.
+    """
+
+    export_id: str
+    dataset_id: str
+    user: str
+    request: ExportRequest
+    reuse_key: str
+    data_version: int
+    compression: str
+    behaviour: Behaviour
+    started_ms: int
+    status: str = STATUS_EXPORTING
+    finished_ms: int | None = None
+    url_row_counts: dict[str, int] | None = None
+    object_keys: list[str] = field(default_factory=list)
+    error_code: str | None = None
+    message: str | None = None
+    times_returned: int = 0
+
+    def to_api(self) -> dict[str, Any]:
+        """Return the export object as Domo's API shows it."""
+        return {
+            "exportId": self.export_id,
+            "exportStatus": self.status,
+            "started": self._timestamp(self.started_ms),
+            "finished": self._timestamp(self.finished_ms),
+            "urlRowCountMap": dict(self.url_row_counts) if self.url_row_counts else None,
+            "compression": self.compression,
+            "exportFormat": EXPORT_FORMAT,
+            "bucket": self.request.bucket,
+            "errorCode": self.error_code,
+            "message": self.message,
+            "queuePosition": 1 if self.status == STATUS_NONE else 0,
+        }
+
+    def to_control(self) -> dict[str, Any]:
+        """Return the export with the sandbox's internal detail (no secrets)."""
+        return {
+            "dataset_id": self.dataset_id,
+            "export_id": self.export_id,
+            "status": self.status,
+            "created": self.started_ms,
+            "finished": self.finished_ms,
+            "user": self.user,
+            "data_version": self.data_version,
+            "times_returned": self.times_returned,
+            "url_row_count_map": self.url_row_counts,
+            "object_keys": list(self.object_keys),
+            "error_code": self.error_code,
+            "message": self.message,
+            "request": self.request.summary(),
+        }
+
+    def _timestamp(self, epoch_ms: int | None) -> int | str | None:
+        if epoch_ms is None or self.behaviour.timestamp_style == "epoch_ms":
+            return epoch_ms
+        return iso_from_ms(epoch_ms)
+
+
+def object_url(style: str, bucket: str, region: str, key: str) -> str:
+    """Return an object's URL in a ``urlRowCountMap`` key form: s3, virtual or path."""
+    if style == "s3":
+        return f"s3://{bucket}/{key}"
+    quoted = quote(key, safe=URL_SAFE_CHARACTERS)
+    if style == "virtual":
+        return f"https://{bucket}.s3.{region}.amazonaws.com/{quoted}"
+    return f"https://s3.{region}.amazonaws.com/{bucket}/{quoted}"
+
+
+def csv_value(value: object) -> str:
+    """Return a cell as it appears in an export file (null as an empty field)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def render_csv(header: Sequence[str], rows: Iterable[Row], include_bom: bool) -> bytes:
+    """Return one export file's CSV bytes (UTF-8, optional BOM, header row first)."""
+    buffer = io.StringIO()
+    if include_bom:
+        buffer.write(UTF8_BOM)
+    writer = csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator=CSV_LINE_TERMINATOR)
+    writer.writerow(header)
+    writer.writerows([csv_value(value) for value in row] for row in rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+def file_names(file_count: int, compression: str) -> list[str]:
+    """Return the export's file names: ``data.csv[.gz]`` or numbered ``data-00000...``."""
+    extension = FILE_EXTENSIONS[compression]
+    if file_count == 1:
+        return [f"data{extension}"]
+    return [f"data-{index:05d}{extension}" for index in range(file_count)]
+
+
+def chunked(rows: Sequence[Row], size: int) -> list[Sequence[Row]]:
+    """Split rows into chunks of at most `size` (always at least one, maybe empty)."""
+    return [rows[start : start + size] for start in range(0, len(rows), size)] or [rows]
+
+
+class ExportEngine:
+    """Starts exports, runs them in worker threads and keeps every export record.
+
+    Args:
+        s3_endpoint: Returns the moto server's URL (the workers' S3 endpoint).
+    """
+
+    def __init__(self, s3_endpoint: Callable[[], str]) -> None:
+        self._s3_endpoint = s3_endpoint
+        self._lock = threading.RLock()
+        self._records: list[ExportRecord] = []
+        self._workers: list[threading.Thread] = []
+        self._cancel = threading.Event()
+
+    def records(self, dataset_id: str | None = None) -> list[ExportRecord]:
+        """Return the export records, oldest first, optionally of one DataSet only."""
+        with self._lock:
+            return [r for r in self._records if dataset_id in (None, r.dataset_id)]
+
+    def api_objects(self, dataset_id: str) -> list[dict[str, Any]]:
+        """Return the DataSet's export objects as the API shows them."""
+        with self._lock:
+            return [record.to_api() for record in self.records(dataset_id)]
+
+    def control_objects(self, dataset_id: str | None = None) -> list[dict[str, Any]]:
+        """Return the export records as the control API shows them."""
+        with self._lock:
+            return [record.to_control() for record in self.records(dataset_id)]
+
+    def submit(
+        self,
+        dataset: Dataset,
+        user: User,
+        request: ExportRequest,
+        behaviour: Behaviour,
+        visible: Predicate,
+    ) -> tuple[int, dict[str, Any]]:
+        """Return a previous or running export, or start a new one.
+
+        Args:
+            dataset: The DataSet (its rows are snapshot now).
+            user: The requesting user.
+            request: The validated request.
+            behaviour: The DataSet's behaviour (snapshot into the record).
+            visible: The user's PDP filter.
+
+        Returns:
+            The HTTP status and the export object.
+
+        Raises:
+            ApiError: 400 when an export of the DataSet is running and the behaviour says so.
+        """
+        key = request.reuse_key(dataset.spec.id, user.name)
+        with self._lock:
+            previous = self._reusable(dataset, key)
+            running = self._running(dataset.spec.id)
+            if previous is None and running is not None:
+                if behaviour.busy_behaviour == "error":
+                    raise ApiError(
+                        400, f"An export is already in progress for DataSet {dataset.spec.id}"
+                    )
+                previous = running
+            if previous is not None:
+                previous.times_returned += 1
+                return 200, previous.to_api()
+            record = self._new_record(dataset, user, request, behaviour, key)
+            self._start_worker(record, dataset.rows(), visible)
+            return behaviour.new_export_status_code, record.to_api()
+
+    def reset(self) -> None:
+        """Stop every worker and forget every export."""
+        self.stop()
+        with self._lock:
+            self._records.clear()
+            self._cancel = threading.Event()
+
+    def stop(self) -> None:
+        """Cancel running workers and wait for them to end."""
+        with self._lock:
+            self._cancel.set()
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.join(WORKER_JOIN_SECONDS)
+
+    def _reusable(self, dataset: Dataset, key: str) -> ExportRecord | None:
+        for record in reversed(self._records):
+            if record.status == STATUS_SUCCESS and record.reuse_key == key:
+                return record if record.data_version == dataset.version else None
+        return None
+
+    def _running(self, dataset_id: str) -> ExportRecord | None:
+        for record in self._records:
+            if record.dataset_id == dataset_id and record.status in ACTIVE_STATUSES:
+                return record
+        return None
+
+    def _new_record(
+        self, dataset: Dataset, user: User, request: ExportRequest, behaviour: Behaviour, key: str
+    ) -> ExportRecord:
+        record = ExportRecord(
+            export_id=str(uuid.uuid4()),
+            dataset_id=dataset.spec.id,
+            user=user.name,
+            request=request,
+            reuse_key=key,
+            data_version=dataset.version,
+            compression=dataset.spec.compression,
+            behaviour=behaviour,
+            started_ms=now_ms(),
+            status=STATUS_NONE if behaviour.queue_seconds > 0 else STATUS_EXPORTING,
+        )
+        self._records.append(record)
+        return record
+
+    def _start_worker(self, record: ExportRecord, rows: Sequence[Row], visible: Predicate) -> None:
+        self._workers = [worker for worker in self._workers if worker.is_alive()]
+        worker = threading.Thread(
+            target=self._run,
+            args=(record, rows, visible, self._cancel),
+            name=f"domo-sandbox-export-{record.export_id[:8]}",
+            daemon=True,
+        )
+        self._workers.append(worker)
+        worker.start()
+
+    def _run(
+        self, record: ExportRecord, rows: Sequence[Row], visible: Predicate, cancel: threading.Event
+    ) -> None:
+        behaviour = record.behaviour
+        if cancel.wait(behaviour.queue_seconds):
+            return
+        self._update(record, status=STATUS_EXPORTING)
+        if cancel.wait(behaviour.export_seconds):
+            return
+        if behaviour.export_outcome == "stuck":
+            cancel.wait()
+            return
+        if behaviour.export_outcome == "error":
+            self._fail(record, EXPORT_FAILED, "The export failed")
+            return
+        try:
+            counts = self._write(record, rows, visible, cancel)
+        except ExportWriteError as exc:
+            self._fail(record, S3_WRITE_FAILED, str(exc))
+            return
+        if counts is not None:
+            self._update(record, status=STATUS_SUCCESS, finished_ms=now_ms(), url_row_counts=counts)
+
+    def _write(
+        self, record: ExportRecord, rows: Sequence[Row], visible: Predicate, cancel: threading.Event
+    ) -> dict[str, int] | None:
+        """Write the files; return urlRowCountMap, or None when cancelled."""
+        request, behaviour = record.request, record.behaviour
+        if request.access_key.startswith(TEMPORARY_KEY_PREFIX) and not request.session_token:
+            raise ExportWriteError(
+                "S3 rejected the credentials (InvalidToken): temporary credentials need a "
+                "sessionToken"
+            )
+        chunks = chunked(request.query.run(rows, visible), behaviour.rows_per_file)
+        names = file_names(len(chunks), record.compression)
+        counts: dict[str, int] = {}
+        client = make_client(
+            "s3",
+            self._s3_endpoint(),
+            request.access_key,
+            request.secret,
+            request.session_token,
+            request.region,
+        )
+        try:
+            for index, (name, chunk) in enumerate(zip(names, chunks, strict=True)):
+                if cancel.is_set():
+                    return None
+                key = f"{request.path}/{record.export_id}/export/{name}"
+                if not behaviour.omit_object:
+                    self._put(client, record, key, chunk)
+                url = object_url(behaviour.url_style, request.bucket, request.region, key)
+                counts[url] = len(chunk) + (behaviour.misreport_rows if index == 0 else 0)
+        finally:
+            client.close()
+        return counts
+
+    def _put(self, client: Any, record: ExportRecord, key: str, rows: Sequence[Row]) -> None:
+        request = record.request
+        body = render_csv(request.query.names, rows, request.include_bom)
+        if record.compression == "gzip":
+            body = gzip.compress(body, compresslevel=GZIP_LEVEL)
+        extra = {}
+        if request.kms_key:
+            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": request.kms_key}
+        try:
+            client.put_object(
+                Bucket=request.bucket,
+                Key=key,
+                Body=body,
+                ContentType=CONTENT_TYPES[record.compression],
+                **extra,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise ExportWriteError(f"Writing s3://{request.bucket}/{key} failed: {exc}") from exc
+        with self._lock:
+            record.object_keys.append(key)
+
+    def _fail(self, record: ExportRecord, code: str, message: str) -> None:
+        self._update(
+            record,
+            status=STATUS_ERROR,
+            finished_ms=now_ms(),
+            error_code=code,
+            message=f"{message} (toe: {new_toe()})",
+        )
+
+    def _update(self, record: ExportRecord, **changes: Any) -> None:
+        with self._lock:
+            for name, value in changes.items():
+                setattr(record, name, value)

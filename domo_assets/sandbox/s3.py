@@ -1,0 +1,223 @@
+"""The S3 side of the sandbox: a moto server (S3, STS, IAM) and its seeded buckets.
+
+moto keeps its state in process-global backends: `MotoS3.reset` wipes every moto backend of
+the process (through moto's ``/moto-api/reset``) and seeds the buckets again. Two sandboxes
+running at the same time in one process would therefore share (and reset) one S3.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "us-east-1"
+ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+EXPORT_BUCKET = "domo-exports"
+EU_EXPORT_BUCKET = "domo-exports-eu"
+PUBLIC_EXPORT_BUCKET = "domo-public-exports"
+EXPORT_ROLE_NAME = "domo-export"
+EXPORT_ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/{EXPORT_ROLE_NAME}"
+MOTO_RESET_PATH = "/moto-api/reset"
+HTTP_TIMEOUT_SECONDS = 10
+CLIENT_CONFIG = Config(
+    s3={"addressing_style": "path"},
+    retries={"max_attempts": 2, "mode": "standard"},
+    connect_timeout=5,
+    read_timeout=30,
+)
+PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+_session_lock = threading.Lock()
+_session = boto3.session.Session()
+
+
+@dataclass(frozen=True)
+class BucketSeed:
+    """A bucket the sandbox creates.
+
+    Attributes:
+        name: Bucket name.
+        region: Bucket region.
+        block_public_access: Turn the bucket's Public Access Block fully on.
+        default_encryption: Default SSE algorithm (``AES256``...), or None.
+        public_read: Attach a bucket policy that lets anyone read the objects.
+    """
+
+    name: str
+    region: str
+    block_public_access: bool = True
+    default_encryption: str | None = None
+    public_read: bool = False
+
+
+SEED_BUCKETS: tuple[BucketSeed, ...] = (
+    BucketSeed(EXPORT_BUCKET, DEFAULT_REGION, default_encryption="AES256"),
+    BucketSeed(EU_EXPORT_BUCKET, "eu-west-1"),
+    BucketSeed(PUBLIC_EXPORT_BUCKET, DEFAULT_REGION, block_public_access=False, public_read=True),
+)
+
+
+def make_client(
+    service: str,
+    endpoint_url: str,
+    access_key: str = ACCESS_KEY_ID,
+    secret_key: str = SECRET_ACCESS_KEY,
+    session_token: str | None = None,
+    region: str = DEFAULT_REGION,
+) -> Any:
+    """Return a boto3 client for `service` at `endpoint_url` (thread-safe to call).
+
+    Args:
+        service: boto3 service name (``s3``, ``sts``, ``iam``).
+        endpoint_url: The moto server's URL.
+        access_key: AWS access key id.
+        secret_key: AWS secret access key.
+        session_token: Session token of temporary credentials, if any.
+        region: Region of the client.
+
+    Returns:
+        The boto3 client (S3 clients use path-style addressing).
+    """
+    with _session_lock:
+        return _session.client(
+            service,
+            endpoint_url=endpoint_url,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            aws_session_token=session_token,
+            region_name=region,
+            config=CLIENT_CONFIG,
+        )
+
+
+def public_read_policy(bucket: str) -> str:
+    """Return a bucket policy document letting anyone read `bucket`'s objects."""
+    statement = {
+        "Sid": "PublicRead",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+class MotoS3:
+    """A moto server in a thread, with the sandbox's buckets and export role.
+
+    Args:
+        host: Loopback address to bind.
+        port: Port to bind (0: a free one).
+        verbose: Keep werkzeug's per-request log lines (quietened otherwise).
+    """
+
+    def __init__(self, host: str, port: int = 0, verbose: bool = False) -> None:
+        self._host = host
+        self._port = port
+        self._verbose = verbose
+        self._server: ThreadedMotoServer | None = None
+        self._url: str | None = None
+        self._admin: Any = None
+
+    @property
+    def url(self) -> str:
+        """The server's URL (``http://127.0.0.1:PORT``)."""
+        if self._url is None:
+            raise RuntimeError("The moto server is not running")
+        return self._url
+
+    def start(self) -> None:
+        """Start the server, reset moto's state and seed the buckets."""
+        if not self._verbose:
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self._url = f"http://{host}:{port}"
+        self._admin = make_client("s3", self._url)
+        self.reset()
+
+    def stop(self) -> None:
+        """Stop the server and free its port."""
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self._url = None
+
+    def reset(self) -> None:
+        """Wipe every moto backend of the process, then seed buckets and the role again."""
+        request = urllib.request.Request(self.url + MOTO_RESET_PATH, method="POST")
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
+            response.read()
+        for seed in SEED_BUCKETS:
+            self._create_bucket(seed)
+        iam = make_client("iam", self.url)
+        try:
+            iam.create_role(
+                RoleName=EXPORT_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY)
+            )
+        finally:
+            iam.close()
+
+    def bucket_region(self, bucket: str) -> str | None:
+        """Return the region of `bucket`, or None if it does not exist."""
+        try:
+            location = self._admin.get_bucket_location(Bucket=bucket)
+        except self._admin.exceptions.NoSuchBucket:
+            return None
+        except self._admin.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchBucket", "InvalidBucketName"):
+                return None
+            raise
+        constraint = location.get("LocationConstraint")
+        return {None: DEFAULT_REGION, "": DEFAULT_REGION, "EU": "eu-west-1"}.get(
+            constraint, constraint
+        )
+
+    def _create_bucket(self, seed: BucketSeed) -> None:
+        s3 = self._admin
+        if seed.region == DEFAULT_REGION:
+            s3.create_bucket(Bucket=seed.name)
+        else:
+            s3.create_bucket(
+                Bucket=seed.name, CreateBucketConfiguration={"LocationConstraint": seed.region}
+            )
+        if seed.block_public_access:
+            s3.put_public_access_block(
+                Bucket=seed.name, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK
+            )
+        if seed.default_encryption:
+            rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": seed.default_encryption}}
+            s3.put_bucket_encryption(
+                Bucket=seed.name, ServerSideEncryptionConfiguration={"Rules": [rule]}
+            )
+        if seed.public_read:
+            s3.put_bucket_policy(Bucket=seed.name, Policy=public_read_policy(seed.name))

@@ -1,0 +1,104 @@
+"""Everything a running sandbox remembers, and how to put it back to its initial state."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .auth import Authenticator, Credentials
+from .behaviour import Behaviour
+from .datasets import SPECS, Dataset
+from .exports import ExportEngine
+from .faults import FaultInjector
+from .s3 import MotoS3
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One Domo API request as the request log shows it.
+
+    Attributes:
+        method: HTTP method.
+        path: Path without the query string.
+        status: Response status, or None when no response was sent (reset, drop_response).
+        time: Epoch seconds when the request arrived.
+        fault: The fault action applied, or None.
+    """
+
+    method: str
+    path: str
+    status: int | None
+    time: float
+    fault: str | None = None
+
+
+class RequestLog:
+    """The log of Domo API requests (control API requests are not logged); thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[LoggedRequest] = []
+
+    def record(self, method: str, path: str, status: int | None, fault: str | None) -> None:
+        """Append an entry timestamped now."""
+        with self._lock:
+            self._entries.append(LoggedRequest(method, path, status, time.time(), fault))
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Return every entry, oldest first, as JSON-ready data."""
+        with self._lock:
+            return [asdict(entry) for entry in self._entries]
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+
+class SandboxState:
+    """The state of one sandbox run. `lock` guards `datasets` and `behaviours`.
+
+    Args:
+        credentials: Tokens and OAuth client of the run.
+        s3: The moto server the exports write to.
+    """
+
+    def __init__(self, credentials: Credentials, s3: MotoS3) -> None:
+        self.lock = threading.RLock()
+        self.credentials = credentials
+        self.auth = Authenticator(credentials)
+        self.s3 = s3
+        self.engine = ExportEngine(lambda: s3.url)
+        self.faults = FaultInjector()
+        self.requests = RequestLog()
+        self.datasets: dict[str, Dataset] = {}
+        self.behaviours: dict[str, Behaviour] = {}
+        self._stopping = threading.Event()
+        self._initial_data()
+
+    def _initial_data(self) -> None:
+        self.datasets = {spec.id: Dataset(spec) for spec in SPECS}
+        self.behaviours = {spec.id: Behaviour.for_dataset(spec) for spec in SPECS}
+
+    def reset(self, s3: bool = True) -> None:
+        """Put exports, faults, behaviours, data, the request log, the token lifetime and
+        (when `s3`) moto's buckets back to their initial state."""
+        with self.lock:
+            self.engine.reset()
+            self.faults.reset()
+            self.requests.clear()
+            self.auth.reset()
+            self._initial_data()
+            if s3:
+                self.s3.reset()
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep unless the sandbox stops first; return False if it is stopping."""
+        return not self._stopping.wait(seconds)
+
+    def stop(self) -> None:
+        """Wake sleepers and end the export workers."""
+        self._stopping.set()
+        self.engine.stop()

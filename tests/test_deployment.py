@@ -1,0 +1,1044 @@
+"""The production deployment (deployment/): instance config, compose, Helm values, smoke test.
+
+The fast tests parse and validate the files: the instance configuration against this Dagster
+version, the compose file and its secrets, the image, and the Helm values against the key
+schema in deployment/helm/schema/.
+
+The smoke test (``pytest -m deployment``) runs the deployment for real on this machine:
+a throwaway PostgreSQL cluster (installed from apt first if ``initdb`` is missing), the Domo + S3
+sandbox, and the three Dagster processes (gRPC code server, daemon, webserver) with
+deployment/dagster.yaml as the instance. It materializes one export asset through the
+webserver's GraphQL API, as the UI's "Materialize" button does, and checks that the run's
+events landed in PostgreSQL and its files in S3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import jsonschema
+import pytest
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOYMENT = REPO / "deployment"
+DAGSTER_YAML = DEPLOYMENT / "dagster.yaml"
+DOCKER = DEPLOYMENT / "docker"
+COMPOSE_FILE = DOCKER / "docker-compose.yaml"
+DOCKERFILE = DOCKER / "Dockerfile"
+ENV_EXAMPLE = DOCKER / ".env.example"
+DOCKER_WORKSPACE = DOCKER / "workspace.yaml"
+HELM_VALUES = DEPLOYMENT / "helm" / "values.yaml"
+HELM_SCHEMA_DIR = DEPLOYMENT / "helm" / "schema"
+HELM_SUBSET_SCHEMA = HELM_SCHEMA_DIR / "values.subset.schema.json"
+
+PG_ENV_VARS = {
+    "hostname": "DAGSTER_PG_HOST",
+    "port": "DAGSTER_PG_PORT",
+    "username": "DAGSTER_PG_USER",
+    "password": "DAGSTER_PG_PASSWORD",
+    "db_name": "DAGSTER_PG_DB",
+}
+CODE_LOCATION_ENV_VARS = ("DOMO_INSTANCE_URL", "DOMO_DEVELOPER_TOKEN", "AWS_DEFAULT_REGION")
+COMPOSE_SERVICES = {"postgres", "domo-assets", "dagster-webserver", "dagster-daemon"}
+CODE_SERVER_PORT = 4000
+CODE_SERVER_COMMAND = [
+    "dagster",
+    "code-server",
+    "start",
+    "-h",
+    "0.0.0.0",
+    "-p",
+    str(CODE_SERVER_PORT),
+    "-m",
+    "domo_assets.definitions",
+]
+DOMO_POOL = "domo"
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY", re.IGNORECASE)
+INTERPOLATION = re.compile(r"^\$\{[A-Z0-9_]+(:?[-?][^}]*)?\}$")
+
+# Smoke test.
+LOCATION_NAME = "domo_assets"
+ASSET_NAME = "pharmacy_claims"
+EXPECTED_CHECKS = {"row_count", "s3_objects"}
+STARTUP_TIMEOUT_SECONDS = 90.0
+RUN_TIMEOUT_SECONDS = 120.0
+POLL_SECONDS = 0.5
+APT_TIMEOUT_SECONDS = 420
+PG_SMOKE_USER = "dagster_smoke"
+PG_SMOKE_DB = "dagster_smoke"
+TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
+LOG_TAIL_LINES = 60
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse one YAML file."""
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse ``KEY=VALUE`` lines (blank lines and ``#`` comments skipped)."""
+    env: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            env[name.strip()] = value.strip()
+    return env
+
+
+# --- deployment/dagster.yaml ------------------------------------------------------------------
+
+
+def load_instance_config(dagster_home: Path) -> Mapping[str, Any]:
+    """Validate ``dagster_home/dagster.yaml`` as Dagster itself does; return the config."""
+    from dagster._core.instance.config import dagster_instance_config
+
+    config, custom_instance_class = dagster_instance_config(str(dagster_home))
+    assert custom_instance_class is None
+    return config
+
+
+def test_dagster_yaml_is_valid_instance_config(tmp_path: Path) -> None:
+    """This Dagster version accepts deployment/dagster.yaml, with the settings the deployment
+    relies on: PostgreSQL from env vars, the run queue and its limits, the pools, monitoring."""
+    from dagster._core.instance.config import ConcurrencyConfig, PoolGranularity
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+    from dagster._serdes import ConfigurableClassData
+
+    shutil.copy(DAGSTER_YAML, tmp_path / "dagster.yaml")
+    config = load_instance_config(tmp_path)
+
+    postgres_db = dict(config["storage"]["postgres"]["postgres_db"])
+    # SQLAlchemy 2.1 would pick psycopg 3 for a bare `postgresql` scheme; psycopg2 is installed.
+    assert postgres_db.pop("scheme") == "postgresql+psycopg2"
+    assert {key: value["env"] for key, value in postgres_db.items()} == PG_ENV_VARS
+    assert config["telemetry"] == {"enabled": False}
+    assert config["run_monitoring"]["enabled"] is True
+    assert config["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
+
+    coordinator_config = config["run_coordinator"]
+    coordinator = ConfigurableClassData(
+        coordinator_config["module"],
+        coordinator_config["class"],
+        yaml.safe_dump(coordinator_config.get("config", {})),
+    ).rehydrate(QueuedRunCoordinator)
+    assert isinstance(coordinator, QueuedRunCoordinator)
+
+    # What DagsterInstance.get_concurrency_config() builds from the same two sections.
+    concurrency = ConcurrencyConfig.from_concurrency_settings(
+        config["concurrency"], coordinator.get_run_queue_config()
+    )
+    assert concurrency.run_queue_config is not None
+    assert concurrency.run_queue_config.max_concurrent_runs == 10
+    assert [limit["key"] for limit in concurrency.run_queue_config.tag_concurrency_limits] == [
+        "dagster/backfill"
+    ]
+    assert concurrency.pool_config.default_pool_limit == 2
+    assert concurrency.pool_config.pool_granularity == PoolGranularity.OP
+
+
+def test_run_limits_belong_under_concurrency_runs(tmp_path: Path) -> None:
+    """Why dagster.yaml keeps max_concurrent_runs out of the run coordinator: with a
+    `concurrency:` block, this Dagster version rejects run limits in both places."""
+    from dagster._core.errors import DagsterInvalidConfigError
+
+    config = read_yaml(DAGSTER_YAML)
+    config["run_coordinator"]["config"]["max_concurrent_runs"] = 5
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    with pytest.raises(DagsterInvalidConfigError, match="max_concurrent_runs"):
+        load_instance_config(tmp_path)
+
+
+# --- deployment/docker/ -----------------------------------------------------------------------
+
+
+def compose_services() -> dict[str, dict[str, Any]]:
+    """The services of the compose file."""
+    return read_yaml(COMPOSE_FILE)["services"]
+
+
+def test_compose_file_has_the_four_services() -> None:
+    """postgres, the code location, the webserver and the daemon; the last two load the code
+    location from the gRPC server named in deployment/docker/workspace.yaml."""
+    services = compose_services()
+    assert set(services) == COMPOSE_SERVICES
+
+    code_location = services["domo-assets"]
+    assert code_location["build"]["dockerfile"] == "deployment/docker/Dockerfile"
+    assert (DOCKER / code_location["build"]["context"] / "deployment/docker/Dockerfile").is_file()
+    assert "grpc-health-check" in code_location["healthcheck"]["test"]
+
+    (server,) = [entry["grpc_server"] for entry in read_yaml(DOCKER_WORKSPACE)["load_from"]]
+    assert server == {
+        "host": "domo-assets",
+        "port": CODE_SERVER_PORT,
+        "location_name": "domo_assets",
+    }
+    for name, binary in (
+        ("dagster-webserver", "dagster-webserver"),
+        ("dagster-daemon", "dagster-daemon"),
+    ):
+        service = services[name]
+        assert service["command"][0] == binary
+        assert "/opt/dagster/workspace.yaml" in service["command"]
+        assert "./workspace.yaml:/opt/dagster/workspace.yaml:ro" in service["volumes"]
+        assert service["depends_on"]["domo-assets"]["condition"] == "service_healthy"
+        # The same image as the code location: one Dagster version everywhere.
+        assert service["image"] == code_location["image"]
+    assert services["dagster-webserver"]["ports"] == ["127.0.0.1:3000:3000"]
+
+
+def test_compose_secrets_come_only_from_the_env_file() -> None:
+    """The code location reads the git-ignored .env; every other secret-looking variable is an
+    interpolation from it, and no value of .env.example appears in the compose file."""
+    services = compose_services()
+    assert services["domo-assets"]["env_file"] == [".env"]
+    for name, service in services.items():
+        for variable, value in (service.get("environment") or {}).items():
+            if SECRET_NAME.search(variable):
+                assert INTERPOLATION.match(str(value)), f"{name}: {variable} is a literal"
+
+    compose_text = COMPOSE_FILE.read_text(encoding="utf-8")
+    for variable, value in read_env_file(ENV_EXAMPLE).items():
+        if SECRET_NAME.search(variable):
+            assert value not in compose_text, f"{variable}'s example value is in the compose file"
+
+    ignored = (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "deployment/docker/.env" in ignored
+
+
+def test_env_example_defines_every_variable_with_fake_values() -> None:
+    """.env.example names every variable that dagster.yaml, the compose file and the code
+    location need, and its secrets are obviously fake."""
+    example = read_env_file(ENV_EXAMPLE)
+    # `$${NAME}` is compose's escape for a variable of the container's own shell.
+    compose_text = COMPOSE_FILE.read_text(encoding="utf-8")
+    referenced = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", compose_text))
+    assert referenced == set(PG_ENV_VARS.values())
+    assert set(PG_ENV_VARS.values()) | set(CODE_LOCATION_ENV_VARS) <= set(example)
+
+    for variable, value in example.items():
+        if SECRET_NAME.search(variable):
+            assert "fake" in value or "EXAMPLE" in value, f"{variable}={value} looks real"
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined."""
+    text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    instructions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            instruction, _, arguments = line.partition(" ")
+            instructions.append((instruction.upper(), arguments.strip()))
+    return instructions
+
+
+def test_dockerfile_builds_a_non_root_code_server_image() -> None:
+    """python:3.11-slim, the project installed against the lock file, a non-root user, and the
+    code server as the default command (a CMD: Kubernetes passes `args`, see the Dockerfile)."""
+    instructions = dockerfile_instructions()
+    by_name: dict[str, list[str]] = {}
+    for instruction, arguments in instructions:
+        by_name.setdefault(instruction, []).append(arguments)
+
+    assert by_name["FROM"] == ["python:3.11-slim"]
+    assert any("pip install -c constraints.txt" in run for run in by_name["RUN"])
+    user = by_name["USER"][-1].split(":")[0]
+    assert user not in {"root", "0"}
+    assert [name for name, _ in instructions].index("USER") > max(
+        index for index, (name, _) in enumerate(instructions) if name == "RUN"
+    ), "every RUN runs before switching to the non-root user"
+    assert json.loads(by_name["CMD"][-1]) == CODE_SERVER_COMMAND
+    assert "ENTRYPOINT" not in by_name
+
+    for arguments in by_name["COPY"]:
+        *sources, _destination = arguments.split()
+        for source in sources:
+            assert (REPO / source).exists(), f"COPY source {source} is missing"
+
+
+# --- deployment/helm/ -------------------------------------------------------------------------
+
+
+def override_schema(schema: Any) -> Any:
+    """`schema` turned into a schema for an override file, which helm merges over the chart's
+    defaults: `required` dropped, and references outside the document (Kubernetes definitions
+    on the network) replaced by "anything"."""
+    if isinstance(schema, dict):
+        result = {}
+        for key, value in schema.items():
+            if key == "required" and isinstance(value, list):
+                continue
+            if key == "$ref" and isinstance(value, str) and not value.startswith("#"):
+                continue
+            result[key] = override_schema(value)
+        return result
+    if isinstance(schema, list):
+        return [override_schema(item) for item in schema]
+    return schema
+
+
+def schema_errors(values: Any, schema: Mapping[str, Any]) -> list[str]:
+    """Every validation error of `values` against `schema`, as ``path: message``."""
+    validator_class = jsonschema.validators.validator_for(
+        schema, default=jsonschema.Draft202012Validator
+    )
+    validator_class.check_schema(schema)
+    validator = validator_class(override_schema(schema))
+    return [f"{error.json_path}: {error.message}" for error in validator.iter_errors(values)]
+
+
+def helm_schemas() -> list[Path]:
+    """The schemas in deployment/helm/schema/: the project's key schema and, if someone
+    vendored it, the chart's own values.schema.json."""
+    return sorted(HELM_SCHEMA_DIR.glob("*.schema.json"))
+
+
+@pytest.mark.parametrize("schema_path", helm_schemas(), ids=lambda path: path.name)
+def test_helm_values_match_the_chart_schema(schema_path: Path) -> None:
+    """deployment/helm/values.yaml uses only keys of the Dagster chart, with the chart's types."""
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    assert schema_errors(read_yaml(HELM_VALUES), schema) == []
+
+
+def test_helm_key_schema_rejects_typos_and_bad_values() -> None:
+    """The key schema has teeth: a misspelt key, an unknown granularity and a Kubernetes-invalid
+    deployment name are each reported."""
+    values = read_yaml(HELM_VALUES)
+    values["dagster-user-deployments"]["deployments"][0]["envSecret"] = [{"name": "x"}]
+    values["concurrency"]["pools"]["granularity"] = "step"
+    values["dagster-user-deployments"]["deployments"][0]["name"] = "domo_assets"
+
+    errors = schema_errors(values, json.loads(HELM_SUBSET_SCHEMA.read_text(encoding="utf-8")))
+
+    assert any("'envSecret' was unexpected" in error for error in errors), errors
+    assert any("granularity" in error for error in errors), errors
+    assert any(".name" in error and "does not match" in error for error in errors), errors
+
+
+def test_override_schema_ignores_required_keys_and_remote_references() -> None:
+    """A chart schema checks merged values: for an override file, its `required` lists and its
+    remote Kubernetes references are dropped, everything else still applies."""
+    chart_like = {
+        "type": "object",
+        "properties": {
+            "affinity": {"$ref": "https://example.invalid/k8s.json#/definitions/Affinity"},
+            "telemetry": {
+                "type": "object",
+                "properties": {"enabled": {"type": "boolean"}},
+                "required": ["enabled"],
+                "additionalProperties": False,
+            },
+        },
+        "required": ["telemetry", "affinity"],
+    }
+
+    assert schema_errors({}, chart_like) == []
+    assert schema_errors({"affinity": {"anything": 1}}, chart_like) == []
+    assert len(schema_errors({"telemetry": {"enabled": "no", "extra": 1}}, chart_like)) == 2
+
+
+def test_helm_values_wire_the_deployment() -> None:
+    """The Helm values run our image as the code location with its secrets from a Kubernetes
+    Secret, launch runs as pods, and set the same run and pool limits as dagster.yaml."""
+    values = read_yaml(HELM_VALUES)
+    instance = read_yaml(DAGSTER_YAML)
+
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert deployment["codeServerArgs"] == CODE_SERVER_COMMAND[-2:]
+    assert deployment["port"] == CODE_SERVER_PORT
+    assert deployment["envSecrets"] == [{"name": "domo-assets-env"}]
+    assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
+    assert values["generatePostgresqlPasswordSecret"] is False
+    assert (
+        values["postgresql"]["postgresqlScheme"]
+        == instance["storage"]["postgres"]["postgres_db"]["scheme"]
+    )
+    assert "postgresqlPassword" not in values["postgresql"]
+    assert values["telemetry"] == {"enabled": False}
+
+    concurrency = values["concurrency"]
+    assert concurrency["enabled"] is True
+    assert concurrency["pools"]["defaultLimit"] == instance["concurrency"]["pools"]["default_limit"]
+    assert concurrency["pools"]["granularity"] == instance["concurrency"]["pools"]["granularity"]
+    assert (
+        concurrency["runs"]["maxConcurrentRuns"]
+        == instance["concurrency"]["runs"]["max_concurrent_runs"]
+    )
+    assert (
+        concurrency["runs"]["tagConcurrencyLimits"]
+        == instance["concurrency"]["runs"]["tag_concurrency_limits"]
+    )
+
+
+def test_helm_targets_the_installed_dagster_version() -> None:
+    """The chart version of the VERSION note and of values.yaml's install command is the
+    installed Dagster's: bumping Dagster means re-checking the Helm values."""
+    from dagster.version import __version__
+
+    note = (HELM_SCHEMA_DIR / "VERSION").read_text(encoding="utf-8")
+    assert re.search(rf"^chart: dagster {re.escape(__version__)}$", note, re.MULTILINE)
+    assert f"--version {__version__}" in HELM_VALUES.read_text(encoding="utf-8")
+
+
+# --- smoke test: processes --------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Process:
+    """A started subprocess, leader of its own process group, logging to a file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    log: IO[bytes]
+
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines of the process's output."""
+        self.log.flush()
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class Processes:
+    """Subprocesses that are all stopped, with their process groups, when the block ends."""
+
+    log_dir: Path
+    started: list[Process] = field(default_factory=list)
+
+    def start(self, name: str, args: Sequence[str], env: Mapping[str, str]) -> Process:
+        """Start `args` in a new session (so its children can be signalled with it)."""
+        log_path = self.log_dir / f"{name}.log"
+        log = log_path.open("wb")
+        popen = subprocess.Popen(
+            list(args),
+            env=dict(env),
+            cwd=self.log_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        process = Process(name, popen, log_path, log)
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        """SIGTERM every process group (last started first), then SIGKILL what is left."""
+        for process in reversed(self.started):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.popen.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for process in reversed(self.started):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            # Children (the code server's gRPC worker, run workers) may outlive the leader.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.popen.pid, signal.SIGKILL)
+            if process.popen.poll() is None:
+                process.popen.wait(timeout=5)
+            process.log.close()
+
+    def diagnostics(self) -> str:
+        """The tail of every process's output, for failure messages."""
+        return "\n".join(
+            f"----- {process.name} (exit {process.popen.poll()}) -----\n{process.tail()}"
+            for process in self.started
+        )
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop_all()
+
+
+def wait_until(
+    condition: Callable[[], Any],
+    what: str,
+    processes: Processes,
+    timeout: float = STARTUP_TIMEOUT_SECONDS,
+) -> Any:
+    """Poll `condition()` until it returns a truthy value; fail if any process has died or the
+    time is up. Returns the value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        dead = [process.name for process in processes.started if not process.alive()]
+        if dead:
+            pytest.fail(
+                f"{', '.join(dead)} exited while waiting for {what}\n{processes.diagnostics()}"
+            )
+        if time.monotonic() > deadline:
+            pytest.fail(f"Timed out waiting for {what}\n{processes.diagnostics()}")
+        time.sleep(POLL_SECONDS)
+
+
+# --- smoke test: PostgreSQL -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """A running throwaway PostgreSQL cluster on loopback."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    db_name: str
+
+    def env(self) -> dict[str, str]:
+        """The DAGSTER_PG_* variables that deployment/dagster.yaml reads."""
+        return {
+            "DAGSTER_PG_HOST": self.host,
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USER": self.user,
+            "DAGSTER_PG_PASSWORD": self.password,
+            "DAGSTER_PG_DB": self.db_name,
+        }
+
+    def connect(self, db_name: str | None = None) -> Any:
+        """A psycopg2 connection (autocommit)."""
+        import psycopg2
+
+        connection = psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=db_name or self.db_name,
+            connect_timeout=10,
+        )
+        connection.autocommit = True
+        return connection
+
+
+def postgres_bin_dir() -> Path | None:
+    """The directory of initdb and pg_ctl: on PATH, or Debian's newest /usr/lib/postgresql."""
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
+    )
+    return candidates[-1].parent if candidates else None
+
+
+def install_postgres() -> str | None:
+    """Install PostgreSQL from apt (root only); return why not, or None once installed."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "initdb is not installed and apt-get cannot install it (not root, or no apt-get)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    wait_for_lock = ["-o", "DPkg::Lock::Timeout=120"]
+    for command in (
+        ["apt-get", *wait_for_lock, "update", "-qq"],
+        [
+            "apt-get",
+            *wait_for_lock,
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "postgresql",
+        ],
+    ):
+        try:
+            result = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=APT_TIMEOUT_SECONDS
+            )
+        except subprocess.TimeoutExpired:
+            return f"`{' '.join(command)}` timed out"
+        if result.returncode != 0:
+            return f"`{' '.join(command)}` failed: {result.stderr.strip()[-500:]}"
+    return None
+
+
+def cluster_owner() -> str | None:
+    """The user that runs PostgreSQL when we are root (it refuses root); None if not root."""
+    if os.geteuid() != 0:
+        return None
+    with contextlib.suppress(KeyError):
+        return pwd.getpwnam("postgres").pw_name
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"],
+        check=True,
+    )
+    return "postgres"
+
+
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL cluster in a temporary directory on a free loopback port, password auth,
+    with an empty database; stopped and deleted afterwards."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        reason = install_postgres()
+        if reason:
+            pytest.skip(f"PostgreSQL is unavailable: {reason}")
+        bin_dir = postgres_bin_dir()
+        assert bin_dir is not None, "apt installed postgresql but initdb is not found"
+
+    owner = cluster_owner()
+    as_owner = ["runuser", "-u", owner, "--"] if owner else []
+    base = Path(tempfile.mkdtemp(prefix="dagster-smoke-pg-"))
+    data_dir = base / "data"
+    password = secrets.token_urlsafe(18)
+    password_file = base / "password"
+    password_file.write_text(password, encoding="utf-8")
+    if owner:
+        owner_ids = pwd.getpwnam(owner)
+        for path in (base, password_file):
+            os.chown(path, owner_ids.pw_uid, owner_ids.pw_gid)
+    port = free_port()
+    pg_ctl = [*as_owner, str(bin_dir / "pg_ctl"), "-D", str(data_dir)]
+    started = False
+    try:
+        initdb = subprocess.run(
+            [
+                *as_owner,
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                PG_SMOKE_USER,
+                f"--pwfile={password_file}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert initdb.returncode == 0, f"initdb failed: {initdb.stdout}{initdb.stderr}"
+        options = f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off -c full_page_writes=off"
+        start = subprocess.run(
+            [*pg_ctl, "-l", str(base / "postgres.log"), "-w", "-t", "60", "-o", options, "start"],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        started = True
+        assert start.returncode == 0, f"pg_ctl start failed: {start.stdout}{start.stderr}"
+        cluster = Postgres("127.0.0.1", port, PG_SMOKE_USER, password, PG_SMOKE_DB)
+        with (
+            contextlib.closing(cluster.connect("postgres")) as connection,
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(f"CREATE DATABASE {PG_SMOKE_DB}")
+        yield cluster
+    finally:
+        if started:
+            subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# --- smoke test: GraphQL ----------------------------------------------------------------------
+
+WORKSPACE_QUERY = """
+query Workspace {
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        loadStatus
+        locationOrLoadError { __typename ... on PythonError { message } }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+ASSET_CHECKS_QUERY = """
+query AssetChecks($assetKeys: [AssetKeyInput!]) {
+  assetNodes(assetKeys: $assetKeys) {
+    assetKey { path }
+    assetChecksOrError { __typename ... on AssetChecks { checks { name } } }
+  }
+}
+"""
+
+LAUNCH_RUN_MUTATION = """
+mutation LaunchPipelineExecution($executionParams: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on Error { message }
+    ... on PythonError { stack }
+  }
+}
+"""
+
+RUN_STATUS_QUERY = """
+query RunStatus($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { status }
+    ... on Error { message }
+  }
+}
+"""
+
+RUN_LOGS_QUERY = """
+query RunLogs($runId: ID!) {
+  logsForRun(runId: $runId) {
+    __typename
+    ... on EventConnection {
+      events {
+        __typename
+        ... on MessageEvent { message stepKey }
+        ... on ErrorEvent { error { message stack causes { className message stack } } }
+      }
+    }
+    ... on Error { message }
+  }
+}
+"""
+
+
+@dataclass
+class GraphQL:
+    """A client of the webserver's GraphQL endpoint."""
+
+    url: str
+    session: requests.Session
+
+    def __call__(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Run `query`; return its ``data`` (fail on GraphQL errors)."""
+        response = self.session.post(
+            self.url, json={"query": query, "variables": dict(variables or {})}, timeout=60
+        )
+        response.raise_for_status()
+        body = response.json()
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
+
+
+def location_loaded(graphql: GraphQL) -> bool:
+    """Whether the webserver has loaded the code location from the gRPC server."""
+    workspace = graphql(WORKSPACE_QUERY)["workspaceOrError"]
+    assert workspace["__typename"] == "Workspace", workspace
+    for entry in workspace["locationEntries"]:
+        if entry["name"] == LOCATION_NAME and entry["loadStatus"] == "LOADED":
+            location = entry["locationOrLoadError"]
+            assert location["__typename"] == "RepositoryLocation", location
+            return True
+    return False
+
+
+def run_failure_report(graphql: GraphQL, run_id: str) -> str:
+    """The run's error events, each with its error's causes and the innermost stack's tail."""
+    logs = graphql(RUN_LOGS_QUERY, {"runId": run_id})["logsForRun"]
+    lines = []
+    for event in logs.get("events", []):
+        error = event.get("error")
+        if not error:
+            continue
+        lines.append(f"{event['__typename']}: {event.get('message')}")
+        innermost = error
+        for cause in error.get("causes") or []:
+            lines.append(f"  caused by {cause.get('className')}: {cause['message'].strip()}")
+            innermost = cause
+        lines.extend(f"    {line.rstrip()}" for line in (innermost.get("stack") or [])[-4:])
+    return "\n".join(lines) or json.dumps(logs)[:4000]
+
+
+# --- smoke test -------------------------------------------------------------------------------
+
+
+def sandbox_env(
+    processes: Processes, base_env: Mapping[str, str], env_file: Path
+) -> dict[str, str]:
+    """Start ``python -m domo_assets.sandbox``; return the environment it writes once ready."""
+    processes.start(
+        "sandbox",
+        [
+            sys.executable,
+            "-m",
+            "domo_assets.sandbox",
+            "--port",
+            "0",
+            "--s3-port",
+            "0",
+            "--env-file",
+            str(env_file),
+        ],
+        base_env,
+    )
+    wait_until(env_file.exists, "the sandbox's env file", processes)
+    return read_env_file(env_file)
+
+
+def dagster_binary(name: str) -> str:
+    """A console script of this environment (next to its python)."""
+    path = Path(sys.executable).parent / name
+    return str(path) if path.exists() else name
+
+
+def grpc_server_healthy(port: int, env: Mapping[str, str]) -> bool:
+    """``dagster api grpc-health-check`` against the code server."""
+    result = subprocess.run(
+        [dagster_binary("dagster"), "api", "grpc-health-check", "-h", "127.0.0.1", "-p", str(port)],
+        env=dict(env),
+        capture_output=True,
+        timeout=60,
+    )
+    return result.returncode == 0
+
+
+def webserver_up(url: str, session: requests.Session) -> bool:
+    """Whether the webserver answers ``/server_info``."""
+    try:
+        return session.get(f"{url}/server_info", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def check_instance_loads(dagster_home: Path, env: Mapping[str, str]) -> None:
+    """Load the instance as the processes will (DagsterInstance.from_config, PostgreSQL
+    storage); this also creates the schema once, before three processes race to."""
+    from dagster import DagsterInstance
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        with DagsterInstance.from_config(str(dagster_home)) as instance:
+            assert isinstance(instance.run_storage, PostgresRunStorage)
+            assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+            assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+            assert instance.run_monitoring_enabled
+            assert not instance.telemetry_enabled
+            assert instance.get_concurrency_config().pool_config.default_pool_limit == 2
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def launch_asset_run(graphql: GraphQL) -> str:
+    """Launch a materialization of ASSET_NAME and its checks as the UI does; return the run id."""
+    asset_key = {"path": [ASSET_NAME]}
+    (node,) = graphql(ASSET_CHECKS_QUERY, {"assetKeys": [asset_key]})["assetNodes"]
+    checks = {check["name"] for check in node["assetChecksOrError"]["checks"]}
+    assert checks >= EXPECTED_CHECKS, checks
+    result = graphql(
+        LAUNCH_RUN_MUTATION,
+        {
+            "executionParams": {
+                "mode": "default",
+                "runConfigData": {},
+                "executionMetadata": {"tags": []},
+                "selector": {
+                    "repositoryLocationName": LOCATION_NAME,
+                    "repositoryName": "__repository__",
+                    "pipelineName": "__ASSET_JOB",
+                    "assetSelection": [asset_key],
+                    "assetCheckSelection": [
+                        {"assetKey": asset_key, "name": name} for name in sorted(checks)
+                    ],
+                },
+            }
+        },
+    )["launchPipelineExecution"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    return result["run"]["runId"]
+
+
+def wait_for_run(graphql: GraphQL, run_id: str, processes: Processes) -> str:
+    """Poll the run's status until it is terminal; return it."""
+
+    def terminal_status() -> str | None:
+        run = graphql(RUN_STATUS_QUERY, {"runId": run_id})["runOrError"]
+        assert run["__typename"] == "Run", run
+        return run["status"] if run["status"] in TERMINAL_RUN_STATUSES else None
+
+    return wait_until(terminal_status, f"run {run_id}", processes, timeout=RUN_TIMEOUT_SECONDS)
+
+
+def run_events(postgres: Postgres, run_id: str) -> list[Any]:
+    """The run's event log entries, read back from PostgreSQL's event_logs table."""
+    from dagster._core.events.log import EventLogEntry
+    from dagster._serdes import deserialize_value
+
+    with contextlib.closing(postgres.connect()) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT event FROM event_logs WHERE run_id = %s ORDER BY id", (run_id,))
+        return [deserialize_value(row[0], EventLogEntry) for row in cursor.fetchall()]
+
+
+def events_of_type(entries: Sequence[Any], event_type: Any) -> list[Any]:
+    """The event-specific data of the entries of one DagsterEventType."""
+    return [
+        entry.dagster_event.event_specific_data
+        for entry in entries
+        if entry.dagster_event is not None and entry.dagster_event.event_type == event_type
+    ]
+
+
+def stored_run_status(postgres: Postgres, run_id: str) -> str | None:
+    """The run's status in PostgreSQL's runs table."""
+    with contextlib.closing(postgres.connect()) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def pool_slots(postgres: Postgres, pool: str) -> int:
+    """How many slots PostgreSQL holds for a pool."""
+    with contextlib.closing(postgres.connect()) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM concurrency_slots WHERE concurrency_key = %s", (pool,))
+        return cursor.fetchone()[0]
+
+
+def exported_keys(env: Mapping[str, str]) -> list[str]:
+    """The S3 keys under the asset's destination (from the bundled catalog) in the sandbox."""
+    import boto3
+
+    from domo_assets.catalog import BUNDLED_CATALOG, load_catalog
+
+    (config,) = [c for c in load_catalog(BUNDLED_CATALOG).exports if c.name == ASSET_NAME]
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+    try:
+        listing = client.list_objects_v2(Bucket=config.bucket, Prefix=f"{config.path}/")
+    finally:
+        client.close()
+    return [f"s3://{config.bucket}/{item['Key']}" for item in listing.get("Contents", [])]
+
+
+@pytest.mark.deployment
+def test_deployment_smoke(postgres: Postgres, tmp_path: Path) -> None:
+    """PostgreSQL + sandbox + code server + daemon + webserver, with deployment/dagster.yaml:
+    one export asset materialized through GraphQL ends in SUCCESS, with its events (the
+    materialization and both checks) in PostgreSQL and its files in S3."""
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copy(DAGSTER_YAML, dagster_home / "dagster.yaml")
+    base_env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("DAGSTER_", "DOMO_", "AWS_"))
+    }
+    base_env["PYTHONUNBUFFERED"] = "1"
+    grpc_port, webserver_port = free_port(), free_port()
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(
+        yaml.safe_dump(
+            {
+                "load_from": [
+                    {
+                        "grpc_server": {
+                            "host": "127.0.0.1",
+                            "port": grpc_port,
+                            "location_name": LOCATION_NAME,
+                        }
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+
+    with Processes(tmp_path) as processes, requests.Session() as session:
+        session.trust_env = False
+        env = {
+            **base_env,
+            **sandbox_env(processes, base_env, tmp_path / "sandbox.env"),
+            **postgres.env(),
+            "DAGSTER_HOME": str(dagster_home),
+        }
+        check_instance_loads(dagster_home, env)
+
+        dagster = dagster_binary("dagster")
+        processes.start(
+            "code-server",
+            [
+                *(dagster, "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc_port)),
+                *("-m", "domo_assets.definitions", "--location-name", LOCATION_NAME),
+            ],
+            env,
+        )
+        wait_until(lambda: grpc_server_healthy(grpc_port, env), "the code server", processes)
+        processes.start(
+            "daemon", [dagster_binary("dagster-daemon"), "run", "-w", str(workspace)], env
+        )
+        processes.start(
+            "webserver",
+            [
+                *(dagster_binary("dagster-webserver"), "-h", "127.0.0.1"),
+                *("-p", str(webserver_port), "-w", str(workspace)),
+            ],
+            env,
+        )
+        url = f"http://127.0.0.1:{webserver_port}"
+        wait_until(lambda: webserver_up(url, session), "the webserver", processes)
+        graphql = GraphQL(f"{url}/graphql", session)
+        wait_until(lambda: location_loaded(graphql), "the code location", processes)
+
+        run_id = launch_asset_run(graphql)
+        status = wait_for_run(graphql, run_id, processes)
+        assert status == "SUCCESS", (
+            f"run {run_id} ended {status}:\n{run_failure_report(graphql, run_id)}\n"
+            f"{processes.diagnostics()}"
+        )
+
+        from dagster import AssetKey, DagsterEventType
+
+        entries = run_events(postgres, run_id)
+        materializations = events_of_type(entries, DagsterEventType.ASSET_MATERIALIZATION)
+        assert [m.materialization.asset_key for m in materializations] == [AssetKey(ASSET_NAME)]
+        evaluations = events_of_type(entries, DagsterEventType.ASSET_CHECK_EVALUATION)
+        assert {e.check_name: e.passed for e in evaluations} == dict.fromkeys(EXPECTED_CHECKS, True)
+        assert {e.asset_key for e in evaluations} == {AssetKey(ASSET_NAME)}
+        assert events_of_type(entries, DagsterEventType.RUN_SUCCESS)
+        assert stored_run_status(postgres, run_id) == "SUCCESS"
+        default_limit = read_yaml(DAGSTER_YAML)["concurrency"]["pools"]["default_limit"]
+        assert pool_slots(postgres, DOMO_POOL) == default_limit, "the `domo` pool's slots"
+        assert exported_keys(env), f"no export files of {ASSET_NAME} in the sandbox's S3"

@@ -1,0 +1,827 @@
+"""The Domo sandbox, exercised over real HTTP with `requests` and boto3 against moto."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+
+from domo_assets.sandbox import (
+    AWKWARD_VALUES_ID,
+    DAILY_ORDERS_ID,
+    EU_EXPORT_BUCKET,
+    EXPORT_BUCKET,
+    EXPORT_ROLE_ARN,
+    HR_ADMIN,
+    HR_SALARIES_ID,
+    LARGE_EVENTS_ID,
+    PHARMACY_CLAIMS_ID,
+    PUBLIC_EXPORT_BUCKET,
+    REGIONAL_SALES_ID,
+    SAMPLE_DATASETS,
+    WEST_MANAGER,
+    Sandbox,
+    SandboxControlError,
+)
+from domo_assets.sandbox.datasets import AWKWARD_TEXTS, ORDER_DAYS, ORDERS_PER_DAY
+from domo_assets.sandbox.s3 import make_client
+
+if TYPE_CHECKING:
+    from conftest import DomoHttp
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CLI_READY_TIMEOUT_SECONDS = 30.0
+CLI_EXIT_TIMEOUT_SECONDS = 15.0
+TOE_PATTERN = re.compile(r"[A-Z0-9]{10}-[A-Z0-9]{5}-[A-Z0-9]{5}")
+ISO_Z_PATTERN = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+PHARMACY_COLUMNS = [
+    "Customer ID",
+    "Cardholder ID",
+    "Sex of Patient",
+    "Date Filled",
+    "Label Name",
+    "Metric Quantity",
+    "Days Supply",
+]
+ORDER_COUNT = ORDERS_PER_DAY * ORDER_DAYS
+CLI = (sys.executable, "-m", "domo_assets.sandbox")
+
+
+def fast(sandbox: Sandbox, *dataset_ids: str, **behaviour: Any) -> None:
+    """Make exports of these DataSets finish almost at once (plus any other behaviour)."""
+    for dataset_id in dataset_ids:
+        sandbox.control.set_behaviour(dataset_id, export_seconds=0.0, **behaviour)
+
+
+def assert_domo_error(response: requests.Response, status: int, text: str = "") -> dict:
+    """Check a Domo JSON error body and return it."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == status
+    assert body["statusReason"]
+    assert TOE_PATTERN.fullmatch(body["toe"])
+    assert text in body["message"]
+    return body
+
+
+def equals(column: str, value: Any, kind: str = "STRING_VALUE") -> dict[str, Any]:
+    """Return a Domo EQUALS where expression."""
+    return {
+        "exprType": "EQUALS",
+        "leftExpr": {"column": column, "exprType": "COLUMN"},
+        "rightExpr": {"value": value, "exprType": kind},
+    }
+
+
+# Export lifecycle and files
+
+
+def test_export_lifecycle_writes_gzip_csv_to_s3(domo: DomoHttp, sandbox: Sandbox) -> None:
+    response = domo.start_export(PHARMACY_CLAIMS_ID)
+    assert response.status_code == 200
+    started = response.json()
+    assert started["exportStatus"] == "exporting"
+    assert started["urlRowCountMap"] is None
+    assert "queuePosition" in started  # an undocumented extra field
+
+    export = domo.wait(PHARMACY_CLAIMS_ID, started["exportId"])
+
+    assert export["exportStatus"] == "success"
+    assert export["compression"] == "gzip"
+    assert export["exportFormat"] == "csv"
+    assert export["bucket"] == EXPORT_BUCKET
+    assert isinstance(export["started"], int)
+    assert export["finished"] >= export["started"]
+    ((url, count),) = export["urlRowCountMap"].items()
+    assert url == (
+        f"s3://{EXPORT_BUCKET}/{PHARMACY_CLAIMS_ID}/{export['exportId']}/export/data.csv.gz"
+    )
+    header, rows = domo.read(export)
+    assert header == PHARMACY_COLUMNS
+    assert len(rows) == count == 1_000
+    assert {row[2] for row in rows} == {"M", "F"}
+    assert all(date.fromisoformat(row[3]) for row in rows)
+
+
+def test_uncompressed_export_round_trips_awkward_values(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, AWKWARD_VALUES_ID)
+
+    export = domo.export(AWKWARD_VALUES_ID)
+
+    assert export["compression"] == "none"
+    ((url, _),) = export["urlRowCountMap"].items()
+    assert url.endswith("/export/data.csv")
+    assert url.startswith(f"https://{EXPORT_BUCKET}.s3.us-east-1.amazonaws.com/")
+    assert ISO_Z_PATTERN.fullmatch(export["started"])
+    assert ISO_Z_PATTERN.fullmatch(export["finished"])
+    header, rows = domo.read(export)
+    assert header == ["ID", "Text", "Note", "Amount", "Created"]
+    assert len(rows) == 50
+    expected_texts = {"" if text is None else text for text in AWKWARD_TEXTS}
+    assert {row[1] for row in rows} == expected_texts
+    assert "windows\r\nnewline" in {row[1] for row in rows}
+    assert "" in {row[3] for row in rows}  # nulls are empty fields
+
+
+def test_include_bom_adds_a_utf8_bom(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, REGIONAL_SALES_ID)
+
+    with_bom = domo.export(REGIONAL_SALES_ID, domo.body(include_bom=True))
+    without_bom = domo.export(REGIONAL_SALES_ID, domo.body(include_bom=False))
+
+    assert with_bom["exportId"] != without_bom["exportId"]
+    assert domo.read_file(next(iter(with_bom["urlRowCountMap"])))[0] is True
+    had_bom, rows = domo.read_file(next(iter(without_bom["urlRowCountMap"])))
+    assert had_bom is False
+    assert rows[0] == ["Region", "Product", "Revenue"]
+
+
+def test_large_export_is_split_into_numbered_files(domo: DomoHttp) -> None:
+    export = domo.export(LARGE_EVENTS_ID)
+
+    counts = export["urlRowCountMap"]
+    names = sorted(url.rsplit("/", 1)[1] for url in counts)
+    assert names == ["data-00000.csv.gz", "data-00001.csv.gz", "data-00002.csv.gz"]
+    assert all(
+        url.startswith(f"https://s3.us-east-1.amazonaws.com/{EXPORT_BUCKET}/") for url in counts
+    )
+    assert sum(counts.values()) == 300_000
+    header, rows = domo.read(export)
+    assert header[0] == "Event ID"
+    assert [int(row[0]) for row in rows[:3]] == [1, 2, 3]
+    assert len(rows) == 300_000
+
+
+def test_rows_per_file_and_custom_path(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, DAILY_ORDERS_ID, rows_per_file=100)
+    body = {**domo.body(), "path": "/team/orders/"}
+
+    export = domo.export(DAILY_ORDERS_ID, body)
+
+    counts = export["urlRowCountMap"]
+    assert sorted(counts.values()) == [60, 100, 100, 100]
+    prefix = f"s3://{EXPORT_BUCKET}/team/orders/{export['exportId']}/export/data-0000"
+    assert all(url.startswith(prefix) for url in counts)
+    assert len(domo.read(export)[1]) == ORDER_COUNT
+
+
+# Queries: columns, where, group by, order by
+
+
+def test_columns_where_and_order_by(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, DAILY_ORDERS_ID)
+    where = {
+        "exprType": "AND",
+        "leftExpr": {
+            "exprType": "IN",
+            "leftExpr": {"column": "Region", "exprType": "COLUMN"},
+            "rightExpr": {"values": [{"value": "East", "exprType": "STRING_VALUE"}, "West"]},
+        },
+        "rightExpr": {
+            "exprType": "GREATER_THAN_EQUAL",
+            "leftExpr": {"column": "Order Date", "exprType": "COLUMN"},
+            "rightExpr": {"value": "2026-11-15", "exprType": "DATE_VALUE"},
+        },
+    }
+    order = [
+        {"expression": {"column": "Amount", "exprType": "COLUMN"}, "order": "DESCENDING"},
+        {"column": "Order ID", "exprType": "COLUMN"},
+    ]
+    body = domo.body(
+        columns=domo.columns("Order Date", "Region", "Amount"), where=where, orderByColumns=order
+    )
+
+    header, rows = domo.read(domo.export(DAILY_ORDERS_ID, body))
+
+    assert header == ["Order Date", "Region", "Amount"]
+    assert {row[1] for row in rows} == {"East", "West"}
+    assert min(row[0] for row in rows) >= "2026-11-15"
+    amounts = [Decimal(row[2]) for row in rows]
+    assert amounts == sorted(amounts, reverse=True)
+    expected = sandbox.control.true_row_count(
+        DAILY_ORDERS_ID, "Region IN ('East', 'West') AND \"Order Date\" >= '2026-11-15'"
+    )
+    assert len(rows) == expected > 0
+
+
+def test_group_by_gives_distinct_rows(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, DAILY_ORDERS_ID)
+    body = domo.body(
+        columns=domo.columns("Region"),
+        groupByColumns=domo.columns("Region"),
+        orderByColumns=[
+            {"expression": {"column": "Region", "exprType": "COLUMN"}, "order": "DESCENDING"}
+        ],
+    )
+
+    header, rows = domo.read(domo.export(DAILY_ORDERS_ID, body))
+
+    assert header == ["Region"]
+    assert rows == [["West"], ["South"], ["North"], ["East"]]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"columns": [{"column": "Nope", "exprType": "COLUMN"}]}, "Nope"),
+        ({"where": equals("Missing Column", "x")}, "Missing Column"),
+        ({"where": {"exprType": "LIKE_MAGIC"}}, "where"),
+        ({"where": equals("Amount", "not a number", "NUMERIC_VALUE")}, "Amount"),
+        ({"columns": [{"column": "Region"}], "groupByColumns": [{"column": "Amount"}]}, "Region"),
+    ],
+)
+def test_bad_queries_are_400(domo: DomoHttp, query: dict[str, Any], message: str) -> None:
+    response = domo.start_export(DAILY_ORDERS_ID, domo.body(**query))
+
+    assert_domo_error(response, 400, message)
+
+
+@pytest.mark.parametrize("field", ["awsAccessKey", "awsAccessSecret", "bucket", "region"])
+def test_missing_required_field_is_400(domo: DomoHttp, field: str) -> None:
+    body = domo.body()
+    del body[field]
+
+    assert_domo_error(domo.start_export(PHARMACY_CLAIMS_ID, body), 400, field)
+
+
+def test_bucket_must_exist_and_be_in_the_request_region(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, PHARMACY_CLAIMS_ID)
+
+    missing = domo.start_export(PHARMACY_CLAIMS_ID, domo.body(bucket="no-such-bucket"))
+    cross = domo.start_export(PHARMACY_CLAIMS_ID, domo.body(bucket=EU_EXPORT_BUCKET))
+    same = domo.export(PHARMACY_CLAIMS_ID, domo.body(bucket=EU_EXPORT_BUCKET, region="eu-west-1"))
+
+    assert_domo_error(missing, 400, "no-such-bucket")
+    assert "Cross-region exports are not supported" in assert_domo_error(cross, 400)["message"]
+    assert same["exportStatus"] == "success"
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+
+
+# Export rules: reuse, one active export, outcomes
+
+
+def test_unchanged_data_returns_the_previous_export(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, DAILY_ORDERS_ID)
+    first = domo.export(DAILY_ORDERS_ID)
+
+    again = domo.start_export(DAILY_ORDERS_ID)
+
+    assert again.status_code == 200
+    assert again.json()["exportId"] == first["exportId"]
+    assert again.json()["exportStatus"] == "success"
+    assert sandbox.control.export_count(DAILY_ORDERS_ID) == 1
+    assert sandbox.control.exports(DAILY_ORDERS_ID)[0]["times_returned"] == 1
+
+
+def test_changed_data_starts_a_new_export(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, DAILY_ORDERS_ID)
+    first = domo.export(DAILY_ORDERS_ID)
+
+    last_updated = sandbox.control.change_dataset(DAILY_ORDERS_ID, rows=5)
+    second = domo.export(DAILY_ORDERS_ID)
+
+    assert second["exportId"] != first["exportId"]
+    assert sum(second["urlRowCountMap"].values()) == ORDER_COUNT + 5
+    metadata = domo.get(f"/api/data/v3/datasources/{DAILY_ORDERS_ID}").json()
+    assert metadata["lastUpdated"] == last_updated
+    assert metadata["rowCount"] == ORDER_COUNT + 5
+    assert len(domo.list_exports(DAILY_ORDERS_ID)) == 2
+
+
+def test_export_list_holds_history_in_no_order(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, REGIONAL_SALES_ID)
+    ids = [
+        domo.export(REGIONAL_SALES_ID, {**domo.body(), "path": f"p{i}"})["exportId"]
+        for i in range(4)
+    ]
+
+    listed = [export["exportId"] for export in domo.list_exports(REGIONAL_SALES_ID)]
+
+    assert sorted(listed) == sorted(ids)
+    assert listed != ids
+
+
+def test_second_post_while_exporting_is_400_by_default(domo: DomoHttp, sandbox: Sandbox) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="stuck")
+    running = domo.start_export(PHARMACY_CLAIMS_ID).json()
+
+    second = domo.start_export(PHARMACY_CLAIMS_ID, {**domo.body(), "path": "elsewhere"})
+
+    assert_domo_error(second, 400, "already in progress")
+    assert [e["exportStatus"] for e in domo.list_exports(PHARMACY_CLAIMS_ID)] == ["exporting"]
+    assert running["exportStatus"] == "exporting"
+
+
+def test_second_post_can_return_the_running_export(domo: DomoHttp, sandbox: Sandbox) -> None:
+    sandbox.control.set_behaviour(
+        PHARMACY_CLAIMS_ID, export_outcome="stuck", busy_behaviour="return_running"
+    )
+    running = domo.start_export(PHARMACY_CLAIMS_ID).json()
+
+    second = domo.start_export(PHARMACY_CLAIMS_ID, {**domo.body(), "path": "elsewhere"})
+
+    assert second.status_code == 200
+    assert second.json()["exportId"] == running["exportId"]
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+
+
+def test_new_export_can_be_201_and_queued(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, REGIONAL_SALES_ID, new_export_status_code=201, queue_seconds=0.3)
+
+    response = domo.start_export(REGIONAL_SALES_ID)
+
+    assert response.status_code == 201
+    assert response.json()["exportStatus"] == "none"
+    assert domo.wait(REGIONAL_SALES_ID, response.json()["exportId"])["exportStatus"] == "success"
+
+
+def test_error_outcome_reports_code_and_message(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, PHARMACY_CLAIMS_ID, export_outcome="error")
+
+    export = domo.export(PHARMACY_CLAIMS_ID)
+
+    assert export["exportStatus"] == "error"
+    assert export["errorCode"] == "EXPORT_FAILED"
+    assert TOE_PATTERN.search(export["message"])
+    assert export["urlRowCountMap"] is None
+
+
+def test_misreported_rows_and_omitted_objects(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, REGIONAL_SALES_ID, misreport_rows=3)
+    fast(sandbox, HR_SALARIES_ID, omit_object=True)
+
+    misreported = domo.export(REGIONAL_SALES_ID)
+    omitted = domo.export(HR_SALARIES_ID, token=sandbox.tokens[HR_ADMIN])
+
+    ((url, count),) = misreported["urlRowCountMap"].items()
+    assert count == len(domo.read_file(url)[1]) - 1 + 3
+    ((omitted_url, _),) = omitted["urlRowCountMap"].items()
+    assert omitted_url.startswith(f"https://s3.us-east-1.amazonaws.com/{EXPORT_BUCKET}/")
+    with pytest.raises(domo.s3.exceptions.NoSuchKey):
+        domo.read_file(omitted_url)
+
+
+@pytest.mark.parametrize(
+    ("style", "pattern"),
+    [
+        ("s3", r"s3://domo-exports/[^ ]+/export/data\.csv\.gz"),
+        ("virtual", r"https://domo-exports\.s3\.us-east-1\.amazonaws\.com/.+/data\.csv\.gz"),
+        ("path", r"https://s3\.us-east-1\.amazonaws\.com/domo-exports/.+/data\.csv\.gz"),
+    ],
+)
+def test_url_styles(domo: DomoHttp, sandbox: Sandbox, style: str, pattern: str) -> None:
+    fast(sandbox, REGIONAL_SALES_ID, url_style=style, timestamp_style="iso")
+
+    export = domo.export(REGIONAL_SALES_ID)
+
+    ((url, count),) = export["urlRowCountMap"].items()
+    assert re.fullmatch(pattern, url)
+    assert len(domo.read_file(url)[1]) - 1 == count == 48
+    assert ISO_Z_PATTERN.fullmatch(export["finished"])
+
+
+def test_temporary_credentials_and_kms_key(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, PHARMACY_CLAIMS_ID)
+    sts = make_client("sts", sandbox.s3_url)
+    credentials = sts.assume_role(RoleArn=EXPORT_ROLE_ARN, RoleSessionName="domo-export")[
+        "Credentials"
+    ]
+    sts.close()
+    body = {
+        **domo.body(),
+        "awsAccessKey": credentials["AccessKeyId"],
+        "awsAccessSecret": credentials["SecretAccessKey"],
+        "sessionToken": credentials["SessionToken"],
+        "awsKmsKey": "alias/domo-exports",
+    }
+
+    export = domo.export(PHARMACY_CLAIMS_ID, body)
+
+    (record,) = sandbox.control.exports(PHARMACY_CLAIMS_ID)
+    head = domo.s3.head_object(Bucket=EXPORT_BUCKET, Key=record["object_keys"][0])
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"].endswith("alias/domo-exports")
+    assert export["exportStatus"] == "success"
+    assert record["request"]["had_session_token"] is True
+    assert record["request"]["kms_key_id"] == "alias/domo-exports"
+    assert record["request"]["aws_access_key_id"].startswith("ASIA")
+    dumped = json.dumps(sandbox.control.exports())
+    assert credentials["SecretAccessKey"] not in dumped
+    assert credentials["SessionToken"] not in dumped
+
+
+def test_temporary_key_without_session_token_fails_the_export(
+    domo: DomoHttp, sandbox: Sandbox
+) -> None:
+    fast(sandbox, PHARMACY_CLAIMS_ID)
+    body = {**domo.body(), "awsAccessKey": "ASIAEXAMPLEEXAMPLE00"}
+
+    export = domo.export(PHARMACY_CLAIMS_ID, body)
+
+    assert export["exportStatus"] == "error"
+    assert export["errorCode"] == "S3_WRITE_FAILED"
+    assert "sessionToken" in export["message"]
+
+
+# Authentication, permissions, PDP
+
+
+def test_auth_and_permission_errors(domo: DomoHttp, sandbox: Sandbox) -> None:
+    path = f"/api/data/v3/datasources/{PHARMACY_CLAIMS_ID}"
+
+    no_token = domo.session.get(sandbox.domo_url + path)
+    bad_token = domo.get(path, token="not-a-token")
+    bad_bearer = domo.session.get(
+        sandbox.domo_url + path, headers={"Authorization": "Bearer not-a-token"}
+    )
+    unknown = domo.get("/api/data/v3/datasources/00000000-0000-4000-8000-000000000000")
+    forbidden = domo.start_export(HR_SALARIES_ID)
+    allowed = domo.get(f"/api/data/v3/datasources/{HR_SALARIES_ID}", token=sandbox.tokens[HR_ADMIN])
+
+    assert_domo_error(no_token, 401)
+    assert_domo_error(bad_token, 401)
+    assert bad_bearer.status_code == 401
+    assert bad_bearer.content == b""
+    assert 'error="invalid_token"' in bad_bearer.headers["WWW-Authenticate"]
+    assert_domo_error(unknown, 404)
+    assert_domo_error(forbidden, 403)
+    assert allowed.status_code == 200
+    assert allowed.json()["name"] == "hr-salaries"
+
+
+def test_pdp_limits_exports_and_queries(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, REGIONAL_SALES_ID)
+    manager = sandbox.tokens[WEST_MANAGER]
+
+    _, all_rows = domo.read(domo.export(REGIONAL_SALES_ID))
+    _, west_rows = domo.read(domo.export(REGIONAL_SALES_ID, token=manager))
+    count = domo.post(
+        f"/api/query/v1/execute/{REGIONAL_SALES_ID}",
+        token=manager,
+        json={"sql": "SELECT COUNT(*) FROM table"},
+    ).json()
+    metadata = domo.get(f"/api/data/v3/datasources/{REGIONAL_SALES_ID}", token=manager).json()
+
+    expected_west = [row for row in all_rows if row[0] == "West"]
+    assert sorted(west_rows) == sorted(expected_west)
+    assert count["rows"] == [[len(expected_west)]]
+    assert sandbox.control.true_row_count(REGIONAL_SALES_ID, user=WEST_MANAGER) == len(
+        expected_west
+    )
+    assert metadata["rowCount"] == len(all_rows) == 48
+    assert_domo_error(domo.start_export(PHARMACY_CLAIMS_ID, token=manager), 403)
+
+
+def test_oauth_client_credentials_flow(domo: DomoHttp, sandbox: Sandbox) -> None:
+    basic = base64.b64encode(f"{sandbox.client_id}:{sandbox.client_secret}".encode()).decode()
+    token_url = f"{sandbox.domo_url}/oauth/token"
+
+    issued = domo.session.post(
+        token_url,
+        params={"grant_type": "client_credentials", "scope": "data"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    bad_client = domo.session.post(
+        token_url, params={"grant_type": "client_credentials"}, auth=(sandbox.client_id, "wrong")
+    )
+
+    assert issued.status_code == 200
+    token = issued.json()
+    assert token["token_type"] == "bearer"
+    assert token["expires_in"] == 3600
+    assert {"access_token", "scope", "customer", "userId", "role", "jti"} <= set(token)
+    assert bad_client.status_code == 401
+    bearer = {"Authorization": f"bearer {token['access_token']}"}
+    dataset = domo.session.get(
+        f"{sandbox.domo_url}/v1/datasets/{REGIONAL_SALES_ID}", headers=bearer
+    )
+    assert dataset.status_code == 200
+    assert dataset.json()["rows"] == 48
+    assert dataset.json()["pdpEnabled"] is True
+    assert ISO_Z_PATTERN.fullmatch(dataset.json()["dataCurrentAt"])
+    policies = domo.session.get(
+        f"{sandbox.domo_url}/v1/datasets/{REGIONAL_SALES_ID}/policies", headers=bearer
+    ).json()
+    west = next(p for p in policies if p["type"] == "user")
+    assert west["filters"] == [
+        {"column": "Region", "values": ["West"], "operator": "EQUALS", "not": False}
+    ]
+
+
+def test_expired_access_token_is_rejected(domo: DomoHttp, sandbox: Sandbox) -> None:
+    sandbox.control.set_oauth_expires_in(0)
+    token = domo.session.get(
+        f"{sandbox.domo_url}/oauth/token",
+        params={"grant_type": "client_credentials", "scope": "data"},
+        auth=(sandbox.client_id, sandbox.client_secret),
+    ).json()
+
+    response = domo.session.get(
+        f"{sandbox.domo_url}/v1/datasets/{PHARMACY_CLAIMS_ID}",
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+    )
+
+    assert token["expires_in"] == 0
+    assert response.status_code == 401
+    assert "expired" in response.headers["WWW-Authenticate"]
+
+
+# Metadata and query endpoints
+
+
+def test_metadata_schema_and_current_user(domo: DomoHttp, sandbox: Sandbox) -> None:
+    metadata = domo.get(f"/api/data/v3/datasources/{PHARMACY_CLAIMS_ID}?part=core,permission")
+    schema = domo.get(f"/api/data/v2/datasources/{PHARMACY_CLAIMS_ID}/schemas/latest")
+    me = domo.get("/api/content/v2/users/me")
+
+    body = metadata.json()
+    assert body["rowCount"] == 1_000
+    assert body["columnCount"] == 7
+    assert body["status"] == body["state"] == "SUCCESS"
+    assert body["nextUpdate"] > body["lastUpdated"]
+    assert set(body["owner"]) == {"id", "name", "type"}
+    columns = schema.json()["schema"]["columns"]
+    assert [c["name"] for c in columns] == PHARMACY_COLUMNS
+    assert [c["type"] for c in columns][:4] == ["LONG", "STRING", "STRING", "DATE"]
+    assert all(c["visible"] is True for c in columns)
+    assert me.json()["id"] == body["owner"]["id"]
+    assert me.json()["displayName"] == "Ana Lyst"
+
+
+def test_count_queries_match_the_exported_data(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, DAILY_ORDERS_ID)
+    _, rows = domo.read(domo.export(DAILY_ORDERS_ID))
+    by_region = Counter(row[1] for row in rows)
+    cases = {
+        "SELECT COUNT(*) FROM table": len(rows),
+        "SELECT COUNT(*) FROM table WHERE \"Region\" = 'West'": by_region["West"],
+        "select count(*) from table where `Region` in ('East', 'North');": by_region["East"]
+        + by_region["North"],
+        "SELECT COUNT(*) FROM table WHERE Region = 'West' OR Region = 'South'": by_region["West"]
+        + by_region["South"],
+        'SELECT COUNT(*) FROM table WHERE "Order Date" >= \'2026-11-10\' AND "Order Date" < '
+        "'2026-11-12'": sum(1 for row in rows if "2026-11-10" <= row[0] < "2026-11-12"),
+        "SELECT COUNT(*) FROM table WHERE Amount > 500": sum(
+            1 for row in rows if Decimal(row[3]) > 500
+        ),
+    }
+
+    for sql, expected in cases.items():
+        response = domo.post(f"/api/query/v1/execute/{DAILY_ORDERS_ID}", json={"sql": sql})
+        assert response.status_code == 200, sql
+        assert response.json()["rows"] == [[expected]], sql
+        assert response.json()["numRows"] == response.json()["numColumns"] == 1
+
+
+def test_select_with_limit_and_bad_sql(domo: DomoHttp) -> None:
+    url = f"/api/query/v1/execute/{PHARMACY_CLAIMS_ID}"
+
+    rows = domo.post(url, json={"sql": "SELECT * FROM table LIMIT 3"}).json()
+    bad = domo.post(url, json={"sql": "SELECT COUNT(*) FROM table WHERE"})
+    wrong_table = domo.post(url, json={"sql": "SELECT COUNT(*) FROM claims"})
+
+    assert rows["columns"] == PHARMACY_COLUMNS
+    assert rows["numRows"] == len(rows["rows"]) == 3
+    assert_domo_error(bad, 400, "SQL syntax error")
+    assert_domo_error(wrong_table, 400, "table")
+
+
+# Faults
+
+
+def test_status_fault_with_retry_after(domo: DomoHttp, sandbox: Sandbox) -> None:
+    sandbox.control.add_fault(path_regex=r"^/api/query/v1/export/", status=429, retry_after=2)
+
+    throttled = domo.start_export(PHARMACY_CLAIMS_ID)
+    accepted = domo.start_export(PHARMACY_CLAIMS_ID)
+
+    assert_domo_error(throttled, 429)
+    assert throttled.headers["Retry-After"] == "2"
+    assert accepted.status_code == 200
+    assert [(r["status"], r["fault"]) for r in sandbox.control.requests()] == [
+        (429, "status"),
+        (200, None),
+    ]
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+
+
+def test_reset_fault_closes_the_connection_before_processing(
+    domo: DomoHttp, sandbox: Sandbox
+) -> None:
+    sandbox.control.add_fault(method="POST", path_regex="/export/", action="reset")
+
+    with pytest.raises(requests.ConnectionError):
+        domo.start_export(PHARMACY_CLAIMS_ID)
+
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 0
+    assert domo.start_export(PHARMACY_CLAIMS_ID).status_code == 200
+    assert sandbox.control.requests()[0]["fault"] == "reset"
+
+
+def test_delay_fault_slows_the_response(domo: DomoHttp, sandbox: Sandbox) -> None:
+    sandbox.control.add_fault(
+        method="GET", path_regex="/datasources/", action="delay", delay=0.5, times=2
+    )
+    path = f"/api/data/v3/datasources/{PHARMACY_CLAIMS_ID}"
+
+    with pytest.raises(requests.Timeout):
+        domo.get(path, timeout=0.1)
+    started = time.monotonic()
+    slow = domo.get(path, timeout=5)
+
+    assert slow.status_code == 200
+    assert time.monotonic() - started >= 0.5
+
+
+def test_drop_response_fault_processes_then_drops(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, PHARMACY_CLAIMS_ID)
+    sandbox.control.add_fault(method="POST", path_regex="/export/", action="drop_response")
+
+    with pytest.raises(requests.ConnectionError):
+        domo.start_export(PHARMACY_CLAIMS_ID)
+
+    (record,) = sandbox.control.exports(PHARMACY_CLAIMS_ID)
+    listed = domo.list_exports(PHARMACY_CLAIMS_ID)
+    assert [e["exportId"] for e in listed] == [record["export_id"]]
+    assert sandbox.control.wait_for_export(record["export_id"])["status"] == "success"
+
+
+def test_fault_rules_match_method_and_count(domo: DomoHttp, sandbox: Sandbox) -> None:
+    rule = sandbox.control.add_fault(method="POST", path_regex="/export/", status=500, times=None)
+
+    get = domo.get(f"/api/query/v1/export/{PHARMACY_CLAIMS_ID}")
+    posts = [domo.start_export(PHARMACY_CLAIMS_ID).status_code for _ in range(3)]
+
+    assert get.status_code == 200
+    assert posts == [500, 500, 500]
+    (listed,) = sandbox.control.faults()
+    assert listed["id"] == rule["id"]
+    assert listed["hits"] == 3
+    sandbox.control.clear_faults()
+    assert domo.start_export(PHARMACY_CLAIMS_ID).status_code == 200
+
+
+# Control API and S3 seeding
+
+
+def test_control_api_validates_input(sandbox: Sandbox) -> None:
+    with pytest.raises(SandboxControlError) as unknown_behaviour:
+        sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, colour="blue")
+    with pytest.raises(SandboxControlError) as bad_style:
+        sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, url_style="ftp")
+    with pytest.raises(SandboxControlError) as bad_action:
+        sandbox.control.add_fault(action="explode")
+
+    assert (
+        unknown_behaviour.value.status == bad_style.value.status == bad_action.value.status == 400
+    )
+    assert sandbox.control.behaviour(PHARMACY_CLAIMS_ID)["url_style"] == "s3"
+
+
+def test_datasets_listing_and_default_styles(sandbox: Sandbox) -> None:
+    listing = {d["name"]: d for d in sandbox.control.datasets()}
+
+    assert {name: d["id"] for name, d in listing.items()} == dict(SAMPLE_DATASETS)
+    assert listing["large-events"]["row_count"] == 300_000
+    styles = {
+        (d["behaviour"]["url_style"], d["behaviour"]["timestamp_style"]) for d in listing.values()
+    }
+    assert {style for style, _ in styles} == {"s3", "virtual", "path"}
+    assert {stamp for _, stamp in styles} == {"epoch_ms", "iso"}
+    assert {d["compression"] for d in listing.values()} == {"gzip", "none"}
+
+
+def test_reset_restores_the_initial_state(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, REGIONAL_SALES_ID, url_style="path")
+    domo.export(REGIONAL_SALES_ID)
+    sandbox.control.change_dataset(REGIONAL_SALES_ID, rows=2)
+    sandbox.control.add_fault(path_regex="nothing-matches")
+
+    sandbox.control.reset()
+
+    assert sandbox.control.exports() == []
+    assert sandbox.control.faults() == []
+    assert sandbox.control.requests() == []
+    regional = next(d for d in sandbox.control.datasets() if d["id"] == REGIONAL_SALES_ID)
+    assert regional["row_count"] == 48
+    assert regional["behaviour"]["url_style"] == "virtual"
+    assert domo.s3.list_objects_v2(Bucket=EXPORT_BUCKET)["KeyCount"] == 0
+
+
+def test_seeded_buckets(sandbox: Sandbox, s3: Any) -> None:
+    locations = {
+        bucket: s3.get_bucket_location(Bucket=bucket)["LocationConstraint"]
+        for bucket in (EXPORT_BUCKET, EU_EXPORT_BUCKET, PUBLIC_EXPORT_BUCKET)
+    }
+    block = s3.get_public_access_block(Bucket=EXPORT_BUCKET)["PublicAccessBlockConfiguration"]
+    encryption = s3.get_bucket_encryption(Bucket=EXPORT_BUCKET)
+    policy = json.loads(s3.get_bucket_policy(Bucket=PUBLIC_EXPORT_BUCKET)["Policy"])
+
+    assert locations == {
+        EXPORT_BUCKET: None,
+        EU_EXPORT_BUCKET: "eu-west-1",
+        PUBLIC_EXPORT_BUCKET: None,
+    }
+    assert all(block.values())
+    rule = encryption["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert s3.get_public_access_block(Bucket=EU_EXPORT_BUCKET)["PublicAccessBlockConfiguration"]
+    assert policy["Statement"][0]["Principal"] == "*"
+    with pytest.raises(s3.exceptions.ClientError):
+        s3.get_public_access_block(Bucket=PUBLIC_EXPORT_BUCKET)
+
+
+def test_env_points_at_the_sandbox(sandbox: Sandbox) -> None:
+    env = sandbox.env()
+
+    assert env["DOMO_INSTANCE_URL"] == env["DOMO_API_URL"] == sandbox.domo_url
+    assert env["AWS_ENDPOINT_URL"] == sandbox.s3_url
+    assert env["DOMO_DEVELOPER_TOKEN"] == sandbox.token == sandbox.tokens["analyst"]
+    assert env["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert (env["DOMO_CLIENT_ID"], env["DOMO_CLIENT_SECRET"]) == (
+        sandbox.client_id,
+        sandbox.client_secret,
+    )
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", sandbox.domo_url)
+
+
+# Lifecycle
+
+
+def _port_is_free(url: str) -> bool:
+    port = int(url.rsplit(":", 1)[1])
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_another_sandbox_starts_and_stops_cleanly(sandbox: Sandbox) -> None:
+    with Sandbox(token="fixed-token") as other, requests.Session() as session:
+        session.trust_env = False
+        urls = (other.domo_url, other.s3_url)
+        response = session.get(
+            f"{other.domo_url}/api/content/v2/users/me",
+            headers={"X-DOMO-Developer-Token": "fixed-token"},
+        )
+        assert response.json()["displayName"] == "Ana Lyst"
+        assert other.domo_url != sandbox.domo_url
+
+    assert all(_port_is_free(url) for url in urls)
+    servers = [t for t in threading.enumerate() if t.name == "domo-sandbox-http"]
+    assert len(servers) == 1  # only the session's sandbox is still serving
+    sandbox.control.reset()  # the other sandbox reset moto's process-global state
+
+
+def test_cli_runs_until_sigterm(tmp_path: Path) -> None:
+    env_file = tmp_path / "sandbox.env"
+    process = subprocess.Popen(
+        [*CLI, "--port", "0", "--s3-port", "0", "--env-file", str(env_file)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    try:
+        deadline = time.monotonic() + CLI_READY_TIMEOUT_SECONDS
+        while not env_file.exists():
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "the env file never appeared"
+            time.sleep(0.1)
+        env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        with requests.Session() as session:
+            session.trust_env = False
+            response = session.get(
+                f"{env['DOMO_INSTANCE_URL']}/api/query/v1/export/{PHARMACY_CLAIMS_ID}",
+                headers={"X-DOMO-Developer-Token": env["DOMO_DEVELOPER_TOKEN"]},
+            )
+        assert response.status_code == 200
+        assert response.json() == []
+        assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = process.communicate(timeout=CLI_EXIT_TIMEOUT_SECONDS)
+
+    assert process.returncode == 0
+    assert f"export DOMO_DEVELOPER_TOKEN={env['DOMO_DEVELOPER_TOKEN']}" in stdout
+    assert f"$DOMO_INSTANCE_URL/api/query/v1/export/{PHARMACY_CLAIMS_ID}" in stdout
+    assert not env_file.exists()
