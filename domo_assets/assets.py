@@ -17,11 +17,13 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSpec,
+    BackfillPolicy,
     DataVersion,
     Failure,
     FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
+    PartitionsDefinition,
     RetryPolicy,
     multi_asset,
 )
@@ -31,8 +33,9 @@ from domo_assets.catalog import DATASET_KEY_PREFIX, Catalog, ExportConfig
 from domo_assets.checks import check_results, check_specs
 from domo_assets.client import ExportStart, StartOutcome
 from domo_assets.metadata import export_prefix_uri, materialization_metadata
+from domo_assets.outcome import ExportOutcome
 from domo_assets.resource import AwsCredentialsResource, DomoResource
-from domo_assets.runner import ExportOutcome, ExportRunner
+from domo_assets.runner import ExportRunner
 
 DOMO_POOL = "domo"
 EXPORTS_OP_NAME = "domo_exports"
@@ -72,10 +75,13 @@ def build_dataset_specs(catalog: Catalog) -> list[AssetSpec]:
     return list(specs.values())
 
 
-def build_export_spec(config: ExportConfig) -> AssetSpec:
+def build_export_spec(
+    config: ExportConfig, partitions_def: PartitionsDefinition | None = None
+) -> AssetSpec:
     """The spec of one export asset."""
     destination = export_prefix_uri(config.bucket, config.path)
     return AssetSpec(
+        partitions_def=partitions_def,
         key=export_asset_key(config),
         deps=[dataset_asset_key(config)],
         description=config.description or _default_description(config, destination),
@@ -102,7 +108,7 @@ def build_export_assets(
     pool: str = DOMO_POOL,
     retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
 ) -> AssetsDefinition:
-    """The multi-asset that materializes every export of the catalog.
+    """The multi-asset that materializes every unpartitioned export of the catalog.
 
     Args:
         catalog: The validated catalog.
@@ -110,16 +116,66 @@ def build_export_assets(
         pool: The Dagster pool capping concurrent export steps across runs.
         retry_policy: Step retries; safe because a retry resumes the export it started.
     """
-    configs = {export_asset_key(c): c for c in catalog.exports}
-
-    @multi_asset(
+    configs = [c for c in catalog.exports if c.partition is None]
+    return _export_multi_asset(
+        configs,
         name=name,
-        specs=[build_export_spec(c) for c in catalog.exports],
-        check_specs=[spec for key, c in configs.items() for spec in check_specs(c, key)],
-        can_subset=True,
         pool=pool,
         retry_policy=retry_policy,
         description="Exports Domo DataSets to S3, one asset per catalog entry.",
+    )
+
+
+def build_partitioned_export_assets(
+    catalog: Catalog,
+    *,
+    pool: str = DOMO_POOL,
+    retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
+) -> list[AssetsDefinition]:
+    """One partitioned asset (op ``<name>_export``) per partitioned export of the catalog.
+
+    Each run exports one partition (backfills launch a run per partition); the ``domo`` pool
+    caps how many run at once, and partitions of one DataSet follow each other because Domo
+    runs one export per DataSet at a time (a run waits for the running one).
+    """
+    return [
+        _export_multi_asset(
+            [config],
+            name=f"{config.name}_export",
+            pool=pool,
+            retry_policy=retry_policy,
+            partitions_def=config.partition.definition(),
+            description=f"Exports Domo DataSet {config.dataset_name or config.dataset_id} to S3, "
+            f"one {config.partition.scheme.value} partition per run.",
+        )
+        for config in catalog.exports
+        if config.partition is not None
+    ]
+
+
+def _export_multi_asset(
+    configs: Sequence[ExportConfig],
+    *,
+    name: str,
+    pool: str,
+    retry_policy: RetryPolicy | None,
+    description: str,
+    partitions_def: PartitionsDefinition | None = None,
+) -> AssetsDefinition:
+    by_key = {export_asset_key(c): c for c in configs}
+
+    @multi_asset(
+        name=name,
+        specs=[build_export_spec(c, partitions_def) for c in configs],
+        check_specs=[
+            spec for key, c in by_key.items() for spec in check_specs(c, key, partitions_def)
+        ],
+        can_subset=True,
+        pool=pool,
+        retry_policy=retry_policy,
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.multi_run(1) if partitions_def else None,
+        description=description,
     )
     def _exports(
         context: AssetExecutionContext,
@@ -127,7 +183,7 @@ def build_export_assets(
         s3: S3Resource,
         aws_credentials: AwsCredentialsResource,
     ) -> Iterator[MaterializeResult]:
-        selected = [configs[key] for key in configs if key in context.selected_asset_keys]
+        selected = [c for key, c in by_key.items() if key in context.selected_asset_keys]
         runner = ExportRunner(
             client=domo.get_client(log=context.log),
             s3_client=s3.get_client(),
@@ -135,7 +191,8 @@ def build_export_assets(
             schedule=domo.poll_schedule,
             log=context.log,
         )
-        yield from run_exports(context, runner, selected, domo)
+        partition_key = context.partition_key if partitions_def else None
+        yield from run_exports(context, runner, selected, domo, partition_key)
 
     return _exports
 
@@ -145,6 +202,7 @@ def run_exports(
     runner: ExportRunner,
     configs: Sequence[ExportConfig],
     domo: DomoResource,
+    partition_key: str | None = None,
 ) -> Iterator[MaterializeResult]:
     """Drive exports concurrently, yielding each one's result as soon as it is known.
 
@@ -157,7 +215,11 @@ def run_exports(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domo-export") as executor:
         futures: dict[Future[ExportOutcome], ExportConfig] = {
             executor.submit(
-                runner.run, config, started_here=partial(kv.get, config), on_start=kv.record
+                runner.run,
+                config,
+                partition_key=partition_key,
+                started_here=partial(kv.get, config, partition_key),
+                on_start=partial(kv.record, partition_key=partition_key),
             ): config
             for config in configs
         }
@@ -223,13 +285,20 @@ class _ExportRegistry:
             self._get = memory.get
             self._set = memory.__setitem__
 
-    def get(self, config: ExportConfig) -> str | None:
-        return self._get(f"{ACTIVE_EXPORT_KV_PREFIX}{config.name}")
+    @staticmethod
+    def _key(config: ExportConfig, partition_key: str | None) -> str:
+        suffix = f"/{partition_key}" if partition_key is not None else ""
+        return f"{ACTIVE_EXPORT_KV_PREFIX}{config.name}{suffix}"
 
-    def record(self, config: ExportConfig, start: ExportStart) -> None:
+    def get(self, config: ExportConfig, partition_key: str | None = None) -> str | None:
+        return self._get(self._key(config, partition_key))
+
+    def record(
+        self, config: ExportConfig, start: ExportStart, partition_key: str | None = None
+    ) -> None:
         if start.outcome in (StartOutcome.STARTED, StartOutcome.RECOVERED):
             with self._lock:
-                self._set(f"{ACTIVE_EXPORT_KV_PREFIX}{config.name}", start.export.export_id)
+                self._set(self._key(config, partition_key), start.export.export_id)
 
 
 def _default_description(config: ExportConfig, destination: str) -> str:

@@ -8,23 +8,46 @@ export, are at least the catalog's ``min_rows``.
 
 from __future__ import annotations
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
+import warnings
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    MetadataValue,
+    PartitionsDefinition,
+)
+from dagster._utils.warnings import PreviewWarning
 
 from domo_assets.catalog import ExportConfig
-from domo_assets.runner import ExportOutcome
+from domo_assets.outcome import ExportOutcome
 
 ROW_COUNT_CHECK = "row_count"
 S3_OBJECTS_CHECK = "s3_objects"
 
 
-def check_specs(config: ExportConfig, key: AssetKey) -> list[AssetCheckSpec]:
-    """The checks every export asset carries."""
+def check_specs(
+    config: ExportConfig, key: AssetKey, partitions_def: PartitionsDefinition | None = None
+) -> list[AssetCheckSpec]:
+    """The checks every export asset carries (per partition for a partitioned export)."""
     blocking = config.blocking_checks
+    with warnings.catch_warnings():
+        # Partitioned check specs are a preview feature of Dagster 1.13; checks per partition
+        # are what a partitioned export needs, so the warning is expected here.
+        warnings.simplefilter("ignore", PreviewWarning)
+        return _check_specs(config, key, partitions_def, blocking)
+
+
+def _check_specs(
+    config: ExportConfig, key: AssetKey, partitions_def: PartitionsDefinition | None, blocking: bool
+) -> list[AssetCheckSpec]:
     return [
         AssetCheckSpec(
             ROW_COUNT_CHECK,
             asset=key,
             blocking=blocking,
+            partitions_def=partitions_def,
             description=(
                 "Rows exported equal the rows Domo counts for the same filter and token"
                 if not config.group_by
@@ -35,6 +58,7 @@ def check_specs(config: ExportConfig, key: AssetKey) -> list[AssetCheckSpec]:
             S3_OBJECTS_CHECK,
             asset=key,
             blocking=blocking,
+            partitions_def=partitions_def,
             description="Every object Domo reports exists in S3 and is non-empty",
         ),
     ]

@@ -18,7 +18,7 @@ from dagster import (
 )
 from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 
-from domo_assets.runner import ExportOutcome
+from domo_assets.outcome import ExportOutcome
 
 FILES_SCHEMA = TableSchema(
     columns=[
@@ -80,9 +80,13 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
         "domo/dataset_id": outcome.config.dataset_id,
         "domo/dataset_name": outcome.dataset.name,
         "domo/dataset_url": MetadataValue.url(dataset_url(instance_url, outcome.config.dataset_id)),
-        "dagster/uri": export_prefix_uri(outcome.config.bucket, outcome.config.path),
+        "dagster/uri": export_prefix_uri(outcome.config.bucket, outcome.path),
     }
     destination = outcome.destination
+    if outcome.manifest_uri is not None:
+        metadata["manifest_uri"] = outcome.manifest_uri
+    if outcome.partition_key is not None:
+        metadata["partition_key"] = outcome.partition_key
     metadata["s3/bucket_region"] = destination.region
     metadata["s3/default_encryption"] = destination.default_encryption
     metadata["s3/public_access_blocked"] = destination.public_access_blocked

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from domo_assets.catalog import ExportConfig
@@ -26,40 +26,16 @@ from domo_assets.client import DomoClient, ExportStart, PollSchedule, StartOutco
 from domo_assets.credentials import CredentialProvider
 from domo_assets.errors import DomoError, DomoExportInProgressError
 from domo_assets.guard import DestinationReport, check_destination
-from domo_assets.models import DataSetColumn, DataSetMetadata, DomoUser, Export, ExportRequest
-from domo_assets.storage import StoredObject, inspect_objects
+from domo_assets.manifest import write_manifest
+from domo_assets.models import DomoUser, Export, ExportRequest
+from domo_assets.outcome import ExportOutcome
+from domo_assets.storage import inspect_objects
 
 # Each attempt waits for a foreign export to end; a busy DataSet may need a few.
 MAX_START_ATTEMPTS = 5
 
 StartCallback = Callable[[ExportConfig, ExportStart], None]
 ResumeLookup = Callable[[], str | None]
-
-
-@dataclass(frozen=True)
-class ExportOutcome:
-    """Everything known about one finished export."""
-
-    config: ExportConfig
-    dataset: DataSetMetadata
-    columns: tuple[DataSetColumn, ...]
-    export: Export
-    outcome: StartOutcome
-    stored: tuple[StoredObject, ...]
-    expected_rows: int | None
-    """Rows the same token can see for the same filter; None for grouped exports."""
-    destination: DestinationReport
-    acting_user: DomoUser | None = None
-
-    @property
-    def reused_previous_export(self) -> bool:
-        """Domo returned its previous export because the data had not changed."""
-        return self.outcome == StartOutcome.REUSED_PREVIOUS
-
-    @property
-    def exported_columns(self) -> tuple[str, ...]:
-        """The columns in the files, in order."""
-        return tuple(self.config.columns or (c.name for c in self.columns))
 
 
 class ExportRunner:
@@ -98,6 +74,7 @@ class ExportRunner:
         self,
         config: ExportConfig,
         *,
+        partition_key: str | None = None,
         started_here: ResumeLookup = lambda: None,
         on_start: StartCallback | None = None,
     ) -> ExportOutcome:
@@ -105,6 +82,7 @@ class ExportRunner:
 
         Args:
             config: The catalog entry.
+            partition_key: The partition to export, for a partitioned entry.
             started_here: Returns the export this asset last started (in any attempt or run),
                 read again whenever another export is found running.
             on_start: Called once the export is known, before polling (to record its id).
@@ -116,9 +94,12 @@ class ExportRunner:
         destination = self._check_destination(config)
         dataset = self.client.get_dataset(config.dataset_id)
         columns = self.client.get_columns(config.dataset_id)
+        if config.partition is not None:
+            types = {c.name: c.type for c in columns}
+            config.partition.check_column_type(types.get(config.partition.column), config.name)
         # Exports of one DataSet in this step go one after another: Domo runs one at a time.
         with self._dataset_lock(config.dataset_id):
-            start = self._start(config, started_here)
+            start = self._start(config, partition_key, started_here)
             if on_start is not None:
                 on_start(config, start)
             export = start.export
@@ -128,9 +109,9 @@ class ExportRunner:
         expected = (
             None
             if config.group_by
-            else self.client.count_rows(config.dataset_id, config.to_query().where)
+            else self.client.count_rows(config.dataset_id, config.to_query(partition_key).where)
         )
-        return ExportOutcome(
+        outcome = ExportOutcome(
             config,
             dataset,
             columns,
@@ -140,7 +121,14 @@ class ExportRunner:
             expected,
             destination,
             self.acting_user(),
+            partition_key,
         )
+        if not stored or not all(s.ok for s in stored):
+            self.log.warning(
+                f"{config.name}: no manifest written: an object Domo reported is missing or empty"
+            )
+            return outcome
+        return replace(outcome, manifest_uri=write_manifest(self.s3_client, outcome))
 
     def _dataset_lock(self, dataset_id: str) -> threading.Lock:
         with self._lock:
@@ -171,14 +159,17 @@ class ExportRunner:
             )
         return report
 
-    def _start(self, config: ExportConfig, started_here: ResumeLookup) -> ExportStart:
+    def _start(
+        self, config: ExportConfig, partition_key: str | None, started_here: ResumeLookup
+    ) -> ExportStart:
         """Start an export, or attach to the one this asset already has running."""
         for _ in range(MAX_START_ATTEMPTS):
             running = self.client.active_export(config.dataset_id)
             start = None
             if running is None:
                 try:
-                    start = self.client.start_export(config.dataset_id, self._request(config))
+                    request = self._request(config, partition_key)
+                    start = self.client.start_export(config.dataset_id, request)
                 except DomoExportInProgressError as exc:
                     running = self.client.active_export(config.dataset_id)
                     if running is None or running.export_id != exc.active_export_id:
@@ -204,7 +195,7 @@ class ExportRunner:
             active_export_id="",
         )
 
-    def _request(self, config: ExportConfig) -> ExportRequest:
+    def _request(self, config: ExportConfig, partition_key: str | None) -> ExportRequest:
         provider = self.credentials
         if config.credentials is not None:
             settings = config.credentials
@@ -215,9 +206,9 @@ class ExportRunner:
             credentials=provider.for_export(config.name),
             kms_key_id=config.kms_key_id,
             bucket=config.bucket,
-            path=config.path,
+            path=config.export_path(partition_key),
             region=config.region,
-            query=config.to_query(),
+            query=config.to_query(partition_key),
             include_bom=config.include_bom,
             use_cache=config.use_cache,
         )

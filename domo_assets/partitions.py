@@ -1,0 +1,146 @@
+"""Partitioned exports: a Dagster partitions definition and, per partition key, a filter and a prefix.
+
+Each partition's export adds a ``where`` condition Domo documents (``EQUALS``, or ``IN`` with a
+value list) and writes under ``<path>/<key>=<partition>/``, Hive style:
+
+* ``daily`` on a DATE column: ``column = 'YYYY-MM-DD'``, prefix ``dt=2026-11-28``;
+* ``monthly`` on a DATE column: ``column IN (every day of the month)``, prefix ``month=2026-11``;
+* ``static`` values: ``column = 'value'``, prefix ``<column>=<value>``.
+
+A DATETIME column would need a range (``>=`` and ``<``), which Domo's documentation does not show
+for the export endpoint, so time partitions are refused on DATETIME columns at run time.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import date
+from enum import StrEnum
+from typing import Self
+
+from dagster import (
+    DailyPartitionsDefinition,
+    MonthlyPartitionsDefinition,
+    PartitionsDefinition,
+    StaticPartitionsDefinition,
+)
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from domo_assets.models import Condition, FilterOp
+
+DAILY_KEY = "dt"
+MONTHLY_KEY = "month"
+DAILY_FORMAT = "%Y-%m-%d"
+MONTH_FORMAT = "%Y-%m"
+TIME_COLUMN_TYPES = {"DATE"}
+_HIVE_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class PartitionScheme(StrEnum):
+    """How an export is split."""
+
+    DAILY = "daily"
+    MONTHLY = "monthly"
+    STATIC = "static"
+
+
+class PartitionSettings(BaseModel):
+    """The ``partition:`` key of a catalog export."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column: str = Field(min_length=1, description="The column whose value selects a partition.")
+    scheme: PartitionScheme = Field(description="daily, monthly or static.")
+    start: date | None = Field(default=None, description="First day or month (daily, monthly).")
+    end: date | None = Field(default=None, description="Day or month after the last (optional).")
+    timezone: str = Field(default="UTC", description="Timezone of the partition boundaries.")
+    values: list[str] = Field(default_factory=list, description="The partitions (static).")
+    include_current: bool = Field(
+        default=False,
+        description="Also offer the current, still-filling day or month as a partition.",
+    )
+    key_name: str | None = Field(
+        default=None, description="Hive key of the S3 prefix (default dt, month or the column)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.scheme is PartitionScheme.STATIC:
+            if not self.values:
+                raise ValueError("a static partition needs values")
+            if len(set(self.values)) != len(self.values):
+                raise ValueError("static partition values must be unique")
+        elif self.start is None:
+            raise ValueError(f"a {self.scheme.value} partition needs start (YYYY-MM-DD)")
+        elif self.end is not None and self.end <= self.start:
+            raise ValueError("partition end must come after start")
+        return self
+
+    @property
+    def hive_key(self) -> str:
+        """The ``key`` of ``key=value`` prefixes."""
+        if self.key_name:
+            return self.key_name
+        if self.scheme is PartitionScheme.DAILY:
+            return DAILY_KEY
+        if self.scheme is PartitionScheme.MONTHLY:
+            return MONTHLY_KEY
+        return _HIVE_UNSAFE.sub("_", self.column).strip("_").lower()
+
+    def definition(self) -> PartitionsDefinition:
+        """The Dagster partitions definition."""
+        if self.scheme is PartitionScheme.STATIC:
+            return StaticPartitionsDefinition(self.values)
+        if self.scheme is PartitionScheme.DAILY:
+            return DailyPartitionsDefinition(
+                start_date=_format(self.start, DAILY_FORMAT),
+                end_date=_format(self.end, DAILY_FORMAT),
+                timezone=self.timezone,
+                end_offset=int(self.include_current),
+            )
+        return MonthlyPartitionsDefinition(
+            start_date=_format(self.start, MONTH_FORMAT),
+            end_date=_format(self.end, MONTH_FORMAT),
+            timezone=self.timezone,
+            fmt=MONTH_FORMAT,
+            end_offset=int(self.include_current),
+        )
+
+    def condition(self, partition_key: str) -> Condition:
+        """The filter that selects one partition's rows."""
+        if self.scheme is PartitionScheme.MONTHLY:
+            year, month = (int(part) for part in partition_key.split("-")[:2])
+            days = calendar.monthrange(year, month)[1]
+            values = tuple(date(year, month, day).isoformat() for day in range(1, days + 1))
+            return Condition(self.column, FilterOp.IN, values)
+        return Condition(self.column, FilterOp.EQUALS, (partition_key,))
+
+    def prefix(self, partition_key: str) -> str:
+        """The Hive-style path segment of one partition."""
+        return f"{self.hive_key}={_HIVE_UNSAFE.sub('_', partition_key)}"
+
+    def check_column_type(self, column_type: str | None, export_name: str) -> None:
+        """Refuse time partitions on columns other than DATE (see the module docstring).
+
+        Raises:
+            ValueError: The column is missing or of an unsupported type.
+        """
+        if column_type is None:
+            raise ValueError(
+                f"export {export_name!r}: partition column {self.column!r} is not in the DataSet"
+            )
+        if (
+            self.scheme is not PartitionScheme.STATIC
+            and column_type.upper() not in TIME_COLUMN_TYPES
+        ):
+            raise ValueError(
+                f"export {export_name!r}: {self.scheme.value} partitions need a DATE column, but "
+                f"{self.column!r} is {column_type}; a DATETIME column would need a range filter, "
+                "which Domo's export endpoint does not document. Use a DATE column (e.g. one derived "
+                "in a Domo DataFlow) or static partitions"
+            )
+
+
+def _format(day: date | None, fmt: str) -> str | None:
+    return day.strftime(fmt) if day else None

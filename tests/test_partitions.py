@@ -1,0 +1,227 @@
+"""Partitioned exports, backfills and manifests, against the sandbox."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import DagsterInstance, materialize
+from dagster_aws.s3 import S3Resource
+
+from domo_assets.assets import build_dataset_specs, build_partitioned_export_assets
+from domo_assets.catalog import BUNDLED_CATALOG, Catalog, CatalogError, load_catalog
+from domo_assets.manifest import MANIFEST_FORMAT
+from domo_assets.partitions import PartitionScheme, PartitionSettings
+from domo_assets.resource import AwsCredentialsResource, DomoResource
+from domo_assets.sandbox import DAILY_ORDERS_ID, Sandbox
+
+DAILY = {
+    "name": "orders",
+    "dataset_id": DAILY_ORDERS_ID,
+    "dataset_name": "Daily Orders",
+    "path": "part/orders",
+    "partition": {
+        "column": "Order Date",
+        "scheme": "daily",
+        "start": "2026-11-01",
+        "end": "2026-12-01",
+    },
+}
+
+
+def catalog_of(tmp_path: Path, *entries: dict) -> Catalog:
+    path = tmp_path / "exports.yaml"
+    document = {
+        "defaults": {"bucket": "domo-exports", "region": "us-east-1"},
+        "exports": list(entries),
+    }
+    path.write_text(yaml.safe_dump(document))
+    return load_catalog(path)
+
+
+def run_partition(
+    catalog: Catalog, sandbox: Sandbox, instance: DagsterInstance, key: str, name: str = "orders"
+):
+    return materialize(
+        [
+            *build_dataset_specs(catalog),
+            *build_partitioned_export_assets(catalog, retry_policy=None),
+        ],
+        resources={
+            "domo": DomoResource(
+                instance_url=sandbox.domo_url,
+                developer_token=sandbox.token,
+                poll_initial_interval=0.1,
+                poll_max_interval=0.3,
+            ),
+            "s3": S3Resource(),
+            "aws_credentials": AwsCredentialsResource(),
+        },
+        instance=instance,
+        partition_key=key,
+        selection=[name],
+        raise_on_error=False,
+    )
+
+
+def metadata_of(result) -> dict:
+    [event] = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def read_rows(s3, uri: str) -> list[dict]:
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    text = (gzip.decompress(body) if key.endswith(".gz") else body).decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+@pytest.fixture
+def instance(tmp_path: Path):
+    home = tmp_path / "home"
+    home.mkdir()
+    with DagsterInstance.local_temp(str(home)) as instance:
+        yield instance
+
+
+def test_single_daily_partition(sandbox: Sandbox, instance, tmp_path: Path) -> None:
+    result = run_partition(catalog_of(tmp_path, DAILY), sandbox, instance, "2026-11-05")
+    assert result.success
+    metadata = metadata_of(result)
+    expected = sandbox.control.true_row_count(DAILY_ORDERS_ID, "\"Order Date\" = '2026-11-05'")
+    assert metadata["dagster/row_count"] == expected > 0
+    assert metadata["partition_key"] == "2026-11-05"
+    assert all(
+        u.startswith("s3://domo-exports/part/orders/dt=2026-11-05/") for u in metadata["s3_uris"]
+    )
+    rows = [row for uri in metadata["s3_uris"] for row in read_rows(sandbox.s3_client(), uri)]
+    assert len(rows) == expected and {r["Order Date"] for r in rows} == {"2026-11-05"}
+    checks = {(e.check_name, e.partition): e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {("row_count", "2026-11-05"): True, ("s3_objects", "2026-11-05"): True}
+    assert instance.get_materialized_partitions(
+        result.get_asset_materialization_events()[0].asset_key
+    ) == {"2026-11-05"}
+
+
+def test_backfill_of_several_partitions_one_export_each(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    catalog = catalog_of(tmp_path, DAILY)
+    keys = ["2026-11-01", "2026-11-02", "2026-11-03"]
+    results: dict[str, object] = {}
+    # A backfill launches one run per partition; they run at once and Domo allows one export per
+    # DataSet, so each run waits for the others' exports.
+    threads = [
+        threading.Thread(
+            target=lambda k=k: results.__setitem__(k, run_partition(catalog, sandbox, instance, k))
+        )
+        for k in keys
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert all(results[k].success for k in keys)
+    exports = sandbox.control.exports(DAILY_ORDERS_ID)
+    assert sorted(e["request"]["path"] for e in exports) == [f"part/orders/dt={k}" for k in keys]
+    for key in keys:
+        metadata = metadata_of(results[key])
+        rows = [row for uri in metadata["s3_uris"] for row in read_rows(sandbox.s3_client(), uri)]
+        assert {r["Order Date"] for r in rows} == {key}
+        assert len(rows) == sandbox.control.true_row_count(
+            DAILY_ORDERS_ID, f"\"Order Date\" = '{key}'"
+        )
+
+
+def test_static_partition(sandbox: Sandbox, instance, tmp_path: Path) -> None:
+    entry = {
+        **DAILY,
+        "name": "by_region",
+        "path": "part/region",
+        "partition": {"column": "Region", "scheme": "static", "values": ["East", "West"]},
+    }
+    result = run_partition(catalog_of(tmp_path, entry), sandbox, instance, "West", name="by_region")
+    assert result.success
+    metadata = metadata_of(result)
+    assert all(
+        u.startswith("s3://domo-exports/part/region/region=West/") for u in metadata["s3_uris"]
+    )
+    assert metadata["dagster/row_count"] == sandbox.control.true_row_count(
+        DAILY_ORDERS_ID, "\"Region\" = 'West'"
+    )
+
+
+def test_monthly_partition_uses_in_list(sandbox: Sandbox, instance, tmp_path: Path) -> None:
+    entry = {
+        **DAILY,
+        "name": "monthly",
+        "path": "part/monthly",
+        "partition": {
+            "column": "Order Date",
+            "scheme": "monthly",
+            "start": "2026-10-01",
+            "include_current": True,
+        },
+    }
+    result = run_partition(
+        catalog_of(tmp_path, entry), sandbox, instance, "2026-11", name="monthly"
+    )
+    assert result.success
+    metadata = metadata_of(result)
+    assert metadata["dagster/row_count"] == sandbox.control.true_row_count(DAILY_ORDERS_ID) == 360
+    assert all("/month=2026-11/" in u for u in metadata["s3_uris"])
+    where = sandbox.control.exports(DAILY_ORDERS_ID)[0]["request"]["where"]
+    assert where["exprType"] == "IN" and len(where["rightExpr"]["values"]) == 30
+
+
+def test_manifest_matches_s3_and_survives_reuse(sandbox: Sandbox, instance, tmp_path: Path) -> None:
+    catalog = catalog_of(tmp_path, DAILY)
+    metadata = metadata_of(run_partition(catalog, sandbox, instance, "2026-11-07"))
+    s3 = sandbox.s3_client()
+    bucket, key = metadata["manifest_uri"].removeprefix("s3://").split("/", 1)
+    assert key == f"part/orders/dt=2026-11-07/{metadata['export_id']}/export/_manifest.json"
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert manifest["format"] == MANIFEST_FORMAT
+    assert manifest["export_id"] == metadata["export_id"]
+    assert manifest["dataset"]["id"] == DAILY_ORDERS_ID
+    assert manifest["partition_key"] == "2026-11-07"
+    assert manifest["row_count"] == metadata["dagster/row_count"]
+    assert manifest["query"]["where"]["rightExpr"]["value"] == "2026-11-07"
+    assert manifest["columns"][0] == "Order Date"
+    for entry in manifest["files"]:
+        head = s3.head_object(Bucket=entry["bucket"], Key=entry["key"])
+        assert entry["bytes"] == head["ContentLength"] and entry["etag"] == head["ETag"].strip('"')
+    assert sum(f["rows"] for f in manifest["files"]) == manifest["row_count"]
+
+    again = metadata_of(run_partition(catalog, sandbox, instance, "2026-11-07"))
+    assert (
+        again["reused_previous_export"] is True
+        and again["manifest_uri"] == metadata["manifest_uri"]
+    )
+    kept = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert kept["written_at"] == manifest["written_at"], "a reused export keeps its manifest"
+
+
+def test_datetime_column_is_refused_for_time_partitions() -> None:
+    settings = PartitionSettings(column="Created", scheme=PartitionScheme.DAILY, start="2026-11-01")
+    with pytest.raises(ValueError, match="need a DATE column"):
+        settings.check_column_type("DATETIME", "events")
+    settings.check_column_type("DATE", "events")
+
+
+def test_partition_catalog_errors_name_the_field(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError) as info:
+        catalog_of(tmp_path, {**DAILY, "partition": {"column": "Order Date", "scheme": "daily"}})
+    assert "field 'partition'" in str(info.value) and "needs start" in str(info.value)
+
+
+def test_bundled_catalog_has_partitioned_examples() -> None:
+    catalog = load_catalog(BUNDLED_CATALOG)
+    schemes = {e.partition.scheme for e in catalog.exports if e.partition}
+    assert schemes == {PartitionScheme.DAILY, PartitionScheme.STATIC}
