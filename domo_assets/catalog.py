@@ -20,26 +20,42 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import zoneinfo
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from dagster._utils.schedules import is_valid_cron_string
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from domo_assets.credentials import DEFAULT_SESSION_DURATION, CredentialsMode
 from domo_assets.models import Condition, ExportQuery, FilterOp, OrderBy, RowFilter
+from domo_assets.partitions import PartitionSettings
 
 BUNDLED_CATALOG = Path(__file__).with_name("exports.yaml")
+# The environment variable naming the catalog file (read by definitions.py only).
+EXPORTS_FILE_VAR = "DOMO_EXPORTS_FILE"
+# The bundled catalog plus partitioned examples (used by `make dev` and `make demo`).
+BUNDLED_PARTITIONED_CATALOG = Path(__file__).with_name("exports_with_partitions.yaml")
 DEFAULT_GROUP = "domo_exports"
 DEFAULT_MIN_ROWS = 1
 DATASET_KEY_PREFIX = "domo"
+# The change sensor (catalog section ``sensor:``): a tick at most every minute, reading at most
+# 50 DataSets, so a 500-DataSet catalog is read in ten ticks rather than in one burst.
+DEFAULT_SENSOR_INTERVAL_SECONDS = 60
+DEFAULT_DATASETS_PER_TICK = 50
+# Dagster evaluates time-window freshness at minute granularity and rejects shorter windows.
+MIN_MAX_AGE = timedelta(minutes=1)
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _TAG_VALUE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
+_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
 
 
 class CatalogError(ValueError):
@@ -163,6 +179,54 @@ class ExportSettings(_Strict):
         default=False,
         description="Export even if the bucket may be public (warned about and recorded).",
     )
+    schedule: str | None = Field(
+        default=None,
+        description="Cron string (e.g. '0 6 * * *'): export on this schedule; exports sharing "
+        "a schedule and timezone run together.",
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA timezone the schedule's cron is read in (e.g. Europe/Paris); default UTC.",
+    )
+    max_age: timedelta | None = Field(
+        default=None,
+        description="Freshness: the export is overdue when its last materialization is older "
+        "than this (seconds, or e.g. 30m, 6h, 1d, 1d12h; at least 1 minute).",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        normalized = " ".join(value.split())
+        if not is_valid_cron_string(normalized):
+            raise ValueError(
+                f"{value!r} is not a valid cron string (five fields such as '0 6 * * *', "
+                "or @hourly/@daily/@weekly/@monthly)"
+            )
+        return normalized
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA timezone name such as UTC or America/New_York"
+            ) from None
+        return value
+
+    @field_validator("max_age", mode="before")
+    @classmethod
+    def _parse_max_age(cls, value: Any) -> Any:
+        age = value if value is None or isinstance(value, timedelta) else parse_duration(value)
+        if age is not None and age < MIN_MAX_AGE:
+            raise ValueError(f"{value!r} is shorter than Dagster's 1-minute freshness minimum")
+        return age
 
     @field_validator("bucket")
     @classmethod
@@ -220,6 +284,10 @@ class ExportConfig(ExportSettings):
     bucket: str = Field(description="Destination S3 bucket (must exist).")
     path: str = Field(description="S3 prefix; Domo writes <path>/<exportId>/export/.")
     region: str = Field(description="The bucket's AWS region.")
+    partition: PartitionSettings | None = Field(
+        default=None,
+        description="Split the export into Dagster partitions (daily, monthly, static).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -242,14 +310,48 @@ class ExportConfig(ExportSettings):
             _slug(self.dataset_name) if self.dataset_name else f"dataset_{_slug(self.dataset_id)}"
         )
 
-    def to_query(self) -> ExportQuery:
-        """The typed export query this entry describes."""
+    def to_query(self, partition_key: str | None = None) -> ExportQuery:
+        """The typed export query this entry describes, for one partition if given."""
+        conditions = tuple(c.to_condition() for c in self.where)
+        if partition_key is not None and self.partition is not None:
+            conditions += (self.partition.condition(partition_key),)
         return ExportQuery(
             columns=tuple(self.columns or ()),
             group_by=tuple(self.group_by),
             order_by=tuple(_order(entry) for entry in self.order_by),
-            where=RowFilter(tuple(c.to_condition() for c in self.where)),
+            where=RowFilter(conditions),
         )
+
+    def export_path(self, partition_key: str | None = None) -> str:
+        """The S3 prefix, with the Hive-style partition segment when partitioned."""
+        if partition_key is not None and self.partition is not None:
+            return f"{self.path}/{self.partition.prefix(partition_key)}"
+        return self.path
+
+
+class SensorSettings(_Strict):
+    """The catalog's optional ``sensor:`` section: how the DataSet change sensor polls Domo."""
+
+    minimum_interval_seconds: int = Field(
+        default=DEFAULT_SENSOR_INTERVAL_SECONDS,
+        ge=1,
+        description="Least seconds between two ticks (the daemon ticks at most every ~30 s).",
+    )
+    datasets_per_tick: int = Field(
+        default=DEFAULT_DATASETS_PER_TICK,
+        ge=1,
+        description="Most DataSets read per tick; larger catalogs are read round-robin.",
+    )
+    export_on_first_tick: bool = Field(
+        default=False,
+        description="Export a DataSet the first time the sensor reads it (after a deploy, or "
+        "when it is added to the catalog) instead of only recording its last-updated time.",
+    )
+    default_status: Literal["running", "stopped"] = Field(
+        default="running",
+        description="Whether the sensor runs as soon as the code location loads (a UI toggle "
+        "overrides it).",
+    )
 
 
 class Catalog(_Strict):
@@ -257,6 +359,9 @@ class Catalog(_Strict):
 
     source: str = Field(description="Where the catalog was read from.")
     exports: tuple[ExportConfig, ...] = Field(description="The exports, in file order.")
+    sensor: SensorSettings = Field(
+        default_factory=SensorSettings, description="The DataSet change sensor's settings."
+    )
 
     def by_name(self, name: str) -> ExportConfig:
         """The export of that name."""
@@ -266,8 +371,8 @@ class Catalog(_Strict):
         raise KeyError(name)
 
 
-def load_catalog(path: str | Path) -> Catalog:
-    """Read and validate a catalog file.
+def load_catalog(path: str | Path, _seen: frozenset[Path] = frozenset()) -> Catalog:
+    """Read and validate a catalog file, with the catalogs it ``include``s.
 
     Args:
         path: The YAML file.
@@ -279,6 +384,28 @@ def load_catalog(path: str | Path) -> Catalog:
         CatalogError: The file is missing, malformed or invalid; the message says where.
     """
     path = Path(path)
+    document = _read_yaml(path)
+    included = _load_includes(document, path, _seen | {path.resolve()})
+    return parse_catalog(document, source=str(path), included=included)
+
+
+def _load_includes(document: Any, path: Path, seen: frozenset[Path]) -> tuple[ExportConfig, ...]:
+    """The exports of the catalogs a catalog includes (paths relative to it; own defaults)."""
+    if not isinstance(document, Mapping) or "include" not in document:
+        return ()
+    names = document["include"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise CatalogError(f"{path}: field 'include': must be a list of catalog file names")
+    exports: list[ExportConfig] = []
+    for name in names:
+        target = path.parent / name
+        if target.resolve() in seen:
+            raise CatalogError(f"{path}: field 'include': {name} includes itself")
+        exports.extend(load_catalog(target, seen).exports)
+    return tuple(exports)
+
+
+def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -287,33 +414,45 @@ def load_catalog(path: str | Path) -> Catalog:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {exc}") from None
-    return parse_catalog(document, source=str(path))
+    return document
 
 
-def parse_catalog(document: Any, source: str) -> Catalog:
+def parse_catalog(document: Any, source: str, included: Sequence[ExportConfig] = ()) -> Catalog:
     """Validate a decoded catalog document.
 
     Args:
         document: The decoded YAML.
         source: The file name, for messages.
+        included: Exports of the catalogs it includes (already validated).
     """
     if not isinstance(document, Mapping):
         raise CatalogError(f"{source}: the catalog must be a mapping with an 'exports:' list")
-    unknown = set(document) - {"defaults", "exports"}
+    unknown = set(document) - {"defaults", "exports", "sensor", "include"}
     if unknown:
         raise CatalogError(
-            f"{source}: unknown top-level key(s) {sorted(unknown)}; only 'defaults' and 'exports' are allowed"
+            f"{source}: unknown top-level key(s) {sorted(unknown)}; only 'defaults', 'exports', "
+            "'include' and 'sensor' are allowed"
         )
     defaults = _parse_defaults(document.get("defaults") or {}, source)
+    sensor = _parse_sensor(document.get("sensor") or {}, source)
     entries = document.get("exports")
     if not isinstance(entries, list):
         raise CatalogError(f"{source}: 'exports' must be a list of exports")
-    exports = tuple(
+    exports = tuple(included) + tuple(
         _parse_export(entry, index, defaults, source) for index, entry in enumerate(entries)
     )
-    _check_unique_names(exports, source)
+    _check_unique_names(exports, source, included=len(included))
     _check_dataset_names(exports, source)
-    return Catalog(source=source, exports=exports)
+    return Catalog(source=source, exports=exports, sensor=sensor)
+
+
+def _parse_sensor(section: Any, source: str) -> SensorSettings:
+    if not isinstance(section, Mapping):
+        raise CatalogError(f"{source}: 'sensor' must be a mapping")
+    try:
+        return SensorSettings.model_validate(section)
+    except ValidationError as exc:
+        raise CatalogError(_describe(exc, source, "sensor")) from None
 
 
 def _parse_defaults(defaults: Any, source: str) -> dict[str, Any]:
@@ -351,13 +490,18 @@ def _describe(exc: ValidationError, source: str, label: str) -> str:
     return f"{source}: {label}: " + "; ".join(problems)
 
 
-def _check_unique_names(exports: Sequence[ExportConfig], source: str) -> None:
+def _check_unique_names(exports: Sequence[ExportConfig], source: str, included: int = 0) -> None:
+    """Names are unique; the first ``included`` exports come from included catalogs."""
     seen: dict[str, int] = {}
+
+    def label(index: int) -> str:
+        return f"exports[{index - included}]" if index >= included else "an included catalog"
+
     for index, export in enumerate(exports):
         if export.name in seen:
             raise CatalogError(
-                f"{source}: export {export.name!r} (exports[{index}]): field 'name': duplicate of "
-                f"exports[{seen[export.name]}]; asset names must be unique"
+                f"{source}: export {export.name!r} ({label(index)}): field 'name': duplicate of "
+                f"{label(seen[export.name])}; asset names must be unique"
             )
         seen[export.name] = index
 
@@ -372,6 +516,28 @@ def _check_dataset_names(exports: Sequence[ExportConfig], source: str) -> None:
                 f"{source}: export {export.name!r}: field 'dataset_name': DataSet {export.dataset_id} "
                 f"is named differently by another export; give every export of it the same dataset_name"
             )
+
+
+def parse_duration(value: Any) -> timedelta:
+    """A duration from seconds (an int, or a string of digits) or units, e.g. ``30m``, ``1d12h``.
+
+    Raises:
+        ValueError: The value is not such a duration.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if text.isdigit():
+        return timedelta(seconds=int(text))
+    match = _DURATION.match(text)
+    if not text or match is None:
+        raise ValueError(
+            f"{value!r} is not a duration: give seconds, or a number with a unit such as 30m, "
+            "6h, 1d or 1d12h (units w, d, h, m, s)"
+        )
+    return timedelta(
+        **{u: int(n) for u, n in zip(_DURATION_UNITS, match.groups(), strict=True) if n}
+    )
 
 
 def _order(entry: str | OrderColumn) -> OrderBy:

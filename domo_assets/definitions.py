@@ -19,11 +19,10 @@ import os
 from dagster import EnvVar
 
 from domo_assets.auth import DEFAULT_API_URL
-from domo_assets.catalog import BUNDLED_CATALOG, Catalog, load_catalog
+from domo_assets.catalog import BUNDLED_CATALOG, EXPORTS_FILE_VAR, Catalog, load_catalog
 from domo_assets.location import build_definitions
 from domo_assets.resource import DomoResource
 
-EXPORTS_FILE_VAR = "DOMO_EXPORTS_FILE"
 INSTANCE_URL_VAR = "DOMO_INSTANCE_URL"
 TOKEN_VAR = "DOMO_DEVELOPER_TOKEN"
 CLIENT_ID_VAR = "DOMO_CLIENT_ID"

@@ -14,6 +14,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from dagster import AssetKey, AssetsDefinition
+
+from domo_assets.catalog import BUNDLED_PARTITIONED_CATALOG, EXPORTS_FILE_VAR
 from domo_assets.sandbox import Sandbox
 
 DEV_UI_PORT = 3000
@@ -34,6 +37,7 @@ def dev(ui_port: int = DEV_UI_PORT) -> int:
     (DEV_HOME / "dagster.yaml").write_text(DEV_INSTANCE_YAML)
     with Sandbox() as sandbox:
         env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(DEV_HOME.resolve())}
+        env.setdefault(EXPORTS_FILE_VAR, str(BUNDLED_PARTITIONED_CATALOG))
         print(f"Domo sandbox: {sandbox.domo_url}   S3 (moto): {sandbox.s3_url}")
         print(f"Dagster UI:   http://127.0.0.1:{ui_port}  (Ctrl-C stops both)")
         command = ["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(ui_port)]
@@ -44,21 +48,61 @@ def dev(ui_port: int = DEV_UI_PORT) -> int:
 
 
 def demo() -> int:
-    """Materialize every export of the bundled catalog against the sandbox and print a table."""
+    """Materialize every export (one partition of each partitioned one) against the sandbox."""
     with Sandbox() as sandbox, tempfile.TemporaryDirectory() as home:
         os.environ.update(sandbox.env())
+        os.environ.setdefault(EXPORTS_FILE_VAR, str(BUNDLED_PARTITIONED_CATALOG))
         os.environ["DAGSTER_HOME"] = home
-        from dagster import DagsterInstance
+        (Path(home) / "dagster.yaml").write_text(DEV_INSTANCE_YAML)
+        from dagster import DagsterInstance, materialize
 
         from domo_assets.definitions import defs
 
-        job = defs.resolve_implicit_global_asset_job_def()
+        assets = list(defs.assets or [])
+        resources = dict(defs.resources or {})
         with DagsterInstance.get() as instance:
-            result = job.execute_in_process(instance=instance, raise_on_error=False)
-            rows = _summary(result)
-        print(_table(["asset", "rows", "files", "checks"], rows))
-        print("run succeeded" if result.success else "run FAILED")
-        return 0 if result.success else 1
+            results = [
+                materialize(
+                    assets,
+                    resources=resources,
+                    instance=instance,
+                    selection=_unpartitioned(assets),
+                    raise_on_error=False,
+                )
+            ]
+            for assets_def in _partitioned(assets):
+                key = assets_def.partitions_def.get_last_partition_key()
+                print(
+                    f"materializing partition {key} of {', '.join(k.to_user_string() for k in assets_def.keys)}"
+                )
+                results.append(
+                    materialize(
+                        assets,
+                        resources=resources,
+                        instance=instance,
+                        selection=list(assets_def.keys),
+                        partition_key=key,
+                        raise_on_error=False,
+                    )
+                )
+            rows = [row for result in results for row in _summary(result)]
+        print(_table(["asset", "partition", "rows", "files", "checks"], rows))
+        ok = all(result.success for result in results)
+        print("every run succeeded" if ok else "a run FAILED")
+        return 0 if ok else 1
+
+
+def _partitioned(assets: Sequence[object]) -> list[AssetsDefinition]:
+    return [a for a in assets if isinstance(a, AssetsDefinition) and a.partitions_def is not None]
+
+
+def _unpartitioned(assets: Sequence[object]) -> list[AssetKey]:
+    return [
+        key
+        for a in assets
+        if isinstance(a, AssetsDefinition) and a.partitions_def is None and a.is_executable
+        for key in a.keys
+    ]
 
 
 def _summary(result) -> list[list[str]]:
@@ -76,6 +120,7 @@ def _summary(result) -> list[list[str]]:
         rows.append(
             [
                 key,
+                event.partition or "",
                 str(metadata["dagster/row_count"].value),
                 str(len(metadata["s3_uris"].value)),
                 ", ".join(sorted(checks.get(key, []))),

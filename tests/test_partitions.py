@@ -15,7 +15,13 @@ from dagster import DagsterInstance, materialize
 from dagster_aws.s3 import S3Resource
 
 from domo_assets.assets import build_dataset_specs, build_partitioned_export_assets
-from domo_assets.catalog import BUNDLED_CATALOG, Catalog, CatalogError, load_catalog
+from domo_assets.catalog import (
+    BUNDLED_CATALOG,
+    BUNDLED_PARTITIONED_CATALOG,
+    Catalog,
+    CatalogError,
+    load_catalog,
+)
 from domo_assets.manifest import MANIFEST_FORMAT
 from domo_assets.partitions import PartitionScheme, PartitionSettings
 from domo_assets.resource import AwsCredentialsResource, DomoResource
@@ -222,6 +228,33 @@ def test_partition_catalog_errors_name_the_field(tmp_path: Path) -> None:
 
 
 def test_bundled_catalog_has_partitioned_examples() -> None:
-    catalog = load_catalog(BUNDLED_CATALOG)
+    catalog = load_catalog(BUNDLED_PARTITIONED_CATALOG)
     schemes = {e.partition.scheme for e in catalog.exports if e.partition}
     assert schemes == {PartitionScheme.DAILY, PartitionScheme.STATIC}
+    included = {e.name for e in load_catalog(BUNDLED_CATALOG).exports}
+    assert included < {e.name for e in catalog.exports}, "it includes the default catalog"
+    assert not any(e.partition for e in load_catalog(BUNDLED_CATALOG).exports)
+
+
+def test_include_cycle_and_duplicates_are_named(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"include": ["b.yaml"], "exports": []}))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"include": ["a.yaml"], "exports": []}))
+    with pytest.raises(CatalogError, match="includes itself"):
+        load_catalog(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "include": [str(BUNDLED_CATALOG)],
+                "exports": [
+                    {
+                        **DAILY,
+                        "name": "pharmacy_claims",
+                        "bucket": "domo-exports",
+                        "region": "us-east-1",
+                    }
+                ],
+            }
+        )
+    )
+    with pytest.raises(CatalogError, match="duplicate of an included catalog"):
+        load_catalog(tmp_path / "c.yaml")
