@@ -9,9 +9,11 @@ from __future__ import annotations
 from dagster import Definitions
 from dagster_aws.s3 import S3Resource
 
-from domo_assets.assets import build_dataset_specs, build_export_assets
+from domo_assets.assets import build_export_assets, build_partitioned_export_assets
 from domo_assets.catalog import Catalog
 from domo_assets.resource import AwsCredentialsResource, DomoResource
+from domo_assets.schedules import build_export_schedules
+from domo_assets.sensors import build_change_sensor, build_dataset_assets
 
 
 def build_definitions(
@@ -21,7 +23,10 @@ def build_definitions(
     s3: S3Resource | None = None,
     aws_credentials: AwsCredentialsResource | None = None,
 ) -> Definitions:
-    """The Definitions for a catalog.
+    """The Definitions for a catalog: its assets, change sensor and schedules.
+
+    The Domo DataSets are observable source assets (``sensors.build_dataset_assets``) so that
+    the data versions the change sensor records drive the exports' staleness.
 
     Args:
         catalog: The validated catalog.
@@ -29,8 +34,17 @@ def build_definitions(
         s3: The S3 resource for checks (default: boto3's chain and ``AWS_ENDPOINT_URL``).
         aws_credentials: The credentials handed to Domo (default: boto3's chain).
     """
+    exports = build_export_assets(catalog)
+    # An empty catalog has no DataSet to observe or watch (and Dagster rejects empty multi-assets).
+    watched = bool(catalog.exports)
     return Definitions(
-        assets=[*build_dataset_specs(catalog), build_export_assets(catalog)],
+        assets=[
+            *([build_dataset_assets(catalog)] if watched else []),
+            exports,
+            *build_partitioned_export_assets(catalog),
+        ],
+        sensors=[build_change_sensor(catalog, assets=exports)] if watched else [],
+        schedules=build_export_schedules(catalog),
         resources={
             "domo": domo,
             "s3": s3 or S3Resource(),

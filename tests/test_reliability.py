@@ -111,7 +111,9 @@ def test_retried_step_resumes_the_export_it_started(
     assert any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events), (
         "the step must have been retried"
     )
-    assert metadata_of(result)["start_outcome"] == "attached"
+    # The retry attaches to the running export, or, if it already finished, Domo returns it as
+    # the previous export of unchanged data: either way no second export.
+    assert metadata_of(result)["start_outcome"] in {"attached", "reused_previous"}
     assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
 
 

@@ -1,0 +1,396 @@
+"""The DataSet change sensor: export what changed in Domo, and only that.
+
+One sensor watches every DataSet of the catalog. Each tick reads the metadata of up to
+``datasets_per_tick`` DataSets (round-robin from an offset kept in the cursor), compares each
+one's last-updated time with the one in the cursor, and requests one run of every export of
+every DataSet that changed. It records an ``AssetObservation`` of the DataSet's asset
+(``domo/<dataset>``) with the last-updated time as its data version, so the UI shows when the
+source changed and marks its exports stale.
+
+The DataSet assets are observable source assets (:func:`build_dataset_assets`, the same specs as
+``assets.build_dataset_specs`` plus an observe function reading the same last-updated time):
+Dagster's staleness only reads observations of *observable* source assets, so on a plain
+external ``AssetSpec`` the sensor's data versions would be recorded as each export's input but
+ignored as the DataSet's current version, and every export would look "Unsynced" forever.
+
+A DataSet the sensor reads for the first time (first tick after deploy, or newly added to the
+catalog) is only recorded, not exported, unless the catalog's ``sensor: export_on_first_tick``
+says otherwise. A Domo error skips the tick, naming the DataSet and Domo's answer, and leaves
+the cursor as it was: the next tick reads the same DataSets again.
+"""
+
+import hashlib
+import json
+import warnings
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Self
+
+from dagster import (
+    AssetKey,
+    AssetObservation,
+    AssetsDefinition,
+    AssetSelection,
+    BetaWarning,
+    DataVersion,
+    DefaultSensorStatus,
+    MetadataValue,
+    ObserveResult,
+    OpExecutionContext,
+    RunRequest,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    multi_observable_source_asset,
+    sensor,
+)
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
+
+from domo_assets.assets import build_dataset_specs, dataset_asset_key, export_asset_key
+from domo_assets.catalog import Catalog, ExportConfig, SensorSettings
+from domo_assets.client import DomoClient
+from domo_assets.errors import DomoError
+from domo_assets.models import DataSetMetadata
+from domo_assets.resource import DomoResource
+
+SENSOR_NAME = "domo_dataset_change_sensor"
+OBSERVE_OP_NAME = "domo_datasets"
+CURSOR_VERSION = 1
+RUN_KEY_PREFIX = "domo_changes_"
+CHANGED_DATASETS_TAG = "domo_assets/changed_datasets"
+_STATUSES = {"running": DefaultSensorStatus.RUNNING, "stopped": DefaultSensorStatus.STOPPED}
+
+
+@dataclass(frozen=True)
+class ChangeCursor:
+    """What the sensor remembers between ticks (stored as JSON in the sensor's cursor).
+
+    Attributes:
+        versions: DataSet id -> its last-updated time (ISO 8601, UTC) when last read; ``None``
+            when Domo reported none. A DataSet absent here has never been read.
+        offset: Where the next tick starts in the sorted list of the catalog's DataSet ids.
+    """
+
+    versions: Mapping[str, str | None] = field(default_factory=dict)
+    offset: int = 0
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Self:
+        """Parse a stored cursor; an empty, foreign or unreadable one starts afresh."""
+        try:
+            data = json.loads(text) if text else {}
+        except ValueError:
+            return cls()
+        if not isinstance(data, dict) or data.get("version") != CURSOR_VERSION:
+            return cls()
+        versions = data.get("last_updated")
+        offset = data.get("offset")
+        return cls(
+            versions=dict(versions) if isinstance(versions, dict) else {},
+            offset=offset if isinstance(offset, int) and offset >= 0 else 0,
+        )
+
+    def to_json(self) -> str:
+        """The cursor as stored: compact, keys sorted (so equal cursors are equal strings)."""
+        return json.dumps(
+            {"version": CURSOR_VERSION, "offset": self.offset, "last_updated": self.versions},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+
+@dataclass(frozen=True)
+class DataSetReading:
+    """One DataSet's metadata as one tick read it.
+
+    Attributes:
+        dataset_id: The DataSet id.
+        version: Its last-updated time as ISO 8601 UTC, or None when Domo reports none.
+        metadata: What Domo said about it.
+        first_seen: The cursor had no entry for it.
+        changed: Its last-updated time differs from the cursor's.
+    """
+
+    dataset_id: str
+    version: str | None
+    metadata: DataSetMetadata
+    first_seen: bool
+    changed: bool
+
+
+def build_change_sensor(
+    catalog: Catalog,
+    *,
+    assets: AssetsDefinition | None = None,
+    name: str = SENSOR_NAME,
+) -> SensorDefinition:
+    """The sensor that exports each DataSet's exports when the DataSet changes in Domo.
+
+    Args:
+        catalog: The validated catalog; its ``sensor:`` section sets interval, budget, first-tick
+            behaviour and default status.
+        assets: An export assets definition, if built: any partitioned asset in it is left out
+            of run requests, like every export with a ``partition:`` (a run request of them
+            would need a partition key; backfill them instead).
+        name: The sensor's name.
+
+    Returns:
+        The sensor; it needs the ``domo`` resource.
+    """
+    settings = catalog.sensor
+    exports = _exports_by_dataset(catalog)
+    skipped = _partitioned_keys(catalog, assets)
+    requestable = [k for k in map(export_asset_key, catalog.exports) if k not in skipped]
+    dataset_ids = sorted(exports)
+
+    @sensor(
+        name=name,
+        target=AssetSelection.assets(*requestable) if requestable else None,
+        minimum_interval_seconds=settings.minimum_interval_seconds,
+        default_status=_STATUSES[settings.default_status],
+        description=(
+            f"Reads up to {settings.datasets_per_tick} of the catalog's {len(dataset_ids)} Domo "
+            "DataSets per tick and exports those whose last-updated time changed."
+        ),
+    )
+    def _change_sensor(
+        context: SensorEvaluationContext, domo: DomoResource
+    ) -> SensorResult | SkipReason:
+        cursor = ChangeCursor.from_json(context.cursor)
+        window, next_offset = tick_window(dataset_ids, cursor.offset, settings.datasets_per_tick)
+        try:
+            client = domo.get_client(log=context.log)
+            readings = read_datasets(client, window, cursor, exports)
+        except (DataSetReadError, DomoError) as exc:
+            reason = str(exc) if isinstance(exc, DataSetReadError) else f"Cannot use Domo: {exc}"
+            context.log.warning(reason)
+            return SkipReason(reason)
+        next_cursor = ChangeCursor(_updated_versions(cursor, readings, exports), next_offset)
+        result = tick_result(readings, next_cursor, exports, settings, skipped)
+        for request in result.run_requests or ():
+            context.log.info(f"Changed in Domo: {request.tags[CHANGED_DATASETS_TAG]}")
+        return result
+
+    return _change_sensor
+
+
+def build_dataset_assets(catalog: Catalog) -> AssetsDefinition:
+    """The catalog's Domo DataSets as observable source assets (one multi-asset).
+
+    Same keys, groups, kinds and metadata as ``assets.build_dataset_specs``; observing one (the
+    UI's "Observe" button, or a run that selects it) reads its last-updated time from Domo as
+    its data version, exactly as the change sensor records it.
+
+    Args:
+        catalog: The validated catalog.
+    """
+    dataset_ids = {dataset_asset_key(c): c.dataset_id for c in catalog.exports}
+    with warnings.catch_warnings():
+        # multi_observable_source_asset is beta in dagster 1.13; we pin dagster exactly.
+        warnings.simplefilter("ignore", BetaWarning)
+        decorator = multi_observable_source_asset(
+            name=OBSERVE_OP_NAME,
+            specs=build_dataset_specs(catalog),
+            can_subset=True,
+            description="Reads each Domo DataSet's last-updated time as its data version.",
+        )
+
+    @decorator
+    def _observe(context: OpExecutionContext, domo: DomoResource) -> Iterator[ObserveResult]:
+        client = domo.get_client(log=context.log)
+        for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
+            metadata = client.get_dataset(dataset_ids[key])
+            version = _version(metadata.last_updated)
+            yield ObserveResult(
+                asset_key=key,
+                data_version=DataVersion(version) if version is not None else None,
+                metadata=_observation_metadata(dataset_ids[key], metadata),
+            )
+
+    return _observe
+
+
+def tick_window(dataset_ids: Sequence[str], offset: int, size: int) -> tuple[list[str], int]:
+    """The DataSets one tick reads, round-robin, and where the next tick starts.
+
+    Args:
+        dataset_ids: Every DataSet id, in a stable order.
+        offset: Where this tick starts (taken modulo the number of DataSets).
+        size: The most DataSets to read.
+
+    Returns:
+        The ids to read and the next offset.
+    """
+    if not dataset_ids:
+        return [], 0
+    start = offset % len(dataset_ids)
+    count = min(size, len(dataset_ids))
+    window = [dataset_ids[(start + i) % len(dataset_ids)] for i in range(count)]
+    return window, (start + count) % len(dataset_ids)
+
+
+class DataSetReadError(Exception):
+    """Domo could not be read; the message names the DataSet and what Domo answered."""
+
+
+def read_datasets(
+    client: DomoClient,
+    dataset_ids: Sequence[str],
+    cursor: ChangeCursor,
+    exports: Mapping[str, Sequence[ExportConfig]],
+) -> list[DataSetReading]:
+    """Read each DataSet's metadata and compare it with the cursor.
+
+    Args:
+        client: The Domo client.
+        dataset_ids: The DataSets to read.
+        cursor: The stored cursor.
+        exports: The catalog's exports of each DataSet (for names in messages).
+
+    Raises:
+        DataSetReadError: Domo failed for one of them (nothing of this tick is kept).
+    """
+    readings = []
+    for dataset_id in dataset_ids:
+        try:
+            metadata = client.get_dataset(dataset_id)
+        except DomoError as exc:
+            name = exports[dataset_id][0].dataset_name if dataset_id in exports else None
+            raise DataSetReadError(
+                f"Could not read Domo DataSet {dataset_id}"
+                + (f" ({name})" if name else "")
+                + f": {exc}. Nothing was exported and the cursor is unchanged: the next tick "
+                "reads the same DataSets again."
+            ) from exc
+        version = _version(metadata.last_updated)
+        first_seen = dataset_id not in cursor.versions
+        readings.append(
+            DataSetReading(
+                dataset_id=dataset_id,
+                version=version,
+                metadata=metadata,
+                first_seen=first_seen,
+                changed=not first_seen
+                and version is not None
+                and version != cursor.versions[dataset_id],
+            )
+        )
+    return readings
+
+
+def tick_result(
+    readings: Sequence[DataSetReading],
+    cursor: ChangeCursor,
+    exports: Mapping[str, Sequence[ExportConfig]],
+    settings: SensorSettings,
+    skipped: Collection[AssetKey],
+) -> SensorResult:
+    """The tick's run request (if anything changed), observations and new cursor.
+
+    Args:
+        readings: What this tick read.
+        cursor: The cursor to store.
+        exports: The catalog's exports of each DataSet.
+        settings: The sensor settings.
+        skipped: Export keys never requested (partitioned).
+    """
+    to_export = [
+        r for r in readings if r.changed or (r.first_seen and settings.export_on_first_tick)
+    ]
+    observations = [
+        _observation(r, r.version, exports[r.dataset_id][0])
+        for r in readings
+        if (r.first_seen or r.changed) and r.version is not None
+    ]
+    request = _run_request(to_export, exports, skipped)
+    if request is None:
+        return SensorResult(
+            skip_reason=_quiet_reason(readings, to_export),
+            cursor=cursor.to_json(),
+            asset_events=observations,
+        )
+    return SensorResult(run_requests=[request], cursor=cursor.to_json(), asset_events=observations)
+
+
+def _run_request(
+    to_export: Sequence[DataSetReading],
+    exports: Mapping[str, Sequence[ExportConfig]],
+    skipped: Collection[AssetKey],
+) -> RunRequest | None:
+    keys = sorted(
+        {export_asset_key(c) for r in to_export for c in exports[r.dataset_id]} - set(skipped),
+        key=lambda key: key.to_user_string(),
+    )
+    if not keys:
+        return None
+    changes = sorted(f"{r.dataset_id}={r.version}" for r in to_export)
+    digest = hashlib.sha256("\n".join(changes).encode()).hexdigest()[:24]
+    return RunRequest(
+        run_key=f"{RUN_KEY_PREFIX}{digest}",
+        asset_selection=keys,
+        tags={CHANGED_DATASETS_TAG: ",".join(sorted(r.dataset_id for r in to_export))},
+    )
+
+
+def _observation(reading: DataSetReading, version: str, config: ExportConfig) -> AssetObservation:
+    return AssetObservation(
+        asset_key=dataset_asset_key(config),
+        description="First read by the change sensor" if reading.first_seen else "Changed in Domo",
+        metadata=_observation_metadata(reading.dataset_id, reading.metadata),
+        tags={DATA_VERSION_TAG: version},
+    )
+
+
+def _observation_metadata(dataset_id: str, metadata: DataSetMetadata) -> dict[str, MetadataValue]:
+    values: dict[str, MetadataValue] = {"domo/dataset_id": MetadataValue.text(dataset_id)}
+    if metadata.last_updated is not None:
+        values["domo/last_updated"] = MetadataValue.timestamp(metadata.last_updated)
+    if metadata.row_count is not None:
+        values["dagster/row_count"] = MetadataValue.int(metadata.row_count)
+    return values
+
+
+def _quiet_reason(readings: Sequence[DataSetReading], to_export: Sequence[DataSetReading]) -> str:
+    if to_export:
+        return (
+            f"{len(to_export)} DataSet(s) changed, but all their exports are partitioned: "
+            "nothing requested (backfill the partitions to export them)."
+        )
+    if any(r.first_seen for r in readings):
+        first = sum(r.first_seen for r in readings)
+        return (
+            f"Recorded the last-updated time of {first} DataSet(s) read for the first time; "
+            "nothing exported (sensor: export_on_first_tick is false)."
+        )
+    return f"Read {len(readings)} DataSet(s): none changed."
+
+
+def _updated_versions(
+    cursor: ChangeCursor,
+    readings: Sequence[DataSetReading],
+    exports: Mapping[str, Sequence[ExportConfig]],
+) -> dict[str, str | None]:
+    """The cursor's versions with this tick's readings, forgetting DataSets no longer listed."""
+    versions = {k: v for k, v in cursor.versions.items() if k in exports}
+    versions.update({r.dataset_id: r.version for r in readings})
+    return versions
+
+
+def _exports_by_dataset(catalog: Catalog) -> dict[str, list[ExportConfig]]:
+    exports: dict[str, list[ExportConfig]] = {}
+    for config in catalog.exports:
+        exports.setdefault(config.dataset_id, []).append(config)
+    return exports
+
+
+def _partitioned_keys(catalog: Catalog, assets: AssetsDefinition | None) -> frozenset[AssetKey]:
+    keys = {export_asset_key(c) for c in catalog.exports if c.partition is not None}
+    if assets is not None:
+        keys.update(spec.key for spec in assets.specs if spec.partitions_def is not None)
+    return frozenset(keys)
+
+
+def _version(last_updated: datetime | None) -> str | None:
+    return None if last_updated is None else last_updated.isoformat(timespec="milliseconds")
