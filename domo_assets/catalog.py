@@ -175,6 +175,10 @@ class ExportSettings(_Strict):
     kms_key_id: str | None = Field(
         default=None, description="KMS key id Domo uses to encrypt the objects (awsKmsKey)."
     )
+    verify: Literal["basic", "deep"] = Field(
+        default="basic",
+        description="deep: also stream every object, parse its CSV and count its records.",
+    )
     allow_public_destination: bool = Field(
         default=False,
         description="Export even if the bucket may be public (warned about and recorded).",

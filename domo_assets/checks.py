@@ -25,6 +25,7 @@ from domo_assets.outcome import ExportOutcome
 
 ROW_COUNT_CHECK = "row_count"
 S3_OBJECTS_CHECK = "s3_objects"
+DEEP_CHECK = "deep_verification"
 
 
 def check_specs(
@@ -61,12 +62,60 @@ def _check_specs(
             partitions_def=partitions_def,
             description="Every object Domo reports exists in S3 and is non-empty",
         ),
+        *(
+            [
+                AssetCheckSpec(
+                    DEEP_CHECK,
+                    asset=key,
+                    blocking=blocking,
+                    partitions_def=partitions_def,
+                    description="Every object streamed and parsed as CSV: header equals the "
+                    "exported columns and the records counted equal Domo's row count",
+                )
+            ]
+            if config.verify == "deep"
+            else []
+        ),
     ]
 
 
 def check_results(outcome: ExportOutcome, key: AssetKey) -> list[AssetCheckResult]:
-    """Evaluate both checks of one export asset."""
-    return [row_count_result(outcome, key), s3_objects_result(outcome, key)]
+    """Evaluate the checks of one export asset."""
+    results = [row_count_result(outcome, key), s3_objects_result(outcome, key)]
+    if outcome.config.verify == "deep":
+        results.append(deep_verification_result(outcome, key))
+    return results
+
+
+def deep_verification_result(outcome: ExportOutcome, key: AssetKey) -> AssetCheckResult:
+    """The records parsed from S3 equal Domo's count, with the expected header, well formed."""
+    report = outcome.verification
+    exported = outcome.export.row_count
+    if report is None:
+        return AssetCheckResult(
+            asset_key=key,
+            check_name=DEEP_CHECK,
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            description="Not run: an object Domo reported is missing or empty (see s3_objects)",
+        )
+    problems = list(report.problems)
+    if report.records != exported:
+        problems.append(f"{report.records} record(s) parsed but Domo reports {exported}")
+    return AssetCheckResult(
+        asset_key=key,
+        check_name=DEEP_CHECK,
+        passed=not problems,
+        severity=AssetCheckSeverity.ERROR,
+        description="; ".join(problems)
+        or f"{report.records} record(s) parsed in {len(report.files)} file(s)",
+        metadata={
+            "records_parsed": report.records,
+            "exported_rows": exported,
+            "bytes_read": sum(f.bytes_read for f in report.files),
+            "problems": MetadataValue.json(problems),
+        },
+    )
 
 
 def row_count_result(outcome: ExportOutcome, key: AssetKey) -> AssetCheckResult:

@@ -9,6 +9,7 @@ from domo_assets.client import StartOutcome
 from domo_assets.guard import DestinationReport
 from domo_assets.models import DataSetColumn, DataSetMetadata, DomoUser, Export
 from domo_assets.storage import StoredObject
+from domo_assets.verify import VerificationReport
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class ExportOutcome:
     acting_user: DomoUser | None = None
     partition_key: str | None = None
     manifest_uri: str | None = None
+    verification: VerificationReport | None = None
+    """The deep verification, for exports with ``verify: deep`` whose objects are all there."""
 
     @property
     def path(self) -> str:

@@ -30,6 +30,7 @@ from domo_assets.manifest import write_manifest
 from domo_assets.models import DomoUser, Export, ExportRequest
 from domo_assets.outcome import ExportOutcome
 from domo_assets.storage import inspect_objects
+from domo_assets.verify import VerificationReport, verify_objects
 
 # Each attempt waits for a foreign export to end; a busy DataSet may need a few.
 MAX_START_ATTEMPTS = 5
@@ -128,7 +129,21 @@ class ExportRunner:
                 f"{config.name}: no manifest written: an object Domo reported is missing or empty"
             )
             return outcome
+        if config.verify == "deep":
+            outcome = replace(outcome, verification=self._verify(outcome))
         return replace(outcome, manifest_uri=write_manifest(self.s3_client, outcome))
+
+    def _verify(self, outcome: ExportOutcome) -> VerificationReport:
+        """Stream, parse and count every object (``verify: deep``)."""
+        self.log.info(
+            f"{outcome.config.name}: deep verification of {len(outcome.stored)} object(s)"
+        )
+        return verify_objects(
+            self.s3_client,
+            [(obj.bucket, obj.key) for obj in outcome.export.objects],
+            outcome.exported_columns,
+            compression=outcome.export.compression,
+        )
 
     def _dataset_lock(self, dataset_id: str) -> threading.Lock:
         with self._lock:

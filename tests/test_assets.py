@@ -14,7 +14,7 @@ from domo_assets.catalog import BUNDLED_CATALOG, Catalog, load_catalog, parse_ca
 from domo_assets.location import build_definitions
 from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.sandbox import Sandbox
-from domo_assets.sandbox.datasets import PHARMACY_CLAIMS_ID, REGIONAL_SALES_ID
+from domo_assets.sandbox.datasets import AWKWARD_VALUES_ID, PHARMACY_CLAIMS_ID, REGIONAL_SALES_ID
 
 
 def export_resources(sandbox: Sandbox, **domo_settings) -> dict[str, object]:
@@ -218,3 +218,36 @@ def test_catalog_is_parsed_with_defaults() -> None:
     )
     export = catalog.exports[0]
     assert (export.bucket, export.region, export.tags) == ("b-2", "eu-west-1", {"t": "v"})
+
+
+def test_deep_verification_parses_awkward_csv(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    entry = {
+        "name": "awkward",
+        "dataset_id": AWKWARD_VALUES_ID,
+        "path": "t/awkward",
+        "verify": "deep",
+        "include_bom": True,
+    }
+    result = run(small_catalog(tmp_path, entry), sandbox, instance)
+    assert result.success
+    evaluation = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "deep_verification"
+    )
+    assert evaluation.passed, evaluation.description
+    assert evaluation.metadata["records_parsed"].value == sandbox.control.true_row_count(
+        AWKWARD_VALUES_ID
+    )
+
+
+def test_deep_verification_catches_a_misreported_count(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, misreport_rows=2)
+    result = run(small_catalog(tmp_path, {**PHARMACY, "verify": "deep"}), sandbox, instance)
+    evaluation = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "deep_verification"
+    )
+    assert not evaluation.passed
+    assert "Domo reports" in evaluation.description
