@@ -34,6 +34,10 @@ test: setup
 test-deployment: setup
 	$(BIN)/python -m pytest -m deployment tests/test_deployment.py
 
+## test-browser: only the end-to-end browser test (part of `make test` too; needs /usr/bin/chromium)
+test-browser: setup
+	$(BIN)/python -m pytest -m browser tests/test_ui.py
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -37,6 +37,7 @@ from domo_assets.outcome import ExportOutcome
 from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.runner import ExportRunner
 
+DATASET_KEY_SUFFIX = "_dataset"
 DOMO_POOL = "domo"
 EXPORTS_OP_NAME = "domo_exports"
 KIND_DOMO = "domo"
@@ -48,8 +49,12 @@ DEFAULT_RETRY_POLICY = RetryPolicy(max_retries=2, delay=10)
 
 
 def dataset_asset_key(config: ExportConfig) -> AssetKey:
-    """The key of the external asset standing for an export's Domo DataSet."""
-    return AssetKey([DATASET_KEY_PREFIX, config.dataset_key])
+    """The key of the asset standing for an export's Domo DataSet: ``domo/<name>_dataset``.
+
+    The UI labels graph nodes with the key's last part, so the suffix keeps a DataSet's node
+    apart from an export named like it.
+    """
+    return AssetKey([DATASET_KEY_PREFIX, f"{config.dataset_key}{DATASET_KEY_SUFFIX}"])
 
 
 def export_asset_key(config: ExportConfig) -> AssetKey:
@@ -92,8 +97,13 @@ def build_export_spec(
         metadata={
             "domo/dataset_id": config.dataset_id,
             "dagster/uri": destination,
-            "region": config.region,
-            "columns": MetadataValue.json(list(config.columns) if config.columns else "all"),
+            "s3/region": config.region,
+            # A JSON string would show in the UI as "all", quotes included.
+            "columns": (
+                MetadataValue.json(list(config.columns))
+                if config.columns
+                else MetadataValue.text("all")
+            ),
         },
         freshness_policy=(
             FreshnessPolicy.time_window(fail_window=config.max_age) if config.max_age else None

@@ -162,7 +162,10 @@ def s3_objects_result(outcome: ExportOutcome, key: AssetKey) -> AssetCheckResult
         metadata={
             "objects": len(stored),
             "total_bytes": sum(s.size or 0 for s in stored),
-            "missing": MetadataValue.json(missing),
-            "empty": MetadataValue.json(empty),
+            "missing_objects": len(missing),
+            "empty_objects": len(empty),
+            # The lists only when there is something to show (the UI renders them as links).
+            **({"missing": MetadataValue.json(missing)} if missing else {}),
+            **({"empty": MetadataValue.json(empty)} if empty else {}),
         },
     )

@@ -5,51 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
-from dagster import AssetKey, DagsterInstance, materialize
-from dagster_aws.s3 import S3Resource
+from dagster import AssetKey, DagsterInstance
+from support import (
+    check_outcomes,
+    domo_resource,
+    materializations,
+    materialize_catalog,
+    write_catalog,
+)
 
-from domo_assets.assets import build_dataset_specs, build_export_assets
 from domo_assets.catalog import BUNDLED_CATALOG, Catalog, load_catalog, parse_catalog
 from domo_assets.location import build_definitions
-from domo_assets.resource import AwsCredentialsResource, DomoResource
+from domo_assets.resource import DomoResource
 from domo_assets.sandbox import Sandbox
 from domo_assets.sandbox.datasets import AWKWARD_VALUES_ID, PHARMACY_CLAIMS_ID, REGIONAL_SALES_ID
 
 
-def export_resources(sandbox: Sandbox, **domo_settings) -> dict[str, object]:
-    domo_settings.setdefault("poll_initial_interval", 0.1)
-    domo_settings.setdefault("poll_max_interval", 0.5)
-    return {
-        "domo": DomoResource(
-            instance_url=sandbox.domo_url, developer_token=sandbox.token, **domo_settings
-        ),
-        "s3": S3Resource(),
-        "aws_credentials": AwsCredentialsResource(),
-    }
-
-
-def run(
-    catalog: Catalog, sandbox: Sandbox, instance: DagsterInstance, selection=None, **domo_settings
-):
-    assets = [*build_dataset_specs(catalog), build_export_assets(catalog, retry_policy=None)]
-    return materialize(
-        assets,
-        resources=export_resources(sandbox, **domo_settings),
-        instance=instance,
-        selection=selection,
-        raise_on_error=False,
+def run(catalog: Catalog, sandbox: Sandbox, instance: DagsterInstance, selection=None, **settings):
+    return materialize_catalog(
+        catalog, instance, domo_resource(sandbox, **settings), selection=selection
     )
-
-
-def small_catalog(tmp_path: Path, *entries: dict) -> Catalog:
-    document = {
-        "defaults": {"bucket": "domo-exports", "region": "us-east-1"},
-        "exports": list(entries),
-    }
-    path = tmp_path / "exports.yaml"
-    path.write_text(yaml.safe_dump(document))
-    return load_catalog(path)
 
 
 PHARMACY = {
@@ -66,20 +41,6 @@ def instance():
         yield instance
 
 
-def materializations(result) -> dict[str, dict]:
-    return {
-        event.materialization.asset_key.to_user_string(): event.materialization.metadata
-        for event in result.get_asset_materialization_events()
-    }
-
-
-def check_outcomes(result) -> dict[tuple[str, str], bool]:
-    return {
-        (e.asset_key.to_user_string(), e.check_name): e.passed
-        for e in result.get_asset_check_evaluations()
-    }
-
-
 def test_bundled_catalog_materializes_with_true_metadata(
     sandbox: Sandbox, instance: DagsterInstance
 ) -> None:
@@ -92,20 +53,20 @@ def test_bundled_catalog_materializes_with_true_metadata(
     sandbox_exports = {e["export_id"]: e for e in sandbox.control.exports()}
     for export in catalog.exports:
         metadata = found[export.name]
-        export_id = metadata["export_id"].value
+        export_id = metadata["export_id"]
         assert export_id in sandbox_exports, f"{export.name}: export id unknown to Domo"
-        uris = metadata["s3_uris"].value
+        uris = metadata["s3_uris"]
         assert uris and all(
             u.startswith(f"s3://domo-exports/{export.path}/{export_id}/export/") for u in uris
         )
         for uri in uris:
             bucket, key = uri.removeprefix("s3://").split("/", 1)
             assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
-        rows = metadata["dagster/row_count"].value
-        assert rows == sum(record.data["rows"] for record in metadata["files"].value.records)
-        assert metadata["reused_previous_export"].value is False
-        assert metadata["domo/dataset_id"].value == export.dataset_id
-    assert found["pharmacy_claims"]["dagster/row_count"].value == sandbox.control.true_row_count(
+        rows = metadata["dagster/row_count"]
+        assert rows == sum(record.data["rows"] for record in metadata["files"].records)
+        assert metadata["reused_previous_export"] is False
+        assert metadata["domo/dataset_id"] == export.dataset_id
+    assert found["pharmacy_claims"]["dagster/row_count"] == sandbox.control.true_row_count(
         PHARMACY_CLAIMS_ID
     )
     checks = check_outcomes(result)
@@ -116,24 +77,24 @@ def test_bundled_catalog_materializes_with_true_metadata(
 def test_unchanged_dataset_reuses_export_and_data_version(
     sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
 ) -> None:
-    catalog = small_catalog(tmp_path, PHARMACY)
+    catalog = write_catalog(tmp_path, PHARMACY)
     first = materializations(run(catalog, sandbox, instance))["claims"]
     second = materializations(run(catalog, sandbox, instance))["claims"]
-    assert second["export_id"].value == first["export_id"].value
-    assert second["reused_previous_export"].value is True
+    assert second["export_id"] == first["export_id"]
+    assert second["reused_previous_export"] is True
     record = instance.get_latest_materialization_event(AssetKey("claims"))
-    assert record.asset_materialization.tags["dagster/data_version"] == first["export_id"].value
+    assert record.asset_materialization.tags["dagster/data_version"] == first["export_id"]
     sandbox.control.change_dataset(PHARMACY_CLAIMS_ID, rows=3)
     third = materializations(run(catalog, sandbox, instance))["claims"]
-    assert third["export_id"].value != first["export_id"].value
-    assert third["dagster/row_count"].value == first["dagster/row_count"].value + 3
+    assert third["export_id"] != first["export_id"]
+    assert third["dagster/row_count"] == first["dagster/row_count"] + 3
 
 
 def test_misreported_count_fails_row_count_check(
     sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
 ) -> None:
     sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, misreport_rows=7)
-    result = run(small_catalog(tmp_path, PHARMACY), sandbox, instance)
+    result = run(write_catalog(tmp_path, PHARMACY), sandbox, instance)
     assert result.success, "a non-blocking check failure must not fail the run"
     assert check_outcomes(result) == {
         ("claims", "row_count"): False,
@@ -145,7 +106,7 @@ def test_blocking_check_failure_fails_the_run(
     sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
 ) -> None:
     sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, misreport_rows=1)
-    result = run(small_catalog(tmp_path, {**PHARMACY, "blocking_checks": True}), sandbox, instance)
+    result = run(write_catalog(tmp_path, {**PHARMACY, "blocking_checks": True}), sandbox, instance)
     assert not result.success
     assert check_outcomes(result)[("claims", "row_count")] is False
 
@@ -154,7 +115,7 @@ def test_missing_object_fails_s3_check(
     sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
 ) -> None:
     sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, omit_object=True)
-    result = run(small_catalog(tmp_path, PHARMACY), sandbox, instance)
+    result = run(write_catalog(tmp_path, PHARMACY), sandbox, instance)
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert evaluations["s3_objects"].passed is False
     assert "missing" in evaluations["s3_objects"].description
@@ -165,7 +126,7 @@ def test_export_error_fails_step_but_keeps_other_results(
 ) -> None:
     sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="error")
     other = {"name": "sales", "dataset_id": REGIONAL_SALES_ID, "path": "t/sales"}
-    result = run(small_catalog(tmp_path, PHARMACY, other), sandbox, instance)
+    result = run(write_catalog(tmp_path, PHARMACY, other), sandbox, instance)
     assert not result.success
     assert set(materializations(result)) == {"sales"}
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
@@ -177,7 +138,7 @@ def test_stuck_export_times_out_naming_export_and_elapsed(
     sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
 ) -> None:
     sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="stuck")
-    result = run(small_catalog(tmp_path, PHARMACY), sandbox, instance, poll_timeout=1.0)
+    result = run(write_catalog(tmp_path, PHARMACY), sandbox, instance, poll_timeout=1.0)
     assert not result.success
     stuck = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)[0]["export_id"]
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
@@ -191,7 +152,7 @@ def test_lineage_dataset_then_export(sandbox: Sandbox) -> None:
         catalog, DomoResource(instance_url=sandbox.domo_url, developer_token=sandbox.token)
     )
     graph = defs.resolve_asset_graph()
-    pharmacy = AssetKey(["domo", "pharmacy_claims"])
+    pharmacy = AssetKey(["domo", "pharmacy_claims_dataset"])
     assert graph.get(AssetKey("pharmacy_claims")).parent_keys == {pharmacy}
     assert graph.get(AssetKey("pharmacy_claims_supply")).parent_keys == {pharmacy}
     assert graph.get(pharmacy).is_external
@@ -230,7 +191,7 @@ def test_deep_verification_parses_awkward_csv(
         "verify": "deep",
         "include_bom": True,
     }
-    result = run(small_catalog(tmp_path, entry), sandbox, instance)
+    result = run(write_catalog(tmp_path, entry), sandbox, instance)
     assert result.success
     evaluation = next(
         e for e in result.get_asset_check_evaluations() if e.check_name == "deep_verification"
@@ -245,7 +206,7 @@ def test_deep_verification_catches_a_misreported_count(
     sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
 ) -> None:
     sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, misreport_rows=2)
-    result = run(small_catalog(tmp_path, {**PHARMACY, "verify": "deep"}), sandbox, instance)
+    result = run(write_catalog(tmp_path, {**PHARMACY, "verify": "deep"}), sandbox, instance)
     evaluation = next(
         e for e in result.get_asset_check_evaluations() if e.check_name == "deep_verification"
     )

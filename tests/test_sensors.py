@@ -159,7 +159,7 @@ def test_changed_dataset_requests_exactly_its_exports(sandbox: Sandbox) -> None:
 
     assert selection(data) == {"pharmacy_claims", "pharmacy_claims_supply"}
     (event,) = data.asset_events
-    assert event.asset_key == AssetKey(["domo", "pharmacy_claims"])
+    assert event.asset_key == AssetKey(["domo", "pharmacy_claims_dataset"])
     assert event.tags[DATA_VERSION_TAG] == versions(data)[PHARMACY_CLAIMS_ID]
     assert versions(data)[PHARMACY_CLAIMS_ID] != versions(baseline)[PHARMACY_CLAIMS_ID]
     retried = tick(sensor, domo(sandbox), baseline.cursor)
@@ -429,7 +429,7 @@ def test_observing_a_dataset_records_the_sensors_data_version(sandbox: Sandbox) 
     resource = domo(sandbox)
     defs: Definitions = build_definitions(catalog, resource)
     sensor = next(s for s in defs.sensors or () if s.name == SENSOR_NAME)
-    key = AssetKey(["domo", "daily_orders"])
+    key = AssetKey(["domo", "daily_orders_dataset"])
 
     with DagsterInstance.ephemeral() as instance:
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(

@@ -1,0 +1,118 @@
+"""Helpers shared by the tests that run real materializations against the sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dagster import DagsterInstance, RetryPolicy, materialize
+from dagster._core.execution.execute_in_process_result import ExecuteInProcessResult
+from dagster_aws.s3 import S3Resource
+
+from domo_assets.assets import (
+    build_dataset_specs,
+    build_export_assets,
+    build_partitioned_export_assets,
+)
+from domo_assets.catalog import Catalog, load_catalog
+from domo_assets.resource import AwsCredentialsResource, DomoResource
+from domo_assets.sandbox import EXPORT_BUCKET, Sandbox
+
+DESTINATION = {"bucket": EXPORT_BUCKET, "region": "us-east-1"}
+# Poll quickly: sandbox exports take a fraction of a second.
+FAST_POLLING = {"poll_initial_interval": 0.1, "poll_max_interval": 0.3, "backoff_max": 1.0}
+
+
+def write_catalog(
+    tmp_path: Path, *entries: Mapping[str, Any], defaults: Mapping[str, Any] = DESTINATION
+) -> Catalog:
+    """Write a catalog file of these entries and load it."""
+    path = tmp_path / "exports.yaml"
+    path.write_text(
+        yaml.safe_dump({"defaults": dict(defaults), "exports": [dict(e) for e in entries]})
+    )
+    return load_catalog(path)
+
+
+def domo_resource(sandbox: Sandbox, token: str | None = None, **settings: Any) -> DomoResource:
+    """A DomoResource for the sandbox, polling quickly."""
+    return DomoResource(
+        instance_url=sandbox.domo_url,
+        developer_token=token or sandbox.token,
+        **{**FAST_POLLING, **settings},
+    )
+
+
+def materialize_catalog(
+    catalog: Catalog,
+    instance: DagsterInstance,
+    domo: DomoResource,
+    *,
+    selection: Sequence[str] | None = None,
+    partition_key: str | None = None,
+    retry_policy: RetryPolicy | None = None,
+    credentials: AwsCredentialsResource | None = None,
+) -> ExecuteInProcessResult:
+    """Materialize a catalog's exports (or a selection, or one partition) in process."""
+    assets = [
+        *build_dataset_specs(catalog),
+        *(
+            [build_export_assets(catalog, retry_policy=retry_policy)]
+            if any(e.partition is None for e in catalog.exports)
+            else []
+        ),
+        *build_partitioned_export_assets(catalog, retry_policy=retry_policy),
+    ]
+    return materialize(
+        assets,
+        resources={
+            "domo": domo,
+            "s3": S3Resource(),
+            "aws_credentials": credentials or AwsCredentialsResource(),
+        },
+        instance=instance,
+        selection=selection,
+        partition_key=partition_key,
+        raise_on_error=False,
+    )
+
+
+def materializations(result: ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+    """Each materialized asset's metadata values, by asset name."""
+    return {
+        event.materialization.asset_key.to_user_string(): {
+            key: value.value for key, value in event.materialization.metadata.items()
+        }
+        for event in result.get_asset_materialization_events()
+    }
+
+
+def metadata_of(result: ExecuteInProcessResult, name: str) -> dict[str, Any]:
+    """One asset's materialization metadata values; fails when it was not materialized."""
+    found = materializations(result)
+    assert name in found, f"{name} was not materialized"
+    return found[name]
+
+
+def check_outcomes(result: ExecuteInProcessResult) -> dict[tuple[str, str], bool]:
+    """Whether each (asset, check) passed."""
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+def failure_text(result: ExecuteInProcessResult) -> str:
+    """Every step failure's error, as text."""
+    return "\n".join(
+        str(e.event_specific_data.error)
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+    )
+
+
+def log_messages(instance: DagsterInstance, result: ExecuteInProcessResult) -> list[str]:
+    """The run's log messages."""
+    return [e.user_message or "" for e in instance.all_logs(result.run_id)]

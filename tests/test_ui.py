@@ -1,0 +1,584 @@
+"""End-to-end test of the Dagster UI in headless Chromium (issue 7).
+
+Starts ``dagster dev`` (webserver and daemon) against the Domo + S3 sandbox with a fresh
+instance, then, as a user would in a browser: opens the global asset lineage and finds each
+Domo DataSet node joined by an edge to its export node; opens the ``pharmacy_claims`` export,
+clicks **Materialize**, follows the run toast to the run page until the UI shows success and
+every check succeeded; reads the row count and the S3 URIs on the asset's page (checked
+against Domo and S3) and the passed checks on its Checks tab.
+
+It writes the README's screenshots to ``docs/screenshots/``: ``lineage.png``,
+``materialization.png`` and ``run-checks.png``.
+
+Chromium is Debian's ``/usr/bin/chromium`` (Playwright's browser downloads are not used); the
+test installs it with apt-get when it is missing and it can (root), and is skipped only when
+it cannot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+import pytest
+import requests
+from playwright.sync_api import BrowserContext, Locator, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+from domo_assets.assets import dataset_asset_key
+from domo_assets.catalog import BUNDLED_CATALOG, ExportConfig, load_catalog
+from domo_assets.sandbox import EXPORT_BUCKET, Sandbox
+
+if TYPE_CHECKING:
+    from conftest import DomoHttp
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+SCREENSHOTS = REPO / "docs" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1400, "height": 900}
+INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+LOCATION_NAME = "domo_assets"
+EXPORT_NAME = "pharmacy_claims"
+
+STARTUP_TIMEOUT_SECONDS = 180.0
+RUN_TIMEOUT_SECONDS = 120.0
+UI_TIMEOUT_MS = 60_000
+POLL_SECONDS = 0.5
+POLL_MS = 500
+APT_TIMEOUT_SECONDS = 600
+STOP_TIMEOUT_SECONDS = 20.0
+LOG_TAIL_LINES = 60
+MAX_ZOOM_OUT_CLICKS = 40
+# The graph's toolbar (search box, Materialize) floats over the top of the viewport, and the
+# zoom controls over its right edge.
+GRAPH_TOOLBAR_PX = 60
+GRAPH_CONTROLS_PX = 60
+# SVG units: an edge starts at its source node's right side and ends, with its arrow, just
+# left of its target node.
+EDGE_TOLERANCE = 12.0
+TERMINAL_FAILURES = {"FAILURE", "CANCELED"}
+
+T = TypeVar("T")
+
+WORKSPACE_QUERY = """
+query Workspace {
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        loadStatus
+        locationOrLoadError { __typename ... on PythonError { message } }
+      }
+    }
+  }
+}
+"""
+
+ASSET_CHECKS_QUERY = """
+query AssetChecks($assetKeys: [AssetKeyInput!]) {
+  assetNodes(assetKeys: $assetKeys) {
+    assetChecksOrError { __typename ... on AssetChecks { checks { name } } }
+  }
+}
+"""
+
+RUN_QUERY = """
+query Run($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { status }
+  }
+  logsForRun(runId: $runId) {
+    ... on EventConnection {
+      events {
+        __typename
+        ... on MessageEvent { message }
+        ... on ErrorEvent { error { message causes { message } } }
+      }
+    }
+  }
+}
+"""
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class DagsterDev:
+    """A running ``dagster dev`` (webserver + daemon), leader of its own process group.
+
+    Attributes:
+        url: The webserver's base URL.
+        popen: The ``dagster dev`` process.
+        log_path: Where its output goes.
+        log: The open log file.
+    """
+
+    url: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    log: IO[bytes]
+
+    def alive(self) -> bool:
+        """Whether ``dagster dev`` is still running."""
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines of its output, for failure messages."""
+        self.log.flush()
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Run a GraphQL query against the webserver; return its ``data``."""
+        with requests.Session() as session:
+            session.trust_env = False
+            response = session.post(
+                f"{self.url}/graphql",
+                json={"query": query, "variables": dict(variables or {})},
+                timeout=30,
+            )
+        response.raise_for_status()
+        body = response.json()
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
+
+    def stop(self) -> None:
+        """SIGTERM the process group, wait, then SIGKILL whatever is left (run workers,
+        code servers) and close the log."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=STOP_TIMEOUT_SECONDS)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        if self.popen.poll() is None:
+            self.popen.wait(timeout=5)
+        self.log.close()
+
+
+def wait_until(condition: Callable[[], T], what: str, dagster: DagsterDev, timeout: float) -> T:
+    """Poll `condition()` until it is truthy and return it; fail early if ``dagster dev``
+    exits, or when the time is up, with the tail of its output."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if not dagster.alive():
+            pytest.fail(f"dagster dev exited while waiting for {what}:\n{dagster.tail()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"Timed out after {timeout:.0f}s waiting for {what}:\n{dagster.tail()}")
+        time.sleep(POLL_SECONDS)
+
+
+def server_ready(dagster: DagsterDev) -> bool:
+    """Whether the webserver answers ``/server_info``."""
+    try:
+        with requests.Session() as session:
+            session.trust_env = False
+            return session.get(f"{dagster.url}/server_info", timeout=5).ok
+    except requests.RequestException:
+        return False
+
+
+def location_loaded(dagster: DagsterDev) -> bool:
+    """Whether the webserver has loaded our code location (fails on a load error)."""
+    workspace = dagster.graphql(WORKSPACE_QUERY)["workspaceOrError"]
+    for entry in workspace.get("locationEntries", []):
+        if entry["name"] == LOCATION_NAME and entry["loadStatus"] == "LOADED":
+            location = entry["locationOrLoadError"]
+            assert location["__typename"] == "RepositoryLocation", location
+            return True
+    return False
+
+
+@pytest.fixture
+def dagster_dev(sandbox: Sandbox, tmp_path: Path) -> Iterator[DagsterDev]:
+    """``dagster dev -w workspace.yaml`` on a free loopback port, run from the repository root
+    against the sandbox, with a fresh DAGSTER_HOME; stopped with its whole process group."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
+    env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(home)}
+    for name in ("DOMO_EXPORTS_FILE", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        env.pop(name, None)  # the bundled catalog, the sandbox's static keys
+    port = free_port()
+    executable = Path(sys.executable).with_name("dagster")
+    command = [
+        str(executable) if executable.exists() else "dagster",
+        "dev",
+        "-w",
+        "workspace.yaml",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    log_path = tmp_path / "dagster-dev.log"
+    log = log_path.open("wb")
+    popen = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    dagster = DagsterDev(f"http://127.0.0.1:{port}", popen, log_path, log)
+    try:
+        wait_until(lambda: server_ready(dagster), "/server_info", dagster, STARTUP_TIMEOUT_SECONDS)
+        wait_until(
+            lambda: location_loaded(dagster),
+            f"code location {LOCATION_NAME}",
+            dagster,
+            STARTUP_TIMEOUT_SECONDS,
+        )
+        yield dagster
+    finally:
+        dagster.stop()
+
+
+# --- Chromium ---------------------------------------------------------------------------------
+
+
+def install_chromium() -> str | None:
+    """Install Debian's chromium with apt-get (root only); return why not, or None."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "apt-get cannot install it here (not root, or no apt-get)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    wait_for_lock = ["-o", "DPkg::Lock::Timeout=120"]
+    for command in (
+        ["apt-get", *wait_for_lock, "update", "-qq"],
+        ["apt-get", *wait_for_lock, "install", "-y", "-qq", "chromium"],
+    ):
+        try:
+            result = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=APT_TIMEOUT_SECONDS
+            )
+        except subprocess.TimeoutExpired:
+            return f"`{' '.join(command)}` timed out"
+        if result.returncode != 0:
+            return f"`{' '.join(command)}` failed: {result.stderr.strip()[-500:]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium, installed with apt-get first when it is missing."""
+    if not CHROMIUM.exists():
+        reason = install_chromium()
+        if reason:
+            pytest.skip(f"{CHROMIUM} is missing and could not be installed: {reason}")
+    assert CHROMIUM.exists(), f"apt-get installed chromium but {CHROMIUM} does not exist"
+    return CHROMIUM
+
+
+@pytest.fixture
+def browser(chromium: Path, tmp_path: Path) -> Iterator[BrowserContext]:
+    """A headless Chromium with a fresh profile, at the screenshots' viewport."""
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            user_data_dir=str(tmp_path / "chromium-profile"),
+            executable_path=str(chromium),
+            args=CHROMIUM_ARGS,
+            viewport=VIEWPORT,
+        )
+        try:
+            context.set_default_timeout(UI_TIMEOUT_MS)
+            expect.set_options(timeout=UI_TIMEOUT_MS)
+            yield context
+        finally:
+            expect.set_options(timeout=None)  # Playwright's default again
+            context.close()
+
+
+def open_page(browser: BrowserContext) -> Page:
+    """A page that dismisses Dagster's one-time "Join the Dagster community" dialog (shown by a
+    fresh instance) whenever it gets in the way, as a user would: with its Skip button."""
+    page = browser.pages[0] if browser.pages else browser.new_page()
+    page.add_locator_handler(
+        page.get_by_role("button", name="Skip", exact=True), lambda skip: skip.click()
+    )
+    return page
+
+
+# --- the lineage graph ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """One node of the lineage graph as drawn: its visible label, its box in SVG units, and
+    whether it has the dashed border of an external (source) asset."""
+
+    label: str
+    x: float
+    y: float
+    width: float
+    height: float
+    dashed: bool
+
+    def shows(self, name: str) -> bool:
+        """Whether the label is `name`, or `name` shortened in the middle with an ellipsis."""
+        if "…" not in self.label:
+            return self.label == name
+        head, _, tail = self.label.partition("…")
+        return len(name) >= len(head) + len(tail) and name.startswith(head) and name.endswith(tail)
+
+
+@dataclass(frozen=True)
+class GraphEdge:
+    """One edge of the lineage graph: where its SVG path starts and ends."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def joins(self, source: GraphNode, target: GraphNode) -> bool:
+        """Whether it leaves `source` by its right side and enters `target` by its left."""
+        return (
+            abs(self.x0 - (source.x + source.width)) <= EDGE_TOLERANCE
+            and source.y <= self.y0 <= source.y + source.height
+            and target.x - EDGE_TOLERANCE <= self.x1 <= target.x
+            and target.y <= self.y1 <= target.y + target.height
+        )
+
+
+READ_GRAPH_JS = """
+(svg) => ({
+  nodes: Array.from(svg.querySelectorAll('foreignObject')).map((node) => ({
+    label: node.querySelector('div').innerText.trim().split('\\n')[0].trim(),
+    x: Number(node.getAttribute('x')),
+    y: Number(node.getAttribute('y')),
+    width: Number(node.getAttribute('width')),
+    height: Number(node.getAttribute('height')),
+    dashed: Array.from(node.querySelectorAll('*')).some(
+      (element) => getComputedStyle(element).borderTopStyle === 'dashed'),
+  })),
+  edges: Array.from(svg.querySelectorAll('path[marker-end]')).map((p) => p.getAttribute('d')),
+})
+"""
+
+
+def read_graph(svg: Locator) -> tuple[list[GraphNode], list[GraphEdge]]:
+    """The nodes and edges drawn in the lineage graph's SVG."""
+    drawn = svg.evaluate(READ_GRAPH_JS)
+    nodes = [GraphNode(**node) for node in drawn["nodes"]]
+    edges = set()
+    for path in drawn["edges"]:
+        numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", path)]
+        edges.add(GraphEdge(numbers[0], numbers[1], numbers[-2], numbers[-1]))
+    return nodes, sorted(edges, key=lambda e: (e.y0, e.y1))
+
+
+def fits(inner: dict[str, float], outer: dict[str, float]) -> bool:
+    """Whether the graph's box lies in the viewport's, clear of the toolbar and controls."""
+    return (
+        inner["x"] >= outer["x"]
+        and inner["y"] >= outer["y"] + GRAPH_TOOLBAR_PX
+        and inner["x"] + inner["width"] <= outer["x"] + outer["width"] - GRAPH_CONTROLS_PX
+        and inner["y"] + inner["height"] <= outer["y"] + outer["height"]
+    )
+
+
+def zoom_to_fit(page: Page, svg: Locator) -> None:
+    """Click the graph's zoom-out button until the whole graph is in view."""
+    viewport = svg.locator("xpath=ancestor::div[contains(@style, 'overflow: hidden')][1]")
+    zoom_out = page.get_by_role("button", name="zoom_out")
+    for _ in range(MAX_ZOOM_OUT_CLICKS):
+        box, frame = svg.bounding_box(), viewport.bounding_box()
+        assert box and frame, "the lineage graph is not displayed"
+        if fits(box, frame):
+            return
+        zoom_out.click()
+        # The click rescales the graph: wait for its box to change before measuring again.
+        page.wait_for_function(
+            "([svg, height]) => Math.abs(svg.getBoundingClientRect().height - height) > 0.5",
+            arg=[svg.element_handle(), box["height"]],
+        )
+    pytest.fail(f"The lineage graph does not fit after {MAX_ZOOM_OUT_CLICKS} zoom-outs")
+
+
+def check_lineage(page: Page, exports: list[ExportConfig]) -> None:
+    """Each export's node is joined by an edge from its DataSet's (dashed) node, and nothing
+    else is drawn."""
+    svg = page.locator("svg:has(foreignObject)")
+    expect(svg.locator("foreignObject").first).to_be_visible()
+    zoom_to_fit(page, svg)
+    datasets = {dataset_asset_key(config) for config in exports}
+    expect(svg.locator("foreignObject")).to_have_count(len(datasets) + len(exports))
+
+    nodes, edges = read_graph(svg)
+    assert len(edges) == len(exports), f"expected one edge per export, drawn: {edges}"
+    dashed = [n for n in nodes if n.dashed]
+    assert len(dashed) == len(datasets), f"expected {len(datasets)} DataSet nodes: {nodes}"
+    assert all(any(n.shows(key.path[-1]) for key in datasets) for n in dashed), (
+        f"the dashed nodes are not the Domo DataSets: {nodes}"
+    )
+    for config in exports:
+        dataset_label = dataset_asset_key(config).path[-1]
+        (dataset_node,) = [n for n in nodes if n.dashed and n.shows(dataset_label)]
+        (export_node,) = [n for n in nodes if not n.dashed and n.shows(config.name)]
+        assert any(edge.joins(dataset_node, export_node) for edge in edges), (
+            f"no edge from DataSet node {dataset_node} to export node {export_node}: {edges}"
+        )
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+def run_report(dagster: DagsterDev, run_id: str) -> str:
+    """The run's status and error messages, and the tail of dagster dev's output."""
+    data = dagster.graphql(RUN_QUERY, {"runId": run_id})
+    lines = [f"run {run_id}: {json.dumps(data['runOrError'])}"]
+    for event in (data.get("logsForRun") or {}).get("events", []):
+        if event.get("error"):
+            causes = [cause["message"].strip() for cause in event["error"].get("causes") or []]
+            lines.append(f"{event['__typename']}: {event.get('message')} {causes}")
+    return "\n".join([*lines, dagster.tail()])
+
+
+def wait_for_run_success(page: Page, dagster: DagsterDev, run_id: str) -> None:
+    """Wait until the run page shows the run's Success tag; fail at once if the run fails."""
+    success = (
+        page.locator("div", has=page.get_by_role("img", name="run_success"))
+        .filter(has_text=re.compile(r"^Success$"))
+        .first
+    )
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while True:
+        try:
+            success.wait_for(state="visible", timeout=POLL_MS * 2)
+            return
+        except PlaywrightTimeoutError:
+            pass
+        status = dagster.graphql(RUN_QUERY, {"runId": run_id})["runOrError"].get("status")
+        if status in TERMINAL_FAILURES or time.monotonic() > deadline:
+            pytest.fail(
+                f"The run page shows no success (run {status}):\n{run_report(dagster, run_id)}"
+            )
+
+
+def metadata_value(page: Page, key: str) -> str:
+    """The value the Events tab shows for materialization metadata `key`."""
+    row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=key, exact=True))
+    expect(row).to_have_count(1)
+    return row.get_by_role("cell").nth(1).inner_text().strip()
+
+
+# --- the test ---------------------------------------------------------------------------------
+
+
+def test_lineage_materialize_and_checks_in_the_ui(
+    dagster_dev: DagsterDev, browser: BrowserContext, domo: DomoHttp, s3: Any
+) -> None:
+    """A user sees each DataSet joined to its export in the lineage graph, materializes
+    ``pharmacy_claims`` with its Materialize button, watches the run succeed with its checks,
+    and reads the row count, the S3 URIs and the passed checks on the asset's page."""
+    exports = list(load_catalog(BUNDLED_CATALOG).exports)
+    (config,) = [c for c in exports if c.name == EXPORT_NAME]
+    checks = dagster_dev.graphql(ASSET_CHECKS_QUERY, {"assetKeys": [{"path": [EXPORT_NAME]}]})
+    (node,) = checks["assetNodes"]
+    check_names = sorted(check["name"] for check in node["assetChecksOrError"]["checks"])
+    assert {"row_count", "s3_objects"} <= set(check_names)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = open_page(browser)
+
+    # The global asset lineage, from the navigation bar.
+    page.goto(dagster_dev.url)
+    page.get_by_role("link").filter(has_text=re.compile(r"^Lineage$")).click()
+    expect(page).to_have_url(re.compile(r"/asset-groups$"))
+    expect(page.get_by_text("Global asset lineage", exact=True)).to_be_visible()
+    check_lineage(page, exports)
+    page.screenshot(path=SCREENSHOTS / "lineage.png")
+
+    # The export's page: its description and its DataSet upstream, under the DataSet's full key.
+    dataset_key = dataset_asset_key(config)
+    page.goto(f"{dagster_dev.url}/assets/{EXPORT_NAME}")
+    assert config.description
+    expect(page.get_by_text(config.description, exact=True)).to_be_visible()
+    upstream = page.locator(f'a[href="/assets/{dataset_key.to_user_string()}"]')
+    expect(upstream).to_contain_text(" / ".join(dataset_key.path))
+    columns = page.get_by_role("row").filter(
+        has=page.get_by_role("cell", name="columns", exact=True)
+    )
+    expect(columns.get_by_role("cell").last).to_have_text("all")  # not a quoted JSON string
+
+    # Materialize, follow the toast to the run, wait for the UI to show success.
+    page.get_by_role("button").filter(has_text=re.compile(r"^Materialize$")).click()
+    toast = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$"))
+    expect(toast).to_be_visible()
+    page.get_by_role("link", name="View", exact=True).click()
+    page.mouse.move(0, 0)  # a hovered toast never times out
+    expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
+    run_id = page.url.rsplit("/", 1)[-1]
+    wait_for_run_success(page, dagster_dev, run_id)
+    expect(page.get_by_text(f"{len(check_names)} checks", exact=True)).to_be_visible()
+    log_filter = page.get_by_placeholder(re.compile(r"^Filter"))
+    log_filter.fill("type:ASSET_CHECK_EVALUATION")
+    log_filter.blur()
+    for name in check_names:
+        expect(
+            page.get_by_text(f"Check {name} succeeded for materialization of {EXPORT_NAME}.")
+        ).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Check \S+ failed"))).to_have_count(0)
+    page.screenshot(path=SCREENSHOTS / "run-checks.png")
+
+    # The asset's page: the row count Domo has, and S3 objects that exist.
+    domo_rows = domo.get(f"/api/data/v3/datasources/{config.dataset_id}").json()["rowCount"]
+    page.goto(f"{dagster_dev.url}/assets/{EXPORT_NAME}")
+    row_count_tag = page.get_by_text("Row count", exact=True).locator("xpath=..")
+    expect(row_count_tag).to_contain_text(f"{domo_rows:,}")
+    page.get_by_role("tab", name="Events").click()
+    expect(page.get_by_text(f"Materialized in run {run_id[:8]}")).to_be_visible()
+    assert metadata_value(page, "dagster/row_count") == str(domo_rows)
+    uris = json.loads(metadata_value(page, "s3_uris"))
+    prefix = f"s3://{EXPORT_BUCKET}/{config.path}/"
+    assert uris and all(uri.startswith(prefix) for uri in uris), uris
+    for uri in uris:
+        key = uri.removeprefix(f"s3://{EXPORT_BUCKET}/")
+        assert s3.head_object(Bucket=EXPORT_BUCKET, Key=key)["ContentLength"] > 0, uri
+    page.screenshot(path=SCREENSHOTS / "materialization.png")
+
+    # The Checks tab: every check succeeded, and its latest evaluation passed.
+    page.get_by_role("tab", name="Checks").click()
+    for name in check_names:
+        item = page.get_by_title(name, exact=True).locator("xpath=..")
+        expect(item).to_contain_text("Succeeded")
+        item.click()
+        expect(page.get_by_text("Evaluation result", exact=True)).to_be_visible()
+        expect(page.get_by_text("Passed", exact=True)).to_be_visible()
