@@ -10,11 +10,11 @@ import threading
 from pathlib import Path
 
 import pytest
+import support
 import yaml
-from dagster import DagsterInstance, materialize
-from dagster_aws.s3 import S3Resource
+from dagster import DagsterInstance
+from support import domo_resource, materializations, materialize_catalog, write_catalog
 
-from domo_assets.assets import build_dataset_specs, build_partitioned_export_assets
 from domo_assets.catalog import (
     BUNDLED_CATALOG,
     BUNDLED_PARTITIONED_CATALOG,
@@ -24,7 +24,6 @@ from domo_assets.catalog import (
 )
 from domo_assets.manifest import MANIFEST_FORMAT
 from domo_assets.partitions import PartitionScheme, PartitionSettings
-from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.sandbox import DAILY_ORDERS_ID, Sandbox
 
 DAILY = {
@@ -41,44 +40,17 @@ DAILY = {
 }
 
 
-def catalog_of(tmp_path: Path, *entries: dict) -> Catalog:
-    path = tmp_path / "exports.yaml"
-    document = {
-        "defaults": {"bucket": "domo-exports", "region": "us-east-1"},
-        "exports": list(entries),
-    }
-    path.write_text(yaml.safe_dump(document))
-    return load_catalog(path)
-
-
 def run_partition(
     catalog: Catalog, sandbox: Sandbox, instance: DagsterInstance, key: str, name: str = "orders"
 ):
-    return materialize(
-        [
-            *build_dataset_specs(catalog),
-            *build_partitioned_export_assets(catalog, retry_policy=None),
-        ],
-        resources={
-            "domo": DomoResource(
-                instance_url=sandbox.domo_url,
-                developer_token=sandbox.token,
-                poll_initial_interval=0.1,
-                poll_max_interval=0.3,
-            ),
-            "s3": S3Resource(),
-            "aws_credentials": AwsCredentialsResource(),
-        },
-        instance=instance,
-        partition_key=key,
-        selection=[name],
-        raise_on_error=False,
+    return materialize_catalog(
+        catalog, instance, domo_resource(sandbox), selection=[name], partition_key=key
     )
 
 
 def metadata_of(result) -> dict:
-    [event] = result.get_asset_materialization_events()
-    return {k: v.value for k, v in event.materialization.metadata.items()}
+    [name] = materializations(result)
+    return support.metadata_of(result, name)
 
 
 def read_rows(s3, uri: str) -> list[dict]:
@@ -97,7 +69,7 @@ def instance(tmp_path: Path):
 
 
 def test_single_daily_partition(sandbox: Sandbox, instance, tmp_path: Path) -> None:
-    result = run_partition(catalog_of(tmp_path, DAILY), sandbox, instance, "2026-11-05")
+    result = run_partition(write_catalog(tmp_path, DAILY), sandbox, instance, "2026-11-05")
     assert result.success
     metadata = metadata_of(result)
     expected = sandbox.control.true_row_count(DAILY_ORDERS_ID, "\"Order Date\" = '2026-11-05'")
@@ -118,7 +90,7 @@ def test_single_daily_partition(sandbox: Sandbox, instance, tmp_path: Path) -> N
 def test_backfill_of_several_partitions_one_export_each(
     sandbox: Sandbox, instance, tmp_path: Path
 ) -> None:
-    catalog = catalog_of(tmp_path, DAILY)
+    catalog = write_catalog(tmp_path, DAILY)
     keys = ["2026-11-01", "2026-11-02", "2026-11-03"]
     results: dict[str, object] = {}
     # A backfill launches one run per partition; they run at once and Domo allows one export per
@@ -152,7 +124,9 @@ def test_static_partition(sandbox: Sandbox, instance, tmp_path: Path) -> None:
         "path": "part/region",
         "partition": {"column": "Region", "scheme": "static", "values": ["East", "West"]},
     }
-    result = run_partition(catalog_of(tmp_path, entry), sandbox, instance, "West", name="by_region")
+    result = run_partition(
+        write_catalog(tmp_path, entry), sandbox, instance, "West", name="by_region"
+    )
     assert result.success
     metadata = metadata_of(result)
     assert all(
@@ -176,7 +150,7 @@ def test_monthly_partition_uses_in_list(sandbox: Sandbox, instance, tmp_path: Pa
         },
     }
     result = run_partition(
-        catalog_of(tmp_path, entry), sandbox, instance, "2026-11", name="monthly"
+        write_catalog(tmp_path, entry), sandbox, instance, "2026-11", name="monthly"
     )
     assert result.success
     metadata = metadata_of(result)
@@ -187,7 +161,7 @@ def test_monthly_partition_uses_in_list(sandbox: Sandbox, instance, tmp_path: Pa
 
 
 def test_manifest_matches_s3_and_survives_reuse(sandbox: Sandbox, instance, tmp_path: Path) -> None:
-    catalog = catalog_of(tmp_path, DAILY)
+    catalog = write_catalog(tmp_path, DAILY)
     metadata = metadata_of(run_partition(catalog, sandbox, instance, "2026-11-07"))
     s3 = sandbox.s3_client()
     bucket, key = metadata["manifest_uri"].removeprefix("s3://").split("/", 1)
@@ -223,7 +197,7 @@ def test_datetime_column_is_refused_for_time_partitions() -> None:
 
 def test_partition_catalog_errors_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(CatalogError) as info:
-        catalog_of(tmp_path, {**DAILY, "partition": {"column": "Order Date", "scheme": "daily"}})
+        write_catalog(tmp_path, {**DAILY, "partition": {"column": "Order Date", "scheme": "daily"}})
     assert "field 'partition'" in str(info.value) and "needs start" in str(info.value)
 
 

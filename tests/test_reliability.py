@@ -11,67 +11,26 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
-from dagster import DagsterInstance, RetryPolicy, materialize
-from dagster_aws.s3 import S3Resource
+from dagster import DagsterInstance, RetryPolicy
+from support import domo_resource, log_messages, materialize_catalog, metadata_of, write_catalog
 
-from domo_assets.assets import DOMO_POOL, build_dataset_specs, build_export_assets
+from domo_assets.assets import DOMO_POOL, build_export_assets
 from domo_assets.auth import DeveloperTokenAuth
-from domo_assets.catalog import Catalog, load_catalog
+from domo_assets.catalog import Catalog
 from domo_assets.client import DomoClient
 from domo_assets.models import AwsCredentials, ExportRequest
-from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.sandbox import PHARMACY_CLAIMS_ID, SAMPLE_DATASETS, Sandbox
 
 EXPORT_PATH = "/api/query/v1/export/"
 CLAIMS = {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "path": "rel/claims"}
 
 
-def write_catalog(tmp_path: Path, *entries: dict) -> Path:
-    path = tmp_path / "exports.yaml"
-    document = {
-        "defaults": {"bucket": "domo-exports", "region": "us-east-1"},
-        "exports": list(entries),
-    }
-    path.write_text(yaml.safe_dump(document))
-    return path
-
-
 def run(
     catalog: Catalog, sandbox: Sandbox, instance: DagsterInstance, retry_policy=None, **settings
 ):
-    settings = {
-        "poll_initial_interval": 0.1,
-        "poll_max_interval": 0.3,
-        "backoff_max": 1.0,
-        **settings,
-    }
-    return materialize(
-        [*build_dataset_specs(catalog), build_export_assets(catalog, retry_policy=retry_policy)],
-        resources={
-            "domo": DomoResource(
-                instance_url=sandbox.domo_url, developer_token=sandbox.token, **settings
-            ),
-            "s3": S3Resource(),
-            "aws_credentials": AwsCredentialsResource(),
-        },
-        instance=instance,
-        raise_on_error=False,
+    return materialize_catalog(
+        catalog, instance, domo_resource(sandbox, **settings), retry_policy=retry_policy
     )
-
-
-def metadata_of(result, name: str = "claims") -> dict:
-    events = [
-        e
-        for e in result.get_asset_materialization_events()
-        if e.materialization.asset_key.to_user_string() == name
-    ]
-    assert events, f"{name} was not materialized"
-    return {k: v.value for k, v in events[-1].materialization.metadata.items()}
-
-
-def messages(instance: DagsterInstance, result) -> list[str]:
-    return [e.user_message for e in instance.all_logs(result.run_id)]
 
 
 @pytest.fixture
@@ -90,12 +49,12 @@ def test_reexecuted_run_resumes_the_export_it_started(
     sandbox: Sandbox, instance, tmp_path: Path
 ) -> None:
     sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_seconds=3)
-    catalog = load_catalog(write_catalog(tmp_path, CLAIMS))
+    catalog = write_catalog(tmp_path, CLAIMS)
     first = run(catalog, sandbox, instance, poll_timeout=0.5)
     assert not first.success
     second = run(catalog, sandbox, instance)
     assert second.success
-    assert metadata_of(second)["start_outcome"] == "attached"
+    assert metadata_of(second, "claims")["start_outcome"] == "attached"
     assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
 
 
@@ -103,7 +62,7 @@ def test_retried_step_resumes_the_export_it_started(
     sandbox: Sandbox, instance, tmp_path: Path
 ) -> None:
     sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_seconds=1.5)
-    catalog = load_catalog(write_catalog(tmp_path, CLAIMS))
+    catalog = write_catalog(tmp_path, CLAIMS)
     result = run(
         catalog, sandbox, instance, retry_policy=RetryPolicy(max_retries=1), poll_timeout=1.0
     )
@@ -113,7 +72,7 @@ def test_retried_step_resumes_the_export_it_started(
     )
     # The retry attaches to the running export, or, if it already finished, Domo returns it as
     # the previous export of unchanged data: either way no second export.
-    assert metadata_of(result)["start_outcome"] in {"attached", "reused_previous"}
+    assert metadata_of(result, "claims")["start_outcome"] in {"attached", "reused_previous"}
     assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
 
 
@@ -129,17 +88,17 @@ def test_foreign_running_export_is_waited_for(sandbox: Sandbox, instance, tmp_pa
             "us-east-1",
         ),
     )
-    result = run(load_catalog(write_catalog(tmp_path, CLAIMS)), sandbox, instance)
+    result = run(write_catalog(tmp_path, CLAIMS), sandbox, instance)
     assert result.success
-    assert metadata_of(result)["export_id"] != other.export.export_id
-    assert metadata_of(result)["start_outcome"] == "started"
+    assert metadata_of(result, "claims")["export_id"] != other.export.export_id
+    assert metadata_of(result, "claims")["start_outcome"] == "started"
     assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 2
-    assert any("waiting for it to end" in m for m in messages(instance, result))
+    assert any("waiting for it to end" in m for m in log_messages(instance, result))
 
 
 def test_two_runs_at_once_make_one_export(sandbox: Sandbox, instance, tmp_path: Path) -> None:
     sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_seconds=1.5)
-    catalog = load_catalog(write_catalog(tmp_path, CLAIMS))
+    catalog = write_catalog(tmp_path, CLAIMS)
     results = []
 
     def materialize_once() -> None:
@@ -151,14 +110,14 @@ def test_two_runs_at_once_make_one_export(sandbox: Sandbox, instance, tmp_path: 
     for thread in threads:
         thread.join(timeout=60)
     assert [r.success for r in results] == [True, True]
-    assert {metadata_of(r)["export_id"] for r in results} == {
+    assert {metadata_of(r, "claims")["export_id"] for r in results} == {
         sandbox.control.exports(PHARMACY_CLAIMS_ID)[0]["export_id"]
     }
     assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
 
 
 def test_exports_run_in_the_domo_pool(tmp_path: Path) -> None:
-    assets_def = build_export_assets(load_catalog(write_catalog(tmp_path, CLAIMS)))
+    assets_def = build_export_assets(write_catalog(tmp_path, CLAIMS))
     assert assets_def.op.pool == DOMO_POOL
 
 
@@ -215,13 +174,13 @@ def test_fault_is_survived_with_one_export(
 ) -> None:
     rule, logged = fault
     sandbox.control.add_fault(**rule)
-    result = run(load_catalog(write_catalog(tmp_path, CLAIMS)), sandbox, instance, read_timeout=0.7)
+    result = run(write_catalog(tmp_path, CLAIMS), sandbox, instance, read_timeout=0.7)
     assert result.success
     assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
-    assert metadata_of(result)["dagster/row_count"] == sandbox.control.true_row_count(
+    assert metadata_of(result, "claims")["dagster/row_count"] == sandbox.control.true_row_count(
         PHARMACY_CLAIMS_ID
     )
-    assert any(logged in m for m in messages(instance, result)), (
+    assert any(logged in m for m in log_messages(instance, result)), (
         f"the fault must be logged ('{logged}')"
     )
 
@@ -232,7 +191,7 @@ def test_persistent_fault_fails_with_bounded_retries(
     sandbox.control.add_fault(
         method="GET", path_regex="/datasources/", action="status", status=500, times=None
     )
-    result = run(load_catalog(write_catalog(tmp_path, CLAIMS)), sandbox, instance, max_retries=2)
+    result = run(write_catalog(tmp_path, CLAIMS), sandbox, instance, max_retries=2)
     assert not result.success
     hits = [r for r in sandbox.control.requests() if "/datasources/" in r["path"]]
     assert len(hits) == 3
@@ -246,7 +205,7 @@ def test_termination_while_polling_stops_promptly(sandbox: Sandbox, tmp_path: Pa
     env = {
         **os.environ,
         **sandbox.env(),
-        "DOMO_EXPORTS_FILE": str(write_catalog(tmp_path, CLAIMS)),
+        "DOMO_EXPORTS_FILE": write_catalog(tmp_path, CLAIMS).source,
         "DAGSTER_HOME": str(tmp_path),
     }
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -309,7 +268,7 @@ def test_soak_many_exports_with_faults(sandbox: Sandbox, instance, tmp_path: Pat
         }
         for i in range(count)
     ]
-    catalog = load_catalog(write_catalog(tmp_path, *entries))
+    catalog = write_catalog(tmp_path, *entries)
     for method in ("GET", "POST"):
         sandbox.control.add_fault(
             method=method,
@@ -329,5 +288,5 @@ def test_soak_many_exports_with_faults(sandbox: Sandbox, instance, tmp_path: Pat
     assert len(per_path) == count and all(len(ids) == 1 for ids in per_path.values()), (
         "one export per asset, never two"
     )
-    log_text = "\n".join(m or "" for m in messages(instance, result))
+    log_text = "\n".join(m or "" for m in log_messages(instance, result))
     assert sandbox.token not in log_text and sandbox.env()["AWS_SECRET_ACCESS_KEY"] not in log_text

@@ -6,13 +6,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
-from dagster import DagsterInstance, EnvVar, materialize
+from dagster import DagsterInstance, EnvVar
 from dagster._serdes import serialize_value
-from dagster_aws.s3 import S3Resource
+from support import domo_resource, failure_text, materialize_catalog, write_catalog
 
-from domo_assets.assets import build_dataset_specs, build_export_assets
-from domo_assets.catalog import Catalog, load_catalog
+from domo_assets.catalog import Catalog
 from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.sandbox import (
     EU_EXPORT_BUCKET,
@@ -27,17 +25,11 @@ from domo_assets.sandbox import (
 EXPORT_PATH = "/api/query/v1/export/"
 
 
+CLAIMS = {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "path": "sec/claims"}
+
+
 def catalog_of(tmp_path: Path, **entry) -> Catalog:
-    base = {
-        "name": "claims",
-        "dataset_id": PHARMACY_CLAIMS_ID,
-        "path": "sec/claims",
-        "bucket": "domo-exports",
-        "region": "us-east-1",
-    }
-    path = tmp_path / "exports.yaml"
-    path.write_text(yaml.safe_dump({"exports": [{**base, **entry}]}))
-    return load_catalog(path)
+    return write_catalog(tmp_path, {**CLAIMS, **entry})
 
 
 def run(
@@ -46,39 +38,13 @@ def run(
     instance: DagsterInstance,
     credentials: AwsCredentialsResource | None = None,
 ):
-    return materialize(
-        [*build_dataset_specs(catalog), build_export_assets(catalog, retry_policy=None)],
-        resources={
-            "domo": domo,
-            "s3": S3Resource(),
-            "aws_credentials": credentials or AwsCredentialsResource(),
-        },
-        instance=instance,
-        raise_on_error=False,
-    )
-
-
-def domo_of(sandbox: Sandbox, token: str | None = None) -> DomoResource:
-    return DomoResource(
-        instance_url=sandbox.domo_url,
-        developer_token=token or sandbox.token,
-        poll_initial_interval=0.1,
-        poll_max_interval=0.3,
-    )
+    return materialize_catalog(catalog, instance, domo, credentials=credentials)
 
 
 @pytest.fixture
 def instance():
     with DagsterInstance.ephemeral() as instance:
         yield instance
-
-
-def failure_text(result) -> str:
-    return "\n".join(
-        str(e.event_specific_data.error)
-        for e in result.all_events
-        if e.event_type_value == "STEP_FAILURE"
-    )
 
 
 def export_requests(sandbox: Sandbox) -> list[dict]:
@@ -103,7 +69,7 @@ def test_assume_role_mints_temporary_credentials_per_export(
         tmp_path,
         credentials={"mode": "assume_role", "role_arn": EXPORT_ROLE_ARN, "external_id": "ext-1"},
     )
-    result = run(catalog, domo_of(sandbox), instance)
+    result = run(catalog, domo_resource(sandbox), instance)
     assert result.success, failure_text(result)
     request = only_export(sandbox)
     assert request["aws_access_key_id"].startswith("ASIA"), "STS credentials must be handed to Domo"
@@ -114,7 +80,9 @@ def test_chain_passes_session_token_and_kms_key(
     sandbox: Sandbox, instance, tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "chain-session-token-value")
-    result = run(catalog_of(tmp_path, kms_key_id="alias/domo-exports"), domo_of(sandbox), instance)
+    result = run(
+        catalog_of(tmp_path, kms_key_id="alias/domo-exports"), domo_resource(sandbox), instance
+    )
     assert result.success, failure_text(result)
     request = only_export(sandbox)
     assert request["had_session_token"] is True
@@ -123,7 +91,10 @@ def test_chain_passes_session_token_and_kms_key(
 
 def test_static_mode_requires_keys(sandbox: Sandbox, instance, tmp_path: Path) -> None:
     result = run(
-        catalog_of(tmp_path), domo_of(sandbox), instance, AwsCredentialsResource(mode="static")
+        catalog_of(tmp_path),
+        domo_resource(sandbox),
+        instance,
+        AwsCredentialsResource(mode="static"),
     )
     assert not result.success
     assert "aws_access_key_id" in failure_text(result)
@@ -136,7 +107,7 @@ def test_static_mode_requires_keys(sandbox: Sandbox, instance, tmp_path: Path) -
 def test_cross_region_bucket_is_refused_before_any_domo_call(
     sandbox: Sandbox, instance, tmp_path: Path
 ) -> None:
-    result = run(catalog_of(tmp_path, bucket=EU_EXPORT_BUCKET), domo_of(sandbox), instance)
+    result = run(catalog_of(tmp_path, bucket=EU_EXPORT_BUCKET), domo_resource(sandbox), instance)
     assert not result.success
     text = failure_text(result)
     assert "eu-west-1" in text and "us-east-1" in text and "cross-region" in text
@@ -146,7 +117,9 @@ def test_cross_region_bucket_is_refused_before_any_domo_call(
 def test_public_bucket_is_refused_unless_allowed(
     sandbox: Sandbox, instance, tmp_path: Path
 ) -> None:
-    refused = run(catalog_of(tmp_path, bucket=PUBLIC_EXPORT_BUCKET), domo_of(sandbox), instance)
+    refused = run(
+        catalog_of(tmp_path, bucket=PUBLIC_EXPORT_BUCKET), domo_resource(sandbox), instance
+    )
     assert not refused.success
     assert "Public Access Block" in failure_text(
         refused
@@ -155,7 +128,7 @@ def test_public_bucket_is_refused_unless_allowed(
 
     allowed = run(
         catalog_of(tmp_path, bucket=PUBLIC_EXPORT_BUCKET, allow_public_destination=True),
-        domo_of(sandbox),
+        domo_resource(sandbox),
         instance,
     )
     assert allowed.success, failure_text(allowed)
@@ -169,7 +142,7 @@ def test_public_bucket_is_refused_unless_allowed(
 
 
 def test_default_encryption_is_recorded(sandbox: Sandbox, instance, tmp_path: Path) -> None:
-    result = run(catalog_of(tmp_path), domo_of(sandbox), instance)
+    result = run(catalog_of(tmp_path), domo_resource(sandbox), instance)
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["s3/default_encryption"].value == "AES256"
     assert metadata["s3/public_access_blocked"].value is True
@@ -190,7 +163,9 @@ def test_default_encryption_is_recorded(sandbox: Sandbox, instance, tmp_path: Pa
 def test_access_errors_fail_before_any_export(
     sandbox: Sandbox, instance, tmp_path: Path, dataset_id: str, token, words: str
 ) -> None:
-    result = run(catalog_of(tmp_path, dataset_id=dataset_id), domo_of(sandbox, token), instance)
+    result = run(
+        catalog_of(tmp_path, dataset_id=dataset_id), domo_resource(sandbox, token), instance
+    )
     assert not result.success
     assert words in failure_text(result)
     assert export_requests(sandbox) == []
@@ -203,7 +178,7 @@ def test_pdp_restricted_token_passes_row_count_check(
     sandbox: Sandbox, instance, tmp_path: Path
 ) -> None:
     catalog = catalog_of(tmp_path, dataset_id=REGIONAL_SALES_ID, path="sec/west")
-    result = run(catalog, domo_of(sandbox, sandbox.tokens["west_manager"]), instance)
+    result = run(catalog, domo_resource(sandbox, sandbox.tokens["west_manager"]), instance)
     assert result.success, failure_text(result)
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["dagster/row_count"].value == metadata["domo/rows_visible_to_token"].value
