@@ -13,11 +13,13 @@ import io
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import pytest
 import requests
+from dagster import DagsterInstance
 
 from domo_assets.sandbox import ACCESS_KEY_ID, EXPORT_BUCKET, Sandbox
 
@@ -59,6 +61,19 @@ def _reset_sandbox(request: pytest.FixtureRequest) -> None:
     back to its initial state: exports, faults, behaviours, data, request log, S3 buckets."""
     if "sandbox" in request.fixturenames:
         request.getfixturevalue("sandbox").control.reset()
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
+    """A Dagster instance on SQLite in a temporary folder.
+
+    SQLite rather than in-memory storage: it has the key-value store in which export ids are kept
+    across runs, as a deployed instance has.
+    """
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with DagsterInstance.local_temp(str(home)) as dagster_instance:
+        yield dagster_instance
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from dagster import AssetKey, DagsterInstance
 from support import (
     check_outcomes,
@@ -33,12 +32,6 @@ PHARMACY = {
     "dataset_name": "Pharmacy Claims",
     "path": "t/claims",
 }
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as instance:
-        yield instance
 
 
 def test_bundled_catalog_materializes_with_true_metadata(

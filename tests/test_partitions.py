@@ -60,14 +60,6 @@ def read_rows(s3, uri: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-@pytest.fixture
-def instance(tmp_path: Path):
-    home = tmp_path / "home"
-    home.mkdir()
-    with DagsterInstance.local_temp(str(home)) as instance:
-        yield instance
-
-
 def test_single_daily_partition(sandbox: Sandbox, instance, tmp_path: Path) -> None:
     result = run_partition(write_catalog(tmp_path, DAILY), sandbox, instance, "2026-11-05")
     assert result.success

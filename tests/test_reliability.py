@@ -33,15 +33,6 @@ def run(
     )
 
 
-@pytest.fixture
-def instance(tmp_path: Path):
-    # A SQLite instance: it has the key-value store in which export ids are kept across runs.
-    home = tmp_path / "home"
-    home.mkdir()
-    with DagsterInstance.local_temp(str(home)) as instance:
-        yield instance
-
-
 # -- attach, don't duplicate --------------------------------------------------------------------
 
 

@@ -41,12 +41,6 @@ def run(
     return materialize_catalog(catalog, instance, domo, credentials=credentials)
 
 
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as instance:
-        yield instance
-
-
 def export_requests(sandbox: Sandbox) -> list[dict]:
     return [
         r for r in sandbox.control.requests() if r["method"] == "POST" and EXPORT_PATH in r["path"]
