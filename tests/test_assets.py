@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance
@@ -26,6 +29,7 @@ def run(catalog: Catalog, sandbox: Sandbox, instance: DagsterInstance, selection
     )
 
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 PHARMACY = {
     "name": "claims",
     "dataset_id": PHARMACY_CLAIMS_ID,
@@ -205,3 +209,30 @@ def test_deep_verification_catches_a_misreported_count(
     )
     assert not evaluation.passed
     assert "Domo reports" in evaluation.description
+
+
+def test_cli_validates_and_materializes_every_export(sandbox: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(tmp_path)}
+    env.pop("DOMO_EXPORTS_FILE", None)
+    module = ["-m", "domo_assets.definitions"]
+    validate = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", *module],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO_ROOT,
+    )
+    assert validate.returncode == 0, validate.stderr[-2000:]
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "asset", "materialize", *module, "--select", "*"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    exported = {e["request"]["path"] for e in sandbox.control.exports() if e["status"] == "success"}
+    assert exported == {e.path for e in load_catalog(BUNDLED_CATALOG).exports}
