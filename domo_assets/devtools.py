@@ -21,6 +21,7 @@ from domo_assets.sandbox import Sandbox
 
 DEV_UI_PORT = 3000
 DEV_HOME = Path(".dagster_home")
+DEV_ENV_FILE = Path(".sandbox.env")
 DEV_INSTANCE_YAML = """\
 # Written by `make dev`: local instance settings for dagster dev.
 telemetry:
@@ -38,7 +39,9 @@ def dev(ui_port: int = DEV_UI_PORT) -> int:
     with Sandbox() as sandbox:
         env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(DEV_HOME.resolve())}
         env.setdefault(EXPORTS_FILE_VAR, str(BUNDLED_PARTITIONED_CATALOG))
+        DEV_ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in sandbox.env().items()))
         print(f"Domo sandbox: {sandbox.domo_url}   S3 (moto): {sandbox.s3_url}")
+        print(f"Its variables: set -a; . ./{DEV_ENV_FILE}; set +a   (then curl it, see README)")
         print(f"Dagster UI:   http://127.0.0.1:{ui_port}  (Ctrl-C stops both)")
         command = ["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(ui_port)]
         try:
