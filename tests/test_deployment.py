@@ -21,21 +21,26 @@ import pwd
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import jsonschema
 import pytest
 import requests
 import yaml
+from servers import (
+    GraphQL,
+    Processes,
+    apt_get_install,
+    free_port,
+    location_loaded,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOYMENT = REPO / "deployment"
@@ -80,12 +85,11 @@ ASSET_NAME = "pharmacy_claims"
 EXPECTED_CHECKS = {"row_count", "s3_objects"}
 STARTUP_TIMEOUT_SECONDS = 90.0
 RUN_TIMEOUT_SECONDS = 120.0
-POLL_SECONDS = 0.5
+GRAPHQL_TIMEOUT_SECONDS = 60.0
 APT_TIMEOUT_SECONDS = 420
 PG_SMOKE_USER = "dagster_smoke"
 PG_SMOKE_DB = "dagster_smoke"
 TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
-LOG_TAIL_LINES = 60
 
 
 def read_yaml(path: Path) -> Any:
@@ -403,113 +407,6 @@ def test_helm_targets_the_installed_dagster_version() -> None:
     assert f"--version {__version__}" in HELM_VALUES.read_text(encoding="utf-8")
 
 
-# --- smoke test: processes --------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Process:
-    """A started subprocess, leader of its own process group, logging to a file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-    log: IO[bytes]
-
-    def alive(self) -> bool:
-        """Whether the process is still running."""
-        return self.popen.poll() is None
-
-    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        """The last lines of the process's output."""
-        self.log.flush()
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-
-@dataclass
-class Processes:
-    """Subprocesses that are all stopped, with their process groups, when the block ends."""
-
-    log_dir: Path
-    started: list[Process] = field(default_factory=list)
-
-    def start(self, name: str, args: Sequence[str], env: Mapping[str, str]) -> Process:
-        """Start `args` in a new session (so its children can be signalled with it)."""
-        log_path = self.log_dir / f"{name}.log"
-        log = log_path.open("wb")
-        popen = subprocess.Popen(
-            list(args),
-            env=dict(env),
-            cwd=self.log_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        process = Process(name, popen, log_path, log)
-        self.started.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        """SIGTERM every process group (last started first), then SIGKILL what is left."""
-        for process in reversed(self.started):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.popen.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for process in reversed(self.started):
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            # Children (the code server's gRPC worker, run workers) may outlive the leader.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.popen.pid, signal.SIGKILL)
-            if process.popen.poll() is None:
-                process.popen.wait(timeout=5)
-            process.log.close()
-
-    def diagnostics(self) -> str:
-        """The tail of every process's output, for failure messages."""
-        return "\n".join(
-            f"----- {process.name} (exit {process.popen.poll()}) -----\n{process.tail()}"
-            for process in self.started
-        )
-
-    def __enter__(self) -> Processes:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop_all()
-
-
-def wait_until(
-    condition: Callable[[], Any],
-    what: str,
-    processes: Processes,
-    timeout: float = STARTUP_TIMEOUT_SECONDS,
-) -> Any:
-    """Poll `condition()` until it returns a truthy value; fail if any process has died or the
-    time is up. Returns the value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        dead = [process.name for process in processes.started if not process.alive()]
-        if dead:
-            pytest.fail(
-                f"{', '.join(dead)} exited while waiting for {what}\n{processes.diagnostics()}"
-            )
-        if time.monotonic() > deadline:
-            pytest.fail(f"Timed out waiting for {what}\n{processes.diagnostics()}")
-        time.sleep(POLL_SECONDS)
-
-
 # --- smoke test: PostgreSQL -------------------------------------------------------------------
 
 
@@ -565,29 +462,7 @@ def install_postgres() -> str | None:
     """Install PostgreSQL from apt (root only); return why not, or None once installed."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return "initdb is not installed and apt-get cannot install it (not root, or no apt-get)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    wait_for_lock = ["-o", "DPkg::Lock::Timeout=120"]
-    for command in (
-        ["apt-get", *wait_for_lock, "update", "-qq"],
-        [
-            "apt-get",
-            *wait_for_lock,
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "postgresql",
-        ],
-    ):
-        try:
-            result = subprocess.run(
-                command, env=env, capture_output=True, text=True, timeout=APT_TIMEOUT_SECONDS
-            )
-        except subprocess.TimeoutExpired:
-            return f"`{' '.join(command)}` timed out"
-        if result.returncode != 0:
-            return f"`{' '.join(command)}` failed: {result.stderr.strip()[-500:]}"
-    return None
+    return apt_get_install(["--no-install-recommends", "postgresql"], APT_TIMEOUT_SECONDS)
 
 
 def cluster_owner() -> str | None:
@@ -674,22 +549,6 @@ def postgres() -> Iterator[Postgres]:
 
 # --- smoke test: GraphQL ----------------------------------------------------------------------
 
-WORKSPACE_QUERY = """
-query Workspace {
-  workspaceOrError {
-    __typename
-    ... on Workspace {
-      locationEntries {
-        name
-        loadStatus
-        locationOrLoadError { __typename ... on PythonError { message } }
-      }
-    }
-    ... on PythonError { message }
-  }
-}
-"""
-
 ASSET_CHECKS_QUERY = """
 query AssetChecks($assetKeys: [AssetKeyInput!]) {
   assetNodes(assetKeys: $assetKeys) {
@@ -738,36 +597,6 @@ query RunLogs($runId: ID!) {
 """
 
 
-@dataclass
-class GraphQL:
-    """A client of the webserver's GraphQL endpoint."""
-
-    url: str
-    session: requests.Session
-
-    def __call__(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Run `query`; return its ``data`` (fail on GraphQL errors)."""
-        response = self.session.post(
-            self.url, json={"query": query, "variables": dict(variables or {})}, timeout=60
-        )
-        response.raise_for_status()
-        body = response.json()
-        assert not body.get("errors"), body["errors"]
-        return body["data"]
-
-
-def location_loaded(graphql: GraphQL) -> bool:
-    """Whether the webserver has loaded the code location from the gRPC server."""
-    workspace = graphql(WORKSPACE_QUERY)["workspaceOrError"]
-    assert workspace["__typename"] == "Workspace", workspace
-    for entry in workspace["locationEntries"]:
-        if entry["name"] == LOCATION_NAME and entry["loadStatus"] == "LOADED":
-            location = entry["locationOrLoadError"]
-            assert location["__typename"] == "RepositoryLocation", location
-            return True
-    return False
-
-
 def run_failure_report(graphql: GraphQL, run_id: str) -> str:
     """The run's error events, each with its error's causes and the innermost stack's tail."""
     logs = graphql(RUN_LOGS_QUERY, {"runId": run_id})["logsForRun"]
@@ -807,7 +636,7 @@ def sandbox_env(
         ],
         base_env,
     )
-    wait_until(env_file.exists, "the sandbox's env file", processes)
+    wait_until(env_file.exists, "the sandbox's env file", STARTUP_TIMEOUT_SECONDS, processes)
     return read_env_file(env_file)
 
 
@@ -895,7 +724,7 @@ def wait_for_run(graphql: GraphQL, run_id: str, processes: Processes) -> str:
         assert run["__typename"] == "Run", run
         return run["status"] if run["status"] in TERMINAL_RUN_STATUSES else None
 
-    return wait_until(terminal_status, f"run {run_id}", processes, timeout=RUN_TIMEOUT_SECONDS)
+    return wait_until(terminal_status, f"run {run_id}", RUN_TIMEOUT_SECONDS, processes)
 
 
 def run_events(postgres: Postgres, run_id: str) -> list[Any]:
@@ -1005,7 +834,12 @@ def test_deployment_smoke(postgres: Postgres, tmp_path: Path) -> None:
             ],
             env,
         )
-        wait_until(lambda: grpc_server_healthy(grpc_port, env), "the code server", processes)
+        wait_until(
+            lambda: grpc_server_healthy(grpc_port, env),
+            "the code server",
+            STARTUP_TIMEOUT_SECONDS,
+            processes,
+        )
         processes.start(
             "daemon", [dagster_binary("dagster-daemon"), "run", "-w", str(workspace)], env
         )
@@ -1018,9 +852,16 @@ def test_deployment_smoke(postgres: Postgres, tmp_path: Path) -> None:
             env,
         )
         url = f"http://127.0.0.1:{webserver_port}"
-        wait_until(lambda: webserver_up(url, session), "the webserver", processes)
-        graphql = GraphQL(f"{url}/graphql", session)
-        wait_until(lambda: location_loaded(graphql), "the code location", processes)
+        wait_until(
+            lambda: webserver_up(url, session), "the webserver", STARTUP_TIMEOUT_SECONDS, processes
+        )
+        graphql = GraphQL(f"{url}/graphql", session, GRAPHQL_TIMEOUT_SECONDS)
+        wait_until(
+            lambda: location_loaded(graphql, LOCATION_NAME),
+            "the code location",
+            STARTUP_TIMEOUT_SECONDS,
+            processes,
+        )
 
         run_id = launch_asset_run(graphql)
         status = wait_for_run(graphql, run_id, processes)

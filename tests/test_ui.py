@@ -17,25 +17,30 @@ it cannot.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 from playwright.sync_api import BrowserContext, Locator, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from servers import (
+    GraphQL,
+    Process,
+    Processes,
+    apt_get_install,
+    free_port,
+    location_loaded,
+    wait_until,
+)
 
 from domo_assets.assets import dataset_asset_key
 from domo_assets.catalog import BUNDLED_CATALOG, ExportConfig, load_catalog
@@ -66,11 +71,9 @@ EXPORT_NAME = "pharmacy_claims"
 STARTUP_TIMEOUT_SECONDS = 180.0
 RUN_TIMEOUT_SECONDS = 120.0
 UI_TIMEOUT_MS = 60_000
-POLL_SECONDS = 0.5
 POLL_MS = 500
 APT_TIMEOUT_SECONDS = 600
-STOP_TIMEOUT_SECONDS = 20.0
-LOG_TAIL_LINES = 60
+GRAPHQL_TIMEOUT_SECONDS = 30.0
 MAX_ZOOM_OUT_CLICKS = 40
 # The graph's toolbar (search box, Materialize) floats over the top of the viewport, and the
 # zoom controls over its right edge.
@@ -80,23 +83,6 @@ GRAPH_CONTROLS_PX = 60
 # left of its target node.
 EDGE_TOLERANCE = 12.0
 TERMINAL_FAILURES = {"FAILURE", "CANCELED"}
-
-T = TypeVar("T")
-
-WORKSPACE_QUERY = """
-query Workspace {
-  workspaceOrError {
-    __typename
-    ... on Workspace {
-      locationEntries {
-        name
-        loadStatus
-        locationOrLoadError { __typename ... on PythonError { message } }
-      }
-    }
-  }
-}
-"""
 
 ASSET_CHECKS_QUERY = """
 query AssetChecks($assetKeys: [AssetKeyInput!]) {
@@ -128,80 +114,19 @@ query Run($runId: ID!) {
 # --- processes --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class DagsterDev:
-    """A running ``dagster dev`` (webserver + daemon), leader of its own process group.
+    """A running ``dagster dev`` (webserver + daemon) and a client of its webserver.
 
     Attributes:
         url: The webserver's base URL.
-        popen: The ``dagster dev`` process.
-        log_path: Where its output goes.
-        log: The open log file.
+        process: The ``dagster dev`` process, leader of its own process group.
+        graphql: A client of the webserver's GraphQL endpoint.
     """
 
     url: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-    log: IO[bytes]
-
-    def alive(self) -> bool:
-        """Whether ``dagster dev`` is still running."""
-        return self.popen.poll() is None
-
-    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        """The last lines of its output, for failure messages."""
-        self.log.flush()
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Run a GraphQL query against the webserver; return its ``data``."""
-        with requests.Session() as session:
-            session.trust_env = False
-            response = session.post(
-                f"{self.url}/graphql",
-                json={"query": query, "variables": dict(variables or {})},
-                timeout=30,
-            )
-        response.raise_for_status()
-        body = response.json()
-        assert not body.get("errors"), body["errors"]
-        return body["data"]
-
-    def stop(self) -> None:
-        """SIGTERM the process group, wait, then SIGKILL whatever is left (run workers,
-        code servers) and close the log."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=STOP_TIMEOUT_SECONDS)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        if self.popen.poll() is None:
-            self.popen.wait(timeout=5)
-        self.log.close()
-
-
-def wait_until(condition: Callable[[], T], what: str, dagster: DagsterDev, timeout: float) -> T:
-    """Poll `condition()` until it is truthy and return it; fail early if ``dagster dev``
-    exits, or when the time is up, with the tail of its output."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if not dagster.alive():
-            pytest.fail(f"dagster dev exited while waiting for {what}:\n{dagster.tail()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"Timed out after {timeout:.0f}s waiting for {what}:\n{dagster.tail()}")
-        time.sleep(POLL_SECONDS)
+    process: Process
+    graphql: GraphQL
 
 
 def server_ready(dagster: DagsterDev) -> bool:
@@ -212,17 +137,6 @@ def server_ready(dagster: DagsterDev) -> bool:
             return session.get(f"{dagster.url}/server_info", timeout=5).ok
     except requests.RequestException:
         return False
-
-
-def location_loaded(dagster: DagsterDev) -> bool:
-    """Whether the webserver has loaded our code location (fails on a load error)."""
-    workspace = dagster.graphql(WORKSPACE_QUERY)["workspaceOrError"]
-    for entry in workspace.get("locationEntries", []):
-        if entry["name"] == LOCATION_NAME and entry["loadStatus"] == "LOADED":
-            location = entry["locationOrLoadError"]
-            assert location["__typename"] == "RepositoryLocation", location
-            return True
-    return False
 
 
 @pytest.fixture
@@ -247,29 +161,23 @@ def dagster_dev(sandbox: Sandbox, tmp_path: Path) -> Iterator[DagsterDev]:
         "-p",
         str(port),
     ]
-    log_path = tmp_path / "dagster-dev.log"
-    log = log_path.open("wb")
-    popen = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    dagster = DagsterDev(f"http://127.0.0.1:{port}", popen, log_path, log)
-    try:
-        wait_until(lambda: server_ready(dagster), "/server_info", dagster, STARTUP_TIMEOUT_SECONDS)
+    url = f"http://127.0.0.1:{port}"
+    with Processes(tmp_path) as processes, requests.Session() as session:
+        session.trust_env = False
+        process = processes.start("dagster-dev", command, env, cwd=REPO)
+        dagster = DagsterDev(
+            url, process, GraphQL(f"{url}/graphql", session, GRAPHQL_TIMEOUT_SECONDS)
+        )
         wait_until(
-            lambda: location_loaded(dagster),
+            lambda: server_ready(dagster), "/server_info", STARTUP_TIMEOUT_SECONDS, processes
+        )
+        wait_until(
+            lambda: location_loaded(dagster.graphql, LOCATION_NAME),
             f"code location {LOCATION_NAME}",
-            dagster,
             STARTUP_TIMEOUT_SECONDS,
+            processes,
         )
         yield dagster
-    finally:
-        dagster.stop()
 
 
 # --- Chromium ---------------------------------------------------------------------------------
@@ -279,21 +187,7 @@ def install_chromium() -> str | None:
     """Install Debian's chromium with apt-get (root only); return why not, or None."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return "apt-get cannot install it here (not root, or no apt-get)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    wait_for_lock = ["-o", "DPkg::Lock::Timeout=120"]
-    for command in (
-        ["apt-get", *wait_for_lock, "update", "-qq"],
-        ["apt-get", *wait_for_lock, "install", "-y", "-qq", "chromium"],
-    ):
-        try:
-            result = subprocess.run(
-                command, env=env, capture_output=True, text=True, timeout=APT_TIMEOUT_SECONDS
-            )
-        except subprocess.TimeoutExpired:
-            return f"`{' '.join(command)}` timed out"
-        if result.returncode != 0:
-            return f"`{' '.join(command)}` failed: {result.stderr.strip()[-500:]}"
-    return None
+    return apt_get_install(["chromium"], APT_TIMEOUT_SECONDS)
 
 
 @pytest.fixture(scope="session")
@@ -469,7 +363,7 @@ def run_report(dagster: DagsterDev, run_id: str) -> str:
         if event.get("error"):
             causes = [cause["message"].strip() for cause in event["error"].get("causes") or []]
             lines.append(f"{event['__typename']}: {event.get('message')} {causes}")
-    return "\n".join([*lines, dagster.tail()])
+    return "\n".join([*lines, dagster.process.tail()])
 
 
 def wait_for_run_success(page: Page, dagster: DagsterDev, run_id: str) -> None:
