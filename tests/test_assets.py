@@ -215,24 +215,16 @@ def test_cli_validates_and_materializes_every_export(sandbox: Sandbox, tmp_path:
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(tmp_path)}
     env.pop("DOMO_EXPORTS_FILE", None)
-    module = ["-m", "domo_assets.definitions"]
-    validate = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", *module],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=REPO_ROOT,
-    )
+
+    def dagster(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "dagster", *args, "-m", "domo_assets.definitions"]
+        return subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT
+        )
+
+    validate = dagster("definitions", "validate")
     assert validate.returncode == 0, validate.stderr[-2000:]
-    done = subprocess.run(
-        [sys.executable, "-m", "dagster", "asset", "materialize", *module, "--select", "*"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO_ROOT,
-    )
+    done = dagster("asset", "materialize", "--select", "*")
     assert done.returncode == 0, done.stderr[-3000:]
     exported = {e["request"]["path"] for e in sandbox.control.exports() if e["status"] == "success"}
     assert exported == {e.path for e in load_catalog(BUNDLED_CATALOG).exports}
