@@ -7,8 +7,14 @@ clicks **Materialize**, follows the run toast to the run page until the UI shows
 every check succeeded; reads the row count and the S3 URIs on the asset's page (checked
 against Domo and S3) and the passed checks on its Checks tab.
 
+A second test starts ``dagster dev`` with the partitioned catalog
+(``domo_assets/exports_with_partitions.yaml``) and backfills three daily partitions of
+``daily_orders`` from its Materialize dialog: it follows the backfill toast to the backfill's
+page until the UI shows it succeeded, finds exactly those partitions materialized on the asset's
+Partitions tab, and one sandbox export per partition, each under its ``dt=<day>`` prefix.
+
 It writes the README's screenshots to ``docs/screenshots/``: ``lineage.png``,
-``materialization.png`` and ``run-checks.png``.
+``materialization.png``, ``run-checks.png`` and ``backfill.png``.
 
 Chromium is Debian's ``/usr/bin/chromium`` (Playwright's browser downloads are not used); the
 test installs it with apt-get when it is missing and it can (root), and is skipped only when
@@ -43,8 +49,13 @@ from servers import (
 )
 
 from domo_assets.assets import dataset_asset_key
-from domo_assets.catalog import BUNDLED_CATALOG, ExportConfig, load_catalog
-from domo_assets.sandbox import EXPORT_BUCKET, Sandbox
+from domo_assets.catalog import (
+    BUNDLED_CATALOG,
+    BUNDLED_PARTITIONED_CATALOG,
+    ExportConfig,
+    load_catalog,
+)
+from domo_assets.sandbox import DAILY_ORDERS_ID, EXPORT_BUCKET, Sandbox
 
 if TYPE_CHECKING:
     from conftest import DomoHttp
@@ -67,9 +78,15 @@ VIEWPORT = {"width": 1400, "height": 900}
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 LOCATION_NAME = "domo_assets"
 EXPORT_NAME = "pharmacy_claims"
+PARTITIONED_EXPORT_NAME = "daily_orders"
+BACKFILL_PARTITIONS = ("2026-11-01", "2026-11-02", "2026-11-03")
+COMMUNITY_DIALOG = "Join the Dagster community"
 
 STARTUP_TIMEOUT_SECONDS = 180.0
 RUN_TIMEOUT_SECONDS = 120.0
+# The daemon checks backfills every 30 s or so and runs them one partition per run; the
+# machine may be small and shared.
+BACKFILL_TIMEOUT_SECONDS = 180.0
 UI_TIMEOUT_MS = 60_000
 POLL_MS = 500
 APT_TIMEOUT_SECONDS = 600
@@ -83,6 +100,7 @@ GRAPH_CONTROLS_PX = 60
 # left of its target node.
 EDGE_TOLERANCE = 12.0
 TERMINAL_FAILURES = {"FAILURE", "CANCELED"}
+BACKFILL_FAILURES = {"FAILED", "FAILING", "COMPLETED_FAILED", "CANCELED", "CANCELING"}
 
 ASSET_CHECKS_QUERY = """
 query AssetChecks($assetKeys: [AssetKeyInput!]) {
@@ -106,6 +124,16 @@ query Run($runId: ID!) {
         ... on ErrorEvent { error { message causes { message } } }
       }
     }
+  }
+}
+"""
+
+BACKFILL_QUERY = """
+query Backfill($backfillId: String!) {
+  partitionBackfillOrError(backfillId: $backfillId) {
+    __typename
+    ... on PartitionBackfill { status error { message } runs { id status } }
+    ... on PythonError { message }
   }
 }
 """
@@ -140,15 +168,23 @@ def server_ready(dagster: DagsterDev) -> bool:
 
 
 @pytest.fixture
-def dagster_dev(sandbox: Sandbox, tmp_path: Path) -> Iterator[DagsterDev]:
+def dagster_dev(
+    sandbox: Sandbox, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[DagsterDev]:
     """``dagster dev -w workspace.yaml`` on a free loopback port, run from the repository root
-    against the sandbox, with a fresh DAGSTER_HOME; stopped with its whole process group."""
+    against the sandbox, with a fresh DAGSTER_HOME; stopped with its whole process group.
+
+    Its catalog is the bundled one, or the file that a test's indirect parametrization of
+    ``dagster_dev`` gives (as ``DOMO_EXPORTS_FILE``)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
     env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(home)}
     for name in ("DOMO_EXPORTS_FILE", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         env.pop(name, None)  # the bundled catalog, the sandbox's static keys
+    exports_file = getattr(request, "param", None)
+    if exports_file is not None:
+        env["DOMO_EXPORTS_FILE"] = str(exports_file)
     port = free_port()
     executable = Path(sys.executable).with_name("dagster")
     command = [
@@ -387,6 +423,43 @@ def wait_for_run_success(page: Page, dagster: DagsterDev, run_id: str) -> None:
             )
 
 
+def backfill_report(dagster: DagsterDev, backfill: dict[str, Any]) -> str:
+    """The backfill's status and runs, the errors of one failed (else unfinished) run, and the
+    tail of dagster dev's output."""
+    runs = backfill.get("runs") or []
+    failed = [run["id"] for run in runs if run["status"] in TERMINAL_FAILURES]
+    unfinished = [run["id"] for run in runs if run["status"] != "SUCCESS"]
+    lines = [f"backfill: {json.dumps(backfill)}"]
+    lines += [run_report(dagster, run_id) for run_id in (failed or unfinished)[:1]]
+    return "\n".join([*lines, dagster.process.tail()])
+
+
+def wait_for_backfill_success(page: Page, dagster: DagsterDev, backfill_id: str) -> None:
+    """Wait until the backfill's page shows the Succeeded status; fail at once if the backfill
+    or one of its runs fails."""
+    status = page.get_by_text("Status", exact=True).locator("xpath=following-sibling::*[1]")
+    deadline = time.monotonic() + BACKFILL_TIMEOUT_SECONDS
+    while True:
+        try:
+            expect(status).to_have_text("Succeeded", timeout=POLL_MS * 2)
+            return
+        except AssertionError:
+            pass
+        backfill = dagster.graphql(BACKFILL_QUERY, {"backfillId": backfill_id})
+        backfill = backfill["partitionBackfillOrError"]
+        failed_runs = [r for r in backfill.get("runs") or [] if r["status"] in TERMINAL_FAILURES]
+        if (
+            backfill.get("status") in BACKFILL_FAILURES
+            or failed_runs
+            or backfill["__typename"] != "PartitionBackfill"
+            or time.monotonic() > deadline
+        ):
+            pytest.fail(
+                f"The backfill page shows no success (page: {status.all_inner_texts()}):\n"
+                + backfill_report(dagster, backfill)
+            )
+
+
 def metadata_value(page: Page, key: str) -> str:
     """The value the Events tab shows for materialization metadata `key`."""
     row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=key, exact=True))
@@ -476,3 +549,84 @@ def test_lineage_materialize_and_checks_in_the_ui(
         item.click()
         expect(page.get_by_text("Evaluation result", exact=True)).to_be_visible()
         expect(page.get_by_text("Passed", exact=True)).to_be_visible()
+
+
+@pytest.mark.parametrize(
+    "dagster_dev", [BUNDLED_PARTITIONED_CATALOG], ids=["exports_with_partitions"], indirect=True
+)
+def test_backfill_from_the_ui(
+    dagster_dev: DagsterDev, browser: BrowserContext, sandbox: Sandbox
+) -> None:
+    """A user backfills three daily partitions of ``daily_orders`` from its Materialize dialog,
+    watches the backfill succeed, and finds those partitions materialized; the sandbox ran one
+    export per partition, each written under its ``dt=<day>`` prefix."""
+    (config,) = [
+        c
+        for c in load_catalog(BUNDLED_PARTITIONED_CATALOG).exports
+        if c.name == PARTITIONED_EXPORT_NAME
+    ]
+    assert config.dataset_id == DAILY_ORDERS_ID
+    first, last = BACKFILL_PARTITIONS[0], BACKFILL_PARTITIONS[-1]
+    count = len(BACKFILL_PARTITIONS)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = open_page(browser)
+
+    # A fresh instance greets the user with its community dialog a second after the page loads;
+    # the page's handler skips it (it runs at the next assertion), before another dialog opens
+    # over it and leaves its Skip button unclickable.
+    page.goto(f"{dagster_dev.url}/assets/{PARTITIONED_EXPORT_NAME}")
+    page.wait_for_function(f"() => document.body.innerText.includes({COMMUNITY_DIALOG!r})")
+    expect(page.get_by_role("dialog").filter(has_text=COMMUNITY_DIALOG)).to_be_hidden()
+
+    # Materialize… opens the partition dialog: select the range, launch the backfill.
+    page.get_by_role("button").filter(has_text=re.compile(r"^Materialize…$")).click()
+    dialog = page.get_by_role("dialog").filter(
+        has_text=f"Launch runs to materialize {PARTITIONED_EXPORT_NAME}"
+    )
+    expect(dialog).to_be_visible()
+    partition_selector = dialog.get_by_placeholder("No matching partitions")
+    partition_selector.fill(f"[{first}...{last}]")
+    partition_selector.blur()
+    expect(dialog.get_by_text(f"{count} partitions", exact=True)).to_be_visible()
+    dialog.get_by_role("button", name="Launch backfill", exact=True).click()
+
+    # Follow the toast to the backfill's page and wait for the UI to show it succeeded.
+    toast = page.get_by_text(re.compile(r"^Created backfill \w+$"))
+    expect(toast).to_be_visible()
+    page.get_by_role("link", name="View", exact=True).click()
+    page.mouse.move(0, 0)  # a hovered toast never times out
+    expect(page).to_have_url(re.compile(r"/runs/b/\w+$"))
+    backfill_id = page.url.rsplit("/", 1)[-1]
+    selection = page.get_by_text("Partition selection", exact=True)
+    expect(selection.locator("xpath=following-sibling::*[1]")).to_have_text(f"{first}...{last}")
+    wait_for_backfill_success(page, dagster_dev, backfill_id)
+    expect(page.get_by_text("100% completed", exact=True)).to_be_visible()
+    page.screenshot(path=SCREENSHOTS / "backfill.png")
+
+    # The Partitions tab, showing only materialized partitions: exactly those three.
+    page.goto(f"{dagster_dev.url}/assets/{PARTITIONED_EXPORT_NAME}")
+    page.get_by_role("tab", name="Partitions").click()
+    materialized = page.get_by_role("checkbox", name=f"Materialized ({count})", exact=True)
+    expect(materialized).to_be_checked()
+    for status in ("Failed", "Materializing", "Missing"):
+        checkbox = page.get_by_role("checkbox", name=re.compile(rf"^{status} \(\d+\)$"))
+        page.locator("label", has=checkbox).click()  # its input is hidden behind the label
+        expect(checkbox).not_to_be_checked()
+    expect(page.get_by_text(f"{count} Partitions Selected", exact=True)).to_be_visible()
+    listed = page.get_by_title(re.compile(r"^\d{4}-\d{2}-\d{2}$"))
+    expect(listed).to_have_count(count)
+    assert sorted(listed.evaluate_all("items => items.map((item) => item.title)")) == list(
+        BACKFILL_PARTITIONS
+    )
+    for key in BACKFILL_PARTITIONS:
+        page.get_by_title(key, exact=True).first.click()
+        # The details' heading (the list's items have no tag): the partition and its status.
+        heading = page.locator(f'[data-tooltip="{key}"]')
+        expect(heading.get_by_text("Materialized", exact=True)).to_be_visible()
+
+    # The sandbox: one export per partition, each under its dt=<day> prefix.
+    exports = sandbox.control.exports(DAILY_ORDERS_ID)
+    assert sorted(export["request"]["path"] for export in exports) == [
+        f"{config.path}/dt={key}" for key in BACKFILL_PARTITIONS
+    ], exports
+    assert all(export["status"] == "success" for export in exports), exports
