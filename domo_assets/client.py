@@ -53,6 +53,7 @@ from domo_assets.models import (
     parse_columns,
     parse_exports,
 )
+from domo_assets.polling import PollSchedule
 from domo_assets.version import __version__
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -62,6 +63,7 @@ DEFAULT_BACKOFF_FACTOR = 0.5
 DEFAULT_BACKOFF_MAX = 30.0
 DEFAULT_RETRY_AFTER_MAX = 300
 DEFAULT_POST_ATTEMPTS = 3
+# Connections kept per session; a client driving more concurrent exports gets a larger pool.
 DEFAULT_POOL_SIZE = 32
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 USER_AGENT = f"domo_assets/{__version__} (+dagster) python-requests/{requests.__version__}"
@@ -96,27 +98,6 @@ class ExportStart:
 
     export: Export
     outcome: StartOutcome
-
-
-@dataclass(frozen=True)
-class PollSchedule:
-    """How often to ask Domo for an export's status.
-
-    The interval starts at ``initial_interval`` and grows by ``backoff`` up to ``max_interval``;
-    polling gives up after ``timeout`` seconds.
-    """
-
-    initial_interval: float = 1.0
-    max_interval: float = 30.0
-    backoff: float = 1.5
-    timeout: float = 3600.0
-
-    def intervals(self) -> Iterable[float]:
-        """The successive waits between status requests (endless)."""
-        interval = self.initial_interval
-        while True:
-            yield interval
-            interval = min(interval * self.backoff, self.max_interval)
 
 
 PollCallback = Callable[[Export, float], None]
@@ -163,6 +144,9 @@ class DomoClient:
         post_attempts: Tries of the export POST after ambiguous failures.
         log: Where retries and recoveries are logged.
         sleep: The sleep function (tests of backoff may pass their own).
+        clock: The monotonic clock polling measures elapsed time with (simulations pass theirs).
+        pool_size: Connections kept open per session; at least the number of threads that use
+            the client at once, or connections are opened and dropped for each request.
     """
 
     def __init__(
@@ -178,6 +162,8 @@ class DomoClient:
         post_attempts: int = DEFAULT_POST_ATTEMPTS,
         log: logging.Logger | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ):
         self.instance_url = instance_url.rstrip("/")
         self.auth = auth
@@ -187,6 +173,8 @@ class DomoClient:
         self.post_attempts = post_attempts
         self.log = log or logger
         self._sleep = sleep
+        self._clock = clock
+        self._pool_size = pool_size
         # Reads (GETs and the read-only query POST) retry connection errors, 429 and 5xx. The
         # export POST's session retries only connections that never reached Domo.
         self._session = self._build_session(
@@ -231,9 +219,8 @@ class DomoClient:
         retry.log = self.log
         return retry
 
-    @staticmethod
-    def _build_session(retry: Retry) -> requests.Session:
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=DEFAULT_POOL_SIZE)
+    def _build_session(self, retry: Retry) -> requests.Session:
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=self._pool_size)
         session = requests.Session()
         session.mount("https://", adapter)
         session.mount("http://", adapter)
@@ -327,19 +314,22 @@ class DomoClient:
 
     def active_export(self, dataset_id: str) -> Export | None:
         """The DataSet's export in progress, if any (Domo allows one at a time)."""
-        active = [e for e in self.list_exports(dataset_id) if e.is_active]
-        return active[-1] if active else None
+        return latest_active(self.list_exports(dataset_id))
 
-    def start_export(self, dataset_id: str, request: ExportRequest) -> ExportStart:
+    def start_export(
+        self, dataset_id: str, request: ExportRequest, listed: Iterable[Export] | None = None
+    ) -> ExportStart:
         """Ask Domo to export a DataSet to S3, never starting two exports in one call.
 
-        The DataSet's exports are listed first. After an ambiguous failure of the POST (timeout,
-        connection reset, 5xx), the list is read again: an export that was not there before is
-        the one Domo accepted, and is adopted instead of posting again.
+        The DataSet's exports are listed first (unless the caller has just listed them). After
+        an ambiguous failure of the POST (timeout, connection reset, 5xx), the list is read
+        again: an export that was not there before is the one Domo accepted, and is adopted
+        instead of posting again.
 
         Args:
             dataset_id: The DataSet to export.
             request: Destination, credentials and query.
+            listed: The DataSet's exports as the caller has just listed them (saves a request).
 
         Returns:
             The export and how it came about.
@@ -351,7 +341,9 @@ class DomoClient:
         columns = request.query.columns or tuple(c.name for c in self.get_columns(dataset_id))
         body = request.to_api(columns)
         secrets = request.credentials.secrets
-        known = {e.export_id: e for e in self.list_exports(dataset_id)}
+        if listed is None:
+            listed = self.list_exports(dataset_id)
+        known = {e.export_id: e for e in listed}
         path = EXPORT_PATH.format(dataset_id=dataset_id)
         last_error: DomoError | None = None
         for attempt in range(1, self.post_attempts + 1):
@@ -401,15 +393,21 @@ class DomoClient:
         *,
         stop: threading.Event | None = None,
         on_poll: PollCallback | None = None,
+        expected_seconds: float | None = None,
+        current: Export | None = None,
     ) -> Export:
         """Poll an export until it ends.
 
         Args:
             dataset_id: The export's DataSet.
             export_id: The export to follow.
-            schedule: Poll intervals and timeout.
+            schedule: When to read the status, and the timeout.
             stop: Set it to stop polling early (run termination).
             on_poll: Called with the export and the seconds elapsed after each status read.
+            expected_seconds: How long the export is expected to take (see
+                ``polling.expected_duration``): reads concentrate around then.
+            current: The export as the caller has just read it (e.g. the start request's
+                answer): the first read then waits for the schedule instead of being immediate.
 
         Returns:
             The export with status ``success``.
@@ -421,12 +419,12 @@ class DomoClient:
         """
         schedule = schedule or PollSchedule()
         stop = stop or threading.Event()
-        started = time.monotonic()
-        intervals = iter(schedule.intervals())
+        started = self._clock()
+        moments = iter(schedule.read_times(expected_seconds))
+        export = current or self.get_export(dataset_id, export_id)
         while True:
-            export = self.get_export(dataset_id, export_id)
-            elapsed = time.monotonic() - started
-            if on_poll is not None:
+            elapsed = self._clock() - started
+            if export is not current and on_poll is not None:
                 on_poll(export, elapsed)
             if export.status is ExportStatus.SUCCESS:
                 return export
@@ -441,11 +439,13 @@ class DomoClient:
                     f"Domo export {export_id} of DataSet {dataset_id} was still "
                     f"'{export.status.value}' after {elapsed:.0f} s (poll timeout {schedule.timeout:.0f} s)"
                 )
-            if stop.wait(min(next(intervals), remaining)):
+            moment = next(m for m in moments if m > elapsed)
+            if stop.wait(min(moment - elapsed, remaining)):
                 raise DomoExportStoppedError(
                     f"Stopped polling Domo export {export_id} of DataSet {dataset_id} after "
                     f"{elapsed:.0f} s; its last status was '{export.status.value}'"
                 )
+            export = self.get_export(dataset_id, export_id)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -552,6 +552,12 @@ class DomoClient:
             retry_after=_retry_after(response),
         )
         return error_for_status(response.status_code)(f"Domo refused {what}", detail)
+
+
+def latest_active(exports: Iterable[Export]) -> Export | None:
+    """The latest export still in progress among a DataSet's exports (oldest first), if any."""
+    active = [e for e in exports if e.is_active]
+    return active[-1] if active else None
 
 
 def _outcome(export: Export, known: dict[str, Export]) -> StartOutcome:

@@ -22,6 +22,7 @@ from domo_assets.client import (
     DEFAULT_BACKOFF_MAX,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_POOL_SIZE,
     DEFAULT_READ_TIMEOUT,
     DomoClient,
     PollSchedule,
@@ -29,13 +30,21 @@ from domo_assets.client import (
 from domo_assets.credentials import DEFAULT_SESSION_DURATION, CredentialProvider, CredentialsMode
 from domo_assets.errors import DomoAuthenticationError
 from domo_assets.models import AwsCredentials
+from domo_assets.polling import (
+    DEFAULT_BACKOFF,
+    DEFAULT_INITIAL_INTERVAL,
+    DEFAULT_MAX_INTERVAL,
+    DEFAULT_TIMEOUT,
+)
 
-DEFAULT_POLL_INITIAL_INTERVAL = 1.0
-DEFAULT_POLL_MAX_INTERVAL = 30.0
-DEFAULT_POLL_BACKOFF = 1.5
-DEFAULT_POLL_TIMEOUT = 3600.0
-# One Domo page recommends at most ~120 requests a minute; eight exports polling with backoff
-# stay well inside that.
+DEFAULT_POLL_INITIAL_INTERVAL = DEFAULT_INITIAL_INTERVAL
+DEFAULT_POLL_MAX_INTERVAL = DEFAULT_MAX_INTERVAL
+DEFAULT_POLL_BACKOFF = DEFAULT_BACKOFF
+DEFAULT_POLL_TIMEOUT = DEFAULT_TIMEOUT
+# Domo recommends at most ~120 requests a minute. An export costs about 5 requests plus its
+# status reads (about 9 for a one-minute export with history), so 8 exports of a minute each
+# at once stay near that budget; shorter exports burst above it and 429s are retried with
+# Retry-After. Raise it for a Domo instance with a larger allowance.
 DEFAULT_MAX_CONCURRENT_EXPORTS = 8
 
 
@@ -149,6 +158,7 @@ class DomoResource(ConfigurableResource):
                 max_retries=self.max_retries,
                 backoff_max=self.backoff_max,
                 log=log or get_dagster_logger(),
+                pool_size=max(DEFAULT_POOL_SIZE, self.max_concurrent_exports),
             )
         return self._client
 

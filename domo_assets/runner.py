@@ -22,18 +22,21 @@ from dataclasses import replace
 from typing import Any
 
 from domo_assets.catalog import ExportConfig
-from domo_assets.client import DomoClient, ExportStart, PollSchedule, StartOutcome
+from domo_assets.client import DomoClient, ExportStart, PollSchedule, StartOutcome, latest_active
 from domo_assets.credentials import CredentialProvider
 from domo_assets.errors import DomoError, DomoExportInProgressError
 from domo_assets.guard import DestinationReport, check_destination
 from domo_assets.manifest import write_manifest
 from domo_assets.models import DomoUser, Export, ExportRequest
 from domo_assets.outcome import ExportOutcome
+from domo_assets.polling import expected_duration
 from domo_assets.storage import inspect_objects
 from domo_assets.verify import VerificationReport, verify_objects
 
 # Each attempt waits for a foreign export to end; a busy DataSet may need a few.
 MAX_START_ATTEMPTS = 5
+# Fresh exports (their start just read) are polled around their expected end.
+_FRESH = (StartOutcome.STARTED, StartOutcome.RECOVERED)
 
 StartCallback = Callable[[ExportConfig, ExportStart], None]
 ResumeLookup = Callable[[], str | None]
@@ -70,6 +73,8 @@ class ExportRunner:
         self._user: DomoUser | None = None
         self._user_known = False
         self._dataset_locks: dict[str, threading.Lock] = {}
+        self._guard_lock = threading.Lock()
+        self._destinations: dict[tuple[str, str, bool], DestinationReport] = {}
 
     def run(
         self,
@@ -100,12 +105,17 @@ class ExportRunner:
             config.partition.check_column_type(types.get(config.partition.column), config.name)
         # Exports of one DataSet in this step go one after another: Domo runs one at a time.
         with self._dataset_lock(config.dataset_id):
-            start = self._start(config, partition_key, started_here)
+            start, history = self._start(config, partition_key, started_here)
             if on_start is not None:
                 on_start(config, start)
             export = start.export
             if export.is_active:
-                export = self._wait(config, export.export_id)
+                expected_seconds = (
+                    expected_duration(history, config.bucket, config.path)
+                    if start.outcome in _FRESH
+                    else None
+                )
+                export = self._wait(config, export, expected_seconds)
         stored = inspect_objects(self.s3_client, export.objects)
         expected = (
             None
@@ -158,14 +168,20 @@ class ExportRunner:
             return self._user
 
     def _check_destination(self, config: ExportConfig) -> DestinationReport:
-        """The guard, before any call to Domo."""
-        report = check_destination(
-            self.s3_client,
-            config.bucket,
-            config.region,
-            allow_public=config.allow_public_destination,
-            export_name=config.name,
-        )
+        """The guard, before any call to Domo: once per bucket, region and allowance in a step
+        (a bucket refused is checked again, and refused with this export's name)."""
+        key = (config.bucket, config.region, config.allow_public_destination)
+        with self._guard_lock:
+            report = self._destinations.get(key)
+            if report is None:
+                report = check_destination(
+                    self.s3_client,
+                    config.bucket,
+                    config.region,
+                    allow_public=config.allow_public_destination,
+                    export_name=config.name,
+                )
+                self._destinations[key] = report
         if not report.is_private:
             self.log.warning(
                 f"{config.name}: bucket {config.bucket} may be public (Public Access Block fully on: "
@@ -176,15 +192,20 @@ class ExportRunner:
 
     def _start(
         self, config: ExportConfig, partition_key: str | None, started_here: ResumeLookup
-    ) -> ExportStart:
-        """Start an export, or attach to the one this asset already has running."""
+    ) -> tuple[ExportStart, tuple[Export, ...]]:
+        """Start an export, or attach to the one this asset already has running.
+
+        Returns:
+            The start, and the DataSet's exports as listed just before it (its history).
+        """
         for _ in range(MAX_START_ATTEMPTS):
-            running = self.client.active_export(config.dataset_id)
+            history = self.client.list_exports(config.dataset_id)
+            running = latest_active(history)
             start = None
             if running is None:
                 try:
                     request = self._request(config, partition_key)
-                    start = self.client.start_export(config.dataset_id, request)
+                    start = self.client.start_export(config.dataset_id, request, listed=history)
                 except DomoExportInProgressError as exc:
                     running = self.client.active_export(config.dataset_id)
                     if running is None or running.export_id != exc.active_export_id:
@@ -194,15 +215,15 @@ class ExportRunner:
                         self.log.info(
                             f"{config.name}: Domo export {start.export.export_id} {start.outcome.value}"
                         )
-                        return start
+                        return start, history
                     running = start.export
             # Read the registry only now: a concurrent run may have just recorded this export.
             if running.export_id == started_here():
                 self.log.info(
                     f"{config.name}: attaching to Domo export {running.export_id}, started for this asset earlier"
                 )
-                return ExportStart(running, StartOutcome.ATTACHED)
-            self._wait_for_other(config, running.export_id)
+                return ExportStart(running, StartOutcome.ATTACHED), history
+            self._wait_for_other(config, running)
         raise DomoExportInProgressError(
             f"{config.name}: DataSet {config.dataset_id} had other exports running through "
             f"{MAX_START_ATTEMPTS} attempts to start one",
@@ -228,29 +249,41 @@ class ExportRunner:
             use_cache=config.use_cache,
         )
 
-    def _wait_for_other(self, config: ExportConfig, export_id: str) -> None:
+    def _wait_for_other(self, config: ExportConfig, running: Export) -> None:
         """Wait for an export this asset did not start; its own outcome does not matter here."""
+        export_id = running.export_id
         self.log.info(
             f"{config.name}: DataSet {config.dataset_id} has export {export_id} running (not this "
             "asset's); waiting for it to end before starting this one"
         )
         try:
-            self.client.wait_for_export(config.dataset_id, export_id, self.schedule, stop=self.stop)
+            self.client.wait_for_export(
+                config.dataset_id, export_id, self.schedule, stop=self.stop, current=running
+            )
         except DomoError as exc:
             if self.stop.is_set():
                 raise
             self.log.info(f"{config.name}: the other export {export_id} ended: {exc.summary}")
 
-    def _wait(self, config: ExportConfig, export_id: str) -> Export:
-        last_status: list[str] = []
+    def _wait(self, config: ExportConfig, current: Export, expected: float | None) -> Export:
+        """Poll an export of this asset until it ends, logging each change to another
+        unfinished status (the end shows as the materialization, or as the failure)."""
+        export_id = current.export_id
+        last_status = [current.status]
 
         def progress(export: Export, elapsed: float) -> None:
-            if not last_status or last_status[-1] != export.status.value:
+            if export.status is not last_status[-1] and export.is_active:
                 self.log.info(
                     f"{config.name}: export {export_id} is {export.status.value} after {elapsed:.1f} s"
                 )
-                last_status.append(export.status.value)
+            last_status.append(export.status)
 
         return self.client.wait_for_export(
-            config.dataset_id, export_id, self.schedule, stop=self.stop, on_poll=progress
+            config.dataset_id,
+            export_id,
+            self.schedule,
+            stop=self.stop,
+            on_poll=progress,
+            expected_seconds=expected,
+            current=current,
         )

@@ -38,8 +38,15 @@ from domo_assets.sandbox import (
     Sandbox,
     SandboxControlError,
 )
-from domo_assets.sandbox.datasets import AWKWARD_TEXTS, ORDER_DAYS, ORDERS_PER_DAY
-from domo_assets.sandbox.s3 import make_client
+from domo_assets.sandbox.auth import Credentials
+from domo_assets.sandbox.datasets import (
+    AWKWARD_TEXTS,
+    ORDER_DAYS,
+    ORDERS_PER_DAY,
+    synthetic_dataset_id,
+)
+from domo_assets.sandbox.s3 import MotoS3, make_client
+from domo_assets.sandbox.state import SandboxState
 
 if TYPE_CHECKING:
     from conftest import DomoHttp
@@ -825,3 +832,35 @@ def test_cli_runs_until_sigterm(tmp_path: Path) -> None:
     assert f"export DOMO_DEVELOPER_TOKEN={env['DOMO_DEVELOPER_TOKEN']}" in stdout
     assert f"$DOMO_INSTANCE_URL/api/query/v1/export/{PHARMACY_CLAIMS_ID}" in stdout
     assert not env_file.exists()
+
+
+def test_synthetic_datasets_are_deterministic_readable_and_reset(
+    domo: DomoHttp, sandbox: Sandbox
+) -> None:
+    ids = sandbox.control.add_synthetic_datasets(3, rows=5)
+    again = sandbox.control.add_synthetic_datasets(3, rows=5)
+    listing = {d["id"]: d for d in sandbox.control.datasets()}
+    export = domo.export(ids[1])
+    header, rows = domo.read(export)
+    with pytest.raises(SandboxControlError) as refused:
+        sandbox.control.add_synthetic_datasets(-1)
+    sandbox.control.reset()
+
+    assert ids == again == [synthetic_dataset_id(i) for i in range(3)]
+    assert len(listing) == len(SAMPLE_DATASETS) + 3
+    assert [listing[i]["row_count"] for i in ids] == [5, 5, 5]
+    assert listing[ids[0]]["readers"] == ["analyst"]
+    assert export["exportStatus"] == "success"
+    assert header == ["ID", "Label", "Amount"] and len(rows) == 5
+    assert refused.value.status == 400
+    assert {d["id"] for d in sandbox.control.datasets()} == set(SAMPLE_DATASETS.values())
+
+
+def test_synthetic_datasets_of_the_constructor_survive_reset() -> None:
+    state = SandboxState(Credentials.generate(None), MotoS3("127.0.0.1"), synthetic_datasets=2)
+    added = state.add_synthetic_datasets(4)
+    state.reset(s3=False)
+    state.stop()
+
+    assert added[:2] == [synthetic_dataset_id(0), synthetic_dataset_id(1)]
+    assert set(state.datasets) == {*SAMPLE_DATASETS.values(), *added[:2]}

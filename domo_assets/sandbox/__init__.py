@@ -13,6 +13,7 @@ from .datasets import (
     PHARMACY_CLAIMS_ID,
     REGIONAL_SALES_ID,
     SAMPLE_DATASETS,
+    synthetic_dataset_id,
 )
 from .s3 import (
     ACCESS_KEY_ID,
@@ -45,4 +46,5 @@ __all__ = [
     "Sandbox",
     "SandboxControl",
     "SandboxControlError",
+    "synthetic_dataset_id",
 ]

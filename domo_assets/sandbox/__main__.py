@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .datasets import PHARMACY_CLAIMS_ID, SAMPLE_DATASETS
+from .datasets import DEFAULT_SYNTHETIC_ROWS, PHARMACY_CLAIMS_ID, SAMPLE_DATASETS
 from .s3 import SEED_BUCKETS
 from .sandbox import DEFAULT_HOST, Sandbox, loopback_address
 
@@ -36,6 +36,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--token", help="developer token of 'analyst' (default: random)")
     parser.add_argument("--env-file", type=Path, help="write KEY=VALUE lines here when ready")
     parser.add_argument("--verbose", action="store_true", help="log every moto request")
+    parser.add_argument(
+        "--synthetic-datasets",
+        type=int,
+        default=0,
+        help="also serve this many small synthetic DataSets (deterministic ids; kept on reset)",
+    )
+    parser.add_argument(
+        "--synthetic-rows",
+        type=int,
+        default=DEFAULT_SYNTHETIC_ROWS,
+        help="rows of each synthetic DataSet",
+    )
     args = parser.parse_args(argv)
     try:
         loopback_address(args.host)
@@ -99,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             s3_port=args.s3_port,
             host=args.host,
             verbose=args.verbose,
+            synthetic_datasets=args.synthetic_datasets,
+            synthetic_rows=args.synthetic_rows,
         ) as sandbox:
             print(banner(sandbox), flush=True)
             if args.env_file:

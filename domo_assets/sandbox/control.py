@@ -9,6 +9,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from .datasets import DEFAULT_SYNTHETIC_ROWS
 from .users import MAIN_USER
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -152,6 +153,16 @@ class SandboxControl:
         """Append `rows` rows to a DataSet (new data) and return its new lastUpdated (ms)."""
         result = self._call("POST", f"/datasets/{quote(dataset_id)}/change", {"rows": rows})
         return result["last_updated"]
+
+    def add_synthetic_datasets(self, count: int, rows: int = DEFAULT_SYNTHETIC_ROWS) -> list[str]:
+        """Make sure synthetic DataSets ``0..count-1`` exist and return their ids, in order.
+
+        Each has `rows` small rows (ID, Label, Amount), is readable by the main user and
+        exports in the default time; ids are uuid5s of the index, the same on every run.
+        Existing ones are kept as they are; `reset` drops the ones added here.
+        """
+        body = {"count": count, "rows": rows}
+        return self._call("POST", "/datasets/synthetic", body)["ids"]
 
     def datasets(self) -> list[dict[str, Any]]:
         """Return every DataSet: id, name, row_count, columns, last_updated, behaviour..."""

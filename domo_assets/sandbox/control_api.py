@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from .datasets import DEFAULT_SYNTHETIC_ROWS
 from .query import QueryError
 from .sql import execute_sql
 from .state import SandboxState
@@ -35,6 +36,7 @@ class ControlApi:
         router.add("POST", f"{PREFIX}/faults", self.add_fault)
         router.add("DELETE", f"{PREFIX}/faults", self.clear_faults)
         router.add("GET", f"{PREFIX}/datasets", self.datasets)
+        router.add("POST", f"{PREFIX}/datasets/synthetic", self.add_synthetic)
         router.add("GET", f"{DATASET}/behaviour", self.behaviour)
         router.add("POST", f"{DATASET}/behaviour", self.set_behaviour)
         router.add("POST", f"{DATASET}/change", self.change)
@@ -98,6 +100,18 @@ class ControlApi:
             ]
         return json_response(listing)
 
+    def add_synthetic(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /_sandbox/datasets/synthetic`` ``{count, rows?}``: make sure synthetic
+        DataSets ``0..count-1`` exist (deterministic ids); answers their ids in order."""
+        body = request.json_object()
+        count = _non_negative_int(body.get("count"), "count")
+        rows = _non_negative_int(body.get("rows", DEFAULT_SYNTHETIC_ROWS), "rows")
+        try:
+            ids = self._state.add_synthetic_datasets(count, rows)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from exc
+        return json_response({"ids": ids}, 201)
+
     def behaviour(self, request: Request, match: re.Match[str]) -> Response:
         """``GET /_sandbox/datasets/{id}/behaviour``."""
         with self._state.lock:
@@ -118,9 +132,7 @@ class ControlApi:
     def change(self, request: Request, match: re.Match[str]) -> Response:
         """``POST /_sandbox/datasets/{id}/change`` ``{rows?}``: append rows (new data)."""
         dataset_id = self._dataset_id(match)
-        rows = request.json_object().get("rows", DEFAULT_CHANGE_ROWS)
-        if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
-            raise ApiError(400, "'rows' must be a non-negative integer")
+        rows = _non_negative_int(request.json_object().get("rows", DEFAULT_CHANGE_ROWS), "rows")
         with self._state.lock:
             dataset = self._state.datasets[dataset_id]
             dataset.append(rows)
@@ -154,9 +166,7 @@ class ControlApi:
 
     def oauth(self, request: Request, match: re.Match[str]) -> Response:
         """``POST /_sandbox/oauth`` ``{expires_in}``: lifetime of new access tokens."""
-        expires_in = request.json_object().get("expires_in")
-        if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in < 0:
-            raise ApiError(400, "'expires_in' must be a non-negative integer")
+        expires_in = _non_negative_int(request.json_object().get("expires_in"), "expires_in")
         self._state.auth.expires_in = expires_in
         return json_response({"expires_in": expires_in})
 
@@ -173,3 +183,14 @@ class ControlApi:
         if dataset_id not in self._state.datasets:
             raise ApiError(404, f"DataSet {dataset_id} not found")
         return dataset_id
+
+
+def _non_negative_int(value: object, name: str) -> int:
+    """Return `value` if it is a non-negative integer (not a bool).
+
+    Raises:
+        ApiError: 400 naming the field otherwise.
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ApiError(400, f"'{name}' must be a non-negative integer")
+    return value

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import random
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -404,6 +405,51 @@ SPECS: tuple[DatasetSpec, ...] = (
         timestamp_style="iso",
     ),
 )
+
+# Synthetic DataSets: many small, identical-shaped DataSets for fan-out benchmarks and tests
+# (Domo runs one export per DataSet at a time, so N concurrent exports need N DataSets).
+SYNTHETIC_NAMESPACE = uuid.UUID("6f1c2b9e-4d7a-5e3f-8a21-9c0d4b6e7f10")
+SYNTHETIC_NAME_PREFIX = "synthetic-"
+SYNTHETIC_SEED_BASE = 10_000
+DEFAULT_SYNTHETIC_ROWS = 20
+MAX_SYNTHETIC_DATASETS = 10_000
+MAX_SYNTHETIC_ROWS = 1_000_000
+SYNTHETIC_COLUMNS = _columns(("ID", T.LONG), ("Label", T.STRING), ("Amount", T.DECIMAL))
+
+
+def _synthetic_row(rng: random.Random, index: int) -> Row:
+    return (index + 1, rng.choice(PRODUCTS), _money(rng, 1, 1_000))
+
+
+def synthetic_dataset_id(index: int) -> str:
+    """Return the id of synthetic DataSet number `index` (a uuid5: the same on every run)."""
+    return str(uuid.uuid5(SYNTHETIC_NAMESPACE, f"{SYNTHETIC_NAME_PREFIX}{index}"))
+
+
+def synthetic_spec(index: int, rows: int = DEFAULT_SYNTHETIC_ROWS) -> DatasetSpec:
+    """Return the spec of synthetic DataSet number `index`: `rows` small rows, readable by
+    the main user, the default export time.
+
+    Raises:
+        ValueError: If `index` or `rows` is out of range.
+    """
+    if not 0 <= index < MAX_SYNTHETIC_DATASETS:
+        raise ValueError(f"synthetic DataSet index must be in [0, {MAX_SYNTHETIC_DATASETS})")
+    if not 0 <= rows <= MAX_SYNTHETIC_ROWS:
+        raise ValueError(f"synthetic DataSet rows must be in [0, {MAX_SYNTHETIC_ROWS}]")
+    return DatasetSpec(
+        id=synthetic_dataset_id(index),
+        name=f"{SYNTHETIC_NAME_PREFIX}{index:04d}",
+        description=f"Synthetic DataSet {index}: {rows} small rows, for fan-out tests.",
+        columns=SYNTHETIC_COLUMNS,
+        row_count=rows,
+        seed=SYNTHETIC_SEED_BASE + index,
+        make_row=_synthetic_row,
+        compression="gzip",
+        owner=ANALYST,
+        readers=ANALYST_ONLY,
+    )
+
 
 SPECS_BY_ID: MappingProxyType[str, DatasetSpec] = MappingProxyType({s.id: s for s in SPECS})
 SAMPLE_DATASETS: MappingProxyType[str, str] = MappingProxyType({s.name: s.id for s in SPECS})

@@ -288,6 +288,8 @@ class ExportEngine:
         self._records: list[ExportRecord] = []
         self._workers: list[threading.Thread] = []
         self._cancel = threading.Event()
+        # boto3 clients are thread-safe and costly to build: one per endpoint and credentials.
+        self._clients: dict[tuple[str | None, ...], Any] = {}
 
     def records(self, dataset_id: str | None = None) -> list[ExportRecord]:
         """Return the export records, oldest first, optionally of one DataSet only."""
@@ -358,6 +360,10 @@ class ExportEngine:
             workers, self._workers = self._workers, []
         for worker in workers:
             worker.join(WORKER_JOIN_SECONDS)
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
 
     def _reusable(self, dataset: Dataset, key: str) -> ExportRecord | None:
         for record in reversed(self._records):
@@ -436,26 +442,38 @@ class ExportEngine:
         chunks = chunked(request.query.run(rows, visible), behaviour.rows_per_file)
         names = file_names(len(chunks), record.compression)
         counts: dict[str, int] = {}
-        client = make_client(
-            "s3",
-            self._s3_endpoint(),
-            request.access_key,
-            request.secret,
-            request.session_token,
-            request.region,
-        )
-        try:
-            for index, (name, chunk) in enumerate(zip(names, chunks, strict=True)):
-                if cancel.is_set():
-                    return None
-                key = f"{request.path}/{record.export_id}/export/{name}"
-                if not behaviour.omit_object:
-                    self._put(client, record, key, chunk)
-                url = object_url(behaviour.url_style, request.bucket, request.region, key)
-                counts[url] = len(chunk) + (behaviour.misreport_rows if index == 0 else 0)
-        finally:
-            client.close()
+        client = self._client(request)
+        for index, (name, chunk) in enumerate(zip(names, chunks, strict=True)):
+            if cancel.is_set():
+                return None
+            key = f"{request.path}/{record.export_id}/export/{name}"
+            if not behaviour.omit_object:
+                self._put(client, record, key, chunk)
+            url = object_url(behaviour.url_style, request.bucket, request.region, key)
+            counts[url] = len(chunk) + (behaviour.misreport_rows if index == 0 else 0)
         return counts
+
+    def _client(self, request: ExportRequest) -> Any:
+        """The S3 client for the request's credentials and region (built once, then shared)."""
+        endpoint = self._s3_endpoint()
+        key = (endpoint, request.access_key, request.secret, request.session_token, request.region)
+        with self._lock:
+            client = self._clients.get(key)
+        if client is None:
+            client = make_client(
+                "s3",
+                endpoint,
+                request.access_key,
+                request.secret,
+                request.session_token,
+                request.region,
+            )
+            with self._lock:
+                kept = self._clients.setdefault(key, client)
+            if kept is not client:  # another worker built one first
+                client.close()
+            client = kept
+        return client
 
     def _put(self, client: Any, record: ExportRecord, key: str, rows: Sequence[Row]) -> None:
         request = record.request

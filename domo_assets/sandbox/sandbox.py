@@ -9,6 +9,7 @@ from typing import Any, Self
 
 from .auth import Credentials
 from .control import SandboxControl
+from .datasets import DEFAULT_SYNTHETIC_ROWS
 from .domo_server import DomoServer
 from .s3 import ACCESS_KEY_ID, DEFAULT_REGION, SECRET_ACCESS_KEY, MotoS3, make_client
 from .state import SandboxState
@@ -42,6 +43,10 @@ class Sandbox:
         s3_port: Port of the moto S3 server (0: a free one).
         host: Loopback address both servers bind.
         verbose: Keep moto's per-request log lines.
+        synthetic_datasets: How many synthetic DataSets (``synthetic-0000``...: small, readable
+            by the main user, deterministic ids from ``datasets.synthetic_dataset_id``) to serve
+            besides the samples; they survive `SandboxControl.reset`.
+        synthetic_rows: Rows of each synthetic DataSet.
     """
 
     def __init__(
@@ -51,8 +56,11 @@ class Sandbox:
         s3_port: int = 0,
         host: str = DEFAULT_HOST,
         verbose: bool = False,
+        synthetic_datasets: int = 0,
+        synthetic_rows: int = DEFAULT_SYNTHETIC_ROWS,
     ) -> None:
         self._host = loopback_address(host)
+        self._synthetic = (synthetic_datasets, synthetic_rows)
         self._port = port
         self._credentials = Credentials.generate(token)
         self._s3 = MotoS3(self._host, s3_port, verbose=verbose)
@@ -123,7 +131,7 @@ class Sandbox:
             return self
         self._s3.start()
         try:
-            self._state = SandboxState(self._credentials, self._s3)
+            self._state = SandboxState(self._credentials, self._s3, *self._synthetic)
             self._server = DomoServer(self._state, self._host, self._port)
             self._server.start()
         except BaseException:

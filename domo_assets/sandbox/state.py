@@ -9,7 +9,7 @@ from typing import Any
 
 from .auth import Authenticator, Credentials
 from .behaviour import Behaviour
-from .datasets import SPECS, Dataset
+from .datasets import DEFAULT_SYNTHETIC_ROWS, SPECS, Dataset, DatasetSpec, synthetic_spec
 from .exports import ExportEngine
 from .faults import FaultInjector
 from .s3 import MotoS3
@@ -63,10 +63,21 @@ class SandboxState:
     Args:
         credentials: Tokens and OAuth client of the run.
         s3: The moto server the exports write to.
+        synthetic_datasets: Synthetic DataSets present from the start (and after each reset).
+        synthetic_rows: Rows of each of those.
     """
 
-    def __init__(self, credentials: Credentials, s3: MotoS3) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        s3: MotoS3,
+        synthetic_datasets: int = 0,
+        synthetic_rows: int = DEFAULT_SYNTHETIC_ROWS,
+    ) -> None:
         self.lock = threading.RLock()
+        self._initial_synthetic = tuple(
+            synthetic_spec(index, synthetic_rows) for index in range(synthetic_datasets)
+        )
         self.credentials = credentials
         self.auth = Authenticator(credentials)
         self.s3 = s3
@@ -79,8 +90,31 @@ class SandboxState:
         self._initial_data()
 
     def _initial_data(self) -> None:
-        self.datasets = {spec.id: Dataset(spec) for spec in SPECS}
-        self.behaviours = {spec.id: Behaviour.for_dataset(spec) for spec in SPECS}
+        self.datasets = {}
+        self.behaviours = {}
+        for spec in (*SPECS, *self._initial_synthetic):
+            self._add_dataset(spec)
+
+    def _add_dataset(self, spec: DatasetSpec) -> None:
+        self.datasets[spec.id] = Dataset(spec)
+        self.behaviours[spec.id] = Behaviour.for_dataset(spec)
+
+    def add_synthetic_datasets(self, count: int, rows: int = DEFAULT_SYNTHETIC_ROWS) -> list[str]:
+        """Make sure synthetic DataSets ``0..count-1`` exist and return their ids, in order.
+
+        A synthetic DataSet that already exists keeps its rows, exports and behaviour, so the
+        call is idempotent. Those added here are dropped by `reset` (the ones the sandbox was
+        started with are kept).
+
+        Raises:
+            ValueError: If `count` or `rows` is out of range.
+        """
+        specs = [synthetic_spec(index, rows) for index in range(count)]
+        with self.lock:
+            for spec in specs:
+                if spec.id not in self.datasets:
+                    self._add_dataset(spec)
+        return [spec.id for spec in specs]
 
     def reset(self, s3: bool = True) -> None:
         """Put exports, faults, behaviours, data, the request log, the token lifetime and

@@ -1,0 +1,459 @@
+"""Benchmark of fan-out: 100 exports in one run versus a run of one export.
+
+Starts the sandbox in its own process (``python -m domo_assets.sandbox --synthetic-datasets``,
+so its HTTP and S3 servers do not share this process's GIL) with one small synthetic DataSet per
+export (Domo runs one export per DataSet at a time), writes a catalog of ``--exports`` exports,
+and measures the wall time of Dagster runs:
+
+* (a) a run of one export in our layout (median of ``--repeat``);
+* (b) a run of every export in our layout: one step driving the exports in threads, capped by
+  ``DomoResource.max_concurrent_exports`` (``--cap``; median of ``--repeat``);
+* (c) the naive layout: one single-export op per export under Dagster's default multiprocess
+  executor (one step process per export, as many at once as CPUs; one run);
+* (d) Dagster's own floor under (b): the same asset graph (the export specs with their
+  DataSet deps and two checks each, one subsettable multi-asset) whose op yields the same
+  kind of results at once, with no network: what recording 100 materializations and 200
+  check evaluations costs in one step (median of ``--repeat``).
+
+Each is measured in up to three modes, all in this process's view of wall time:
+
+* ``multiprocess/sqlite``: ``execute_job`` of a reconstructable job with Dagster's default
+  multiprocess executor on a persistent instance in a temporary ``DAGSTER_HOME``: how a run
+  launched from the UI, a schedule or the sensor executes (a step process per op);
+* ``in-process/sqlite``: ``materialize`` (the in-process executor) on the same instance;
+* ``in-process/memory``: ``materialize`` on ``DagsterInstance.ephemeral()``.
+
+Dagster writes every event synchronously (SQLite: a new connection and a commit per event),
+so the storage sets a floor under (b); the step process start-up of the multiprocess executor
+is paid once per run by our layout and once per export by the naive one.
+
+Before each run the sandbox is reset, so every export is a real one (Domo would otherwise
+return the previous export of unchanged data at once). Resource settings other than the cap
+are the defaults (polling included). Each (b) run is also checked: one materialization with
+its two passing checks per export, and distinct export ids.
+
+Goal: (b) <= 2 x (a), in each mode.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_fanout.py
+    .venv/bin/python benchmarks/bench_fanout.py --exports 100 --cap 100 --repeat 3 --no-naive
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AssetSelection,
+    AssetSpec,
+    DagsterInstance,
+    DataVersion,
+    Definitions,
+    JobDefinition,
+    MaterializeResult,
+    define_asset_job,
+    execute_job,
+    materialize,
+    multi_asset,
+    multiprocess_executor,
+    reconstructable,
+)
+from dagster_aws.s3 import S3Resource
+
+from domo_assets.assets import (
+    DOMO_POOL,
+    _export_multi_asset,
+    build_dataset_specs,
+    build_export_assets,
+    build_export_spec,
+    export_asset_key,
+)
+from domo_assets.catalog import Catalog, load_catalog
+from domo_assets.checks import check_specs
+from domo_assets.resource import AwsCredentialsResource, DomoResource
+from domo_assets.sandbox import EXPORT_BUCKET, SandboxControl, synthetic_dataset_id
+
+DEFAULT_EXPORTS = 100
+DEFAULT_CAP = 100
+DEFAULT_REPEAT = 3
+MAX_RATIO = 2.0
+CHECKS_PER_EXPORT = 2
+MODES = ("multiprocess/sqlite", "in-process/sqlite", "in-process/memory")
+SANDBOX_READY_SECONDS = 60.0
+SANDBOX_POLL_SECONDS = 0.1
+CATALOG_VAR = "BENCH_FANOUT_CATALOG"
+CAP_VAR = "BENCH_FANOUT_CAP"
+OURS_JOB = "domo_exports_fanout"
+NAIVE_JOB = "naive_fanout"
+FLOOR_OP = "dagster_floor"
+EXPORT_PATH_PREFIX = "bench/fanout"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+Run = Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """One measured run.
+
+    Attributes:
+        label: What ran.
+        seconds: Wall time of the run.
+        materializations: Export assets materialized.
+        checks_passed: Asset checks that passed.
+        checks: Asset checks evaluated.
+        export_ids: Distinct export ids (data versions) in the materializations.
+        domo_requests: Requests the sandbox's Domo API served during the run.
+    """
+
+    label: str
+    seconds: float
+    materializations: int
+    checks_passed: int
+    checks: int
+    export_ids: int
+    domo_requests: int
+
+
+# -- the sandbox --------------------------------------------------------------------------------
+
+
+def start_sandbox(workdir: Path, datasets: int) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """Start the sandbox CLI with `datasets` synthetic DataSets; return it and its environment."""
+    env_file = workdir / "sandbox.env"
+    command = [sys.executable, "-m", "domo_assets.sandbox", "--env-file", str(env_file)]
+    process = subprocess.Popen(
+        [*command, "--synthetic-datasets", str(datasets)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + SANDBOX_READY_SECONDS
+    while not env_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("the sandbox did not start")
+        time.sleep(SANDBOX_POLL_SECONDS)
+    env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    return process, env
+
+
+def stop_sandbox(process: subprocess.Popen[bytes]) -> None:
+    """Stop the sandbox process this benchmark started."""
+    process.terminate()
+    process.wait(timeout=SANDBOX_READY_SECONDS)
+
+
+# -- catalog and definitions --------------------------------------------------------------------
+
+
+def write_catalog(path: Path, count: int) -> Catalog:
+    """Write a catalog of `count` exports, one per synthetic DataSet, and load it."""
+    document = {
+        "defaults": {"bucket": EXPORT_BUCKET, "region": "us-east-1"},
+        "exports": [
+            {
+                "name": f"fan_{index:03d}",
+                "dataset_id": synthetic_dataset_id(index),
+                "dataset_name": f"synthetic {index:03d}",
+                "path": f"{EXPORT_PATH_PREFIX}/fan_{index:03d}",
+            }
+            for index in range(count)
+        ],
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return load_catalog(path)
+
+
+def resources(cap: int = DEFAULT_CAP) -> dict[str, Any]:
+    """The run's resources: default settings but the cap, pointed at the sandbox."""
+    return {
+        "domo": DomoResource(
+            instance_url=os.environ["DOMO_INSTANCE_URL"],
+            developer_token=os.environ["DOMO_DEVELOPER_TOKEN"],
+            max_concurrent_exports=cap,
+        ),
+        "s3": S3Resource(),
+        "aws_credentials": AwsCredentialsResource(),
+    }
+
+
+def ours_job() -> JobDefinition:
+    """Our layout's job (one multi-asset) under the multiprocess executor; reconstructable."""
+    catalog = load_catalog(os.environ[CATALOG_VAR])
+    assets = [*build_dataset_specs(catalog), build_export_assets(catalog, retry_policy=None)]
+    return _multiprocess_job(OURS_JOB, catalog, assets)
+
+
+def naive_job() -> JobDefinition:
+    """The naive layout's job (one op per export) under the multiprocess executor.
+
+    Module-level, like :func:`ours_job`, so that ``reconstructable`` can rebuild it in each
+    step's process; the catalog comes from ``BENCH_FANOUT_CATALOG``.
+    """
+    catalog = load_catalog(os.environ[CATALOG_VAR])
+    ops = [
+        _export_multi_asset(
+            [config],
+            name=f"{config.name}_export",
+            pool=DOMO_POOL,
+            retry_policy=None,
+            description=f"Exports {config.name} (naive layout).",
+        )
+        for config in catalog.exports
+    ]
+    return _multiprocess_job(NAIVE_JOB, catalog, [*build_dataset_specs(catalog), *ops])
+
+
+def _multiprocess_job(name: str, catalog: Catalog, assets: Sequence[Any]) -> JobDefinition:
+    """An asset job of every export under the multiprocess executor, resources bound."""
+    job = define_asset_job(
+        name,
+        selection=AssetSelection.assets(*(export_asset_key(c) for c in catalog.exports)),
+        executor_def=multiprocess_executor,
+    )
+    cap = int(os.environ.get(CAP_VAR, DEFAULT_CAP))
+    defs = Definitions(assets=assets, jobs=[job], resources=resources(cap))
+    return defs.resolve_job_def(name)
+
+
+def floor_assets(catalog: Catalog) -> list[AssetsDefinition | AssetSpec]:
+    """Dagster's floor: our graph from primitives, its op yielding fixed results at once."""
+    configs = catalog.exports
+
+    @multi_asset(
+        name=FLOOR_OP,
+        specs=[build_export_spec(c) for c in configs],
+        check_specs=[s for c in configs for s in check_specs(c, export_asset_key(c))],
+        can_subset=True,
+    )
+    def _floor(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
+        for key in sorted(context.selected_asset_keys):
+            yield MaterializeResult(
+                asset_key=key,
+                metadata={"export_id": key.path[-1], "dagster/row_count": 20},
+                data_version=DataVersion(key.path[-1]),
+                check_results=[
+                    AssetCheckResult(asset_key=key, check_name=spec.name, passed=True)
+                    for spec in check_specs(catalog.by_name(key.path[-1]), key)
+                ],
+            )
+
+    return [*build_dataset_specs(catalog), _floor]
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+def stats(label: str, result: Any, seconds: float, requests: int) -> RunStats:
+    """Count what a run recorded."""
+    events = list(result.all_events)
+    materializations = [e for e in events if e.event_type_value == "ASSET_MATERIALIZATION"]
+    evaluations = [
+        e.event_specific_data for e in events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    versions = {
+        e.event_specific_data.materialization.tags.get("dagster/data_version")
+        for e in materializations
+    }
+    return RunStats(
+        label=label,
+        seconds=seconds,
+        materializations=len(materializations),
+        checks_passed=sum(1 for e in evaluations if e.passed),
+        checks=len(evaluations),
+        export_ids=len(versions - {None}),
+        domo_requests=requests,
+    )
+
+
+def timed(label: str, control: SandboxControl, run: Run) -> RunStats:
+    """Reset the sandbox, then time one run and count what it recorded."""
+    control.reset()
+    began = time.perf_counter()
+    result = run()
+    seconds = time.perf_counter() - began
+    return stats(label, result, seconds, len(control.requests()))
+
+
+def median_run(label: str, control: SandboxControl, run: Run, repeat: int) -> RunStats:
+    """The run of median wall time among `repeat` runs."""
+    runs = sorted((timed(label, control, run) for _ in range(repeat)), key=lambda r: r.seconds)
+    return runs[len(runs) // 2]
+
+
+def in_process(
+    assets: Sequence[Any], names: Sequence[str], instance: DagsterInstance, cap: int
+) -> Run:
+    """A run of the selected assets with the in-process executor."""
+    selection = AssetSelection.assets(*names)
+    return lambda: materialize(
+        assets, resources=resources(cap), instance=instance, selection=selection
+    )
+
+
+def out_of_process(
+    job: Callable[[], JobDefinition], instance: DagsterInstance, keys: Sequence[AssetKey] | None
+) -> Run:
+    """A run of a reconstructable job (multiprocess executor) on a persistent instance."""
+
+    def run() -> Any:
+        with execute_job(reconstructable(job), instance=instance, asset_selection=keys) as result:
+            return _Detached(list(result.all_events))
+
+    return run
+
+
+@dataclass(frozen=True)
+class _Detached:
+    """The events of an ``ExecuteJobResult``, kept after its context closes."""
+
+    all_events: list[Any]
+
+
+@contextmanager
+def open_instance(mode: str) -> Iterator[DagsterInstance]:
+    """A persistent instance in ``DAGSTER_HOME`` (sqlite) or an in-memory one."""
+    persistent = mode.endswith("sqlite")
+    with DagsterInstance.get() if persistent else DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+def runs_for(mode: str, catalog: Catalog, instance: DagsterInstance, cap: int) -> dict[str, Run]:
+    """The runs (a), (b) and (d) of one mode, by label."""
+    names = [c.name for c in catalog.exports]
+    count = len(names)
+    if mode.startswith("multiprocess"):
+        first = [export_asset_key(catalog.exports[0])]
+        return {
+            "(a) 1 export": out_of_process(ours_job, instance, first),
+            f"(b) {count} exports, one step": out_of_process(ours_job, instance, None),
+        }
+    exports = [*build_dataset_specs(catalog), build_export_assets(catalog, retry_policy=None)]
+    return {
+        "(a) 1 export": in_process(exports, names[:1], instance, cap),
+        f"(b) {count} exports, one step": in_process(exports, names, instance, cap),
+        f"(d) Dagster floor, {count} results": in_process(
+            floor_assets(catalog), names, instance, cap
+        ),
+    }
+
+
+def measure_mode(
+    mode: str, catalog: Catalog, control: SandboxControl, args: argparse.Namespace
+) -> list[RunStats]:
+    """The mode's runs, each the median of ``--repeat`` after a warm-up; (c) once."""
+    with open_instance(mode) as instance:
+        runs = runs_for(mode, catalog, instance, args.cap)
+        timed("warm-up", control, next(iter(runs.values())))
+        rows = [median_run(label, control, run, args.repeat) for label, run in runs.items()]
+        if args.naive and mode.startswith("multiprocess"):
+            label = f"(c) {len(catalog.exports)} exports, op each"
+            rows.append(timed(label, control, out_of_process(naive_job, instance, None)))
+    return rows
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def report(mode: str, rows: Sequence[RunStats]) -> list[str]:
+    """Table lines: each run's wall time, ratio to (a) and what it recorded."""
+    single = rows[0]
+    lines = [
+        f"| {mode} | wall s | / (a) | materializations | checks passed | Domo requests |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for run in rows:
+        lines.append(
+            f"| {run.label} | {run.seconds:.2f} | {run.seconds / single.seconds:.2f} | "
+            f"{run.materializations} | {run.checks_passed}/{run.checks} | {run.domo_requests} |"
+        )
+    return lines
+
+
+def problems(run: RunStats, exports: int) -> list[str]:
+    """What run (b) recorded wrongly: every export needs its materialization and checks."""
+    found = []
+    if run.materializations != exports or run.export_ids != exports:
+        found.append(f"{run.materializations} materializations, {run.export_ids} export ids")
+    if run.checks != CHECKS_PER_EXPORT * exports or run.checks_passed != run.checks:
+        found.append(f"{run.checks_passed}/{run.checks} checks passed")
+    return found
+
+
+def verdict(mode: str, rows: Sequence[RunStats], exports: int) -> bool:
+    """Print the goal's figure for one mode; True when it passes."""
+    single, fanout = rows[0], rows[1]
+    ratio = fanout.seconds / single.seconds
+    wrong = problems(fanout, exports)
+    passed = ratio <= MAX_RATIO and not wrong
+    print(
+        f"Goal (b) <= {MAX_RATIO:g} x (a), {mode}: ratio {ratio:.2f} -> "
+        f"{'PASS' if passed else 'MISS'}"
+    )
+    for problem in wrong:
+        print(f"  (b) recorded wrongly: {problem}")
+    return passed
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--exports", type=int, default=DEFAULT_EXPORTS)
+    parser.add_argument("--cap", type=int, default=DEFAULT_CAP, help="max_concurrent_exports")
+    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT)
+    parser.add_argument("--mode", choices=[*MODES, "all"], default="all")
+    parser.add_argument("--naive", action=argparse.BooleanOptionalAction, default=True)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; exit status 0 when every mode passes."""
+    args = parse_args(argv)
+    modes = MODES if args.mode == "all" else (args.mode,)
+    results: dict[str, list[RunStats]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
+        workdir = Path(tmp)
+        process, env = start_sandbox(workdir, args.exports)
+        try:
+            os.environ.update(env)
+            os.environ.pop("AWS_SESSION_TOKEN", None)
+            os.environ[CATALOG_VAR] = str(workdir / "exports.yaml")
+            os.environ[CAP_VAR] = str(args.cap)
+            os.environ["DAGSTER_HOME"] = str(workdir)
+            catalog = write_catalog(workdir / "exports.yaml", args.exports)
+            control = SandboxControl(env["DOMO_INSTANCE_URL"])
+            for mode in modes:
+                results[mode] = measure_mode(mode, catalog, control, args)
+        finally:
+            stop_sandbox(process)
+    print(
+        f"\nFan-out: {args.exports} exports over {args.exports} synthetic DataSets, "
+        f"max_concurrent_exports={args.cap}, {os.cpu_count()} CPUs"
+    )
+    for mode, rows in results.items():
+        print("\n".join(["", *report(mode, rows)]))
+    print()
+    passed = [verdict(mode, rows, args.exports) for mode, rows in results.items()]
+    return 0 if all(passed) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

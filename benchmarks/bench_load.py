@@ -1,0 +1,434 @@
+"""Benchmark of code-location load time: our definitions versus Dagster's bare primitives.
+
+Writes a catalog of ``--exports`` exports over ``--datasets`` DataSets (some filtered, some with
+a ``max_age``, ``--scheduled`` of them on a few crons), then loads it ``--repeat`` times each
+way, alternating, each load in a fresh subprocess (medians reported):
+
+* (i) **ours**: ``import domo_assets.definitions`` with ``DOMO_EXPORTS_FILE`` naming the
+  catalog (reads and validates it, builds the export multi-asset with its checks, the
+  observable DataSet assets, the change sensor and the schedules with their jobs), then
+  ``defs.resolve_asset_graph()``, ``defs.get_repository_def()`` and
+  ``load_all_definitions()`` (what Dagster's code server does on load: every job resolved);
+* (ii) **primitives**: the same graph written by hand from Dagster's primitives, from the same
+  data read as JSON (no YAML parsing, no validation): an external ``AssetSpec`` per DataSet, an
+  ``AssetSpec`` per export with a dep on its DataSet, two ``AssetCheckSpec`` per export, one
+  subsettable ``multi_asset``; resolved the same way.
+
+For information, (ii+) adds to (ii) the same automation built from primitives (a sensor
+targeting every export, one asset job and schedule per cron): Dagster resolves one asset job
+per schedule group and one for the sensor at load, at a cost that grows with the multi-asset.
+
+Each child times ``import dagster`` apart (the same for both), the definitions, and then the
+repository snapshot the webserver and daemon read (``RepositorySnap``, for information). The
+goal's ratio is reported on the definitions alone (strict) and on the whole process (import of
+dagster included: what a fresh code server pays). One more child times the steps of (i) apart.
+
+No network: every child makes socket connects and name lookups raise (and counts attempts),
+and ``DOMO_INSTANCE_URL`` points at a closed loopback port; a load that touched the network
+would fail or show attempts.
+
+Goal: (i) <= 1.3 x (ii), with no network call during load.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_load.py
+    .venv/bin/python benchmarks/bench_load.py --exports 1000 --datasets 500 --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_EXPORTS = 1_000
+DEFAULT_DATASETS = 500
+DEFAULT_SCHEDULED = 100
+DEFAULT_REPEAT = 5
+MAX_RATIO = 1.3
+CRONS = ("0 6 * * *", "0 * * * *", "30 2 * * 1", "15 */4 * * *")
+BUCKET = "acme-data-lake"
+REGION = "us-east-1"
+DATASET_NAMESPACE = uuid.UUID("0b6a3c52-1f4e-4d0a-9e77-5a2f0c1d9e33")
+CLOSED_PORT_URL = "http://127.0.0.1:9"
+CHILD_FLAG = "--child"
+PHASES = "phases"
+
+
+@dataclass(frozen=True)
+class LoadTimes:
+    """One load, in seconds.
+
+    Attributes:
+        dagster_import: ``import dagster`` (the same for both builds).
+        load: Building and resolving the definitions, ``dagster`` already imported.
+        snapshot: Building the repository snapshot after that (information).
+        network_attempts: Socket connects or name lookups attempted.
+    """
+
+    dagster_import: float
+    load: float
+    snapshot: float
+    network_attempts: int
+
+    @property
+    def process(self) -> float:
+        """What a fresh process pays: the import of dagster plus the definitions."""
+        return self.dagster_import + self.load
+
+
+# -- the catalog --------------------------------------------------------------------------------
+
+
+def dataset_id(index: int) -> str:
+    """A DataSet id (deterministic)."""
+    return str(uuid.uuid5(DATASET_NAMESPACE, str(index)))
+
+
+def catalog_document(exports: int, datasets: int, scheduled: int) -> dict[str, Any]:
+    """A catalog of `exports` exports spread over `datasets` DataSets."""
+    entries = []
+    for index in range(exports):
+        source = index % datasets
+        entry: dict[str, Any] = {
+            "name": f"export_{index:04d}",
+            "dataset_id": dataset_id(source),
+            "dataset_name": f"Dataset {source:04d}",
+            "path": f"domo/export_{index:04d}",
+        }
+        if index % 5 == 1:
+            entry["columns"] = ["Region", "Amount"]
+            entry["where"] = [{"column": "Amount", "gte": 10}]
+        if index % 10 == 2:
+            entry["max_age"] = "1d"
+        if index < scheduled:
+            entry["schedule"] = CRONS[index % len(CRONS)]
+        entries.append(entry)
+    return {"defaults": {"bucket": BUCKET, "region": REGION}, "exports": entries}
+
+
+# -- what the children measure ------------------------------------------------------------------
+
+
+def build_ours(catalog_path: Path) -> Any:
+    """(i): the code location's own module, as ``dagster`` loads it."""
+    os.environ["DOMO_EXPORTS_FILE"] = str(catalog_path.with_suffix(".yaml"))
+    import domo_assets.definitions
+
+    return domo_assets.definitions.defs
+
+
+def build_primitives(catalog_path: Path) -> Any:
+    """(ii): the same graph from Dagster's primitives, from the catalog's data (JSON: no YAML
+    parsing and no validation is charged to it)."""
+    from dagster import AssetCheckSpec, AssetKey, AssetSpec, Definitions, multi_asset
+
+    exports = json.loads(catalog_path.with_suffix(".json").read_text())["exports"]
+
+    def dataset_key(entry: dict[str, Any]) -> AssetKey:
+        return AssetKey(["domo", entry["dataset_name"].lower().replace(" ", "_")])
+
+    datasets = {dataset_key(e): e["dataset_id"] for e in exports}
+    dataset_specs = [
+        AssetSpec(key=key, kinds={"domo"}, metadata={"domo/dataset_id": source})
+        for key, source in datasets.items()
+    ]
+    export_specs = [
+        AssetSpec(
+            key=e["name"],
+            deps=[dataset_key(e)],
+            kinds={"domo", "s3"},
+            metadata={"domo/dataset_id": e["dataset_id"], "dagster/uri": e["path"]},
+        )
+        for e in exports
+    ]
+    check_specs = [
+        AssetCheckSpec(name, asset=e["name"])
+        for e in exports
+        for name in ("row_count", "s3_objects")
+    ]
+
+    @multi_asset(specs=export_specs, check_specs=check_specs, can_subset=True, name="domo_exports")
+    def _exports() -> Iterator[Any]:
+        yield from ()
+
+    return Definitions(assets=[*dataset_specs, _exports])
+
+
+def build_primitives_automated(catalog_path: Path) -> Any:
+    """(ii+): (ii) plus what Dagster builds for the same automation: a sensor targeting every
+    export (an anonymous asset job) and one asset job and schedule per cron (information:
+    separates Dagster's per-job cost from ours)."""
+    from dagster import (
+        AssetSelection,
+        Definitions,
+        ScheduleDefinition,
+        SkipReason,
+        define_asset_job,
+        sensor,
+    )
+
+    base = build_primitives(catalog_path)
+    exports = json.loads(catalog_path.with_suffix(".json").read_text())["exports"]
+    groups: dict[str, list[str]] = {}
+    for entry in exports:
+        if "schedule" in entry:
+            groups.setdefault(entry["schedule"], []).append(entry["name"])
+    schedules = [
+        ScheduleDefinition(
+            name=f"exports_schedule_{index}",
+            cron_schedule=cron,
+            job=define_asset_job(f"exports_job_{index}", selection=AssetSelection.assets(*names)),
+        )
+        for index, (cron, names) in enumerate(groups.items())
+    ]
+
+    @sensor(name="changes", asset_selection=AssetSelection.assets(*(e["name"] for e in exports)))
+    def _changes() -> Any:
+        return SkipReason("benchmark")
+
+    return Definitions.merge(base, Definitions(sensors=[_changes], schedules=schedules))
+
+
+OURS, PRIMITIVES, AUTOMATED = "ours", "primitives", "primitives+automation"
+BUILDERS: dict[str, Callable[[Path], Any]] = {
+    OURS: build_ours,
+    PRIMITIVES: build_primitives,
+    AUTOMATED: build_primitives_automated,
+}
+
+
+def resolve(defs: Any) -> Any:
+    """Resolve everything the code server resolves on load; return the repository."""
+    defs.resolve_asset_graph()
+    repository = defs.get_repository_def()
+    repository.load_all_definitions()
+    return repository
+
+
+def snapshot(repository: Any) -> None:
+    """Build the repository snapshot the webserver and the daemon read."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+
+    RepositorySnap.from_def(repository)
+
+
+def forbid_network() -> list[str]:
+    """Make socket connects and name lookups raise; return the list attempts are logged in."""
+    import socket
+
+    attempts: list[str] = []
+
+    def refuse(kind: str) -> Callable[..., Any]:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            attempts.append(kind)
+            raise OSError(f"network disabled during load ({kind})")
+
+        return refused
+
+    socket.socket.connect = refuse("connect")  # type: ignore[method-assign]
+    socket.socket.connect_ex = refuse("connect_ex")  # type: ignore[method-assign]
+    socket.getaddrinfo = refuse("getaddrinfo")  # type: ignore[assignment]
+    socket.create_connection = refuse("create_connection")  # type: ignore[assignment]
+    return attempts
+
+
+def child(kind: str, catalog_path: Path) -> None:
+    """Measure one load in this (fresh) process and print it as JSON."""
+    attempts = forbid_network()
+    began = time.perf_counter()
+    import dagster  # noqa: F401  (paid by both: reported apart)
+
+    imported = time.perf_counter()
+    repository = resolve(BUILDERS[kind](catalog_path))
+    loaded = time.perf_counter()
+    snapshot(repository)
+    done = time.perf_counter()
+    print(
+        json.dumps(
+            {
+                "dagster_import": imported - began,
+                "load": loaded - imported,
+                "snapshot": done - loaded,
+                "network": attempts,
+            }
+        )
+    )
+
+
+def child_phases(catalog_path: Path) -> None:
+    """Time the steps of (i) apart (the same steps ``definitions.py`` takes) and print them."""
+    forbid_network()
+    import dagster  # noqa: F401
+
+    clock = time.perf_counter
+    phases: dict[str, float] = {}
+    began = clock()
+    import dagster_aws.s3  # noqa: F401
+
+    phases["import dagster_aws (S3Resource)"] = clock() - began
+    began = clock()
+    from domo_assets.catalog import load_catalog
+    from domo_assets.location import build_definitions
+    from domo_assets.resource import DomoResource
+
+    phases["import domo_assets (and boto3, requests, pydantic models)"] = clock() - began
+    began = clock()
+    catalog = load_catalog(catalog_path.with_suffix(".yaml"))
+    phases["read and validate the catalog"] = clock() - began
+    began = clock()
+    defs = build_definitions(catalog, DomoResource(instance_url=CLOSED_PORT_URL))
+    phases["build assets, checks, sensor, schedules"] = clock() - began
+    began = clock()
+    defs.resolve_asset_graph()
+    repository = defs.get_repository_def()
+    phases["resolve the asset graph and repository"] = clock() - began
+    for name in repository.job_names:
+        began = clock()
+        repository.get_job(name)
+        phases[f"resolve job {name}"] = clock() - began
+    print(json.dumps(phases))
+
+
+# -- the parent ---------------------------------------------------------------------------------
+
+
+def run_child(*args: str) -> dict[str, Any]:
+    """Run this file as a child process and return the JSON it prints."""
+    env = {
+        **os.environ,
+        "DOMO_INSTANCE_URL": CLOSED_PORT_URL,
+        "DOMO_DEVELOPER_TOKEN": "load-benchmark-token",
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    completed = subprocess.run(
+        [sys.executable, __file__, CHILD_FLAG, *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{args[0]} load failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def measure(kind: str, catalog_path: Path) -> LoadTimes:
+    """One load in a fresh subprocess."""
+    result = run_child(kind, str(catalog_path))
+    return LoadTimes(
+        result["dagster_import"], result["load"], result["snapshot"], len(result["network"])
+    )
+
+
+def median_times(runs: Sequence[LoadTimes]) -> LoadTimes:
+    """Medians of each figure (network attempts: the most seen)."""
+    return LoadTimes(
+        statistics.median(r.dagster_import for r in runs),
+        statistics.median(r.load for r in runs),
+        statistics.median(r.snapshot for r in runs),
+        max(r.network_attempts for r in runs),
+    )
+
+
+def write_catalog(directory: Path, args: argparse.Namespace) -> Path:
+    """Write the catalog as YAML (for ours) and JSON (for the primitives); return its stem."""
+    document = catalog_document(args.exports, args.datasets, args.scheduled)
+    stem = directory / "exports"
+    stem.with_suffix(".yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    stem.with_suffix(".json").write_text(json.dumps(document))
+    return stem
+
+
+def report(ours: LoadTimes, primitives: LoadTimes, automated: LoadTimes) -> list[str]:
+    """Table lines: each build's figures and ratios to (ii)."""
+    lines = [
+        "| build | definitions s | / (ii) | incl. `import dagster` s | / (ii) | snapshot s "
+        "| network attempts |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    builds = (
+        ("(i) ours", ours),
+        ("(ii) primitives", primitives),
+        ("(ii+) primitives, same sensor and schedule jobs", automated),
+    )
+    for label, times in builds:
+        lines.append(
+            f"| {label} | {times.load:.2f} | {times.load / primitives.load:.2f} | "
+            f"{times.process:.2f} | {times.process / primitives.process:.2f} | "
+            f"{times.snapshot:.2f} | {times.network_attempts} |"
+        )
+    return lines
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--exports", type=int, default=DEFAULT_EXPORTS)
+    parser.add_argument("--datasets", type=int, default=DEFAULT_DATASETS)
+    parser.add_argument("--scheduled", type=int, default=DEFAULT_SCHEDULED)
+    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; exit status 0 when the goal passes on our own work."""
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        stem = write_catalog(Path(tmp), args)
+        runs: dict[str, list[LoadTimes]] = {kind: [] for kind in BUILDERS}
+        for _ in range(args.repeat):  # interleaved, so machine noise hits both alike
+            for kind in BUILDERS:
+                runs[kind].append(measure(kind, stem))
+        phases = run_child(PHASES, str(stem))
+    ours, primitives = median_times(runs[OURS]), median_times(runs[PRIMITIVES])
+    automated = median_times(runs[AUTOMATED])
+    print(
+        f"Load: {args.exports} exports over {args.datasets} DataSets, {args.scheduled} of them "
+        f"on {len(CRONS)} crons; median of {args.repeat} fresh processes each"
+    )
+    print("\n".join(report(ours, primitives, automated)))
+    print("\nWhere (i)'s definitions time goes (one process):")
+    print("| step | s |\n| --- | ---: |")
+    print("\n".join(f"| {step} | {seconds:.2f} |" for step, seconds in phases.items()))
+    silent = ours.network_attempts == 0
+    print()
+    for label, ratio in (
+        ("definitions (dagster pre-imported)", ours.load / primitives.load),
+        ("whole process (incl. import dagster)", ours.process / primitives.process),
+    ):
+        verdict = "PASS" if ratio <= MAX_RATIO and silent else "MISS"
+        print(f"Goal (i) <= {MAX_RATIO:g} x (ii), {label}: ratio {ratio:.2f} -> {verdict}")
+    print(
+        f"For information, (i) / (ii+) (same automation on both sides): "
+        f"{ours.load / automated.load:.2f} (definitions), {ours.process / automated.process:.2f} "
+        "(whole process)"
+    )
+    print(
+        f"No network call during load: {ours.network_attempts} attempts -> "
+        f"{'PASS' if silent else 'MISS'}"
+    )
+    return 0 if silent and ours.load / primitives.load <= MAX_RATIO else 1
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == CHILD_FLAG and sys.argv[2] == PHASES:
+        child_phases(Path(sys.argv[3]))
+    elif len(sys.argv) == 4 and sys.argv[1] == CHILD_FLAG:
+        child(sys.argv[2], Path(sys.argv[3]))
+    else:
+        sys.exit(main())
