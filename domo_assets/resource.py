@@ -23,6 +23,7 @@ from domo_assets.client import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_POOL_SIZE,
+    DEFAULT_POST_ATTEMPTS,
     DEFAULT_READ_TIMEOUT,
     DomoClient,
     PollSchedule,
@@ -90,6 +91,11 @@ class DomoResource(ConfigurableResource):
         default=DEFAULT_MAX_RETRIES,
         description="Retries of a read (GET) after a connection error, 429 or 5xx.",
     )
+    post_attempts: int = Field(
+        default=DEFAULT_POST_ATTEMPTS,
+        ge=1,
+        description="Tries of the export POST after failures that left no export in Domo.",
+    )
     backoff_max: float = Field(
         default=DEFAULT_BACKOFF_MAX, description="Longest wait between two retries, in seconds."
     )
@@ -156,6 +162,7 @@ class DomoResource(ConfigurableResource):
                 connect_timeout=self.connect_timeout,
                 read_timeout=self.read_timeout,
                 max_retries=self.max_retries,
+                post_attempts=self.post_attempts,
                 backoff_max=self.backoff_max,
                 log=log or get_dagster_logger(),
                 pool_size=max(DEFAULT_POOL_SIZE, self.max_concurrent_exports),
