@@ -498,6 +498,7 @@ class DomoClient:
         what: str,
         secrets: Iterable[str] = (),
         idempotent: bool = True,
+        renewed: bool = False,
     ) -> Any:
         url = f"{self.instance_url}{path}"
         session = self._session if idempotent else self._export_session
@@ -519,10 +520,16 @@ class DomoClient:
             raise DomoTimeoutError(
                 f"Domo {kind} for {what} ({type(exc).__name__})", DomoErrorDetail(method, path)
             ) from None
-        if response.status_code == 401 and self.auth.refresh():
+        if response.status_code == 401 and not renewed and self.auth.refresh():
             # An OAuth token may expire between our check and Domo's: renew once and retry.
             return self._request(
-                method, path, json=json, what=what, secrets=secrets, idempotent=idempotent
+                method,
+                path,
+                json=json,
+                what=what,
+                secrets=secrets,
+                idempotent=idempotent,
+                renewed=True,
             )
         if 300 <= response.status_code < 400:
             raise DomoInvalidRequestError(

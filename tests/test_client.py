@@ -347,6 +347,19 @@ def test_post_is_not_retried_on_400(client: DomoClient, sandbox: Sandbox) -> Non
 # -- OAuth and PDP ------------------------------------------------------------------------------
 
 
+def test_oauth_token_rejected_after_renewal_fails_once(sandbox: Sandbox) -> None:
+    sandbox.control.set_oauth_expires_in(0)  # every token Domo issues is already expired
+    auth = OAuthClientCredentialsAuth(
+        sandbox.client_id, sandbox.client_secret, api_url=sandbox.domo_url
+    )
+    client = DomoClient(sandbox.domo_url, auth)
+    with pytest.raises(DomoAuthenticationError) as info:
+        client.get_dataset(PHARMACY_CLAIMS_ID)
+    assert info.value.status == 401
+    assert auth.tokens_issued == 2, "one renewal after a 401, then the error (no loop)"
+    assert sandbox.client_secret not in str(info.value)
+
+
 def test_oauth_client_credentials_renew_before_expiry(sandbox: Sandbox) -> None:
     now = [0.0]
     auth = OAuthClientCredentialsAuth(
