@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from functools import partial
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetExecutionContext,
@@ -24,18 +25,20 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
+    ResourceParam,
     RetryPolicy,
     multi_asset,
 )
-from dagster_aws.s3 import S3Resource
 
-from domo_assets.catalog import DATASET_KEY_PREFIX, Catalog, ExportConfig
+from domo_assets.catalog import DATASET_KEY_PREFIX, DEFAULT_TIMEZONE, Catalog, ExportConfig
 from domo_assets.checks import check_results, check_specs
-from domo_assets.client import ExportStart, StartOutcome
 from domo_assets.metadata import export_prefix_uri, materialization_metadata
+from domo_assets.models import ExportStart, StartOutcome
 from domo_assets.outcome import ExportOutcome
-from domo_assets.resource import AwsCredentialsResource, DomoResource
-from domo_assets.runner import ExportRunner
+from domo_assets.resource import AwsCredentialsResource, DomoResource, S3ClientFactory
+
+if TYPE_CHECKING:
+    from domo_assets.runner import ExportRunner
 
 DATASET_KEY_SUFFIX = "_dataset"
 DOMO_POOL = "domo"
@@ -85,6 +88,20 @@ def build_export_spec(
 ) -> AssetSpec:
     """The spec of one export asset."""
     destination = export_prefix_uri(config.bucket, config.path)
+    metadata: dict[str, object] = {
+        "domo/dataset_id": config.dataset_id,
+        "dagster/uri": destination,
+        "s3/region": config.region,
+        # A JSON string would show in the UI as "all", quotes included.
+        "columns": (
+            MetadataValue.json(list(config.columns))
+            if config.columns
+            else MetadataValue.text("all")
+        ),
+    }
+    if config.schedule:
+        # Schedules run Dagster's implicit asset job, so the asset page names its cron here.
+        metadata["domo/schedule"] = f"{config.schedule} ({config.timezone or DEFAULT_TIMEZONE})"
     return AssetSpec(
         partitions_def=partitions_def,
         key=export_asset_key(config),
@@ -94,17 +111,7 @@ def build_export_spec(
         owners=config.owners,
         tags=config.tags,
         kinds={KIND_DOMO, KIND_S3},
-        metadata={
-            "domo/dataset_id": config.dataset_id,
-            "dagster/uri": destination,
-            "s3/region": config.region,
-            # A JSON string would show in the UI as "all", quotes included.
-            "columns": (
-                MetadataValue.json(list(config.columns))
-                if config.columns
-                else MetadataValue.text("all")
-            ),
-        },
+        metadata=metadata,
         freshness_policy=(
             FreshnessPolicy.time_window(fail_window=config.max_age) if config.max_age else None
         ),
@@ -190,9 +197,12 @@ def _export_multi_asset(
     def _exports(
         context: AssetExecutionContext,
         domo: DomoResource,
-        s3: S3Resource,
+        s3: ResourceParam[S3ClientFactory],
         aws_credentials: AwsCredentialsResource,
     ) -> Iterator[MaterializeResult]:
+        # Imported at run time: the runner pulls in requests, which loading does not need.
+        from domo_assets.runner import ExportRunner
+
         selected = [c for key, c in by_key.items() if key in context.selected_asset_keys]
         runner = ExportRunner(
             client=domo.get_client(log=context.log),
@@ -209,7 +219,7 @@ def _export_multi_asset(
 
 def run_exports(
     context: AssetExecutionContext,
-    runner: ExportRunner,
+    runner: "ExportRunner",
     configs: Sequence[ExportConfig],
     domo: DomoResource,
     partition_key: str | None = None,

@@ -13,10 +13,10 @@ from collections.abc import Callable
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
+from domo_assets.defaults import DEFAULT_API_URL
 from domo_assets.errors import DomoAuthenticationError, DomoErrorDetail, DomoResponseError
 
 DEVELOPER_TOKEN_HEADER = "X-DOMO-Developer-Token"
-DEFAULT_API_URL = "https://api.domo.com"
 OAUTH_TOKEN_PATH = "/oauth/token"
 DEFAULT_OAUTH_SCOPE = "data"
 # Renew a cached OAuth token this many seconds before Domo says it expires.

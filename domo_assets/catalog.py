@@ -42,6 +42,7 @@ BUNDLED_PARTITIONED_CATALOG = Path(__file__).with_name("exports_with_partitions.
 DEFAULT_GROUP = "domo_exports"
 DEFAULT_MIN_ROWS = 1
 DATASET_KEY_PREFIX = "domo"
+DEFAULT_TIMEZONE = "UTC"
 # The change sensor (catalog section ``sensor:``): a tick at most every minute, reading at most
 # 50 DataSets, so a 500-DataSet catalog is read in ten ticks rather than in one burst.
 DEFAULT_SENSOR_INTERVAL_SECONDS = 60

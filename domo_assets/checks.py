@@ -33,6 +33,8 @@ def check_specs(
 ) -> list[AssetCheckSpec]:
     """The checks every export asset carries (per partition for a partitioned export)."""
     blocking = config.blocking_checks
+    if partitions_def is None:
+        return _check_specs(config, key, partitions_def, blocking)
     with warnings.catch_warnings():
         # Partitioned check specs are a preview feature of Dagster 1.13; checks per partition
         # are what a partitioned export needs, so the warning is expected here.

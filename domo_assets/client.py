@@ -17,8 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from dataclasses import replace
 from typing import Any
 
 import requests
@@ -26,6 +25,16 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from domo_assets.auth import DomoAuth
+from domo_assets.defaults import (
+    DEFAULT_BACKOFF_FACTOR,
+    DEFAULT_BACKOFF_MAX,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_POOL_SIZE,
+    DEFAULT_POST_ATTEMPTS,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_RETRY_AFTER_MAX,
+)
 from domo_assets.errors import (
     DomoError,
     DomoErrorDetail,
@@ -47,24 +56,17 @@ from domo_assets.models import (
     DomoUser,
     Export,
     ExportRequest,
+    ExportStart,
     ExportStatus,
     QueryResult,
     RowFilter,
+    StartOutcome,
     parse_columns,
     parse_exports,
 )
 from domo_assets.polling import PollSchedule
 from domo_assets.version import __version__
 
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 60.0
-DEFAULT_MAX_RETRIES = 5
-DEFAULT_BACKOFF_FACTOR = 0.5
-DEFAULT_BACKOFF_MAX = 30.0
-DEFAULT_RETRY_AFTER_MAX = 300
-DEFAULT_POST_ATTEMPTS = 3
-# Connections kept per session; a client driving more concurrent exports gets a larger pool.
-DEFAULT_POOL_SIZE = 32
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 USER_AGENT = f"domo_assets/{__version__} (+dagster) python-requests/{requests.__version__}"
 
@@ -75,29 +77,6 @@ QUERY_PATH = "/api/query/v1/execute/{dataset_id}"
 ME_PATH = "/api/content/v2/users/me"
 
 logger = logging.getLogger(__name__)
-
-
-class StartOutcome(StrEnum):
-    """How a call to start an export ended."""
-
-    STARTED = "started"
-    """Domo started a new export."""
-    REUSED_PREVIOUS = "reused_previous"
-    """The data had not changed: Domo returned its previous export."""
-    ALREADY_RUNNING = "already_running"
-    """Domo returned an export that was already running for the DataSet."""
-    RECOVERED = "recovered"
-    """The POST's response was lost, but Domo had accepted it: the new export was found."""
-    ATTACHED = "attached"
-    """An export started by an earlier attempt of the same asset was still running: resumed."""
-
-
-@dataclass(frozen=True)
-class ExportStart:
-    """The export a start request led to, and how."""
-
-    export: Export
-    outcome: StartOutcome
 
 
 PollCallback = Callable[[Export, float], None]

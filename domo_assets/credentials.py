@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from domo_assets.models import AwsCredentials
+
+if TYPE_CHECKING:
+    import boto3
 
 DEFAULT_SESSION_DURATION = 3600
 SESSION_NAME_PREFIX = "domo-assets-"

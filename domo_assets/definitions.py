@@ -18,8 +18,8 @@ import os
 
 from dagster import EnvVar
 
-from domo_assets.auth import DEFAULT_API_URL
 from domo_assets.catalog import BUNDLED_CATALOG, EXPORTS_FILE_VAR, Catalog, load_catalog
+from domo_assets.defaults import DEFAULT_API_URL
 from domo_assets.location import build_definitions
 from domo_assets.resource import DomoResource
 

@@ -6,14 +6,18 @@ definitions for any catalog and any Domo instance.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dagster import Definitions
-from dagster_aws.s3 import S3Resource
 
 from domo_assets.assets import build_export_assets, build_partitioned_export_assets
 from domo_assets.catalog import Catalog
-from domo_assets.resource import AwsCredentialsResource, DomoResource
+from domo_assets.resource import AwsCredentialsResource, DomoResource, default_s3_resource
 from domo_assets.schedules import build_export_schedules
 from domo_assets.sensors import build_change_sensor, build_dataset_assets
+
+if TYPE_CHECKING:
+    from dagster_aws.s3 import S3Resource
 
 
 def build_definitions(
@@ -31,7 +35,8 @@ def build_definitions(
     Args:
         catalog: The validated catalog.
         domo: The Domo resource.
-        s3: The S3 resource for checks (default: boto3's chain and ``AWS_ENDPOINT_URL``).
+        s3: The S3 resource for checks (default: ``S3Resource()``, imported when a run needs
+            it: boto3's chain and ``AWS_ENDPOINT_URL``).
         aws_credentials: The credentials handed to Domo (default: boto3's chain).
     """
     exports = build_export_assets(catalog)
@@ -47,7 +52,7 @@ def build_definitions(
         schedules=build_export_schedules(catalog),
         resources={
             "domo": domo,
-            "s3": s3 or S3Resource(),
+            "s3": s3 or default_s3_resource,
             "aws_credentials": aws_credentials or AwsCredentialsResource(),
         },
     )

@@ -594,3 +594,26 @@ class QueryResult:
         if not self.rows or not self.rows[0]:
             raise DomoResponseError("Domo's query returned no rows where one value was expected")
         return self.rows[0][0]
+
+
+class StartOutcome(StrEnum):
+    """How a call to start an export ended."""
+
+    STARTED = "started"
+    """Domo started a new export."""
+    REUSED_PREVIOUS = "reused_previous"
+    """The data had not changed: Domo returned its previous export."""
+    ALREADY_RUNNING = "already_running"
+    """Domo returned an export that was already running for the DataSet."""
+    RECOVERED = "recovered"
+    """The POST's response was lost, but Domo had accepted it: the new export was found."""
+    ATTACHED = "attached"
+    """An export started by an earlier attempt of the same asset was still running: resumed."""
+
+
+@dataclass(frozen=True)
+class ExportStart:
+    """The export a start request led to, and how."""
+
+    export: Export
+    outcome: StartOutcome

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domo_assets.catalog import ExportConfig
-from domo_assets.client import StartOutcome
 from domo_assets.guard import DestinationReport
-from domo_assets.models import DataSetColumn, DataSetMetadata, DomoUser, Export
+from domo_assets.models import DataSetColumn, DataSetMetadata, DomoUser, Export, StartOutcome
 from domo_assets.storage import StoredObject
 from domo_assets.verify import VerificationReport
 

@@ -228,3 +228,24 @@ def test_cli_validates_and_materializes_every_export(sandbox: Sandbox, tmp_path:
     assert done.returncode == 0, done.stderr[-3000:]
     exported = {e["request"]["path"] for e in sandbox.control.exports() if e["status"] == "success"}
     assert exported == {e.path for e in load_catalog(BUNDLED_CATALOG).exports}
+
+
+def test_loading_the_code_location_leaves_http_and_aws_libraries_to_runs(
+    sandbox: Sandbox,
+) -> None:
+    """requests, boto3 and dagster_aws cost a load about 0.9 s together; only runs need them."""
+    probe = (
+        "import json, sys; import domo_assets.definitions as d; "
+        "d.defs.get_repository_def().load_all_definitions(); "
+        "print(json.dumps(sorted(m for m in ('requests', 'boto3', 'dagster_aws') "
+        "if m in sys.modules)))"
+    )
+    env = {**os.environ, **sandbox.env()}
+    env.pop("DOMO_EXPORTS_FILE", None)
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout.strip().splitlines()[-1] == "[]"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from domo_assets.auth import DeveloperTokenAuth, OAuthClientCredentialsAuth
-from domo_assets.client import DomoClient, ExportStart, PollSchedule, StartOutcome
+from domo_assets.client import DomoClient, PollSchedule
 from domo_assets.errors import (
     DomoAuthenticationError,
     DomoExportFailedError,
@@ -26,9 +26,11 @@ from domo_assets.models import (
     Condition,
     ExportQuery,
     ExportRequest,
+    ExportStart,
     ExportStatus,
     FilterOp,
     RowFilter,
+    StartOutcome,
     normalize_s3_url,
     parse_timestamp,
 )

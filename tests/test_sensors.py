@@ -20,8 +20,10 @@ from dagster import (
     DefaultSensorStatus,
     Definitions,
     SensorDefinition,
+    build_schedule_context,
     build_sensor_context,
 )
+from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.definitions.sensor_definition import SensorExecutionData
 
@@ -310,12 +312,14 @@ def test_schedules_group_exports_by_cron_and_timezone(tmp_path: Path) -> None:
     defs = build_definitions(catalog, DomoResource(instance_url="http://127.0.0.1:9"))
 
     schedules = build_export_schedules(catalog)
+    requests = {}
+    for schedule in schedules:
+        with build_schedule_context() as context:
+            (request,) = schedule.evaluate_tick(context).run_requests or ()
+        requests[schedule.cron_schedule, schedule.execution_timezone] = request
     found = {
-        (s.cron_schedule, s.execution_timezone): {
-            key.to_user_string()
-            for key in defs.resolve_job_def(s.job_name).asset_layer.executable_asset_keys
-        }
-        for s in schedules
+        group: {key.to_user_string() for key in request.asset_selection or ()}
+        for group, request in requests.items()
     }
 
     assert found == {
@@ -323,6 +327,17 @@ def test_schedules_group_exports_by_cron_and_timezone(tmp_path: Path) -> None:
         ("0 6 * * *", "Europe/Paris"): {"c"},
         ("*/15 * * * *", "UTC"): {"d"},
     }
+    # Every schedule runs Dagster's implicit asset job: loading resolves no job per schedule.
+    assert {s.job_name for s in schedules} == {IMPLICIT_ASSET_JOB_NAME}
+    assert defs.get_repository_def().job_names == [IMPLICIT_ASSET_JOB_NAME]
+    implicit = defs.resolve_implicit_global_asset_job_def()
+    assert all(
+        set(r.asset_selection or ()) <= implicit.asset_layer.executable_asset_keys
+        for r in requests.values()
+    )
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    assert specs["c"].metadata["domo/schedule"] == "0 6 * * * (Europe/Paris)"
+    assert specs["d"].metadata["domo/schedule"] == "*/15 * * * * (UTC)"
     assert [s.name for s in schedules] == [
         "domo_exports_schedule_0_6_x_x_x_UTC",
         "domo_exports_schedule_0_6_x_x_x_Europe_Paris",
@@ -411,6 +426,7 @@ def test_sensor_requested_run_materializes(sandbox: Sandbox) -> None:
     (request,) = tick(sensor, resource, baseline.cursor).run_requests
 
     with DagsterInstance.ephemeral() as instance:
+        assert sensor.job_name == IMPLICIT_ASSET_JOB_NAME
         result = defs.resolve_job_def(sensor.job_name).execute_in_process(
             instance=instance, asset_selection=request.asset_selection
         )
