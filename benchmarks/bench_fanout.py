@@ -15,17 +15,29 @@ and measures the wall time of Dagster runs:
   kind of results at once, with no network: what recording 100 materializations and 200
   check evaluations costs in one step (median of ``--repeat``).
 
-Each is measured in up to three modes, all in this process's view of wall time:
+Each is measured in up to four modes, all in this process's view of wall time:
 
-* ``multiprocess/sqlite``: ``execute_job`` of a reconstructable job with Dagster's default
-  multiprocess executor on a persistent instance in a temporary ``DAGSTER_HOME``: how a run
-  launched from the UI, a schedule or the sensor executes (a step process per op);
-* ``in-process/sqlite``: ``materialize`` (the in-process executor) on the same instance;
+* ``multiprocess/postgres``: ``execute_job`` of a reconstructable job with Dagster's default
+  multiprocess executor, as a run launched from the UI, a schedule or the sensor executes (a
+  step process per op), on the production deployment's storage: run, event-log and schedule
+  storage in PostgreSQL, configured by the ``storage`` section of ``deployment/dagster.yaml``
+  (its other sections are left out, so that only the storage differs from the SQLite modes),
+  on a throwaway local cluster with PostgreSQL's default durability (fsync and synchronous
+  commit on, checked before measuring). The instance gets a ``DAGSTER_HOME`` of its own, and
+  the ``DAGSTER_PG_*`` variables, while the mode runs (the step processes load the instance
+  from there): what a deployed run pays;
+* ``multiprocess/sqlite``: the same runs on Dagster's default storage, SQLite in a temporary
+  ``DAGSTER_HOME``;
+* ``in-process/sqlite``: ``materialize`` (the in-process executor) on that SQLite instance;
 * ``in-process/memory``: ``materialize`` on ``DagsterInstance.ephemeral()``.
 
-Dagster writes every event synchronously (SQLite: a new connection and a commit per event),
-so the storage sets a floor under (b); the step process start-up of the multiprocess executor
-is paid once per run by our layout and once per export by the naive one.
+Dagster writes every event synchronously, one after the other (a 100-export run records about
+1,000 events), so the storage's cost per event sets a floor under (b). SQLite opens a new
+connection and commits per event. dagster-postgres has no connection pool either: every write
+opens a connection (PostgreSQL forks a backend process for it, and the deployment's password
+authentication runs a SCRAM exchange), one per event and two per materialization, and each
+commit waits for its WAL flush. The step process start-up of the multiprocess executor is paid
+once per run by our layout and once per export by the naive one.
 
 Before each run the sandbox is reset, so every export is a real one (Domo would otherwise
 return the previous export of unchanged data at once). Resource settings other than the cap
@@ -34,9 +46,14 @@ its two passing checks per export, and distinct export ids.
 
 Goal: (b) <= 2 x (a), in each mode.
 
+The postgres mode needs PostgreSQL's ``initdb`` and ``pg_ctl`` (installed from apt first if
+missing, when run as root; the server then runs as user ``postgres``): see
+``tests/servers.py``'s ``postgres_cluster``.
+
 Usage::
 
     .venv/bin/python benchmarks/bench_fanout.py
+    .venv/bin/python benchmarks/bench_fanout.py --mode multiprocess/postgres --no-naive
     .venv/bin/python benchmarks/bench_fanout.py --exports 100 --cap 100 --repeat 3 --no-naive
 """
 
@@ -46,11 +63,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -90,12 +107,15 @@ from domo_assets.checks import check_specs
 from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.sandbox import EXPORT_BUCKET, SandboxControl, synthetic_dataset_id
 
+if TYPE_CHECKING:
+    from tests.servers import Postgres
+
 DEFAULT_EXPORTS = 100
 DEFAULT_CAP = 100
 DEFAULT_REPEAT = 3
 MAX_RATIO = 2.0
 CHECKS_PER_EXPORT = 2
-MODES = ("multiprocess/sqlite", "in-process/sqlite", "in-process/memory")
+MODES = ("multiprocess/postgres", "multiprocess/sqlite", "in-process/sqlite", "in-process/memory")
 SANDBOX_READY_SECONDS = 60.0
 SANDBOX_POLL_SECONDS = 0.1
 CATALOG_VAR = "BENCH_FANOUT_CATALOG"
@@ -105,6 +125,9 @@ NAIVE_JOB = "naive_fanout"
 FLOOR_OP = "dagster_floor"
 EXPORT_PATH_PREFIX = "bench/fanout"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEPLOYMENT_INSTANCE = PROJECT_ROOT / "deployment" / "dagster.yaml"
+# PostgreSQL's defaults, which the postgres mode must run with to measure what a deployment pays.
+DURABLE_SETTINGS = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
 
 Run = Callable[[], Any]
 
@@ -329,11 +352,78 @@ class _Detached:
 
 
 @contextmanager
+def environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """Set `variables` in this process's environment for the block, then restore them."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def check_durable(cluster: "Postgres") -> None:
+    """Fail unless the cluster runs with PostgreSQL's default durability (DURABLE_SETTINGS)."""
+    with closing(cluster.connect()) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", (list(DURABLE_SETTINGS),)
+        )
+        found = dict(cursor.fetchall())
+    if found != DURABLE_SETTINGS:
+        raise RuntimeError(f"the PostgreSQL cluster is not durable: {found}")
+
+
+def write_postgres_instance_yaml(dagster_home: Path) -> None:
+    """Write ``dagster.yaml`` with deployment/dagster.yaml's ``storage`` section alone.
+
+    The storage reads its connection settings from the ``DAGSTER_PG_*`` variables, as deployed.
+    The other sections stay at Dagster's defaults, as in the SQLite modes: the deployment's
+    ``domo`` pool limit, for one, would change what the runs wait for.
+    """
+    deployed = yaml.safe_load(DEPLOYMENT_INSTANCE.read_text(encoding="utf-8"))
+    document = yaml.safe_dump({"storage": deployed["storage"]}, sort_keys=False)
+    (dagster_home / "dagster.yaml").write_text(document, encoding="utf-8")
+
+
+@contextmanager
+def postgres_instance() -> Iterator[DagsterInstance]:
+    """An instance on PostgreSQL storage as deployed, on a durable throwaway cluster.
+
+    ``DAGSTER_HOME`` (a directory of its own) and the ``DAGSTER_PG_*`` variables are set in
+    this process's environment while the instance is open, because the multiprocess
+    executor's step processes inherit the environment and load the instance from it.
+    """
+    # Imported here, not at the top: every step process imports this module, and tests.servers
+    # imports pytest, which would add its import time to every run's step start-up.
+    from tests.servers import postgres_cluster
+
+    with (
+        postgres_cluster(durable=True) as cluster,
+        tempfile.TemporaryDirectory(prefix="bench-fanout-pg-home-") as home,
+        environment({**cluster.env(), "DAGSTER_HOME": home}),
+    ):
+        check_durable(cluster)
+        write_postgres_instance_yaml(Path(home))
+        with DagsterInstance.get() as instance:
+            yield instance
+
+
+@contextmanager
 def open_instance(mode: str) -> Iterator[DagsterInstance]:
-    """A persistent instance in ``DAGSTER_HOME`` (sqlite) or an in-memory one."""
-    persistent = mode.endswith("sqlite")
-    with DagsterInstance.get() if persistent else DagsterInstance.ephemeral() as instance:
-        yield instance
+    """The mode's instance: PostgreSQL as deployed, SQLite in ``DAGSTER_HOME``, or in memory."""
+    if mode.endswith("postgres"):
+        with postgres_instance() as instance:
+            yield instance
+    elif mode.endswith("sqlite"):
+        with DagsterInstance.get() as instance:
+            yield instance
+    else:
+        with DagsterInstance.ephemeral() as instance:
+            yield instance
 
 
 def runs_for(mode: str, catalog: Catalog, instance: DagsterInstance, cap: int) -> dict[str, Run]:

@@ -2,18 +2,23 @@
 
 Free loopback ports, subprocesses that log to a file and lead their own process group (so
 that stopping one stops its children too), polling that fails with the processes' output,
-apt-get installs of what a test needs, and a client of a Dagster webserver's GraphQL API.
+apt-get installs of what a test needs, a throwaway PostgreSQL cluster (also used by
+benchmarks/bench_fanout.py), and a client of a Dagster webserver's GraphQL API.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pwd
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -28,6 +33,16 @@ STOP_GRACE_SECONDS = 20.0
 KILL_WAIT_SECONDS = 5.0
 # How long apt-get waits for another apt-get or dpkg to release its lock.
 APT_LOCK_TIMEOUT_SECONDS = 120
+
+# The throwaway PostgreSQL cluster.
+PG_USER = "dagster"
+PG_DB = "dagster"
+PG_APT_TIMEOUT_SECONDS = 420
+PG_INITDB_TIMEOUT_SECONDS = 120
+PG_START_WAIT_SECONDS = 60
+PG_CTL_TIMEOUT_SECONDS = 90
+# Off for tests only, for speed: a crash of a throwaway cluster loses nothing worth keeping.
+PG_NON_DURABLE_SETTINGS = ("fsync=off", "full_page_writes=off")
 
 T = TypeVar("T")
 
@@ -212,6 +227,195 @@ def apt_get_install(arguments: Sequence[str], timeout: float) -> str | None:
         if result.returncode != 0:
             return f"`{' '.join(command)}` failed: {result.stderr.strip()[-500:]}"
     return None
+
+
+# --- a throwaway PostgreSQL cluster ----------------------------------------------------------
+
+
+class PostgresUnavailable(RuntimeError):
+    """PostgreSQL is not installed, and cannot be installed on this machine."""
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """A running throwaway PostgreSQL cluster on loopback.
+
+    Attributes:
+        host: The address it listens on.
+        port: Its TCP port.
+        user: A superuser, authenticated by password over TCP.
+        password: The user's password.
+        db_name: An empty database owned by the user.
+    """
+
+    host: str
+    port: int
+    user: str
+    password: str
+    db_name: str
+
+    def env(self) -> dict[str, str]:
+        """The DAGSTER_PG_* variables that deployment/dagster.yaml reads."""
+        return {
+            "DAGSTER_PG_HOST": self.host,
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USER": self.user,
+            "DAGSTER_PG_PASSWORD": self.password,
+            "DAGSTER_PG_DB": self.db_name,
+        }
+
+    def connect(self, db_name: str | None = None) -> Any:
+        """A psycopg2 connection (autocommit)."""
+        import psycopg2
+
+        connection = psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=db_name or self.db_name,
+            connect_timeout=10,
+        )
+        connection.autocommit = True
+        return connection
+
+
+def postgres_bin_dir() -> Path | None:
+    """The directory of initdb and pg_ctl: on PATH, or Debian's newest /usr/lib/postgresql."""
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
+    )
+    return candidates[-1].parent if candidates else None
+
+
+def install_postgres() -> str | None:
+    """Install PostgreSQL from apt (root only); return why not, or None once installed."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "initdb is not installed and apt-get cannot install it (not root, or no apt-get)"
+    return apt_get_install(["--no-install-recommends", "postgresql"], PG_APT_TIMEOUT_SECONDS)
+
+
+def installed_postgres_bin_dir() -> Path:
+    """The directory of initdb and pg_ctl, installing PostgreSQL from apt if needed.
+
+    Raises:
+        PostgresUnavailable: PostgreSQL is missing and cannot be installed (the reason).
+        RuntimeError: apt installed PostgreSQL but initdb is still not found.
+    """
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        reason = install_postgres()
+        if reason:
+            raise PostgresUnavailable(reason)
+        bin_dir = postgres_bin_dir()
+        if bin_dir is None:
+            raise RuntimeError("apt installed postgresql but initdb is not found")
+    return bin_dir
+
+
+def cluster_owner() -> str | None:
+    """The user that runs PostgreSQL when we are root (it refuses root); None if not root."""
+    if os.geteuid() != 0:
+        return None
+    with contextlib.suppress(KeyError):
+        return pwd.getpwnam("postgres").pw_name
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"],
+        check=True,
+    )
+    return "postgres"
+
+
+def run_checked(command: Sequence[str], what: str, timeout: float) -> None:
+    """Run `command`; raise RuntimeError with its output if it fails."""
+    result = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed: {result.stdout}{result.stderr}")
+
+
+def initdb(bin_dir: Path, data_dir: Path, password_file: Path, as_owner: Sequence[str]) -> None:
+    """Create a cluster in `data_dir` whose superuser PG_USER logs in by password over TCP."""
+    command = [
+        *as_owner,
+        str(bin_dir / "initdb"),
+        *("-D", str(data_dir), "-U", PG_USER, f"--pwfile={password_file}"),
+        *("--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C"),
+        # Only skips flushing the new files at creation; the server's settings are untouched.
+        "--no-sync",
+    ]
+    run_checked(command, "initdb", PG_INITDB_TIMEOUT_SECONDS)
+
+
+def write_password(base: Path, owner: str | None) -> tuple[str, Path]:
+    """A new random password, written to a file in `base`; both are given to `owner` (if
+    any), who runs initdb."""
+    password = secrets.token_urlsafe(18)
+    password_file = base / "password"
+    password_file.write_text(password, encoding="utf-8")
+    if owner:
+        owner_ids = pwd.getpwnam(owner)
+        for path in (base, password_file):
+            os.chown(path, owner_ids.pw_uid, owner_ids.pw_gid)
+    return password, password_file
+
+
+@contextlib.contextmanager
+def postgres_cluster(*, durable: bool) -> Iterator[Postgres]:
+    """A PostgreSQL cluster in a temporary directory on a free loopback port, password auth,
+    with an empty database PG_DB; stopped and deleted afterwards.
+
+    Installs PostgreSQL from apt first if initdb is missing (root only), and runs the server
+    as user ``postgres`` when we are root (PostgreSQL refuses to run as root).
+
+    Args:
+        durable: True for PostgreSQL's default durability settings (fsync, full page writes,
+            synchronous commit), what a real deployment pays per commit; False turns fsync and
+            full page writes off, for tests that do not measure time.
+
+    Yields:
+        The running cluster.
+
+    Raises:
+        PostgresUnavailable: PostgreSQL is missing and cannot be installed (the reason).
+        RuntimeError: initdb or pg_ctl failed (with their output).
+    """
+    bin_dir = installed_postgres_bin_dir()
+    owner = cluster_owner()
+    as_owner = ["runuser", "-u", owner, "--"] if owner else []
+    base = Path(tempfile.mkdtemp(prefix="dagster-pg-"))
+    data_dir = base / "data"
+    port = free_port()
+    pg_ctl = [*as_owner, str(bin_dir / "pg_ctl"), "-D", str(data_dir)]
+    settings = () if durable else PG_NON_DURABLE_SETTINGS
+    options = " ".join([f"-h 127.0.0.1 -p {port} -k {base}", *(f"-c {s}" for s in settings)])
+    started = False
+    try:
+        password, password_file = write_password(base, owner)
+        initdb(bin_dir, data_dir, password_file, as_owner)
+        # From here on, stop the server whatever happens: pg_ctl may leave one running even
+        # when it fails or times out.
+        started = True
+        start = [*pg_ctl, "-l", str(base / "postgres.log"), "-w", "-t", str(PG_START_WAIT_SECONDS)]
+        run_checked([*start, "-o", options, "start"], "pg_ctl start", PG_CTL_TIMEOUT_SECONDS)
+        cluster = Postgres("127.0.0.1", port, PG_USER, password, PG_DB)
+        with (
+            contextlib.closing(cluster.connect("postgres")) as connection,
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(f"CREATE DATABASE {PG_DB}")
+        yield cluster
+    finally:
+        if started:
+            subprocess.run(
+                [*pg_ctl, "-m", "immediate", "stop"],
+                capture_output=True,
+                timeout=PG_CTL_TIMEOUT_SECONDS,
+            )
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # --- a Dagster webserver's GraphQL API --------------------------------------------------------

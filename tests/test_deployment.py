@@ -17,15 +17,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pwd
 import re
-import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +31,12 @@ import requests
 import yaml
 from servers import (
     GraphQL,
+    Postgres,
+    PostgresUnavailable,
     Processes,
-    apt_get_install,
     free_port,
     location_loaded,
+    postgres_cluster,
     wait_until,
 )
 
@@ -86,9 +84,6 @@ EXPECTED_CHECKS = {"row_count", "s3_objects"}
 STARTUP_TIMEOUT_SECONDS = 90.0
 RUN_TIMEOUT_SECONDS = 120.0
 GRAPHQL_TIMEOUT_SECONDS = 60.0
-APT_TIMEOUT_SECONDS = 420
-PG_SMOKE_USER = "dagster_smoke"
-PG_SMOKE_DB = "dagster_smoke"
 TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
@@ -410,141 +405,16 @@ def test_helm_targets_the_installed_dagster_version() -> None:
 # --- smoke test: PostgreSQL -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Postgres:
-    """A running throwaway PostgreSQL cluster on loopback."""
-
-    host: str
-    port: int
-    user: str
-    password: str
-    db_name: str
-
-    def env(self) -> dict[str, str]:
-        """The DAGSTER_PG_* variables that deployment/dagster.yaml reads."""
-        return {
-            "DAGSTER_PG_HOST": self.host,
-            "DAGSTER_PG_PORT": str(self.port),
-            "DAGSTER_PG_USER": self.user,
-            "DAGSTER_PG_PASSWORD": self.password,
-            "DAGSTER_PG_DB": self.db_name,
-        }
-
-    def connect(self, db_name: str | None = None) -> Any:
-        """A psycopg2 connection (autocommit)."""
-        import psycopg2
-
-        connection = psycopg2.connect(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            dbname=db_name or self.db_name,
-            connect_timeout=10,
-        )
-        connection.autocommit = True
-        return connection
-
-
-def postgres_bin_dir() -> Path | None:
-    """The directory of initdb and pg_ctl: on PATH, or Debian's newest /usr/lib/postgresql."""
-    initdb = shutil.which("initdb")
-    if initdb:
-        return Path(initdb).parent
-    candidates = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
-    )
-    return candidates[-1].parent if candidates else None
-
-
-def install_postgres() -> str | None:
-    """Install PostgreSQL from apt (root only); return why not, or None once installed."""
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return "initdb is not installed and apt-get cannot install it (not root, or no apt-get)"
-    return apt_get_install(["--no-install-recommends", "postgresql"], APT_TIMEOUT_SECONDS)
-
-
-def cluster_owner() -> str | None:
-    """The user that runs PostgreSQL when we are root (it refuses root); None if not root."""
-    if os.geteuid() != 0:
-        return None
-    with contextlib.suppress(KeyError):
-        return pwd.getpwnam("postgres").pw_name
-    subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"],
-        check=True,
-    )
-    return "postgres"
-
-
 @pytest.fixture
 def postgres() -> Iterator[Postgres]:
-    """A PostgreSQL cluster in a temporary directory on a free loopback port, password auth,
-    with an empty database; stopped and deleted afterwards."""
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        reason = install_postgres()
-        if reason:
-            pytest.skip(f"PostgreSQL is unavailable: {reason}")
-        bin_dir = postgres_bin_dir()
-        assert bin_dir is not None, "apt installed postgresql but initdb is not found"
-
-    owner = cluster_owner()
-    as_owner = ["runuser", "-u", owner, "--"] if owner else []
-    base = Path(tempfile.mkdtemp(prefix="dagster-smoke-pg-"))
-    data_dir = base / "data"
-    password = secrets.token_urlsafe(18)
-    password_file = base / "password"
-    password_file.write_text(password, encoding="utf-8")
-    if owner:
-        owner_ids = pwd.getpwnam(owner)
-        for path in (base, password_file):
-            os.chown(path, owner_ids.pw_uid, owner_ids.pw_gid)
-    port = free_port()
-    pg_ctl = [*as_owner, str(bin_dir / "pg_ctl"), "-D", str(data_dir)]
-    started = False
-    try:
-        initdb = subprocess.run(
-            [
-                *as_owner,
-                str(bin_dir / "initdb"),
-                "-D",
-                str(data_dir),
-                "-U",
-                PG_SMOKE_USER,
-                f"--pwfile={password_file}",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert initdb.returncode == 0, f"initdb failed: {initdb.stdout}{initdb.stderr}"
-        options = f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off -c full_page_writes=off"
-        start = subprocess.run(
-            [*pg_ctl, "-l", str(base / "postgres.log"), "-w", "-t", "60", "-o", options, "start"],
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-        started = True
-        assert start.returncode == 0, f"pg_ctl start failed: {start.stdout}{start.stderr}"
-        cluster = Postgres("127.0.0.1", port, PG_SMOKE_USER, password, PG_SMOKE_DB)
-        with (
-            contextlib.closing(cluster.connect("postgres")) as connection,
-            connection.cursor() as cursor,
-        ):
-            cursor.execute(f"CREATE DATABASE {PG_SMOKE_DB}")
+    """A throwaway PostgreSQL cluster (servers.postgres_cluster) with fsync off, since the
+    smoke test measures nothing; skipped when PostgreSQL cannot be installed."""
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(postgres_cluster(durable=False))
+        except PostgresUnavailable as error:
+            pytest.skip(f"PostgreSQL is unavailable: {error}")
         yield cluster
-    finally:
-        if started:
-            subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 # --- smoke test: GraphQL ----------------------------------------------------------------------
