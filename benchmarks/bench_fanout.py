@@ -122,6 +122,7 @@ CATALOG_VAR = "BENCH_FANOUT_CATALOG"
 CAP_VAR = "BENCH_FANOUT_CAP"
 OURS_JOB = "domo_exports_fanout"
 NAIVE_JOB = "naive_fanout"
+FLOOR_JOB = "dagster_floor_fanout"
 FLOOR_OP = "dagster_floor"
 EXPORT_PATH_PREFIX = "bench/fanout"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -243,6 +244,12 @@ def naive_job() -> JobDefinition:
         for config in catalog.exports
     ]
     return _multiprocess_job(NAIVE_JOB, catalog, [*build_dataset_specs(catalog), *ops])
+
+
+def floor_job() -> JobDefinition:
+    """Dagster's floor (d) under the multiprocess executor; reconstructable, like ours_job."""
+    catalog = load_catalog(os.environ[CATALOG_VAR])
+    return _multiprocess_job(FLOOR_JOB, catalog, floor_assets(catalog))
 
 
 def _multiprocess_job(name: str, catalog: Catalog, assets: Sequence[Any]) -> JobDefinition:
@@ -435,6 +442,7 @@ def runs_for(mode: str, catalog: Catalog, instance: DagsterInstance, cap: int) -
         return {
             "(a) 1 export": out_of_process(ours_job, instance, first),
             f"(b) {count} exports, one step": out_of_process(ours_job, instance, None),
+            f"(d) Dagster floor, {count} results": out_of_process(floor_job, instance, None),
         }
     exports = [*build_dataset_specs(catalog), build_export_assets(catalog, retry_policy=None)]
     return {
