@@ -441,6 +441,7 @@ class DomoClient:
             "still running",
             exc.detail,
             active_export_id=active.export_id,
+            active_export=active,
         )
 
     def _find_new_export(self, dataset_id: str, known: dict[str, Export]) -> Export | None:

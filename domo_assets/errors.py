@@ -8,6 +8,10 @@ method and path, never from headers or bodies it sent.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from domo_assets.models import Export
 
 
 @dataclass(frozen=True)
@@ -83,8 +87,16 @@ class DomoExportInProgressError(DomoInvalidRequestError):
 
     hint = "Domo allows one active export per DataSet: wait for it to finish, or attach to it"
 
-    def __init__(self, summary: str, detail: DomoErrorDetail | None, active_export_id: str):
+    def __init__(
+        self,
+        summary: str,
+        detail: DomoErrorDetail | None,
+        active_export_id: str,
+        active_export: Export | None = None,
+    ):
         self.active_export_id = active_export_id
+        # The running export as the client just listed it, so callers need not list again.
+        self.active_export = active_export
         super().__init__(summary, detail)
 
 

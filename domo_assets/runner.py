@@ -198,6 +198,7 @@ class ExportRunner:
         Returns:
             The start, and the DataSet's exports as listed just before it (its history).
         """
+        waited_for: list[str] = []
         for _ in range(MAX_START_ATTEMPTS):
             history = self.client.list_exports(config.dataset_id)
             running = latest_active(history)
@@ -207,8 +208,9 @@ class ExportRunner:
                     request = self._request(config, partition_key)
                     start = self.client.start_export(config.dataset_id, request, listed=history)
                 except DomoExportInProgressError as exc:
-                    running = self.client.active_export(config.dataset_id)
-                    if running is None or running.export_id != exc.active_export_id:
+                    # The client listed the DataSet's exports to name the running one.
+                    running = exc.active_export
+                    if running is None:
                         continue
                 else:
                     if start.outcome is not StartOutcome.ALREADY_RUNNING:
@@ -224,11 +226,13 @@ class ExportRunner:
                 )
                 return ExportStart(running, StartOutcome.ATTACHED), history
             self._wait_for_other(config, running)
+            waited_for.append(running.export_id)
         raise DomoExportInProgressError(
-            f"{config.name}: DataSet {config.dataset_id} had other exports running through "
-            f"{MAX_START_ATTEMPTS} attempts to start one",
+            f"{config.name}: DataSet {config.dataset_id} had another export running at each of "
+            f"{MAX_START_ATTEMPTS} attempts to start one (waited for "
+            f"{', '.join(dict.fromkeys(waited_for)) or 'none'})",
             None,
-            active_export_id="",
+            active_export_id=waited_for[-1] if waited_for else "",
         )
 
     def _request(self, config: ExportConfig, partition_key: str | None) -> ExportRequest:

@@ -210,6 +210,10 @@ def test_second_export_while_one_runs_is_in_progress_error(
     with pytest.raises(DomoExportInProgressError) as info:
         client.start_export(PHARMACY_CLAIMS_ID, make_request(sandbox, path="tests/b"))
     assert info.value.active_export_id == first.export.export_id
+    # The running export rides on the error, so the runner need not list the exports again.
+    assert info.value.active_export is not None
+    assert info.value.active_export.export_id == first.export.export_id
+    assert info.value.active_export.is_active
 
 
 def test_second_export_returning_running_one_is_flagged(
