@@ -7,9 +7,10 @@ export steps across runs. So a run of 100 exports is one process, not 100, and e
 still gets its own materialization and checks. This module knows Dagster, not HTTP.
 """
 
+import logging
 import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,9 @@ KIND_S3 = "s3"
 # earlier attempt started instead of starting another.
 ACTIVE_EXPORT_KV_PREFIX = "domo_assets/export/"
 DEFAULT_RETRY_POLICY = RetryPolicy(max_retries=2, delay=10)
+# Start lines of a step's exports wait at most this long to be logged together: Dagster stores
+# each log line as an event, one by one, so 100 starts would otherwise be 100 events.
+START_LINES_INTERVAL = 1.0
 
 
 def dataset_asset_key(config: ExportConfig) -> AssetKey:
@@ -204,15 +208,17 @@ def _export_multi_asset(
         from domo_assets.runner import ExportRunner
 
         selected = [c for key, c in by_key.items() if key in context.selected_asset_keys]
+        start_lines = StartLines()
         runner = ExportRunner(
             client=domo.get_client(log=context.log),
             s3_client=s3.get_client(),
             credentials=aws_credentials.get_provider(),
             schedule=domo.poll_schedule,
             log=context.log,
+            announce=start_lines.add,
         )
         partition_key = context.partition_key if partitions_def else None
-        yield from run_exports(context, runner, selected, domo, partition_key)
+        yield from run_exports(context, runner, selected, domo, partition_key, start_lines)
 
     return _exports
 
@@ -223,12 +229,23 @@ def run_exports(
     configs: Sequence[ExportConfig],
     domo: DomoResource,
     partition_key: str | None = None,
+    start_lines: "StartLines | None" = None,
 ) -> Iterator[MaterializeResult]:
     """Drive exports concurrently, yielding each one's result as soon as it is known.
 
     A failed export does not hide the others: every successful one is materialized, then the
     step fails naming each failure.
+
+    Args:
+        context: The step's context.
+        runner: Drives one export.
+        configs: The exports to drive.
+        domo: The Domo resource (its cap on concurrent exports, its instance URL).
+        partition_key: The partition to export, for a partitioned asset.
+        start_lines: Where the runner's start lines gather (given to the runner as its
+            ``announce``); logged together at most every ``START_LINES_INTERVAL`` seconds.
     """
+    lines = start_lines or StartLines()
     kv = _ExportRegistry(context)
     failures: dict[str, str] = {}
     workers = max(1, min(len(configs), domo.max_concurrent_exports))
@@ -244,7 +261,7 @@ def run_exports(
             for config in configs
         }
         try:
-            for future in as_completed(futures):
+            for future in _completed(futures, lines, context.log):
                 config = futures[future]
                 try:
                     outcome = future.result()
@@ -257,6 +274,7 @@ def run_exports(
             # Run termination: stop polling at once and say where each export stands.
             runner.stop.set()
             executor.shutdown(wait=True, cancel_futures=True)
+            lines.flush(context.log)
             _log_positions(context, futures)
             raise
     if failures:
@@ -265,6 +283,45 @@ def run_exports(
             + "; ".join(f"{name}: {reason}" for name, reason in failures.items()),
             metadata={"failed_exports": MetadataValue.json(failures)},
         )
+
+
+class StartLines:
+    """The start lines of a step's exports, logged together (thread-safe).
+
+    Exports start in worker threads within moments of each other; logging each line as it
+    comes would store one event per export. The step's main thread logs what gathered each time
+    it wakes (``flush``): one line as it is, several as one message.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        """Gather one start line (called from the export threads)."""
+        with self._lock:
+            self._lines.append(line)
+
+    def flush(self, log: logging.Logger) -> None:
+        """Log the lines gathered since the last flush, if any, as one event."""
+        with self._lock:
+            lines, self._lines = self._lines, []
+        if len(lines) == 1:
+            log.info(lines[0])
+        elif lines:
+            log.info(f"{len(lines)} Domo exports started or resumed:\n" + "\n".join(lines))
+
+
+def _completed(
+    futures: Iterable[Future[ExportOutcome]], start_lines: StartLines, log: logging.Logger
+) -> Iterator[Future[ExportOutcome]]:
+    """The futures as they complete, like ``as_completed``, logging gathered start lines
+    whenever one completes and at least every ``START_LINES_INTERVAL`` seconds."""
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=START_LINES_INTERVAL, return_when=FIRST_COMPLETED)
+        start_lines.flush(log)
+        yield from done
 
 
 def _log_positions(

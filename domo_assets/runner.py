@@ -52,6 +52,8 @@ class ExportRunner:
         schedule: How often to poll.
         log: Progress log.
         stop: Set when the run is terminated; polling stops promptly.
+        announce: Receives each export's start line ("<name>: Domo export <id> started");
+            ``log.info`` by default. A caller driving many exports may gather them.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class ExportRunner:
         schedule: PollSchedule,
         log: logging.Logger,
         stop: threading.Event | None = None,
+        announce: Callable[[str], None] | None = None,
     ):
         self.client = client
         self.s3_client = s3_client
@@ -69,6 +72,7 @@ class ExportRunner:
         self.schedule = schedule
         self.log = log
         self.stop = stop or threading.Event()
+        self.announce = announce or log.info
         self._lock = threading.Lock()
         self._user: DomoUser | None = None
         self._user_known = False
@@ -214,14 +218,14 @@ class ExportRunner:
                         continue
                 else:
                     if start.outcome is not StartOutcome.ALREADY_RUNNING:
-                        self.log.info(
+                        self.announce(
                             f"{config.name}: Domo export {start.export.export_id} {start.outcome.value}"
                         )
                         return start, history
                     running = start.export
             # Read the registry only now: a concurrent run may have just recorded this export.
             if running.export_id == started_here():
-                self.log.info(
+                self.announce(
                     f"{config.name}: attaching to Domo export {running.export_id}, started for this asset earlier"
                 )
                 return ExportStart(running, StartOutcome.ATTACHED), history

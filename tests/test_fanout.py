@@ -12,6 +12,7 @@ from support import (
     check_outcomes,
     domo_resource,
     failure_text,
+    log_messages,
     materializations,
     materialize_catalog,
     write_catalog,
@@ -115,3 +116,22 @@ def test_each_export_lists_the_datasets_exports_once_before_posting(
         post = export_calls.index("POST")
         assert export_calls[:post] == ["GET"], f"{dataset_id}: {calls}"
     assert sum(1 for r in requests if r["path"].endswith("/users/me")) == 1
+
+
+def test_start_lines_are_logged_together_naming_every_export(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    ids = sandbox.control.add_synthetic_datasets(EXPORTS)
+    catalog = fanout_catalog(tmp_path, ids)
+
+    result = materialize_catalog(
+        catalog, instance, domo_resource(sandbox, max_concurrent_exports=EXPORTS)
+    )
+
+    assert result.success
+    started = [m for m in log_messages(instance, result) if "Domo export" in m and "started" in m]
+    text = "\n".join(started)
+    for name, found in materializations(result).items():
+        assert f"{name}: Domo export {found['export_id']} started" in text
+    # Ten exports starting within moments: a few stored events, not one each.
+    assert len(started) < EXPORTS, started
