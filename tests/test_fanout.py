@@ -41,6 +41,17 @@ def fanout_catalog(tmp_path: Path, dataset_ids: Sequence[str]) -> Catalog:
     )
 
 
+def materialize_all_at_once(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, dataset_ids: Sequence[str]
+) -> Any:
+    """One run exporting each DataSet once, every export driven at the same time."""
+    return materialize_catalog(
+        fanout_catalog(tmp_path, dataset_ids),
+        instance,
+        domo_resource(sandbox, max_concurrent_exports=len(dataset_ids)),
+    )
+
+
 def most_at_once(exports: Sequence[dict[str, Any]]) -> int:
     """The most exports Domo was running at the same moment."""
     edges = sorted(
@@ -59,11 +70,8 @@ def test_every_export_gets_its_own_results_and_a_failure_hides_none(
 ) -> None:
     ids = sandbox.control.add_synthetic_datasets(EXPORTS)
     sandbox.control.set_behaviour(ids[3], export_outcome="error")
-    catalog = fanout_catalog(tmp_path, ids)
 
-    result = materialize_catalog(
-        catalog, instance, domo_resource(sandbox, max_concurrent_exports=EXPORTS)
-    )
+    result = materialize_all_at_once(sandbox, instance, tmp_path, ids)
 
     assert not result.success
     found = materializations(result)
@@ -102,11 +110,8 @@ def test_each_export_lists_the_datasets_exports_once_before_posting(
     sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
 ) -> None:
     ids = sandbox.control.add_synthetic_datasets(EXPORTS)
-    catalog = fanout_catalog(tmp_path, ids)
 
-    result = materialize_catalog(
-        catalog, instance, domo_resource(sandbox, max_concurrent_exports=EXPORTS)
-    )
+    result = materialize_all_at_once(sandbox, instance, tmp_path, ids)
 
     assert result.success
     requests = sandbox.control.requests()
@@ -122,11 +127,8 @@ def test_start_lines_are_logged_together_naming_every_export(
     sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
 ) -> None:
     ids = sandbox.control.add_synthetic_datasets(EXPORTS)
-    catalog = fanout_catalog(tmp_path, ids)
 
-    result = materialize_catalog(
-        catalog, instance, domo_resource(sandbox, max_concurrent_exports=EXPORTS)
-    )
+    result = materialize_all_at_once(sandbox, instance, tmp_path, ids)
 
     assert result.success
     started = [m for m in log_messages(instance, result) if "Domo export" in m and "started" in m]
