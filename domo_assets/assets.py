@@ -218,7 +218,7 @@ def _export_multi_asset(
             announce=start_lines.add,
         )
         partition_key = context.partition_key if partitions_def else None
-        yield from run_exports(context, runner, selected, domo, partition_key, start_lines)
+        yield from run_exports(context, runner, selected, domo, start_lines, partition_key)
 
     return _exports
 
@@ -228,8 +228,8 @@ def run_exports(
     runner: "ExportRunner",
     configs: Sequence[ExportConfig],
     domo: DomoResource,
+    start_lines: "StartLines",
     partition_key: str | None = None,
-    start_lines: "StartLines | None" = None,
 ) -> Iterator[MaterializeResult]:
     """Drive exports concurrently, yielding each one's result as soon as it is known.
 
@@ -241,11 +241,10 @@ def run_exports(
         runner: Drives one export.
         configs: The exports to drive.
         domo: The Domo resource (its cap on concurrent exports, its instance URL).
+        start_lines: Where the runner's start lines gather (the runner's ``announce``);
+            logged together at most every ``START_LINES_INTERVAL`` seconds.
         partition_key: The partition to export, for a partitioned asset.
-        start_lines: Where the runner's start lines gather (given to the runner as its
-            ``announce``); logged together at most every ``START_LINES_INTERVAL`` seconds.
     """
-    lines = start_lines or StartLines()
     kv = _ExportRegistry(context)
     failures: dict[str, str] = {}
     workers = max(1, min(len(configs), domo.max_concurrent_exports))
@@ -261,7 +260,7 @@ def run_exports(
             for config in configs
         }
         try:
-            for future in _completed(futures, lines, context.log):
+            for future in _completed(futures, start_lines, context.log):
                 config = futures[future]
                 try:
                     outcome = future.result()
@@ -274,7 +273,7 @@ def run_exports(
             # Run termination: stop polling at once and say where each export stands.
             runner.stop.set()
             executor.shutdown(wait=True, cancel_futures=True)
-            lines.flush(context.log)
+            start_lines.flush(context.log)
             _log_positions(context, futures)
             raise
     if failures:
