@@ -9,12 +9,12 @@ still gets its own materialization and checks. This module knows Dagster, not HT
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from functools import partial
 from typing import TYPE_CHECKING
 
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -33,12 +33,14 @@ from dagster import (
 
 from domo_assets.catalog import DATASET_KEY_PREFIX, DEFAULT_TIMEZONE, Catalog, ExportConfig
 from domo_assets.checks import check_results, check_specs
+from domo_assets.errors import is_permanent
 from domo_assets.metadata import export_prefix_uri, materialization_metadata
-from domo_assets.models import ExportStart, StartOutcome
 from domo_assets.outcome import ExportOutcome
 from domo_assets.resource import AwsCredentialsResource, DomoResource, S3ClientFactory
+from domo_assets.verdicts import HEADER_CHECK, verdicts, verified
 
 if TYPE_CHECKING:
+    from domo_assets.ledger import InstanceLedger
     from domo_assets.runner import ExportRunner
 
 DATASET_KEY_SUFFIX = "_dataset"
@@ -46,9 +48,6 @@ DOMO_POOL = "domo"
 EXPORTS_OP_NAME = "domo_exports"
 KIND_DOMO = "domo"
 KIND_S3 = "s3"
-# Kept in Dagster's key-value store so a retried step or re-executed run resumes the export an
-# earlier attempt started instead of starting another.
-ACTIVE_EXPORT_KV_PREFIX = "domo_assets/export/"
 DEFAULT_RETRY_POLICY = RetryPolicy(max_retries=2, delay=10)
 # Start lines of a step's exports wait at most this long to be logged together: Dagster stores
 # each log line as an event, one by one, so 100 starts would otherwise be 100 events.
@@ -203,7 +202,7 @@ def _export_multi_asset(
         domo: DomoResource,
         s3: ResourceParam[S3ClientFactory],
         aws_credentials: AwsCredentialsResource,
-    ) -> Iterator[MaterializeResult]:
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
         # Imported at run time: the runner pulls in requests, which loading does not need.
         from domo_assets.runner import ExportRunner
 
@@ -216,6 +215,7 @@ def _export_multi_asset(
             schedule=domo.poll_schedule,
             log=context.log,
             announce=start_lines.add,
+            stale_after=domo.stale_export_after,
         )
         partition_key = context.partition_key if partitions_def else None
         yield from run_exports(context, runner, selected, domo, start_lines, partition_key)
@@ -230,11 +230,15 @@ def run_exports(
     domo: DomoResource,
     start_lines: "StartLines",
     partition_key: str | None = None,
-) -> Iterator[MaterializeResult]:
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Drive exports concurrently, yielding each one's result as soon as it is known.
 
-    A failed export does not hide the others: every successful one is materialized, then the
-    step fails naming each failure.
+    An export is materialized only when every check passed; otherwise its check results are
+    recorded without a materialization. A failed export does not hide the others: every verified
+    one is materialized, then the step fails naming each failure. On a step retry, exports an
+    earlier attempt of this run materialized are not exported again; a failure that a retry
+    cannot mend (access, configuration, another request's export, a spent wait) does not ask
+    for one.
 
     Args:
         context: The step's context.
@@ -245,19 +249,22 @@ def run_exports(
             logged together at most every ``START_LINES_INTERVAL`` seconds.
         partition_key: The partition to export, for a partitioned asset.
     """
-    kv = _ExportRegistry(context)
+    from domo_assets.ledger import InstanceLedger
+
+    ledgers = {
+        c.name: InstanceLedger(context.instance, export_asset_key(c), partition_key, context.run_id)
+        for c in configs
+    }
+    pending = _not_yet_materialized(context, configs, ledgers)
     failures: dict[str, str] = {}
-    workers = max(1, min(len(configs), domo.max_concurrent_exports))
+    permanent: dict[str, bool] = {}
+    workers = max(1, min(len(pending), domo.max_concurrent_exports))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domo-export") as executor:
         futures: dict[Future[ExportOutcome], ExportConfig] = {
             executor.submit(
-                runner.run,
-                config,
-                partition_key=partition_key,
-                started_here=partial(kv.get, config, partition_key),
-                on_start=partial(kv.record, partition_key=partition_key),
+                runner.run, config, partition_key=partition_key, ledger=ledgers[config.name]
             ): config
-            for config in configs
+            for config in pending
         }
         try:
             for future in _completed(futures, start_lines, context.log):
@@ -266,9 +273,17 @@ def run_exports(
                     outcome = future.result()
                 except Exception as exc:
                     failures[config.name] = str(exc)
+                    permanent[config.name] = is_permanent(exc)
                     context.log.error(f"{config.name}: {exc}")
                     continue
-                yield _result(outcome, domo.instance_url)
+                key = export_asset_key(config)
+                if verified(outcome):
+                    yield _result(outcome, domo.instance_url)
+                    continue
+                yield from check_results(outcome, key)
+                failures[config.name] = _refusal(outcome)
+                permanent[config.name] = _refusal_is_permanent(outcome)
+                context.log.error(f"{config.name}: {failures[config.name]}")
         except BaseException:
             # Run termination: stop polling at once and say where each export stands.
             runner.stop.set()
@@ -280,8 +295,57 @@ def run_exports(
         raise Failure(
             description=f"{len(failures)} of {len(configs)} Domo export(s) failed: "
             + "; ".join(f"{name}: {reason}" for name, reason in failures.items()),
-            metadata={"failed_exports": MetadataValue.json(failures)},
+            metadata={
+                "failed_exports": MetadataValue.json(failures),
+                "permanent_failures": MetadataValue.json(
+                    sorted(n for n, p in permanent.items() if p)
+                ),
+            },
+            # A retry redoes only what failed; it is worth it unless nothing failed for a
+            # reason a retry could mend.
+            allow_retries=not all(permanent.values()),
         )
+
+
+def _not_yet_materialized(
+    context: AssetExecutionContext,
+    configs: Sequence[ExportConfig],
+    ledgers: Mapping[str, "InstanceLedger"],
+) -> list[ExportConfig]:
+    """The exports to drive: on a step retry, those an earlier attempt did not materialize.
+
+    Dagster keeps an earlier attempt's materializations as the run's outputs, so downstream
+    steps of the run still see them.
+    """
+    if context.retry_number == 0:
+        return list(configs)
+    done = {}
+    for config in configs:
+        latest = ledgers[config.name].latest_materialization()
+        if latest is not None and latest.run_id == context.run_id:
+            done[config.name] = latest.export_id
+    if done:
+        context.log.info(
+            f"Attempt {context.retry_number + 1}: {len(done)} export(s) were materialized by an "
+            "earlier attempt of this run and are not exported again: "
+            + ", ".join(f"{name} (export {export_id})" for name, export_id in done.items())
+        )
+    return [c for c in configs if c.name not in done]
+
+
+def _refusal(outcome: ExportOutcome) -> str:
+    """Why a verified-nothing export was not recorded."""
+    failed = [v for v in verdicts(outcome) if not v.passed]
+    return f"Domo export {outcome.export.export_id} was not recorded: " + "; ".join(
+        f"check {v.check} failed ({v.description})" for v in failed
+    )
+
+
+def _refusal_is_permanent(outcome: ExportOutcome) -> bool:
+    """Whether a retry cannot mend the failed checks: a wrong header does not heal, while a
+    row count or an object may (data changing under the export, S3 catching up)."""
+    failed = {v.check for v in verdicts(outcome) if not v.passed}
+    return failed == {HEADER_CHECK}
 
 
 class StartLines:
@@ -341,40 +405,6 @@ def _result(outcome: ExportOutcome, instance_url: str) -> MaterializeResult:
         data_version=DataVersion(outcome.export.export_id),
         check_results=check_results(outcome, key),
     )
-
-
-class _ExportRegistry:
-    """The export each asset last started, in Dagster's key-value store (durable across runs).
-
-    An in-memory instance (tests, ``execute_in_process``) has no key-value store and lives in
-    one process: a dict on the instance stands in for it there.
-    """
-
-    def __init__(self, context: AssetExecutionContext):
-        storage = context.instance.run_storage
-        self._lock = threading.Lock()
-        if hasattr(storage, "kvs_get"):
-            self._get = lambda key: storage.kvs_get({key}).get(key)
-            self._set = lambda key, value: storage.kvs_set({key: value})
-        else:
-            memory = context.instance.__dict__.setdefault("_domo_assets_exports", {})
-            self._get = memory.get
-            self._set = memory.__setitem__
-
-    @staticmethod
-    def _key(config: ExportConfig, partition_key: str | None) -> str:
-        suffix = f"/{partition_key}" if partition_key is not None else ""
-        return f"{ACTIVE_EXPORT_KV_PREFIX}{config.name}{suffix}"
-
-    def get(self, config: ExportConfig, partition_key: str | None = None) -> str | None:
-        return self._get(self._key(config, partition_key))
-
-    def record(
-        self, config: ExportConfig, start: ExportStart, partition_key: str | None = None
-    ) -> None:
-        if start.outcome in (StartOutcome.STARTED, StartOutcome.RECOVERED):
-            with self._lock:
-                self._set(self._key(config, partition_key), start.export.export_id)
 
 
 def _default_description(config: ExportConfig, destination: str) -> str:

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from domo_assets.credentials import DEFAULT_SESSION_DURATION, CredentialsMode
 from domo_assets.models import Condition, ExportQuery, FilterOp, OrderBy, RowFilter
 from domo_assets.partitions import PartitionSettings
+from domo_assets.target import ExportTarget
 
 BUNDLED_CATALOG = Path(__file__).with_name("exports.yaml")
 # The environment variable naming the catalog file (read by definitions.py only).
@@ -335,6 +336,23 @@ class ExportConfig(ExportSettings):
         if partition_key is not None and self.partition is not None:
             return f"{self.path}/{self.partition.prefix(partition_key)}"
         return self.path
+
+    def to_target(self, partition_key: str | None, dataset_columns: Sequence[str]) -> ExportTarget:
+        """The request an export of this entry (and partition) must answer.
+
+        Args:
+            partition_key: The partition, for a partitioned entry.
+            dataset_columns: The DataSet's columns, in order (exported when none are chosen).
+        """
+        return ExportTarget(
+            dataset_id=self.dataset_id,
+            bucket=self.bucket,
+            path=self.export_path(partition_key),
+            query=self.to_query(partition_key),
+            columns=tuple(self.columns or dataset_columns),
+            include_bom=self.include_bom,
+            partition_key=partition_key,
+        )
 
 
 class SensorSettings(_Strict):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -60,9 +61,13 @@ from domo_assets.models import (
     ExportStatus,
     QueryResult,
     RowFilter,
+    SkippedEntry,
     StartOutcome,
+    export_entries,
+    find_export_entry,
     parse_columns,
-    parse_exports,
+    parse_export_entries,
+    skipped_entry,
 )
 from domo_assets.polling import PollSchedule
 from domo_assets.version import __version__
@@ -75,6 +80,17 @@ DATASOURCE_PATH = "/api/data/v3/datasources/{dataset_id}"
 SCHEMA_PATH = "/api/data/v2/datasources/{dataset_id}/schemas/latest"
 QUERY_PATH = "/api/query/v1/execute/{dataset_id}"
 ME_PATH = "/api/content/v2/users/me"
+# Domo's toe ("thread of execution") inside a message, e.g. "... (toe: A1B2C3D4E5-F6G7H-8I9J0)".
+TOE_IN_MESSAGE = re.compile(r"\btoe\b\W{0,3}(?P<toe>[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+)", re.IGNORECASE)
+UNKNOWN_STATUS_HINT = (
+    "Domo reported a status it does not document: the export did not succeed. Check it in Domo "
+    "(quote the export id to Domo support), then materialize again"
+)
+PREVIOUS_FAILED_HINT = (
+    "Domo hands back its previous export while the DataSet's data is unchanged, and that one "
+    "did not succeed: update the DataSet in Domo so that a new export starts, then materialize "
+    "again (quote the toe to Domo support if it persists)"
+)
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +181,9 @@ class DomoClient:
             self._retry(max_retries, 0, frozenset({"GET"}), backoff_factor, backoff_max)
         )
         self._columns_cache: dict[str, tuple[DataSetColumn, ...]] = {}
+        # (DataSet, entry identity) of unreadable history entries already warned about: such an
+        # entry stays in Domo's history, and every poll would otherwise repeat the warning.
+        self._warned_entries: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -272,24 +291,57 @@ class DomoClient:
     # -- Exports ------------------------------------------------------------------------------
 
     def list_exports(self, dataset_id: str) -> tuple[Export, ...]:
-        """Every export of a DataSet, history included, oldest first where Domo dates them."""
-        path = EXPORT_PATH.format(dataset_id=dataset_id)
-        exports = parse_exports(self._request("GET", path, what=f"exports of DataSet {dataset_id}"))
-        return tuple(sorted(exports, key=_start_key))
+        """Every export of a DataSet, history included, oldest first where Domo dates them.
+
+        An entry that cannot be read is left out, with a warning (once per entry per client).
+        """
+        return self.exports_from_payload(dataset_id, self._read_exports(dataset_id))
 
     def get_export(self, dataset_id: str, export_id: str) -> Export:
-        """Find one export of a DataSet by id.
+        """Find one export of a DataSet by id, parsing only that entry of the list.
 
         Raises:
             DomoNotFoundError: The DataSet lists no export with that id.
+            DomoResponseError: Its entry cannot be read.
         """
-        for export in self.list_exports(dataset_id):
-            if export.export_id == export_id:
-                return export
-        raise DomoNotFoundError(
-            f"DataSet {dataset_id} lists no export {export_id}",
-            hint="The export may have expired from Domo's history; start a new one",
-        )
+        return self.export_from_payload(dataset_id, export_id, self._read_exports(dataset_id))
+
+    def exports_from_payload(self, dataset_id: str, payload: Any) -> tuple[Export, ...]:
+        """The readable exports of a decoded export list, oldest first (``list_exports``).
+
+        Args:
+            dataset_id: The DataSet the list belongs to (for warnings).
+            payload: The decoded body of ``GET /api/query/v1/export/{id}``.
+        """
+        history = parse_export_entries(export_entries(payload))
+        for skipped in history.skipped:
+            self._warn_skipped(dataset_id, skipped)
+        return tuple(sorted(history.exports, key=_start_key))
+
+    def export_from_payload(self, dataset_id: str, export_id: str, payload: Any) -> Export:
+        """One export of a decoded export list (``get_export``): found in one pass, then parsed.
+
+        Raises:
+            DomoNotFoundError: The list has no export with that id.
+            DomoResponseError: Its entry cannot be read.
+        """
+        found = find_export_entry(export_entries(payload), export_id)
+        if found is None:
+            raise DomoNotFoundError(
+                f"DataSet {dataset_id} lists no export {export_id}",
+                hint="The export may have expired from Domo's history; start a new one",
+            )
+        position, entry = found
+        try:
+            return Export.from_api(entry)
+        except DomoResponseError as exc:
+            skipped = skipped_entry(position, entry, exc.summary)
+            raise DomoResponseError(
+                f"Domo's export {export_id} of DataSet {dataset_id} cannot be read "
+                f"({skipped.describe()} of its export list): {skipped.reason}",
+                hint="Check the export in Domo and report the entry to Domo support; "
+                "materialize again to start a new export",
+            ) from None
 
     def active_export(self, dataset_id: str) -> Export | None:
         """The DataSet's export in progress, if any (Domo allows one at a time)."""
@@ -315,6 +367,8 @@ class DomoClient:
 
         Raises:
             DomoExportInProgressError: Domo refused because another export is running.
+            DomoExportFailedError: Domo answered with an export that did not succeed (``error``
+                or an unknown status), new or previous.
             DomoError: Any other failure, after bounded retries.
         """
         columns = request.query.columns or tuple(c.name for c in self.get_columns(dataset_id))
@@ -350,13 +404,15 @@ class DomoClient:
                         f"({exc.summary}), but Domo had accepted it: continuing with export "
                         f"{recovered.export_id}"
                     )
-                    return ExportStart(recovered, StartOutcome.RECOVERED)
+                    start = ExportStart(recovered, StartOutcome.RECOVERED)
+                    return self._unless_failed(dataset_id, start, path, secrets)
                 self._sleep_before_post(
                     attempt, exc, "The export request failed before Domo accepted it"
                 )
                 continue
             export = Export.from_api(payload)
-            return ExportStart(export, _outcome(export, known))
+            start = ExportStart(export, _outcome(export, known))
+            return self._unless_failed(dataset_id, start, path, secrets)
         assert last_error is not None
         raise type(last_error)(
             f"Could not start an export of DataSet {dataset_id} after {self.post_attempts} attempts "
@@ -392,7 +448,7 @@ class DomoClient:
             The export with status ``success``.
 
         Raises:
-            DomoExportFailedError: The export ended in ``error``.
+            DomoExportFailedError: The export ended in ``error`` or in an unknown status.
             DomoExportTimeoutError: It did not finish within the schedule's timeout.
             DomoExportStoppedError: ``stop`` was set.
         """
@@ -407,10 +463,11 @@ class DomoClient:
                 on_poll(export, elapsed)
             if export.status is ExportStatus.SUCCESS:
                 return export
-            if export.status is ExportStatus.ERROR:
-                raise DomoExportFailedError(
-                    f"Domo export {export_id} of DataSet {dataset_id} ended in error "
-                    f"(errorCode {export.error_code or 'none'}): {export.message or 'Domo gave no message'}"
+            if export.status.is_failure:
+                raise self._failure(
+                    export,
+                    f"Domo export {export_id} of DataSet {dataset_id} ended",
+                    DomoErrorDetail("GET", EXPORT_PATH.format(dataset_id=dataset_id)),
                 )
             remaining = schedule.timeout - elapsed
             if remaining <= 0:
@@ -427,6 +484,66 @@ class DomoClient:
             export = self.get_export(dataset_id, export_id)
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _read_exports(self, dataset_id: str) -> Any:
+        path = EXPORT_PATH.format(dataset_id=dataset_id)
+        return self._request("GET", path, what=f"exports of DataSet {dataset_id}")
+
+    def _warn_skipped(self, dataset_id: str, skipped: SkippedEntry) -> None:
+        key = (dataset_id, skipped.identity)
+        with self._lock:
+            if key in self._warned_entries:
+                return
+            self._warned_entries.add(key)
+        self.log.warning(
+            f"Ignoring {skipped.describe()} of the export list of DataSet {dataset_id}: "
+            f"{skipped.reason}. The other exports are still used; this entry stays in Domo's "
+            "history and is reported once: report it to Domo support if it is one of your exports"
+        )
+
+    def _unless_failed(
+        self, dataset_id: str, start: ExportStart, path: str, secrets: Iterable[str]
+    ) -> ExportStart:
+        """The start, unless Domo answered with an export that did not succeed."""
+        export = start.export
+        if not export.status.is_failure:
+            return start
+        fresh = start.outcome in (StartOutcome.STARTED, StartOutcome.RECOVERED)
+        which = "new export" if fresh else "its existing export"
+        # Only a handed-back export needs the advice on how to make Domo start a new one.
+        hint = PREVIOUS_FAILED_HINT if not fresh and export.status is ExportStatus.ERROR else None
+        raise self._failure(
+            export,
+            f"Domo answered the export request for DataSet {dataset_id} with {which} "
+            f"{export.export_id},",
+            DomoErrorDetail("POST", path),
+            secrets,
+            hint=hint,
+        )
+
+    def _failure(
+        self,
+        export: Export,
+        lead: str,
+        request: DomoErrorDetail,
+        secrets: Iterable[str] = (),
+        *,
+        hint: str | None = None,
+    ) -> DomoExportFailedError:
+        """The error for an export that did not succeed, with Domo's errorCode, message and toe."""
+        message = (
+            _redact(export.message, [*self.auth.secrets, *secrets]) if export.message else None
+        )
+        toe = TOE_IN_MESSAGE.search(message or "")
+        if hint is None and export.status is ExportStatus.UNKNOWN:
+            hint = UNKNOWN_STATUS_HINT
+        return DomoExportFailedError(
+            f"{lead} in status '{export.status_text}' (errorCode {export.error_code or 'none'}"
+            f"{'' if message else '; Domo gave no message'})",
+            replace(request, message=message, toe=toe["toe"] if toe else None),
+            hint,
+            export=replace(export, message=message),
+        )
 
     def _explain_rejection(self, dataset_id: str, exc: DomoInvalidRequestError) -> DomoError:
         """Turn a 400 into DomoExportInProgressError when another export is running."""

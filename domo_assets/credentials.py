@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from domo_assets.errors import ConfigurationError
 from domo_assets.models import AwsCredentials
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ SESSION_NAME_PREFIX = "domo-assets-"
 _SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
 
 
-class CredentialsError(RuntimeError):
+class CredentialsError(ConfigurationError):
     """No usable AWS credentials could be resolved."""
 
 

@@ -41,9 +41,15 @@ class DomoErrorDetail:
 
 
 class DomoError(Exception):
-    """Base class of every error this package raises about Domo."""
+    """Base class of every error this package raises about Domo.
+
+    ``permanent`` says whether trying again cannot help (access, configuration, a request Domo
+    rejects, an export made for another request, a wait already spent): such failures do not
+    trigger Dagster step retries.
+    """
 
     hint = ""
+    permanent = False
 
     def __init__(
         self, summary: str, detail: DomoErrorDetail | None = None, hint: str | None = None
@@ -79,12 +85,15 @@ class DomoResponseError(DomoError):
 class DomoInvalidRequestError(DomoError):
     """HTTP 400: Domo rejected the request."""
 
+    permanent = True
     hint = "Check the export's bucket, region, columns and filter against the DataSet"
 
 
 class DomoExportInProgressError(DomoInvalidRequestError):
     """Domo refused a new export because the DataSet already has one running."""
 
+    # Another export running is a wait, not a mistake: a retry may find it ended.
+    permanent = False
     hint = "Domo allows one active export per DataSet: wait for it to finish, or attach to it"
 
     def __init__(
@@ -103,6 +112,7 @@ class DomoExportInProgressError(DomoInvalidRequestError):
 class DomoAuthenticationError(DomoError):
     """HTTP 401: the token is missing, invalid or expired."""
 
+    permanent = True
     hint = (
         "Set DOMO_DEVELOPER_TOKEN to a valid developer token for this instance "
         "(Admin > Authentication > Access tokens), or check DOMO_CLIENT_ID/DOMO_CLIENT_SECRET"
@@ -112,12 +122,14 @@ class DomoAuthenticationError(DomoError):
 class DomoPermissionError(DomoError):
     """HTTP 403: the token's user may not read the DataSet."""
 
+    permanent = True
     hint = "Ask the DataSet's owner to share it with the token's user (READ or dataset.admin)"
 
 
 class DomoNotFoundError(DomoError):
     """HTTP 404: no such DataSet (or endpoint) on this instance."""
 
+    permanent = True
     hint = "Check the dataset_id in the catalog and DOMO_INSTANCE_URL"
 
 
@@ -140,14 +152,27 @@ class DomoTimeoutError(DomoError):
 
 
 class DomoExportFailedError(DomoError):
-    """The export ended with status ``error``."""
+    """The export ended without success: status ``error``, or a status Domo does not document."""
 
     hint = "Fix the cause Domo names, then materialize again"
+
+    def __init__(
+        self,
+        summary: str,
+        detail: DomoErrorDetail | None = None,
+        hint: str | None = None,
+        *,
+        export: Export | None = None,
+    ):
+        # The failed export as Domo reported it (status, errorCode, message), when known.
+        self.export = export
+        super().__init__(summary, detail, hint)
 
 
 class DomoExportTimeoutError(DomoError):
     """The export did not finish within the poll timeout."""
 
+    permanent = True
     hint = (
         "The export may still finish in Domo: materialize again to attach to it, "
         "or raise poll_timeout_seconds"
@@ -174,3 +199,42 @@ def error_for_status(status: int) -> type[DomoError]:
     if status >= 500:
         return DomoServerError
     return STATUS_ERRORS.get(status, DomoInvalidRequestError if status < 500 else DomoServerError)
+
+
+class DomoForeignExportError(DomoError):
+    """Domo answered with an export made for another request, which cannot be adopted."""
+
+    permanent = True
+    hint = (
+        "Domo returns its previous export while a DataSet is unchanged, whatever request made it, "
+        "and documents no way to force a new one. Materialize again after the DataSet next "
+        "changes, or give this query a DataSet of its own (e.g. a Domo DataSet View) so that "
+        "other requests' exports cannot stand in for it"
+    )
+
+
+class DomoStaleExportError(DomoError):
+    """An export is still listed as running long after it should have ended."""
+
+    permanent = True
+    hint = (
+        "Domo's history can keep an export that never finished. Ask Domo support to cancel it "
+        "(quote the export id), or raise stale_export_after if exports of this DataSet really "
+        "take that long"
+    )
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether a failure cannot be mended by trying again (no step retry is worth it).
+
+    Domo errors say so themselves (``DomoError.permanent``); configuration errors found at run
+    time (credentials, destination guard, partition column) are permanent too; anything else
+    (network, S3, unexpected) may pass.
+    """
+    if isinstance(exc, DomoError):
+        return exc.permanent
+    return isinstance(exc, ConfigurationError)
+
+
+class ConfigurationError(RuntimeError):
+    """Base of errors that say the catalog or the environment must change before a retry."""

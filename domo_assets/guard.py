@@ -18,6 +18,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from domo_assets.errors import ConfigurationError
+
 PUBLIC_ACCESS_BLOCK_SETTINGS = (
     "BlockPublicAcls",
     "IgnorePublicAcls",
@@ -31,7 +33,7 @@ _NO_ENCRYPTION = {"ServerSideEncryptionConfigurationNotFoundError"}
 _LEGACY_REGIONS = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}
 
 
-class DestinationError(RuntimeError):
+class DestinationError(ConfigurationError):
     """The destination bucket failed the guard; no export request was sent."""
 
 

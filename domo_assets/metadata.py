@@ -3,7 +3,9 @@
 Keys (documented in the README): ``dagster/row_count``, ``export_id``, ``s3_uris``, ``files``,
 ``export_status``, ``started``, ``finished``, ``duration_seconds``, ``compression``, ``format``,
 ``reused_previous_export``, ``start_outcome``, ``domo/dataset_id``, ``domo/dataset_name``,
-``domo/dataset_url``, ``dagster/uri`` and ``dagster/column_schema``.
+``domo/dataset_url``, ``dagster/uri``, ``dagster/column_schema``, ``domo/request``,
+``verified_location``, ``verified_header`` and (for a copy of another request's export)
+``copied_from``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
     column_types = {c.name: c.type for c in outcome.columns}
     metadata: dict[str, Any] = {
         **TableMetadataSet(
-            row_count=export.row_count,
+            row_count=outcome.row_count,
             column_schema=TableSchema(
                 columns=[
                     TableColumn(name, _DOMO_TYPES.get(column_types.get(name, ""), "string"))
@@ -62,13 +64,13 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
             ),
         ),
         "export_id": export.export_id,
-        "s3_uris": MetadataValue.json([obj.uri for obj in export.objects]),
+        "s3_uris": MetadataValue.json([obj.uri for obj in outcome.objects]),
         "files": MetadataValue.table(
             records=[
                 TableRecord(
                     {"uri": obj.uri, "rows": obj.row_count, "bytes": sizes.get(obj.uri) or 0}
                 )
-                for obj in export.objects
+                for obj in outcome.objects
             ],
             schema=FILES_SCHEMA,
         ),
@@ -81,7 +83,14 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
         "domo/dataset_name": outcome.dataset.name,
         "domo/dataset_url": MetadataValue.url(dataset_url(instance_url, outcome.config.dataset_id)),
         "dagster/uri": export_prefix_uri(outcome.config.bucket, outcome.path),
+        # What was proved before this was recorded (see verdicts.py and provenance.py).
+        "domo/request": outcome.target.fingerprint,
+        "verified_location": f"{outcome.target.prefix_uri}{export.export_id}/",
     }
+    if outcome.header is not None:
+        metadata["verified_header"] = MetadataValue.json(list(outcome.header.columns))
+    if outcome.copied_from:
+        metadata["copied_from"] = MetadataValue.json(list(outcome.copied_from))
     destination = outcome.destination
     if outcome.manifest_uri is not None:
         metadata["manifest_uri"] = outcome.manifest_uri

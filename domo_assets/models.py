@@ -10,8 +10,10 @@ This module knows Domo's JSON shapes and nothing of HTTP or Dagster.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -30,17 +32,33 @@ _EPOCH_MS_THRESHOLD = 10_000_000_000
 
 
 class ExportStatus(StrEnum):
-    """Status of a Domo export, as ``exportStatus`` reports it."""
+    """Status of a Domo export, as ``exportStatus`` reports it.
+
+    Domo documents four values; ``UNKNOWN`` stands for any other. Domo's docs say nothing of
+    further statuses, so an unknown one is read as finished without success: never as running,
+    which would make callers wait forever for an export Domo is no longer working on.
+    """
 
     NONE = "none"
     EXPORTING = "exporting"
     SUCCESS = "success"
     ERROR = "error"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_active(self) -> bool:
+        """Whether Domo is still working on the export (queued or exporting)."""
+        return self in (ExportStatus.NONE, ExportStatus.EXPORTING)
 
     @property
     def is_terminal(self) -> bool:
-        """Whether the export has finished, successfully or not."""
-        return self in (ExportStatus.SUCCESS, ExportStatus.ERROR)
+        """Whether the export has finished: successfully, in error, or in an unknown status."""
+        return not self.is_active
+
+    @property
+    def is_failure(self) -> bool:
+        """Whether the export finished without success (``error`` or an unknown status)."""
+        return self in (ExportStatus.ERROR, ExportStatus.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,13 @@ class Export:
     bucket: str | None = None
     error_code: str | None = None
     message: str | None = None
+    raw_status: str | None = None
+    """``exportStatus`` as Domo wrote it (e.g. ``CANCELLED`` for an unknown status)."""
+
+    @property
+    def status_text(self) -> str:
+        """The status for messages: Domo's own text when it sent one."""
+        return self.raw_status or self.status.value
 
     @property
     def row_count(self) -> int:
@@ -79,8 +104,8 @@ class Export:
 
     @property
     def is_active(self) -> bool:
-        """Whether Domo is still working on this export."""
-        return not self.status.is_terminal
+        """Whether Domo is still working on this export (``none`` or ``exporting`` only)."""
+        return self.status.is_active
 
     @property
     def duration_seconds(self) -> float | None:
@@ -100,27 +125,61 @@ class Export:
             The parsed export.
 
         Raises:
-            DomoResponseError: The payload lacks ``exportId`` or is not an object.
+            DomoResponseError: The payload is not an object, lacks ``exportId``, or has a field
+                that cannot be read (the message names the field).
         """
         data = _require_mapping(payload, "export object")
-        export_id = data.get("exportId")
-        if not export_id:
+        export_id = export_entry_id(data)
+        if export_id is None:
             raise DomoResponseError(
-                f"Domo returned an export object without exportId: keys {sorted(data)}"
+                f"Domo returned an export object without exportId: keys {sorted(map(str, data))}"
             )
         bucket = _optional_str(data.get("bucket"))
+        raw_status = data.get("exportStatus")
         return cls(
-            export_id=str(export_id),
-            status=parse_status(data.get("exportStatus")),
-            started=parse_timestamp(data.get("started")),
-            finished=parse_timestamp(data.get("finished")),
-            objects=parse_url_row_count_map(data.get("urlRowCountMap"), bucket_hint=bucket),
+            export_id=export_id,
+            status=parse_status(raw_status),
+            started=_read_field(data, "started", parse_timestamp),
+            finished=_read_field(data, "finished", parse_timestamp),
+            objects=_read_field(
+                data, "urlRowCountMap", lambda v: parse_url_row_count_map(v, bucket_hint=bucket)
+            ),
             compression=_optional_str(data.get("compression")),
             export_format=_optional_str(data.get("exportFormat")),
             bucket=bucket,
             error_code=_optional_str(data.get("errorCode")),
             message=_optional_str(data.get("message")),
+            raw_status=_optional_str(raw_status),
         )
+
+
+@dataclass(frozen=True)
+class SkippedEntry:
+    """An entry of a DataSet's export history that could not be read, and why.
+
+    Attributes:
+        position: Its index in Domo's list (the list's order is not stable between reads).
+        export_id: Its ``exportId``, when that much is readable.
+        reason: What could not be read.
+        identity: Stable across reads: the export id, or a digest of the entry's JSON.
+    """
+
+    position: int
+    export_id: str | None
+    reason: str
+    identity: str
+
+    def describe(self) -> str:
+        """``entry N (exportId X)``, for messages."""
+        return f"entry {self.position} (exportId {self.export_id or 'unreadable'})"
+
+
+@dataclass(frozen=True)
+class ExportHistory:
+    """A DataSet's export list as parsed: the readable exports and the skipped entries."""
+
+    exports: tuple[Export, ...]
+    skipped: tuple[SkippedEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -223,8 +282,15 @@ def parse_columns(payload: Any) -> tuple[DataSetColumn, ...]:
     )
 
 
-def parse_exports(payload: Any) -> tuple[Export, ...]:
-    """Parse the export list of ``GET /api/query/v1/export/{id}``."""
+def export_entries(payload: Any) -> Sequence[Any]:
+    """The entries of ``GET /api/query/v1/export/{id}``'s answer, undecoded.
+
+    Args:
+        payload: The decoded JSON body: a list, or an envelope such as ``{"exports": [...]}``.
+
+    Raises:
+        DomoResponseError: The body holds no list.
+    """
     if isinstance(payload, Mapping):
         # Tolerate an envelope such as {"exports": [...]}.
         payload = next((v for v in payload.values() if isinstance(v, list)), [])
@@ -232,20 +298,64 @@ def parse_exports(payload: Any) -> tuple[Export, ...]:
         raise DomoResponseError(
             f"Domo returned {type(payload).__name__} where a list of exports was expected"
         )
-    return tuple(Export.from_api(item) for item in payload)
+    return payload
+
+
+def export_entry_id(entry: Any) -> str | None:
+    """An entry's ``exportId`` as text, or None when it is not an object or has none."""
+    if not isinstance(entry, Mapping):
+        return None
+    value = entry.get("exportId")
+    if value is None or value == "" or isinstance(value, bool | Mapping | list):
+        return None
+    return str(value)
+
+
+def find_export_entry(entries: Sequence[Any], export_id: str) -> tuple[int, Any] | None:
+    """The position and raw entry whose ``exportId`` is `export_id`, in one pass, unparsed.
+
+    A status read needs one export of a history that only grows: only that one is parsed.
+    """
+    for position, entry in enumerate(entries):
+        if export_entry_id(entry) == export_id:
+            return position, entry
+    return None
+
+
+def parse_export_entries(entries: Sequence[Any]) -> ExportHistory:
+    """Parse every entry, skipping (and describing) those that cannot be read.
+
+    One malformed entry stays in Domo's history for good: failing the whole list on it would
+    stop every later export of the DataSet.
+    """
+    exports: list[Export] = []
+    skipped: list[SkippedEntry] = []
+    for position, entry in enumerate(entries):
+        try:
+            exports.append(Export.from_api(entry))
+        except DomoResponseError as exc:
+            skipped.append(skipped_entry(position, entry, exc.summary))
+    return ExportHistory(tuple(exports), tuple(skipped))
+
+
+def skipped_entry(position: int, entry: Any, reason: str) -> SkippedEntry:
+    """Describe an unreadable history entry, with an identity that survives reordering."""
+    export_id = export_entry_id(entry)
+    return SkippedEntry(position, export_id, reason, export_id or _digest(entry))
 
 
 def parse_status(value: Any) -> ExportStatus:
-    """Parse ``exportStatus`` case-insensitively; a missing status means ``none``."""
+    """Parse ``exportStatus`` case-insensitively.
+
+    A missing status means ``none`` (queued); any value Domo does not document (such as
+    ``CANCELLED``) is ``UNKNOWN``: finished, not successful, never running.
+    """
     if value is None or value == "":
         return ExportStatus.NONE
     try:
         return ExportStatus(str(value).strip().lower())
     except ValueError:
-        raise DomoResponseError(
-            f"Domo returned an unknown exportStatus {value!r}; expected one of "
-            f"{[s.value for s in ExportStatus]}"
-        ) from None
+        return ExportStatus.UNKNOWN
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -330,13 +440,30 @@ def normalize_s3_url(url: str, bucket_hint: str | None = None) -> tuple[str, str
 
 def _from_epoch(number: float) -> datetime:
     seconds = number / 1000 if abs(number) >= _EPOCH_MS_THRESHOLD else number
-    return datetime.fromtimestamp(seconds, tz=UTC)
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise DomoResponseError(f"Domo returned an out-of-range timestamp {number!r}") from None
+
+
+def _read_field(data: Mapping[str, Any], name: str, parse: Callable[[Any], Any]) -> Any:
+    """Parse one field, naming it in the error."""
+    try:
+        return parse(data.get(name))
+    except DomoResponseError as exc:
+        raise DomoResponseError(f"field {name!r}: {exc.summary}") from None
+
+
+def _digest(entry: Any) -> str:
+    """A short stable digest of an entry's JSON (its identity when it has no readable id)."""
+    text = json.dumps(entry, sort_keys=True, default=repr)
+    return "sha1:" + hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 def _require_mapping(payload: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(payload, Mapping):
         raise DomoResponseError(
-            f"Domo returned {type(payload).__name__} where a {what} was expected"
+            f"Domo returned {type(payload).__name__} where an object ({what}) was expected"
         )
     return payload
 
@@ -432,7 +559,11 @@ class Condition:
         }
 
     def to_sql(self) -> str:
-        """This condition as a SQL predicate for Domo's query endpoint."""
+        """This condition as a SQL predicate for Domo's query endpoint (MySQL-like).
+
+        The column is back-ticked (a back-tick in the name doubled); a string value is
+        single-quoted with backslashes doubled and quotes doubled; a number stays bare.
+        """
         column = _sql_identifier(self.column)
         if self.op is FilterOp.IN:
             return f"{column} IN ({', '.join(_sql_literal(v) for v in self.values)})"
@@ -474,13 +605,16 @@ def _domo_value(value: FilterValue) -> dict[str, Any]:
 
 
 def _sql_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    # Domo's SQL is MySQL-like: back-ticks quote names (a double-quoted token is a string).
+    return "`" + name.replace("`", "``") + "`"
 
 
 def _sql_literal(value: FilterValue) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    # MySQL reads a backslash as an escape, so it is doubled; a quote is doubled, which both
+    # MySQL and ANSI SQL read as one quote.
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -581,12 +715,38 @@ class QueryResult:
 
     @classmethod
     def from_api(cls, payload: Any) -> QueryResult:
-        """Parse ``POST /api/query/v1/execute/{id}``."""
+        """Parse ``POST /api/query/v1/execute/{id}`` in either shape Domo documents.
+
+        Args:
+            payload: ``{"columns": [...], "rows": [[...], ...]}``, or an array of row objects
+                such as ``[{"COUNT(*)": 42}]`` (columns then come from the first object's keys,
+                in order).
+
+        Raises:
+            DomoResponseError: The payload is neither shape.
+        """
+        if isinstance(payload, list):
+            return cls._from_objects(payload)
         data = _require_mapping(payload, "query result")
         rows = data.get("rows") or []
+        if rows and all(isinstance(row, Mapping) for row in rows):
+            return cls._from_objects(rows)
         return cls(
             columns=tuple(str(c) for c in data.get("columns") or []),
             rows=tuple(tuple(row) for row in rows if isinstance(row, list | tuple)),
+        )
+
+    @classmethod
+    def _from_objects(cls, rows: Sequence[Any]) -> QueryResult:
+        """Rows as objects: the first one's keys are the columns."""
+        if not all(isinstance(row, Mapping) for row in rows):
+            raise DomoResponseError(
+                "Domo's query returned an array whose items are not all row objects"
+            )
+        columns = tuple(str(key) for key in rows[0]) if rows else ()
+        return cls(
+            columns=columns,
+            rows=tuple(tuple(row.get(column) for column in columns) for row in rows),
         )
 
     def scalar(self) -> Any:

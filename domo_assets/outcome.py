@@ -1,4 +1,8 @@
-"""The record of one finished export: what Domo did, what landed in S3, what to compare with."""
+"""The record of one finished export: what Domo did, what landed in S3, what to compare with.
+
+Plain Python: the asset layer turns an :class:`ExportOutcome` into events, and its checks'
+verdicts (``verdicts.py``) decide whether it is recorded as the asset's data at all.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,17 @@ from dataclasses import dataclass
 
 from domo_assets.catalog import ExportConfig
 from domo_assets.guard import DestinationReport
-from domo_assets.models import DataSetColumn, DataSetMetadata, DomoUser, Export, StartOutcome
+from domo_assets.models import (
+    DataSetColumn,
+    DataSetMetadata,
+    DomoUser,
+    Export,
+    S3Object,
+    StartOutcome,
+)
 from domo_assets.storage import StoredObject
-from domo_assets.verify import VerificationReport
+from domo_assets.target import ExportTarget
+from domo_assets.verify import HeaderRead, VerificationReport
 
 
 @dataclass(frozen=True)
@@ -16,24 +28,45 @@ class ExportOutcome:
     """Everything known about one finished export."""
 
     config: ExportConfig
+    target: ExportTarget
+    """The request the export must answer."""
     dataset: DataSetMetadata
     columns: tuple[DataSetColumn, ...]
+    """The DataSet's schema."""
     export: Export
     outcome: StartOutcome
+    objects: tuple[S3Object, ...]
+    """The files recorded as this asset's: Domo's, or copies of them under this asset's prefix."""
     stored: tuple[StoredObject, ...]
+    """``objects`` as S3 sees them."""
     expected_rows: int | None
     """Rows the same token can see for the same filter; None for grouped exports."""
     destination: DestinationReport
+    header: HeaderRead | None = None
+    """The first object's header row, when it could be read."""
+    header_problem: str | None = None
+    """Why the header could not be read, when it could not."""
+    copied_from: tuple[str, ...] = ()
+    """Source URIs, when Domo handed back another request's export and it was copied."""
     acting_user: DomoUser | None = None
-    partition_key: str | None = None
     manifest_uri: str | None = None
     verification: VerificationReport | None = None
     """The deep verification, for exports with ``verify: deep`` whose objects are all there."""
 
     @property
+    def partition_key(self) -> str | None:
+        """The partition exported, for a partitioned asset."""
+        return self.target.partition_key
+
+    @property
     def path(self) -> str:
-        """The S3 prefix this export was written under."""
-        return self.config.export_path(self.partition_key)
+        """The S3 prefix this export belongs under."""
+        return self.target.path
+
+    @property
+    def row_count(self) -> int:
+        """Data rows Domo reports in the recorded files."""
+        return sum(obj.row_count for obj in self.objects)
 
     @property
     def reused_previous_export(self) -> bool:
@@ -43,4 +76,4 @@ class ExportOutcome:
     @property
     def exported_columns(self) -> tuple[str, ...]:
         """The columns in the files, in order."""
-        return tuple(self.config.columns or (c.name for c in self.columns))
+        return self.target.columns

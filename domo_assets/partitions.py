@@ -27,6 +27,7 @@ from dagster import (
 )
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from domo_assets.errors import ConfigurationError
 from domo_assets.models import Condition, FilterOp
 
 DAILY_KEY = "dt"
@@ -35,6 +36,10 @@ DAILY_FORMAT = "%Y-%m-%d"
 MONTH_FORMAT = "%Y-%m"
 TIME_COLUMN_TYPES = {"DATE"}
 _HIVE_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class PartitionColumnError(ConfigurationError, ValueError):
+    """A partition column is missing from the DataSet or of a type the scheme cannot use."""
 
 
 class PartitionScheme(StrEnum):
@@ -124,17 +129,17 @@ class PartitionSettings(BaseModel):
         """Refuse time partitions on columns other than DATE (see the module docstring).
 
         Raises:
-            ValueError: The column is missing or of an unsupported type.
+            PartitionColumnError: The column is missing or of an unsupported type.
         """
         if column_type is None:
-            raise ValueError(
+            raise PartitionColumnError(
                 f"export {export_name!r}: partition column {self.column!r} is not in the DataSet"
             )
         if (
             self.scheme is not PartitionScheme.STATIC
             and column_type.upper() not in TIME_COLUMN_TYPES
         ):
-            raise ValueError(
+            raise PartitionColumnError(
                 f"export {export_name!r}: {self.scheme.value} partitions need a DATE column, but "
                 f"{self.column!r} is {column_type}; a DATETIME column would need a range filter, "
                 "which Domo's export endpoint does not document. Use a DATE column (e.g. one derived "

@@ -42,6 +42,8 @@ DEFAULT_POLL_INITIAL_INTERVAL = DEFAULT_INITIAL_INTERVAL
 DEFAULT_POLL_MAX_INTERVAL = DEFAULT_MAX_INTERVAL
 DEFAULT_POLL_BACKOFF = DEFAULT_BACKOFF
 DEFAULT_POLL_TIMEOUT = DEFAULT_TIMEOUT
+# Domo's history can keep an export "exporting" that never ends; past this it is stale.
+DEFAULT_STALE_EXPORT_AFTER = 6 * 3600.0
 # Domo recommends at most ~120 requests a minute. An export costs about 5 requests plus its
 # status reads (about 9 for a one-minute export with history), so 8 exports of a minute each
 # at once stay near that budget; shorter exports burst above it and 429s are retried with
@@ -112,7 +114,15 @@ class DomoResource(ConfigurableResource):
     )
     poll_timeout: float = Field(
         default=DEFAULT_POLL_TIMEOUT,
-        description="Seconds after which a still-running export fails the materialization.",
+        gt=0,
+        description="Longest wait of one attempt, and longest an asset's own export may run "
+        "since it started (across every attempt and run that attaches to it), in seconds.",
+    )
+    stale_export_after: float = Field(
+        default=DEFAULT_STALE_EXPORT_AFTER,
+        gt=0,
+        description="Seconds after which an export Domo still lists as running is stale: "
+        "never waited for, and failing the asset if it is this asset's or blocks a new one.",
     )
     max_concurrent_exports: int = Field(
         default=DEFAULT_MAX_CONCURRENT_EXPORTS,

@@ -1,45 +1,127 @@
-"""Runs one catalog export end to end: access check, start (or attach), poll, inspect S3, count.
+"""Runs one catalog export end to end: access check, start (or attach), poll, verify, count.
 
 Plain Python over the client and an S3 client: no Dagster here, so the asset layer only turns
 an :class:`ExportOutcome` into events, and benchmarks or scripts can drive exports directly.
 
 One active export per DataSet (Domo's rule) is respected like this:
 
-* the DataSet's active export is the one this asset started earlier (``started_here``, kept by
-  the asset layer in Dagster's key-value store): attach to it and poll it;
-* another export is active (another asset's query, another run, another tool): its query is not
-  visible through Domo's API, so it cannot be assumed to be ours: wait for it to end, then start;
+* the ledger (``ExportLedger``, kept by the asset layer in the Dagster instance) names the export
+  this asset last started, for which request: if Domo still runs it, or it ended in success while
+  nobody watched and the DataSet has not changed since it started, attach to it;
+* another export is active (another asset's query, another run, another tool): Domo's API does
+  not say which request it serves, so it is waited for, then this asset's export starts; an
+  active export older than ``stale_after`` is not waited for (Domo's history can keep exports
+  that never finished), and if Domo refuses to start because of it, the asset fails naming it;
 * Domo refuses the POST because an export is running (or answers with the running export):
   the same waiting, bounded by ``MAX_START_ATTEMPTS``.
+
+Waiting is bounded: an attempt waits at most ``schedule.timeout`` (``poll_timeout``) in all, and
+this asset's own export fails once it has run longer than that since it started, across every
+attempt and run that attached to it.
+
+Once the export has succeeded, it is verified against this asset's request before anything is
+recorded (``provenance.settle``: where it lies, or a copy of a same-query export; then its header
+and row count); ``_manifest.json`` is written only when every check passed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from domo_assets.catalog import ExportConfig
-from domo_assets.client import DomoClient, ExportStart, PollSchedule, StartOutcome, latest_active
+from domo_assets.client import DomoClient, ExportStart, PollSchedule, StartOutcome
 from domo_assets.credentials import CredentialProvider
-from domo_assets.errors import DomoError, DomoExportInProgressError
+from domo_assets.errors import (
+    DomoExportFailedError,
+    DomoExportInProgressError,
+    DomoExportTimeoutError,
+    DomoStaleExportError,
+)
 from domo_assets.guard import DestinationReport, check_destination
 from domo_assets.manifest import write_manifest
-from domo_assets.models import DomoUser, Export, ExportRequest
+from domo_assets.models import (
+    DataSetColumn,
+    DataSetMetadata,
+    DomoUser,
+    Export,
+    ExportRequest,
+    ExportStatus,
+)
 from domo_assets.outcome import ExportOutcome
 from domo_assets.polling import expected_duration
-from domo_assets.storage import inspect_objects
-from domo_assets.verify import VerificationReport, verify_objects
+from domo_assets.provenance import settle
+from domo_assets.resource import DEFAULT_STALE_EXPORT_AFTER
+from domo_assets.storage import StoredObject, inspect_objects
+from domo_assets.target import ExportTarget
+from domo_assets.verdicts import verified
+from domo_assets.verify import (
+    HeaderRead,
+    MalformedCsvError,
+    VerificationReport,
+    read_header,
+    verify_objects,
+)
 
 # Each attempt waits for a foreign export to end; a busy DataSet may need a few.
 MAX_START_ATTEMPTS = 5
 # Fresh exports (their start just read) are polled around their expected end.
 _FRESH = (StartOutcome.STARTED, StartOutcome.RECOVERED)
 
-StartCallback = Callable[[ExportConfig, ExportStart], None]
-ResumeLookup = Callable[[], str | None]
+
+@dataclass(frozen=True)
+class StartRecord:
+    """An export an asset started, as its ledger recorded it.
+
+    Attributes:
+        export_id: Domo's export id.
+        request: The fingerprint of the request it was started for (``ExportTarget``).
+        recorded_at: When it was recorded (just after Domo accepted it).
+        run_id: The run that started it, when known.
+    """
+
+    export_id: str
+    request: str
+    recorded_at: datetime
+    run_id: str | None = None
+
+
+class ExportLedger(Protocol):
+    """Where the exports one asset (and partition) started are recorded, across processes."""
+
+    def last_started(self) -> StartRecord | None:
+        """The export this asset last started, if any."""
+        ...
+
+    def record_start(self, export: Export, request: str) -> None:
+        """Record, at once, that this asset started ``export`` for ``request``."""
+        ...
+
+    def last_materialized(self) -> str | None:
+        """The export id of the asset's latest materialization, if any."""
+        ...
+
+
+class NoLedger:
+    """A ledger that remembers nothing (scripts driving one export; never the assets)."""
+
+    def last_started(self) -> StartRecord | None:
+        """Nothing was recorded."""
+        return None
+
+    def record_start(self, export: Export, request: str) -> None:
+        """Forget it."""
+
+    def last_materialized(self) -> str | None:
+        """Nothing was materialized."""
+        return None
 
 
 class ExportRunner:
@@ -47,13 +129,17 @@ class ExportRunner:
 
     Args:
         client: The Domo client.
-        s3_client: A boto3 S3 client for reading what landed.
+        s3_client: A boto3 S3 client for reading (and copying) what landed.
         credentials: Where the credentials handed to Domo come from.
-        schedule: How often to poll.
+        schedule: How often to poll, and ``timeout``: the longest wait of an attempt, and the
+            longest an export of this asset may run.
         log: Progress log.
         stop: Set when the run is terminated; polling stops promptly.
         announce: Receives each export's start line ("<name>: Domo export <id> started");
             ``log.info`` by default. A caller driving many exports may gather them.
+        stale_after: Seconds after which an export still listed as active is stale.
+        clock: Monotonic clock for this attempt's waiting budget.
+        now: Wall clock, compared with Domo's start times.
     """
 
     def __init__(
@@ -65,6 +151,9 @@ class ExportRunner:
         log: logging.Logger,
         stop: threading.Event | None = None,
         announce: Callable[[str], None] | None = None,
+        stale_after: float = DEFAULT_STALE_EXPORT_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.client = client
         self.s3_client = s3_client
@@ -73,79 +162,131 @@ class ExportRunner:
         self.log = log
         self.stop = stop or threading.Event()
         self.announce = announce or log.info
+        self.stale_after = stale_after
+        self._clock = clock
+        self._now = now
         self._lock = threading.Lock()
         self._user: DomoUser | None = None
         self._user_known = False
         self._dataset_locks: dict[str, threading.Lock] = {}
         self._guard_lock = threading.Lock()
         self._destinations: dict[tuple[str, str, bool], DestinationReport] = {}
+        self._stale_noted: set[str] = set()
 
     def run(
         self,
         config: ExportConfig,
         *,
         partition_key: str | None = None,
-        started_here: ResumeLookup = lambda: None,
-        on_start: StartCallback | None = None,
+        ledger: ExportLedger | None = None,
     ) -> ExportOutcome:
-        """Export one catalog entry and inspect the result.
+        """Export one catalog entry and verify the result against its request.
 
         Args:
             config: The catalog entry.
             partition_key: The partition to export, for a partitioned entry.
-            started_here: Returns the export this asset last started (in any attempt or run),
-                read again whenever another export is found running.
-            on_start: Called once the export is known, before polling (to record its id).
+            ledger: Where this asset's started exports are recorded and read back.
+
+        Returns:
+            The outcome, with a manifest only when every check passed (``verdicts.verified``).
 
         Raises:
-            DomoError: Access errors (before any export is attempted), a failed or timed-out
-                export, or a start that kept being refused.
+            DomoError: Access errors (before any export is attempted), a failed, stale or
+                timed-out export, a start that kept being refused, or an export made for
+                another request (``DomoForeignExportError``).
         """
+        ledger = ledger or NoLedger()
+        deadline = self._clock() + self.schedule.timeout
         destination = self._check_destination(config)
         dataset = self.client.get_dataset(config.dataset_id)
         columns = self.client.get_columns(config.dataset_id)
         if config.partition is not None:
             types = {c.name: c.type for c in columns}
             config.partition.check_column_type(types.get(config.partition.column), config.name)
-        # Exports of one DataSet in this step go one after another: Domo runs one at a time.
+        target = config.to_target(partition_key, [c.name for c in columns])
+        # Exports of one DataSet in this step go one after another (Domo runs one at a time),
+        # verification and manifest included: the next export of the DataSet may be handed this
+        # one back, and its manifest is how it is recognised.
         with self._dataset_lock(config.dataset_id):
-            start, history = self._start(config, partition_key, started_here)
-            if on_start is not None:
-                on_start(config, start)
+            start, history = self._start(config, target, dataset, ledger, deadline)
             export = start.export
             if export.is_active:
                 expected_seconds = (
-                    expected_duration(history, config.bucket, config.path)
+                    expected_duration(history, config.bucket, target.path)
                     if start.outcome in _FRESH
                     else None
                 )
-                export = self._wait(config, export, expected_seconds)
-        stored = inspect_objects(self.s3_client, export.objects)
+                export = self._wait(config, export, expected_seconds, ledger, deadline)
+            outcome = self._inspect(config, target, dataset, columns, destination, start, export)
+            if not verified(outcome):
+                return outcome
+            return replace(outcome, manifest_uri=write_manifest(self.s3_client, outcome))
+
+    def _inspect(
+        self,
+        config: ExportConfig,
+        target: ExportTarget,
+        dataset: DataSetMetadata,
+        columns: tuple[DataSetColumn, ...],
+        destination: DestinationReport,
+        start: ExportStart,
+        export: Export,
+    ) -> ExportOutcome:
+        """Settle whose files a successful export contributes, then read what the checks need."""
+        provenance = settle(
+            self.s3_client,
+            target,
+            export,
+            returned_previous=start.outcome is StartOutcome.REUSED_PREVIOUS,
+            export_name=config.name,
+            kms_key_id=config.kms_key_id,
+        )
+        if provenance.copied_from:
+            self.log.info(
+                f"{config.name}: Domo returned export {export.export_id}, made for the same "
+                f"query under another prefix; copied its {len(provenance.objects)} object(s) "
+                f"to {target.prefix_uri}{export.export_id}/"
+            )
+        stored = inspect_objects(self.s3_client, provenance.objects)
+        header, header_problem = self._read_header(stored, export.compression)
         expected = (
             None
             if config.group_by
-            else self.client.count_rows(config.dataset_id, config.to_query(partition_key).where)
+            else self.client.count_rows(config.dataset_id, target.query.where)
         )
         outcome = ExportOutcome(
-            config,
-            dataset,
-            columns,
-            export,
-            start.outcome,
-            stored,
-            expected,
-            destination,
-            self.acting_user(),
-            partition_key,
+            config=config,
+            target=target,
+            dataset=dataset,
+            columns=columns,
+            export=export,
+            outcome=start.outcome,
+            objects=provenance.objects,
+            stored=stored,
+            expected_rows=expected,
+            destination=destination,
+            header=header,
+            header_problem=header_problem,
+            copied_from=provenance.copied_from,
+            acting_user=self.acting_user(),
         )
-        if not stored or not all(s.ok for s in stored):
-            self.log.warning(
-                f"{config.name}: no manifest written: an object Domo reported is missing or empty"
-            )
-            return outcome
-        if config.verify == "deep":
+        if config.verify == "deep" and stored and all(s.ok for s in stored):
             outcome = replace(outcome, verification=self._verify(outcome))
-        return replace(outcome, manifest_uri=write_manifest(self.s3_client, outcome))
+        return outcome
+
+    def _read_header(
+        self, stored: tuple[StoredObject, ...], compression: str | None
+    ) -> tuple[HeaderRead | None, str | None]:
+        """The first object's header row, or why it could not be read."""
+        if not stored or not stored[0].ok:
+            return None, "the first object is missing or empty (see s3_objects)"
+        first = stored[0].reported
+        try:
+            return read_header(
+                self.s3_client, first.bucket, first.key, compression=compression
+            ), None
+        except (MalformedCsvError, ClientError, BotoCoreError) as exc:
+            return None, f"{first.uri}: {exc}"
 
     def _verify(self, outcome: ExportOutcome) -> VerificationReport:
         """Stream, parse and count every object (``verify: deep``)."""
@@ -154,7 +295,7 @@ class ExportRunner:
         )
         return verify_objects(
             self.s3_client,
-            [(obj.bucket, obj.key) for obj in outcome.export.objects],
+            [(obj.bucket, obj.key) for obj in outcome.objects],
             outcome.exported_columns,
             compression=outcome.export.compression,
         )
@@ -194,10 +335,17 @@ class ExportRunner:
             )
         return report
 
+    # -- starting --------------------------------------------------------------------------
+
     def _start(
-        self, config: ExportConfig, partition_key: str | None, started_here: ResumeLookup
+        self,
+        config: ExportConfig,
+        target: ExportTarget,
+        dataset: DataSetMetadata,
+        ledger: ExportLedger,
+        deadline: float,
     ) -> tuple[ExportStart, tuple[Export, ...]]:
-        """Start an export, or attach to the one this asset already has running.
+        """Start an export, or attach to the one this asset already has.
 
         Returns:
             The start, and the DataSet's exports as listed just before it (its history).
@@ -205,41 +353,113 @@ class ExportRunner:
         waited_for: list[str] = []
         for _ in range(MAX_START_ATTEMPTS):
             history = self.client.list_exports(config.dataset_id)
-            running = latest_active(history)
-            start = None
+            own = self._own_export(target, dataset, history, ledger)
+            if own is not None:
+                return self._attached(config, own), history
+            running = self._running(config, history)
             if running is None:
                 try:
-                    request = self._request(config, partition_key)
-                    start = self.client.start_export(config.dataset_id, request, listed=history)
+                    start = self.client.start_export(
+                        config.dataset_id, self._request(config, target), listed=history
+                    )
                 except DomoExportInProgressError as exc:
                     # The client listed the DataSet's exports to name the running one.
                     running = exc.active_export
                     if running is None:
                         continue
+                    self._refuse_if_stale(config, running)
                 else:
                     if start.outcome is not StartOutcome.ALREADY_RUNNING:
+                        if start.outcome in _FRESH:
+                            ledger.record_start(start.export, target.fingerprint)
                         self.announce(
                             f"{config.name}: Domo export {start.export.export_id} {start.outcome.value}"
                         )
                         return start, history
                     running = start.export
-            # Read the registry only now: a concurrent run may have just recorded this export.
-            if running.export_id == started_here():
-                self.announce(
-                    f"{config.name}: attaching to Domo export {running.export_id}, started for this asset earlier"
-                )
-                return ExportStart(running, StartOutcome.ATTACHED), history
-            self._wait_for_other(config, running)
+                    self._refuse_if_stale(config, running)
+            # Read the ledger again: a concurrent run of this asset may have just recorded it.
+            record = ledger.last_started()
+            if _records(record, running, target):
+                return self._attached(config, running), history
+            self._wait_for_other(config, running, deadline)
             waited_for.append(running.export_id)
         raise DomoExportInProgressError(
-            f"{config.name}: DataSet {config.dataset_id} had another export running at each of "
+            f"DataSet {config.dataset_id} had another export running at each of "
             f"{MAX_START_ATTEMPTS} attempts to start one (waited for "
             f"{', '.join(dict.fromkeys(waited_for)) or 'none'})",
             None,
             active_export_id=waited_for[-1] if waited_for else "",
         )
 
-    def _request(self, config: ExportConfig, partition_key: str | None) -> ExportRequest:
+    def _attached(self, config: ExportConfig, export: Export) -> ExportStart:
+        state = "still running" if export.is_active else "finished while no run watched it"
+        self.announce(
+            f"{config.name}: attaching to Domo export {export.export_id}, started for this "
+            f"asset earlier ({state})"
+        )
+        return ExportStart(export, StartOutcome.ATTACHED)
+
+    def _own_export(
+        self,
+        target: ExportTarget,
+        dataset: DataSetMetadata,
+        history: tuple[Export, ...],
+        ledger: ExportLedger,
+    ) -> Export | None:
+        """The export this asset started for this very request, if it can still serve.
+
+        It serves while Domo runs it, or once it succeeded if it was never materialized and the
+        DataSet has not changed since it started (its data is then still current).
+        """
+        record = ledger.last_started()
+        if record is None or record.request != target.fingerprint:
+            return None
+        found = next((e for e in history if e.export_id == record.export_id), None)
+        if found is None:
+            return None
+        if found.is_active:
+            return found
+        if found.status is not ExportStatus.SUCCESS or not _unchanged_since(dataset, found):
+            return None
+        return found if ledger.last_materialized() != found.export_id else None
+
+    def _running(self, config: ExportConfig, history: tuple[Export, ...]) -> Export | None:
+        """The latest active export of the DataSet, stale ones aside (each noted once)."""
+        running = None
+        for export in history:
+            if not export.is_active:
+                continue
+            age = self._age(export)
+            if age is not None and age > self.stale_after:
+                self._note_stale(config, export, age)
+                continue
+            running = export
+        return running
+
+    def _note_stale(self, config: ExportConfig, export: Export, age: float) -> None:
+        with self._lock:
+            if export.export_id in self._stale_noted:
+                return
+            self._stale_noted.add(export.export_id)
+        self.log.warning(
+            f"{config.name}: not waiting for export {export.export_id} of DataSet "
+            f"{config.dataset_id}: listed as '{export.status_text}' for {_duration(age)}, longer "
+            f"than stale_export_after ({_duration(self.stale_after)}); Domo's history can keep "
+            "exports that never finished"
+        )
+
+    def _refuse_if_stale(self, config: ExportConfig, running: Export) -> None:
+        """Domo refuses a new export because of an export too old to still be running."""
+        age = self._age(running)
+        if age is not None and age > self.stale_after:
+            raise DomoStaleExportError(
+                f"Domo refuses to start an export of DataSet {config.dataset_id} "
+                f"because it counts export {running.export_id} as '{running.status_text}', "
+                f"started {_duration(age)} ago (stale_export_after {_duration(self.stale_after)})"
+            )
+
+    def _request(self, config: ExportConfig, target: ExportTarget) -> ExportRequest:
         provider = self.credentials
         if config.credentials is not None:
             settings = config.credentials
@@ -250,33 +470,70 @@ class ExportRunner:
             credentials=provider.for_export(config.name),
             kms_key_id=config.kms_key_id,
             bucket=config.bucket,
-            path=config.export_path(partition_key),
+            path=target.path,
             region=config.region,
-            query=config.to_query(partition_key),
+            query=target.query,
             include_bom=config.include_bom,
             use_cache=config.use_cache,
         )
 
-    def _wait_for_other(self, config: ExportConfig, running: Export) -> None:
+    # -- waiting ---------------------------------------------------------------------------
+
+    def _wait_for_other(self, config: ExportConfig, running: Export, deadline: float) -> None:
         """Wait for an export this asset did not start; its own outcome does not matter here."""
         export_id = running.export_id
+        remaining = deadline - self._clock()
         self.log.info(
             f"{config.name}: DataSet {config.dataset_id} has export {export_id} running (not this "
             "asset's); waiting for it to end before starting this one"
         )
         try:
-            self.client.wait_for_export(
-                config.dataset_id, export_id, self.schedule, stop=self.stop, current=running
+            ended = self.client.wait_for_export(
+                config.dataset_id,
+                export_id,
+                replace(self.schedule, timeout=max(remaining, 0.0)),
+                stop=self.stop,
+                current=running,
             )
-        except DomoError as exc:
-            if self.stop.is_set():
-                raise
+        except DomoExportFailedError as exc:
             self.log.info(f"{config.name}: the other export {export_id} ended: {exc.summary}")
+            return
+        except DomoExportTimeoutError:
+            age = self._age(running)
+            raise DomoExportTimeoutError(
+                f"DataSet {config.dataset_id}'s export {export_id} (not this "
+                f"asset's) was still running when this attempt had waited "
+                f"{_duration(self.schedule.timeout)} (poll_timeout) in all"
+                + (f"; it started {_duration(age)} ago" if age is not None else "")
+                + f". Domo runs one export per DataSet at a time, so {config.name}'s export "
+                "could not start",
+                hint="Materialize again once it has ended, or raise poll_timeout",
+            ) from None
+        self.log.info(f"{config.name}: the other export {export_id} ended ({ended.status_text})")
 
-    def _wait(self, config: ExportConfig, current: Export, expected: float | None) -> Export:
-        """Poll an export of this asset until it ends, logging each change to another
-        unfinished status (the end shows as the materialization, or as the failure)."""
+    def _wait(
+        self,
+        config: ExportConfig,
+        current: Export,
+        expected: float | None,
+        ledger: ExportLedger,
+        deadline: float,
+    ) -> Export:
+        """Poll this asset's export until it ends, logging each change to another unfinished
+        status (the end shows as the materialization, or as the failure).
+
+        The wait ends at this attempt's deadline, or when the export has run ``poll_timeout``
+        since it started, whichever comes first; an export older than ``stale_after`` fails.
+        """
         export_id = current.export_id
+        age = self._age(current, ledger) or 0.0
+        if age > self.stale_after:
+            raise DomoStaleExportError(
+                f"Domo export {export_id} of DataSet {config.dataset_id} has been "
+                f"'{current.status_text}' for {_duration(age)}, longer than "
+                f"stale_export_after ({_duration(self.stale_after)})"
+            )
+        remaining = min(deadline - self._clock(), self.schedule.timeout - age)
         last_status = [current.status]
 
         def progress(export: Export, elapsed: float) -> None:
@@ -286,12 +543,58 @@ class ExportRunner:
                 )
             last_status.append(export.status)
 
-        return self.client.wait_for_export(
-            config.dataset_id,
-            export_id,
-            self.schedule,
-            stop=self.stop,
-            on_poll=progress,
-            expected_seconds=expected,
-            current=current,
-        )
+        try:
+            return self.client.wait_for_export(
+                config.dataset_id,
+                export_id,
+                replace(self.schedule, timeout=max(remaining, 0.0)),
+                stop=self.stop,
+                on_poll=progress,
+                expected_seconds=expected,
+                current=current,
+            )
+        except DomoExportTimeoutError:
+            ran = self._age(current, ledger) or 0.0
+            raise DomoExportTimeoutError(
+                f"Domo export {export_id} of DataSet {config.dataset_id} was still "
+                f"'{last_status[-1].value}' {_duration(ran)} after it started (poll_timeout "
+                f"{_duration(self.schedule.timeout)}, across every attempt that waited for it)",
+            ) from None
+
+    def _age(self, export: Export, ledger: ExportLedger | None = None) -> float | None:
+        """Seconds since the export started (Domo's start time, else when it was recorded)."""
+        started = export.started
+        if started is None and ledger is not None:
+            record = ledger.last_started()
+            if record is not None and record.export_id == export.export_id:
+                started = record.recorded_at
+        if started is None:
+            return None
+        return max((self._now() - started).total_seconds(), 0.0)
+
+
+def _records(record: StartRecord | None, export: Export, target: ExportTarget) -> bool:
+    """Whether the ledger's record is this export, started for this request."""
+    return (
+        record is not None
+        and record.export_id == export.export_id
+        and record.request == target.fingerprint
+    )
+
+
+def _unchanged_since(dataset: DataSetMetadata, export: Export) -> bool:
+    """Whether the DataSet's data is known not to have changed since the export started."""
+    if dataset.last_updated is None or export.started is None:
+        return False
+    return dataset.last_updated <= export.started
+
+
+def _duration(seconds: float) -> str:
+    """A duration for messages: ``42 s``, ``12 min``, ``3.5 h``, ``3 d``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} d"

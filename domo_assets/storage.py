@@ -59,3 +59,27 @@ def _head(s3_client: Any, obj: S3Object) -> StoredObject:
         size=int(head.get("ContentLength", 0)),
         etag=str(head.get("ETag", "")).strip('"') or None,
     )
+
+
+def copy_object(
+    s3_client: Any, source: S3Object, bucket: str, key: str, kms_key_id: str | None = None
+) -> S3Object:
+    """Copy one object server-side (boto3's managed copy: multipart above its threshold).
+
+    Args:
+        s3_client: A boto3 S3 client with the worker's own credentials.
+        source: The object to copy.
+        bucket: The destination bucket.
+        key: The destination key.
+        kms_key_id: Encrypt the copy with this KMS key (SSE-KMS), as the export would be.
+
+    Returns:
+        The copy, with the source's row count.
+    """
+    extra: dict[str, str] = {}
+    if kms_key_id:
+        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+    s3_client.copy(
+        {"Bucket": source.bucket, "Key": source.key}, bucket, key, ExtraArgs=extra or None
+    )
+    return S3Object(bucket=bucket, key=key, row_count=source.row_count)

@@ -38,8 +38,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 CHUNK_SIZE = 256 * 1024
 """Bytes read from a stream at once, and the most decompressed bytes scanned at once."""
+HEADER_RANGE_BYTES = 64 * 1024
+"""Bytes fetched per ranged GET when only the header row is read."""
 MAX_HEADER_BYTES = 1024 * 1024
 """A header row longer than this is reported as malformed rather than buffered further."""
+INVALID_RANGE = "InvalidRange"
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
 QUOTE = b'"'
@@ -202,6 +205,105 @@ def verify_objects(
     header_ok = header_ok and all(f.header == expected for f in files)
     records = sum(f.records for f in files)
     return VerificationReport(tuple(files), records, header_ok, tuple(problems))
+
+
+@dataclass(frozen=True)
+class HeaderRead:
+    """The header row of one object, read with ranged GETs."""
+
+    uri: str
+    columns: tuple[str, ...]
+    had_bom: bool
+    bytes_read: int
+    """Bytes fetched from S3 (compressed bytes for gzip)."""
+
+
+def read_header(
+    s3_client: Any,
+    bucket: str,
+    key: str,
+    *,
+    compression: str | None = None,
+    range_bytes: int = HEADER_RANGE_BYTES,
+) -> HeaderRead:
+    """Read an object's header row without downloading the object.
+
+    The object is fetched in ranges of ``range_bytes`` (one GET for any ordinary header),
+    gunzipped as far as needed, and its first record parsed as CSV.
+
+    Args:
+        s3_client: A boto3 S3 client.
+        bucket: The object's bucket.
+        key: The object's key.
+        compression: The export's compression (``gzip`` or ``none``), if known; otherwise the
+            object's headers or magic bytes decide.
+        range_bytes: Bytes per ranged GET.
+
+    Raises:
+        MalformedCsvError: The object is empty, not valid gzip, or has no parsable header.
+        ClientError: S3 refused the read (missing object, access denied).
+        BotoCoreError: The read failed.
+    """
+    ranges = _RangedObject(s3_client, bucket, key, range_bytes)
+    chunks = iter(ranges)
+    first = next(chunks, b"")
+    if not first:
+        raise MalformedCsvError("empty object (0 bytes)")
+    compressed = _is_gzip(first, _declared_gzip(compression, ranges.response))
+    data: Iterable[bytes] = _prepend(first, chunks)
+    if compressed:
+        data = _gunzip(data, CHUNK_SIZE)
+    header_bytes, _, _ = _split_header(iter(data))
+    had_bom = header_bytes.startswith(UTF8_BOM)
+    columns = _parse_header(header_bytes[len(UTF8_BOM) :] if had_bom else header_bytes)
+    return HeaderRead(f"s3://{bucket}/{key}", columns, had_bom, ranges.bytes_read)
+
+
+class _RangedObject:
+    """Iterates an S3 object's bytes one ranged GET at a time, fetching only what is consumed."""
+
+    def __init__(self, s3_client: Any, bucket: str, key: str, range_bytes: int) -> None:
+        if range_bytes < 1:
+            raise ValueError(f"range_bytes must be positive, not {range_bytes}")
+        self._client = s3_client
+        self._bucket = bucket
+        self._key = key
+        self._range = range_bytes
+        self.bytes_read = 0
+        self.response: Mapping[str, Any] = {}
+
+    def __iter__(self) -> Iterator[bytes]:
+        size: int | None = None
+        while size is None or self.bytes_read < size:
+            end = self.bytes_read + self._range - 1
+            try:
+                response = self._client.get_object(
+                    Bucket=self._bucket, Key=self._key, Range=f"bytes={self.bytes_read}-{end}"
+                )
+            except ClientError as exc:
+                # S3 answers 416 for a range past the end: an empty object, or nothing left.
+                if exc.response.get("Error", {}).get("Code") == INVALID_RANGE:
+                    return
+                raise
+            if not self.response:
+                self.response = response
+            body = response["Body"]
+            try:
+                chunk = body.read()
+            finally:
+                body.close()
+            if not chunk:
+                return
+            self.bytes_read += len(chunk)
+            size = _object_size(response, self.bytes_read)
+            yield chunk
+
+
+def _object_size(response: Mapping[str, Any], fallback: int) -> int:
+    """The whole object's size from ``Content-Range: bytes a-b/size``."""
+    content_range = str(response.get("ContentRange") or "")
+    total = content_range.rpartition("/")[2]
+    return int(total) if total.isdigit() else fallback
 
 
 def header_mismatch(expected: Sequence[str], found: Sequence[str]) -> str:

@@ -27,6 +27,7 @@ EXPORT_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.05
 UTF8_BOM = "\ufeff"
 FINISHED = ("success", "error")
+SANDBOX_MODES = ("default", "strict")
 AWS_ENV_VARS = (
     "AWS_ENDPOINT_URL",
     "AWS_ACCESS_KEY_ID",
@@ -61,6 +62,17 @@ def _reset_sandbox(request: pytest.FixtureRequest) -> None:
     back to its initial state: exports, faults, behaviours, data, request log, S3 buckets."""
     if "sandbox" in request.fixturenames:
         request.getfixturevalue("sandbox").control.reset()
+
+
+@pytest.fixture(params=SANDBOX_MODES)
+def domo_mode(request: pytest.FixtureRequest, sandbox: Sandbox) -> Iterator[str]:
+    """Run the test against the sandbox in each mode: ``default``, and ``strict``, which reads
+    Domo's documentation at its harshest (a previous export returned for any request while the
+    data is unchanged, query answers as arrays of row objects, double-quoted SQL tokens read as
+    strings). The sandbox is our model of Domo, not Domo: end-to-end tests pass under both."""
+    sandbox.control.set_mode(request.param)
+    yield request.param
+    sandbox.control.set_mode("default")
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,12 @@ def failure_text(result: ExecuteInProcessResult) -> str:
         for e in result.all_events
         if e.event_type_value == "STEP_FAILURE"
     )
+
+
+def read_json(s3: Any, uri: str) -> Any:
+    """The JSON document at an ``s3://`` URI."""
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 def log_messages(instance: DagsterInstance, result: ExecuteInProcessResult) -> list[str]:

@@ -11,8 +11,11 @@ from dagster import AssetKey, DagsterInstance
 from support import (
     check_outcomes,
     domo_resource,
+    failure_text,
+    log_messages,
     materializations,
     materialize_catalog,
+    read_json,
     write_catalog,
 )
 
@@ -39,23 +42,39 @@ PHARMACY = {
 
 
 def test_bundled_catalog_materializes_with_true_metadata(
-    sandbox: Sandbox, instance: DagsterInstance
+    sandbox: Sandbox, instance: DagsterInstance, domo_mode: str
 ) -> None:
     catalog = load_catalog(BUNDLED_CATALOG)
     result = run(catalog, sandbox, instance)
-    assert result.success
     found = materializations(result)
-    assert set(found) == {e.name for e in catalog.exports}
+    refused: set[str] = set()
+    if domo_mode == "strict":
+        # The catalog exports Pharmacy Claims twice, with other columns and filters. Read
+        # literally, Domo answers the second request with the first's export (the data is
+        # unchanged): it must be refused, never recorded as the second asset's data.
+        assert not result.success
+        refused = {"pharmacy_claims", "pharmacy_claims_supply"} - set(found)
+        assert len(refused) == 1, found.keys()
+        (name,) = refused
+        text = failure_text(result)
+        assert f"Domo answered {name}'s export request with export" in text
+        assert f"DataSet {PHARMACY_CLAIMS_ID} is unchanged since that export" in text
+        assert "were not recorded" in text
+    else:
+        assert result.success
+    assert set(found) == {e.name for e in catalog.exports} - refused
     s3 = sandbox.s3_client()
     sandbox_exports = {e["export_id"]: e for e in sandbox.control.exports()}
     for export in catalog.exports:
+        if export.name in refused:
+            continue
         metadata = found[export.name]
         export_id = metadata["export_id"]
         assert export_id in sandbox_exports, f"{export.name}: export id unknown to Domo"
+        folder = f"s3://domo-exports/{export.path}/{export_id}/"
+        assert metadata["verified_location"] == folder
         uris = metadata["s3_uris"]
-        assert uris and all(
-            u.startswith(f"s3://domo-exports/{export.path}/{export_id}/export/") for u in uris
-        )
+        assert uris and all(u.startswith(f"{folder}export/") for u in uris)
         for uri in uris:
             bucket, key = uri.removeprefix("s3://").split("/", 1)
             assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
@@ -63,16 +82,22 @@ def test_bundled_catalog_materializes_with_true_metadata(
         assert rows == sum(record.data["rows"] for record in metadata["files"].records)
         assert metadata["reused_previous_export"] is False
         assert metadata["domo/dataset_id"] == export.dataset_id
-    assert found["pharmacy_claims"]["dagster/row_count"] == sandbox.control.true_row_count(
-        PHARMACY_CLAIMS_ID
+        manifest = read_json(s3, metadata["manifest_uri"])
+        assert manifest["export_id"] == export_id
+        assert manifest["columns"] == metadata["verified_header"]
+    assert found["pharmacy_claims_supply" if "pharmacy_claims" in refused else "pharmacy_claims"][
+        "dagster/row_count"
+    ] == sandbox.control.true_row_count(
+        PHARMACY_CLAIMS_ID,
+        where_sql="`Days Supply` >= 30" if "pharmacy_claims" in refused else None,
     )
     checks = check_outcomes(result)
-    assert len(checks) == 2 * len(catalog.exports)
+    assert len(checks) == 3 * len(found)
     assert all(checks.values()), checks
 
 
 def test_unchanged_dataset_reuses_export_and_data_version(
-    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, domo_mode: str
 ) -> None:
     catalog = write_catalog(tmp_path, PHARMACY)
     first = materializations(run(catalog, sandbox, instance))["claims"]
@@ -87,16 +112,25 @@ def test_unchanged_dataset_reuses_export_and_data_version(
     assert third["dagster/row_count"] == first["dagster/row_count"] + 3
 
 
-def test_misreported_count_fails_row_count_check(
+def test_misreported_count_is_never_recorded(
     sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
 ) -> None:
     sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, misreport_rows=7)
     result = run(write_catalog(tmp_path, PHARMACY), sandbox, instance)
-    assert result.success, "a non-blocking check failure must not fail the run"
+    assert not result.success, "an export whose row count is wrong must fail the run"
+    assert materializations(result) == {}
     assert check_outcomes(result) == {
         ("claims", "row_count"): False,
         ("claims", "s3_objects"): True,
+        ("claims", "header"): True,
     }
+    text = failure_text(result)
+    assert "was not recorded: check row_count failed" in text
+    (export,) = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
+    folder = f"t/claims/{export['export_id']}/export/"
+    listed = sandbox.s3_client().list_objects_v2(Bucket="domo-exports", Prefix=folder)
+    names = [o["Key"].rsplit("/", 1)[-1] for o in listed.get("Contents", [])]
+    assert names == ["data.csv.gz"], "no manifest beside an unverified export"
 
 
 def test_blocking_check_failure_fails_the_run(
@@ -116,19 +150,33 @@ def test_missing_object_fails_s3_check(
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert evaluations["s3_objects"].passed is False
     assert "missing" in evaluations["s3_objects"].description
+    assert evaluations["header"].passed is False
+    assert materializations(result) == {}
 
 
 def test_export_error_fails_step_but_keeps_other_results(
-    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, domo_mode: str
 ) -> None:
     sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="error")
     other = {"name": "sales", "dataset_id": REGIONAL_SALES_ID, "path": "t/sales"}
     result = run(write_catalog(tmp_path, PHARMACY, other), sandbox, instance)
     assert not result.success
     assert set(materializations(result)) == {"sales"}
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    text = str(failure.event_specific_data.error)
-    assert "claims" in text and "ended in error" in text and "errorCode" in text
+    text = failure_text(result)
+    assert "claims" in text and "EXPORT_FAILED" in text and "The export failed" in text
+
+
+def test_post_answered_with_an_error_export_fails_with_domos_reason(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, domo_mode: str
+) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, post_answer="error")
+    result = run(write_catalog(tmp_path, PHARMACY), sandbox, instance)
+    assert not result.success
+    assert materializations(result) == {}
+    (export,) = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
+    text = failure_text(result)
+    assert export["export_id"] in text and "EXPORT_REJECTED" in text
+    assert export["message"] in text, "Domo's message (with its toe) must be quoted"
 
 
 def test_stuck_export_times_out_naming_export_and_elapsed(
@@ -138,9 +186,9 @@ def test_stuck_export_times_out_naming_export_and_elapsed(
     result = run(write_catalog(tmp_path, PHARMACY), sandbox, instance, poll_timeout=1.0)
     assert not result.success
     stuck = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)[0]["export_id"]
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    text = str(failure.event_specific_data.error)
-    assert stuck in text and "poll timeout" in text
+    text = failure_text(result)
+    assert stuck in text and "after it started (poll_timeout 1 s" in text
+    assert "ended" not in "\n".join(log_messages(instance, result)), "a timeout is no end"
 
 
 def test_lineage_dataset_then_export(sandbox: Sandbox) -> None:
@@ -209,6 +257,7 @@ def test_deep_verification_catches_a_misreported_count(
     )
     assert not evaluation.passed
     assert "Domo reports" in evaluation.description
+    assert materializations(result) == {}
 
 
 def test_cli_validates_and_materializes_every_export(sandbox: Sandbox, tmp_path: Path) -> None:

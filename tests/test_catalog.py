@@ -106,7 +106,7 @@ def test_where_forms_become_conditions(tmp_path: Path) -> None:
         ("Region", FilterOp.IN, ("East", "West")),
         ("Amount", FilterOp.GREATER_THAN_EQUAL, (10,)),
     ]
-    assert export.to_query().where.to_sql() == "\"Region\" IN ('East', 'West') AND \"Amount\" >= 10"
+    assert export.to_query().where.to_sql() == "`Region` IN ('East', 'West') AND `Amount` >= 10"
 
 
 def test_code_location_load_fails_on_bad_catalog(tmp_path: Path) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,6 +21,7 @@ from domo_assets.errors import (
     DomoNotFoundError,
     DomoPermissionError,
     DomoRateLimitError,
+    DomoResponseError,
     DomoServerError,
     DomoTimeoutError,
 )
@@ -43,8 +47,16 @@ from domo_assets.sandbox.datasets import (
     REGIONAL_SALES_ID,
 )
 
+if TYPE_CHECKING:
+    from conftest import DomoHttp
+
 FAST = PollSchedule(initial_interval=0.05, max_interval=0.2, timeout=30)
 EXPORT_PATH = "/api/query/v1/export/"
+QUERY_PATH = "/api/query/v1/execute/"
+CLIENT_LOGGER = "domo_assets.client"
+# A column name and a value with every character Domo's MySQL-like SQL must quote or escape.
+AWKWARD_COLUMN = "Odd `name` with \"double\" and 'single' quotes"
+AWKWARD_VALUE = "it's a \\ path"
 
 
 def make_client(sandbox: Sandbox, token: str | None = None, **kwargs) -> DomoClient:
@@ -390,6 +402,129 @@ def test_pdp_filtered_count_matches_filtered_export(sandbox: Sandbox) -> None:
     assert export.row_count == visible
     me = client.get_me()
     assert me is not None and me.id
+
+
+# -- statuses, history, SQL and query answers as Domo documents them ----------------------------
+
+
+def test_unknown_status_is_not_running_but_fails_the_export_followed(
+    client: DomoClient, sandbox: Sandbox
+) -> None:
+    cancelled, _, _ = sandbox.control.add_history(PHARMACY_CLAIMS_ID, "malformed")
+    listed = {e.export_id: e for e in client.list_exports(PHARMACY_CLAIMS_ID)}
+    assert listed[cancelled].status is ExportStatus.UNKNOWN
+    assert listed[cancelled].raw_status == "CANCELLED"
+    assert client.active_export(PHARMACY_CLAIMS_ID) is None
+    # Not taken for a running export: a new one starts at once.
+    assert run_export(client, sandbox, PHARMACY_CLAIMS_ID).outcome is StartOutcome.STARTED
+    with pytest.raises(DomoExportFailedError) as info:
+        client.wait_for_export(PHARMACY_CLAIMS_ID, cancelled, FAST)
+    assert cancelled in str(info.value)
+    assert "'CANCELLED'" in str(info.value)
+    assert info.value.export is not None and info.value.export.status is ExportStatus.UNKNOWN
+
+
+def test_post_answered_with_failed_export_raises_with_domos_reason(
+    client: DomoClient, sandbox: Sandbox
+) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, post_answer="error")
+    request = make_request(sandbox)
+    with pytest.raises(DomoExportFailedError) as info:
+        client.start_export(PHARMACY_CLAIMS_ID, request)
+    (record,) = sandbox.control.exports(PHARMACY_CLAIMS_ID)
+    text = str(info.value)
+    toe = re.search(r"toe: ([A-Z0-9-]+)", record["message"])
+    assert toe is not None, record["message"]
+    for part in (PHARMACY_CLAIMS_ID, record["export_id"], "'error'", record["error_code"]):
+        assert part in text
+    assert record["message"] in text
+    assert info.value.toe == toe[1] and f"toe {toe[1]}: quote it to Domo support" in text
+    assert "materialize again" in text
+    assert info.value.export is not None and info.value.export.export_id == record["export_id"]
+    assert request.credentials.secret_access_key not in text + repr(info.value.export)
+
+
+def test_unreadable_history_entries_are_skipped_with_one_warning_each(
+    client: DomoClient, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    cancelled, null_rows, bad_time = sandbox.control.add_history(PHARMACY_CLAIMS_ID, "malformed")
+    sandbox.control.add_history(PHARMACY_CLAIMS_ID, entries=["not an export object"])
+    caplog.set_level(logging.WARNING, logger=CLIENT_LOGGER)
+    export = run_export(client, sandbox, PHARMACY_CLAIMS_ID).export  # lists, then polls
+    for _ in range(3):
+        listed = {e.export_id for e in client.list_exports(PHARMACY_CLAIMS_ID)}
+        found = client.get_export(PHARMACY_CLAIMS_ID, export.export_id)
+    assert listed == {export.export_id, cancelled}
+    assert found.status is ExportStatus.SUCCESS and found.row_count == export.row_count
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    expected = {
+        null_rows: "no row count",
+        bad_time: "'started'",
+        "unreadable": "where an object (export object) was expected",
+    }
+    assert len(warnings) == len(expected), warnings
+    for export_id, reason in expected.items():
+        (warning,) = (w for w in warnings if f"(exportId {export_id})" in w)
+        assert re.search(rf"entry \d+ \(exportId {export_id}\)", warning)
+        assert reason in warning and PHARMACY_CLAIMS_ID in warning
+
+
+def test_get_export_of_unreadable_entry_names_it(client: DomoClient, sandbox: Sandbox) -> None:
+    _, null_rows, bad_time = sandbox.control.add_history(PHARMACY_CLAIMS_ID, "malformed")
+    for export_id, problem in ((null_rows, "no row count"), (bad_time, "'not a time'")):
+        with pytest.raises(DomoResponseError) as info:
+            client.get_export(PHARMACY_CLAIMS_ID, export_id)
+        assert export_id in str(info.value)
+        assert problem in str(info.value)
+        assert PHARMACY_CLAIMS_ID in str(info.value)
+
+
+@pytest.mark.parametrize("sql_quotes", ["lenient", "mysql"])
+def test_count_rows_escapes_string_values(
+    client: DomoClient, sandbox: Sandbox, sql_quotes: str
+) -> None:
+    sandbox.control.set_behaviour(AWKWARD_VALUES_ID, sql_quotes=sql_quotes)
+    where = RowFilter(
+        (Condition("Text", FilterOp.IN, (AWKWARD_VALUE, "back\\slash", 'double "quotes" inside')),)
+    )
+    # The export filters with Domo's JSON expression, no SQL: the count to compare with.
+    exported = run_export(client, sandbox, AWKWARD_VALUES_ID, where=where).export.row_count
+    assert 0 < exported < client.count_rows(AWKWARD_VALUES_ID)
+    assert client.count_rows(AWKWARD_VALUES_ID, where) == exported
+    only_awkward = RowFilter((Condition("Text", FilterOp.EQUALS, (AWKWARD_VALUE,)),))
+    assert client.count_rows(AWKWARD_VALUES_ID, only_awkward) == 0
+
+
+@pytest.mark.parametrize("sql_quotes", ["lenient", "mysql"])
+def test_count_rows_quotes_column_names(
+    client: DomoClient, sandbox: Sandbox, sql_quotes: str
+) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, sql_quotes=sql_quotes)
+    where = RowFilter((Condition("Days Supply", FilterOp.GREATER_THAN_EQUAL, (30,)),))
+    exported = run_export(client, sandbox, PHARMACY_CLAIMS_ID, where=where).export.row_count
+    assert 0 < exported < client.count_rows(PHARMACY_CLAIMS_ID)
+    assert client.count_rows(PHARMACY_CLAIMS_ID, where) == exported
+    # Domo reads the awkward name back whole: it names it as the column it cannot find.
+    awkward = RowFilter((Condition(AWKWARD_COLUMN, FilterOp.EQUALS, (AWKWARD_VALUE,)),))
+    with pytest.raises(DomoInvalidRequestError) as info:
+        client.count_rows(PHARMACY_CLAIMS_ID, awkward)
+    assert info.value.detail is not None
+    assert f"'{AWKWARD_COLUMN}'" in (info.value.detail.message or "")
+
+
+def test_count_rows_reads_an_array_of_row_objects(
+    client: DomoClient, sandbox: Sandbox, domo: DomoHttp
+) -> None:
+    where = RowFilter((Condition("Sex of Patient", FilterOp.EQUALS, ("F",)),))
+    columnar = (client.count_rows(PHARMACY_CLAIMS_ID), client.count_rows(PHARMACY_CLAIMS_ID, where))
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, query_shape="objects")
+    answer = domo.post(
+        QUERY_PATH + PHARMACY_CLAIMS_ID, json={"sql": "SELECT COUNT(*) FROM table"}, timeout=10
+    ).json()
+    assert isinstance(answer, list) and isinstance(answer[0], dict), answer
+    objects = (client.count_rows(PHARMACY_CLAIMS_ID), client.count_rows(PHARMACY_CLAIMS_ID, where))
+    assert objects == columnar
+    assert 0 < objects[1] < objects[0]
 
 
 # -- parsing ------------------------------------------------------------------------------------

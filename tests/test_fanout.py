@@ -78,7 +78,7 @@ def test_every_export_gets_its_own_results_and_a_failure_hides_none(
     assert set(found) == {f"fan_{i}" for i in range(EXPORTS)} - {"fan_3"}
     assert len({m["export_id"] for m in found.values()}) == EXPORTS - 1
     checks = check_outcomes(result)
-    assert len(checks) == 2 * (EXPORTS - 1) and all(checks.values())
+    assert len(checks) == 3 * (EXPORTS - 1) and all(checks.values())
     assert "1 of 10 Domo export(s) failed" in failure_text(result)
     assert "fan_3" in failure_text(result)
 

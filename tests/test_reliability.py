@@ -8,11 +8,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, RetryPolicy
-from support import domo_resource, log_messages, materialize_catalog, metadata_of, write_catalog
+from support import (
+    domo_resource,
+    failure_text,
+    log_messages,
+    materialize_catalog,
+    metadata_of,
+    write_catalog,
+)
 
 from domo_assets.assets import DOMO_POOL, build_export_assets
 from domo_assets.auth import DeveloperTokenAuth
@@ -49,22 +57,154 @@ def test_reexecuted_run_resumes_the_export_it_started(
     assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
 
 
-def test_retried_step_resumes_the_export_it_started(
+def test_retried_step_attaches_to_the_export_it_started(
     sandbox: Sandbox, instance, tmp_path: Path
 ) -> None:
-    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_seconds=1.5)
+    """A status read fails for good (no client retry left) while the export runs: the step is
+    retried by its RetryPolicy and the new attempt attaches instead of posting again."""
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_seconds=3)
     catalog = write_catalog(tmp_path, CLAIMS)
-    result = run(
-        catalog, sandbox, instance, retry_policy=RetryPolicy(max_retries=1), poll_timeout=1.0
-    )
-    assert result.success
+
+    def fail_one_status_read_once_exporting() -> None:
+        deadline = time.monotonic() + 30
+        while sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 0:
+            assert time.monotonic() < deadline, "the export never started"
+            time.sleep(0.02)
+        sandbox.control.add_fault(method="GET", path_regex=EXPORT_PATH, status=503, times=1)
+
+    injector = threading.Thread(target=fail_one_status_read_once_exporting)
+    injector.start()
+    result = run(catalog, sandbox, instance, retry_policy=RetryPolicy(max_retries=1), max_retries=0)
+    injector.join()
+    assert result.success, failure_text(result)
     assert any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events), (
         "the step must have been retried"
     )
-    # The retry attaches to the running export, or, if it already finished, Domo returns it as
-    # the previous export of unchanged data: either way no second export.
-    assert metadata_of(result, "claims")["start_outcome"] in {"attached", "reused_previous"}
+    assert metadata_of(result, "claims")["start_outcome"] == "attached"
     assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+
+
+def test_step_retry_redoes_only_the_failed_export(
+    sandbox: Sandbox, instance, tmp_path: Path, domo_mode: str
+) -> None:
+    """Three exports, one ending in error: the RetryPolicy's retry exports only that one again;
+    the other two keep their one POST and their one materialization, and stay in the run."""
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="error")
+    entries = [
+        CLAIMS,
+        {"name": "orders", "dataset_id": SAMPLE_DATASETS["daily-orders"], "path": "rel/orders"},
+        {"name": "sales", "dataset_id": SAMPLE_DATASETS["regional-sales"], "path": "rel/sales"},
+    ]
+    result = run(
+        write_catalog(tmp_path, *entries),
+        sandbox,
+        instance,
+        retry_policy=RetryPolicy(max_retries=1),
+    )
+    assert not result.success
+    restarts = [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"]
+    assert len(restarts) == 1, "the export error is worth one retry"
+    posts = Counter(
+        r["path"].removeprefix(EXPORT_PATH)
+        for r in sandbox.control.requests()
+        if r["method"] == "POST" and r["path"].startswith(EXPORT_PATH)
+    )
+    assert posts == {
+        PHARMACY_CLAIMS_ID: 2,
+        SAMPLE_DATASETS["daily-orders"]: 1,
+        SAMPLE_DATASETS["regional-sales"]: 1,
+    }
+    materialized = [
+        e.asset_key.to_user_string()
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+    ]
+    assert sorted(materialized) == ["orders", "sales"], "each materialized once, in this run"
+    assert any(
+        "not exported again: " in m and "orders" in m and "sales" in m
+        for m in log_messages(instance, result)
+    )
+
+
+def test_permanent_failure_is_not_retried(sandbox: Sandbox, instance, tmp_path: Path) -> None:
+    catalog = write_catalog(tmp_path, {**CLAIMS, "dataset_id": "no-such-dataset"})
+    result = run(catalog, sandbox, instance, retry_policy=RetryPolicy(max_retries=2))
+    assert not result.success
+    assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
+    assert "DataSet no-such-dataset" in failure_text(result)
+
+
+# -- bounded waits -------------------------------------------------------------------------------
+
+
+def test_poll_timeout_bounds_an_export_across_attempts_and_runs(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="stuck")
+    catalog = write_catalog(tmp_path, CLAIMS)
+    first = run(
+        catalog, sandbox, instance, retry_policy=RetryPolicy(max_retries=2), poll_timeout=1.5
+    )
+    assert not first.success
+    assert not any(e.event_type_value == "STEP_RESTARTED" for e in first.all_events), (
+        "a spent wait is not retried: the next attempt would wait again"
+    )
+    (stuck,) = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
+    assert stuck["export_id"] in failure_text(first)
+    time.sleep(0.5)
+    second = run(catalog, sandbox, instance, poll_timeout=1.5)
+    text = failure_text(second)
+    assert not second.success
+    assert f"Domo export {stuck['export_id']}" in text and "after it started" in text
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1, "attached, not posted again"
+    messages = "\n".join(log_messages(instance, first) + log_messages(instance, second))
+    assert " ended" not in messages, "the log never says a timed-out export ended"
+
+
+def test_stale_and_malformed_history_does_not_hold_an_export(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    ghost = sandbox.control.add_history(PHARMACY_CLAIMS_ID, "stale_exporting", age_seconds=259200)
+    malformed = sandbox.control.add_history(PHARMACY_CLAIMS_ID, "malformed")
+    result = run(write_catalog(tmp_path, CLAIMS), sandbox, instance)
+    assert result.success, failure_text(result)
+    assert metadata_of(result, "claims")["start_outcome"] == "started"
+    messages = "\n".join(log_messages(instance, result))
+    assert f"not waiting for export {ghost[0]}" in messages and "3 d" in messages
+    assert "waiting for it to end" not in messages
+    # The CANCELLED entry parses (an unknown status: finished, never running); the entries with
+    # a null row count and an unreadable time are ignored, each with one warning naming it.
+    ignored = [m for m in log_messages(instance, result) if m.startswith("Ignoring entry")]
+    assert len(ignored) == 2, ignored
+    assert all(any(export_id in m for m in ignored) for export_id in malformed[1:]), ignored
+
+
+def test_stale_export_domo_still_runs_fails_naming_it(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    (ghost,) = sandbox.control.add_history(
+        PHARMACY_CLAIMS_ID, "stale_exporting", age_seconds=259200, blocking=True
+    )
+    result = run(write_catalog(tmp_path, CLAIMS), sandbox, instance, retry_policy=RetryPolicy(2))
+    assert not result.success
+    text = failure_text(result)
+    assert f"counts export {ghost} as 'exporting', started 3 d ago" in text
+    assert "stale_export_after 6.0 h" in text and "Ask Domo support to cancel it" in text
+    assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
+
+
+def test_own_export_older_than_the_stale_bound_fails(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="stuck")
+    catalog = write_catalog(tmp_path, CLAIMS)
+    assert not run(catalog, sandbox, instance, poll_timeout=0.5).success
+    time.sleep(1.2)
+    result = run(catalog, sandbox, instance, stale_export_after=1.0)
+    (stuck,) = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
+    text = failure_text(result)
+    assert f"Domo export {stuck['export_id']} of DataSet {PHARMACY_CLAIMS_ID} has been" in text
+    assert "longer than stale_export_after (1 s)" in text
 
 
 def test_foreign_running_export_is_waited_for(sandbox: Sandbox, instance, tmp_path: Path) -> None:

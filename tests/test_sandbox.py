@@ -13,7 +13,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import date
+from collections.abc import Iterator
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
+import domo_assets.sandbox.__main__ as sandbox_cli
 from domo_assets.sandbox import (
     AWKWARD_VALUES_ID,
     DAILY_ORDERS_ID,
@@ -864,3 +866,356 @@ def test_synthetic_datasets_of_the_constructor_survive_reset() -> None:
 
     assert added[:2] == [synthetic_dataset_id(0), synthetic_dataset_id(1)]
     assert set(state.datasets) == {*SAMPLE_DATASETS.values(), *added[:2]}
+
+
+# Harsh readings of Domo's documentation: behaviours, injected history, modes
+
+HARSH_FIELDS = ("previous_export", "query_shape", "sql_quotes")
+STRICT_FIELDS = {"previous_export": "any_request", "query_shape": "objects", "sql_quotes": "mysql"}
+DEFAULT_FIELDS = {
+    "previous_export": "same_request",
+    "query_shape": "columnar",
+    "sql_quotes": "lenient",
+}
+THREE_DAYS_MS = 259_200_000
+MAX_INJECT_SECONDS = 1.0
+MAX_LIST_SECONDS = 3.0  # 10,000 entries (4 MB of JSON) on a busy 2-core machine
+
+
+def query(domo: DomoHttp, dataset_id: str, sql: str, platform: bool = False) -> Any:
+    """POST `sql` to an instance (or platform) query endpoint; return the JSON answer."""
+    path = "/v1/datasets/query/execute/" if platform else "/api/query/v1/execute/"
+    response = domo.post(path + dataset_id, json={"sql": sql})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def count(domo: DomoHttp, dataset_id: str, where: str) -> int:
+    """Return ``SELECT COUNT(*) FROM table WHERE <where>`` in the columnar shape."""
+    return query(domo, dataset_id, f"SELECT COUNT(*) FROM table WHERE {where}")["rows"][0][0]
+
+
+def date_ms(value: int | str) -> float:
+    """Return an export timestamp (epoch ms or ISO-8601 with a Z) as epoch milliseconds."""
+    if isinstance(value, int):
+        return value
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000
+
+
+@pytest.fixture
+def strict(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The session's sandbox in strict mode, switched back to default afterwards (reset
+    keeps the mode, so it would leak into later tests)."""
+    sandbox.control.set_mode("strict")
+    yield sandbox
+    sandbox.control.set_mode("default")
+
+
+def test_any_request_returns_the_latest_export_whatever_the_request(
+    domo: DomoHttp, sandbox: Sandbox
+) -> None:
+    fast(sandbox, REGIONAL_SALES_ID, previous_export="any_request")
+    first = domo.export(REGIONAL_SALES_ID)
+    other_request = {
+        **domo.body(include_bom=True, columns=domo.columns("Region")),
+        "path": "west/only",
+    }
+
+    reused = domo.start_export(REGIONAL_SALES_ID, other_request, sandbox.tokens[WEST_MANAGER])
+    sandbox.control.change_dataset(REGIONAL_SALES_ID)
+    fresh = domo.start_export(REGIONAL_SALES_ID, other_request, sandbox.tokens[WEST_MANAGER])
+
+    assert reused.status_code == 200
+    assert reused.json()["exportId"] == first["exportId"]
+    assert reused.json()["urlRowCountMap"] == first["urlRowCountMap"]
+    header, rows = domo.read(reused.json())  # the analyst's files: every column and region
+    assert header == ["Region", "Product", "Revenue"]
+    assert {row[0] for row in rows} == {"East", "West", "North", "South"}
+    assert fresh.json()["exportId"] != first["exportId"]
+    records = sandbox.control.exports(REGIONAL_SALES_ID)
+    assert [r["times_returned"] for r in records] == [1, 0]
+    assert records[1]["request"]["path"] == "west/only"
+
+
+def test_same_request_is_still_the_default(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, REGIONAL_SALES_ID)
+    first = domo.export(REGIONAL_SALES_ID)
+
+    other = domo.start_export(REGIONAL_SALES_ID, {**domo.body(), "path": "elsewhere"})
+
+    assert sandbox.control.behaviour(REGIONAL_SALES_ID)["previous_export"] == "same_request"
+    assert other.json()["exportId"] != first["exportId"]
+
+
+def test_post_answer_error_answers_a_rejected_export_and_writes_nothing(
+    domo: DomoHttp, sandbox: Sandbox
+) -> None:
+    fast(sandbox, PHARMACY_CLAIMS_ID, post_answer="error")
+
+    response = domo.start_export(PHARMACY_CLAIMS_ID)
+    time.sleep(0.2)  # what a worker would need to write the files with export_seconds 0
+
+    assert response.status_code == 200
+    export = response.json()
+    assert export["exportStatus"] == "error"
+    assert export["errorCode"] == "EXPORT_REJECTED"
+    assert re.search(rf"\(toe: {TOE_PATTERN.pattern}\)$", export["message"])
+    assert export["finished"] >= export["started"]
+    assert export["urlRowCountMap"] is None
+    assert domo.list_exports(PHARMACY_CLAIMS_ID) == [export]
+    (record,) = sandbox.control.exports(PHARMACY_CLAIMS_ID)
+    assert (record["status"], record["object_keys"]) == ("error", [])
+    assert domo.s3.list_objects_v2(Bucket=EXPORT_BUCKET)["KeyCount"] == 0
+
+
+def test_objects_query_shape_on_both_query_endpoints(domo: DomoHttp, sandbox: Sandbox) -> None:
+    sandbox.control.set_behaviour(DAILY_ORDERS_ID, query_shape="objects")
+    count_sql = "SELECT COUNT(*) FROM table"
+
+    instance = query(domo, DAILY_ORDERS_ID, count_sql)
+    platform = query(domo, DAILY_ORDERS_ID, count_sql, platform=True)
+    rows = query(domo, DAILY_ORDERS_ID, "SELECT `Region`, `Order ID` FROM table LIMIT 2")
+    columnar = query(domo, PHARMACY_CLAIMS_ID, count_sql)
+
+    assert instance == platform == [{"COUNT(*)": ORDER_COUNT}]
+    assert len(rows) == 2
+    assert [list(row) for row in rows] == [["Region", "Order ID"]] * 2
+    assert rows[0]["Region"] in {"East", "West", "North", "South"}
+    assert columnar["rows"] == [[1_000]]
+
+
+def test_mysql_quotes_make_double_quoted_names_string_literals(
+    domo: DomoHttp, sandbox: Sandbox
+) -> None:
+    true_long_supply = sandbox.control.true_row_count(PHARMACY_CLAIMS_ID, '"Days Supply" >= 30')
+    true_west = sandbox.control.true_row_count(DAILY_ORDERS_ID, "\"Region\" IN ('West')")
+    lenient = count(domo, PHARMACY_CLAIMS_ID, '"Days Supply" >= 30')
+    for dataset_id in (PHARMACY_CLAIMS_ID, DAILY_ORDERS_ID):
+        sandbox.control.set_behaviour(dataset_id, sql_quotes="mysql")
+
+    assert 0 < true_long_supply < 1_000 and 0 < true_west < ORDER_COUNT
+    assert lenient == true_long_supply
+    assert count(domo, PHARMACY_CLAIMS_ID, '"Days Supply" >= 30') == 0  # '' -> 0 >= 30
+    assert count(domo, PHARMACY_CLAIMS_ID, "`Days Supply` >= 30") == true_long_supply
+    assert count(domo, DAILY_ORDERS_ID, "\"Region\" IN ('West')") == 0
+    assert count(domo, DAILY_ORDERS_ID, "`Region` IN ('West')") == true_west
+    assert count(domo, DAILY_ORDERS_ID, '`Region` = "West"') == true_west  # a string literal
+    assert count(domo, DAILY_ORDERS_ID, "'31 days' > 30 AND `Region` = 'West'") == true_west
+    assert count(domo, DAILY_ORDERS_ID, "'b' > 'a' AND 'no digits' = 0") == ORDER_COUNT
+    named = domo.post(
+        f"/api/query/v1/execute/{DAILY_ORDERS_ID}", json={"sql": 'SELECT "Region" FROM table'}
+    )
+    assert_domo_error(named, 400, "back-ticks")
+
+
+@pytest.mark.parametrize("quotes", ["lenient", "mysql"])
+def test_string_literals_and_back_ticked_names_read_mysql_escapes(
+    domo: DomoHttp, sandbox: Sandbox, quotes: str
+) -> None:
+    sandbox.control.set_behaviour(AWKWARD_VALUES_ID, sql_quotes=quotes)
+    texts = Counter(AWKWARD_TEXTS[index % len(AWKWARD_TEXTS)] for index in range(50))
+    literals = {
+        r"'back\\slash'": "back\\slash",
+        r"'tab\tinside'": "tab\tinside",
+        r"'line one\nline two'": "line one\nline two",
+        r"'windows\r\nnewline'": "windows\r\nnewline",
+        r"'double \"quotes\" inside'": 'double "quotes" inside',
+        "'double \"quotes\" inside'": 'double "quotes" inside',
+        r"'\"'": '"',
+        r"'caf\é au \l\ait'": "café au lait",  # any other \x is x
+    }
+    constants = {
+        r"'\'' = ''''": True,
+        r"'a\%' = 'a%'": False,  # \% keeps its backslash
+        r"'a\_' = 'a\\_'": True,
+        r"'\0' = '0'": False,  # \0 is NUL
+    }
+
+    for literal, text in literals.items():
+        assert count(domo, AWKWARD_VALUES_ID, f"`Text` = {literal}") == texts[text] > 0, literal
+    for condition, holds in constants.items():
+        assert count(domo, AWKWARD_VALUES_ID, condition) == (50 if holds else 0), condition
+    doubled = domo.post(
+        f"/api/query/v1/execute/{AWKWARD_VALUES_ID}",
+        json={"sql": "SELECT COUNT(*) FROM table WHERE `Te``xt` = 'plain'"},
+    )
+    assert_domo_error(doubled, 400, "'Te`xt'")
+
+
+def test_double_quoted_tokens_in_each_quote_mode(domo: DomoHttp, sandbox: Sandbox) -> None:
+    url = f"/api/query/v1/execute/{AWKWARD_VALUES_ID}"
+    plain = Counter(AWKWARD_TEXTS[index % len(AWKWARD_TEXTS)] for index in range(50))["plain"]
+    lenient_sql = 'SELECT COUNT(*) FROM table WHERE "Te""x\\t" = \'plain\''
+    lenient = domo.post(url, json={"sql": lenient_sql})
+    sandbox.control.set_behaviour(AWKWARD_VALUES_ID, sql_quotes="mysql")
+
+    assert_domo_error(lenient, 400, "'Te\"x\\t'")  # "" is a quote, a backslash is itself
+    assert count(domo, AWKWARD_VALUES_ID, '`Text` = "pla""in"') == 0
+    assert count(domo, AWKWARD_VALUES_ID, '\'say "hi"\' = "say ""hi"""') == 50
+    assert count(domo, AWKWARD_VALUES_ID, r'`Text` = "pl\ain"') == plain > 0
+
+
+def test_malformed_history_is_listed_but_never_reused(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, PHARMACY_CLAIMS_ID)
+    ids = sandbox.control.add_history(PHARMACY_CLAIMS_ID, "malformed")
+
+    listed = {e["exportId"]: e for e in domo.list_exports(PHARMACY_CLAIMS_ID)}
+    started = domo.start_export(PHARMACY_CLAIMS_ID)
+
+    assert len(set(ids)) == 3 and set(listed) == set(ids)
+    cancelled, null_count, bad_time = (listed[export_id] for export_id in ids)
+    assert cancelled["exportStatus"] == "CANCELLED"
+    assert null_count["exportStatus"] == "success"
+    ((url, rows),) = null_count["urlRowCountMap"].items()
+    assert rows is None and url.startswith(f"s3://{EXPORT_BUCKET}/{PHARMACY_CLAIMS_ID}/")
+    assert bad_time["started"] == "not a time"
+    assert isinstance(bad_time["finished"], int) and bad_time["finished"] < time.time() * 1000
+    assert started.status_code == 200
+    assert started.json()["exportId"] not in ids
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1  # injected: not records
+    sandbox.control.reset()
+    assert domo.list_exports(PHARMACY_CLAIMS_ID) == []
+
+
+def test_stale_exporting_ghost_does_not_block(domo: DomoHttp, sandbox: Sandbox) -> None:
+    before_ms = time.time() * 1000
+    (ghost_id,) = sandbox.control.add_history(DAILY_ORDERS_ID, "stale_exporting")
+
+    response = domo.start_export(DAILY_ORDERS_ID)
+    (ghost,) = [e for e in domo.list_exports(DAILY_ORDERS_ID) if e["exportId"] == ghost_id]
+
+    assert response.status_code == 200
+    assert response.json()["exportId"] != ghost_id
+    assert ghost["exportStatus"] == "exporting"
+    assert ghost["finished"] is None and ghost["urlRowCountMap"] is None
+    assert ISO_Z_PATTERN.fullmatch(ghost["started"])  # daily-orders' timestamp style
+    started_ms = date_ms(ghost["started"])
+    assert abs(before_ms - THREE_DAYS_MS - started_ms) < 60_000
+
+
+def test_blocking_stale_export_refuses_posts_until_reset(domo: DomoHttp, sandbox: Sandbox) -> None:
+    fast(sandbox, PHARMACY_CLAIMS_ID, busy_behaviour="return_running")
+    (ghost_id,) = sandbox.control.add_history(
+        PHARMACY_CLAIMS_ID, "stale_exporting", age_seconds=60, blocking=True
+    )
+
+    refused = domo.start_export(PHARMACY_CLAIMS_ID)
+    (ghost,) = domo.list_exports(PHARMACY_CLAIMS_ID)
+    sandbox.control.reset()
+    accepted = domo.start_export(PHARMACY_CLAIMS_ID)
+
+    assert_domo_error(refused, 400, f"already in progress for DataSet {PHARMACY_CLAIMS_ID}")
+    assert ghost["exportId"] == ghost_id
+    assert abs(time.time() * 1000 - 60_000 - ghost["started"]) < 60_000
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+    assert accepted.status_code == 200
+
+
+def test_finished_history_of_ten_thousand_is_fast_and_listed(
+    domo: DomoHttp, sandbox: Sandbox
+) -> None:
+    sandbox.control.set_behaviour(AWKWARD_VALUES_ID, export_seconds=0.0)
+    started = time.monotonic()
+    ids = sandbox.control.add_history(AWKWARD_VALUES_ID, "finished", count=10_000)
+    injected_seconds = time.monotonic() - started
+    started = time.monotonic()
+    listed = domo.list_exports(AWKWARD_VALUES_ID)
+    list_seconds = time.monotonic() - started
+    fresh = domo.start_export(AWKWARD_VALUES_ID)
+
+    assert injected_seconds < MAX_INJECT_SECONDS
+    assert list_seconds < MAX_LIST_SECONDS
+    assert len(set(ids)) == 10_000
+    assert {e["exportId"] for e in listed} == set(ids)
+    assert [e["exportId"] for e in listed] != ids  # mixed, not in injection order
+    now_ms = time.time() * 1000
+    for export in listed[:50]:
+        assert export["exportStatus"] == "success"
+        ((url, rows),) = export["urlRowCountMap"].items()
+        assert url == (
+            f"https://{EXPORT_BUCKET}.s3.us-east-1.amazonaws.com/{AWKWARD_VALUES_ID}/"
+            f"{export['exportId']}/export/data.csv"  # awkward-values: virtual, uncompressed
+        )
+        assert rows == 50
+        assert date_ms(export["started"]) < date_ms(export["finished"]) < now_ms
+    assert fresh.json()["exportId"] not in ids
+
+
+def test_raw_history_entries_and_their_validation(domo: DomoHttp, sandbox: Sandbox) -> None:
+    entries = [{"exportId": "raw-1", "exportStatus": "queued?"}, 42, "text", None, {"x": 1}]
+
+    ids = sandbox.control.add_history(REGIONAL_SALES_ID, entries=entries)
+    listed = domo.list_exports(REGIONAL_SALES_ID)
+    problems = [
+        {"preset": "noise"},
+        {"preset": "finished", "count": -1},
+        {"preset": "stale_exporting", "blocking": "yes"},
+        {"preset": "malformed", "count": 3},
+        {"entries": "not a list"},
+    ]
+    errors = []
+    for body in problems:
+        with pytest.raises(SandboxControlError) as refused:
+            sandbox.control.add_history(REGIONAL_SALES_ID, **body)
+        errors.append(refused.value)
+
+    assert ids == ["raw-1"]
+    assert sorted(map(json.dumps, listed)) == sorted(map(json.dumps, entries))
+    assert [error.status for error in errors] == [400] * len(problems)
+    assert "malformed" in errors[0].body and "count" in errors[3].body
+
+
+def test_strict_mode_presets_every_behaviour_and_survives_reset(
+    domo: DomoHttp, strict: Sandbox
+) -> None:
+    control = strict.control
+    control.set_behaviour(DAILY_ORDERS_ID, query_shape="columnar")
+    overridden = control.behaviour(DAILY_ORDERS_ID)
+    synthetic = control.add_synthetic_datasets(1)[0]
+    synthetic_behaviour = control.behaviour(synthetic)
+
+    control.reset()
+
+    assert control.mode() == "strict"
+    assert overridden["query_shape"] == "columnar"
+    assert overridden["sql_quotes"] == "mysql"
+    listing = control.datasets()
+    assert {d["id"] for d in listing} == set(SAMPLE_DATASETS.values())
+    for dataset in listing:
+        assert {f: dataset["behaviour"][f] for f in HARSH_FIELDS} == STRICT_FIELDS
+    assert {f: synthetic_behaviour[f] for f in HARSH_FIELDS} == STRICT_FIELDS
+    assert query(domo, DAILY_ORDERS_ID, "SELECT COUNT(*) FROM table WHERE \"Region\" = 'West'") == [
+        {"COUNT(*)": 0}
+    ]
+    control.set_mode("default")
+    behaviour = control.behaviour(DAILY_ORDERS_ID)
+    assert {f: behaviour[f] for f in HARSH_FIELDS} == DEFAULT_FIELDS
+    with pytest.raises(SandboxControlError) as unknown:
+        control.set_mode("harsh")
+    assert unknown.value.status == 400 and "strict" in unknown.value.body
+
+
+def test_strict_mode_reuses_any_previous_export(domo: DomoHttp, strict: Sandbox) -> None:
+    fast(strict, PHARMACY_CLAIMS_ID)
+    first = domo.export(PHARMACY_CLAIMS_ID)
+
+    again = domo.start_export(PHARMACY_CLAIMS_ID, {**domo.body(), "path": "somewhere/else"})
+
+    assert again.json()["exportId"] == first["exportId"]
+
+
+def test_sandbox_and_cli_take_a_mode(sandbox: Sandbox) -> None:
+    with pytest.raises(ValueError, match="strict"):
+        Sandbox(mode="harsh")
+    assert sandbox_cli.parse_args(["--mode", "strict"]).mode == "strict"
+    assert sandbox_cli.parse_args([]).mode == "default"
+    with Sandbox(mode="strict") as other:
+        mode = other.control.mode()
+        behaviour = other.control.behaviour(PHARMACY_CLAIMS_ID)
+        banner = sandbox_cli.banner(other)
+    sandbox.control.reset()  # the other sandbox reset moto's process-global state
+
+    assert mode == "strict"
+    assert {f: behaviour[f] for f in HARSH_FIELDS} == STRICT_FIELDS
+    assert "Mode: strict" in banner
+    assert sandbox.control.mode() == "default"

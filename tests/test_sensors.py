@@ -435,7 +435,7 @@ def test_sensor_requested_run_materializes(sandbox: Sandbox) -> None:
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert materialized == {AssetKey("awkward_values")}
     checks = [(e.asset_key, e.passed) for e in result.get_asset_check_evaluations()]
-    assert len(checks) == 2 and all(passed for _, passed in checks), checks
+    assert len(checks) == 3 and all(passed for _, passed in checks), checks
     assert sandbox.control.export_count(AWKWARD_VALUES_ID) == 1
     assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 0
 

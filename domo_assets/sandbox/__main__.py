@@ -17,6 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .behaviour import DEFAULT_MODE, MODES
 from .datasets import DEFAULT_SYNTHETIC_ROWS, PHARMACY_CLAIMS_ID, SAMPLE_DATASETS
 from .s3 import SEED_BUCKETS
 from .sandbox import DEFAULT_HOST, Sandbox, loopback_address
@@ -48,6 +49,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_SYNTHETIC_ROWS,
         help="rows of each synthetic DataSet",
     )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default=DEFAULT_MODE,
+        help="strict: every DataSet reads Domo's documentation at its harshest",
+    )
     args = parser.parse_args(argv)
     try:
         loopback_address(args.host)
@@ -76,6 +83,7 @@ def banner(sandbox: Sandbox) -> str:
     width = max(len(name) for name in SAMPLE_DATASETS)
     lines = [
         "Domo sandbox is running.",
+        f"  Mode: {sandbox.control.mode()}",
         f"  Domo API (instance, platform, /_sandbox control): {sandbox.domo_url}",
         f"  S3, STS, IAM (moto):                              {sandbox.s3_url}",
         "  Developer tokens:",
@@ -113,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             verbose=args.verbose,
             synthetic_datasets=args.synthetic_datasets,
             synthetic_rows=args.synthetic_rows,
+            mode=args.mode,
         ) as sandbox:
             print(banner(sandbox), flush=True)
             if args.env_file:

@@ -1,13 +1,16 @@
-"""Per-DataSet export behaviour that tests switch through the control API."""
+"""Per-DataSet export behaviour that tests switch through the control API, and the
+sandbox-level modes that preset some of it for every DataSet."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from .datasets import DEFAULT_EXPORT_SECONDS, DatasetSpec
+from .sql import LENIENT_QUOTES, MYSQL_QUOTES, SQL_QUOTE_MODES
 
 DEFAULT_ROWS_PER_FILE = 100_000
 EXPORT_OUTCOMES = ("success", "error", "stuck")
@@ -15,19 +18,67 @@ URL_STYLES = ("s3", "virtual", "path")
 TIMESTAMP_STYLES = ("epoch_ms", "iso")
 BUSY_BEHAVIOURS = ("error", "return_running")
 NEW_EXPORT_STATUS_CODES = (200, 201)
+SAME_REQUEST = "same_request"
+ANY_REQUEST = "any_request"
+PREVIOUS_EXPORT_RULES = (SAME_REQUEST, ANY_REQUEST)
+ACCEPT_POST = "accept"
+REJECT_POST = "error"
+POST_ANSWERS = (ACCEPT_POST, REJECT_POST)
+COLUMNAR_SHAPE = "columnar"
+OBJECTS_SHAPE = "objects"
+QUERY_SHAPES = (COLUMNAR_SHAPE, OBJECTS_SHAPE)
 CHOICES: dict[str, tuple[object, ...]] = {
     "export_outcome": EXPORT_OUTCOMES,
     "url_style": URL_STYLES,
     "timestamp_style": TIMESTAMP_STYLES,
     "busy_behaviour": BUSY_BEHAVIOURS,
     "new_export_status_code": NEW_EXPORT_STATUS_CODES,
+    "previous_export": PREVIOUS_EXPORT_RULES,
+    "post_answer": POST_ANSWERS,
+    "query_shape": QUERY_SHAPES,
+    "sql_quotes": SQL_QUOTE_MODES,
 }
 NON_NEGATIVE = ("export_seconds", "queue_seconds")
+
+DEFAULT_MODE = "default"
+STRICT_MODE = "strict"
+# What each sandbox mode sets in every DataSet's behaviour: "strict" reads Domo's documentation
+# at its harshest; "default" puts the same fields back to their defaults.
+MODE_PRESETS: MappingProxyType[str, MappingProxyType[str, str]] = MappingProxyType(
+    {
+        DEFAULT_MODE: MappingProxyType(
+            {
+                "previous_export": SAME_REQUEST,
+                "query_shape": COLUMNAR_SHAPE,
+                "sql_quotes": LENIENT_QUOTES,
+            }
+        ),
+        STRICT_MODE: MappingProxyType(
+            {
+                "previous_export": ANY_REQUEST,
+                "query_shape": OBJECTS_SHAPE,
+                "sql_quotes": MYSQL_QUOTES,
+            }
+        ),
+    }
+)
+MODES = tuple(MODE_PRESETS)
+
+
+def check_mode(mode: str) -> str:
+    """Return `mode` if it is a sandbox mode.
+
+    Raises:
+        ValueError: Naming the known modes otherwise.
+    """
+    if not isinstance(mode, str) or mode not in MODE_PRESETS:
+        raise ValueError(f"Unknown sandbox mode {mode!r}; use one of {', '.join(MODES)}")
+    return mode
 
 
 @dataclass
 class Behaviour:
-    """How exports of one DataSet behave.
+    """How exports (and queries) of one DataSet behave.
 
     Attributes:
         export_outcome: ``success``; ``error`` (status error, errorCode EXPORT_FAILED);
@@ -41,6 +92,15 @@ class Behaviour:
         busy_behaviour: A POST while an export runs: ``error`` (400) or ``return_running``.
         new_export_status_code: 200 or 201 for a newly started export.
         rows_per_file: Maximum data rows per file; more rows are split into numbered files.
+        previous_export: Which earlier export a POST on unchanged data returns:
+            ``same_request`` (one made for the same user, query, bucket, path and BOM) or
+            ``any_request`` (the latest successful one, whatever request made it).
+        post_answer: ``accept`` (start the export) or ``error`` (answer an export record
+            that is already ``error``, errorCode EXPORT_REJECTED).
+        query_shape: Body of the query endpoints: ``columnar`` (columns, rows, numRows...)
+            or ``objects`` (an array of row objects).
+        sql_quotes: ``lenient`` (``"Name"`` is a column) or ``mysql`` (``"Name"`` is a
+            string literal; only back-ticks quote names).
     """
 
     export_outcome: str = "success"
@@ -53,15 +113,27 @@ class Behaviour:
     busy_behaviour: str = "error"
     new_export_status_code: int = 200
     rows_per_file: int = DEFAULT_ROWS_PER_FILE
+    previous_export: str = SAME_REQUEST
+    post_answer: str = ACCEPT_POST
+    query_shape: str = COLUMNAR_SHAPE
+    sql_quotes: str = LENIENT_QUOTES
 
     @classmethod
-    def for_dataset(cls, spec: DatasetSpec) -> Behaviour:
-        """Return the default behaviour of a sample DataSet."""
+    def for_dataset(cls, spec: DatasetSpec, mode: str = DEFAULT_MODE) -> Behaviour:
+        """Return the default behaviour of a DataSet under a sandbox mode."""
         return cls(
             export_seconds=spec.export_seconds,
             url_style=spec.url_style,
             timestamp_style=spec.timestamp_style,
-        )
+        ).with_mode(mode)
+
+    def with_mode(self, mode: str) -> Behaviour:
+        """Return a copy with the fields a sandbox mode presets set to its values.
+
+        Raises:
+            ValueError: For an unknown mode.
+        """
+        return dataclasses.replace(self, **MODE_PRESETS[check_mode(mode)])
 
     def updated(self, changes: Mapping[str, Any]) -> Behaviour:
         """Return a copy with `changes` applied.

@@ -145,9 +145,37 @@ class SandboxControl:
             dataset_id: DataSet id.
             **behaviour: Any of export_outcome, export_seconds, queue_seconds,
                 misreport_rows, omit_object, url_style, timestamp_style, busy_behaviour,
-                new_export_status_code, rows_per_file.
+                new_export_status_code, rows_per_file, previous_export, post_answer,
+                query_shape, sql_quotes.
         """
         return self._call("POST", f"/datasets/{quote(dataset_id)}/behaviour", behaviour)
+
+    def add_history(self, dataset_id: str, preset: str | None = None, **options: Any) -> list[str]:
+        """Inject entries into what ``GET /api/query/v1/export/{id}`` lists; return their
+        exportIds. The engine never runs or reuses them; `reset` removes them.
+
+        Args:
+            dataset_id: DataSet id.
+            preset: ``malformed`` (an undocumented status, a null row count, an unreadable
+                time), ``stale_exporting`` (options ``age_seconds``, default 3 days, and
+                ``blocking``, default False: refuse new exports while it exists) or
+                ``finished`` (option ``count``, default 10,000 old successful exports).
+                None: append ``entries`` (a list of raw JSON values) verbatim.
+            **options: The preset's options, or ``entries``.
+        """
+        body = {"preset": preset, **options} if preset is not None else options
+        return self._call("POST", f"/datasets/{quote(dataset_id)}/history", body)["export_ids"]
+
+    def mode(self) -> str:
+        """Return the sandbox mode: ``default`` or ``strict``."""
+        return self._call("GET", "/mode")["mode"]
+
+    def set_mode(self, mode: str) -> None:
+        """Switch the sandbox mode; every DataSet's behaviour gets its preset (``strict``:
+        previous_export any_request, query_shape objects, sql_quotes mysql; ``default``:
+        those fields' defaults). `reset` keeps the mode; `set_behaviour` may still override
+        a field afterwards."""
+        self._call("POST", "/mode", {"mode": mode})
 
     def change_dataset(self, dataset_id: str, rows: int = 1) -> int:
         """Append `rows` rows to a DataSet (new data) and return its new lastUpdated (ms)."""

@@ -6,7 +6,7 @@ import re
 
 from .datasets import DEFAULT_SYNTHETIC_ROWS
 from .query import QueryError
-from .sql import execute_sql
+from .sql import LENIENT_QUOTES, execute_sql
 from .state import SandboxState
 from .users import MAIN_USER, USERS
 from .web import ApiError, Request, Response, Router, json_response
@@ -41,6 +41,9 @@ class ControlApi:
         router.add("POST", f"{DATASET}/behaviour", self.set_behaviour)
         router.add("POST", f"{DATASET}/change", self.change)
         router.add("POST", f"{DATASET}/count", self.count)
+        router.add("POST", f"{DATASET}/history", self.add_history)
+        router.add("GET", f"{PREFIX}/mode", self.mode)
+        router.add("POST", f"{PREFIX}/mode", self.set_mode)
         router.add("POST", f"{PREFIX}/oauth", self.oauth)
         router.add("POST", f"{PREFIX}/reset", self.reset)
 
@@ -145,9 +148,34 @@ class ControlApi:
                 }
             )
 
+    def add_history(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /_sandbox/datasets/{id}/history`` ``{preset, ...options}`` or
+        ``{entries}``: inject entries into the DataSet's export list; answers their ids."""
+        dataset_id = self._dataset_id(match)
+        try:
+            export_ids = self._state.add_history(dataset_id, request.json_object())
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from exc
+        return json_response({"export_ids": export_ids}, 201)
+
+    def mode(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /_sandbox/mode``: ``{"mode": "default" | "strict"}``."""
+        with self._state.lock:
+            return json_response({"mode": self._state.mode})
+
+    def set_mode(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /_sandbox/mode`` ``{mode}``: apply a mode's preset to every behaviour."""
+        mode = request.json_object().get("mode")
+        try:
+            self._state.set_mode(mode)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from exc
+        return json_response({"mode": mode})
+
     def count(self, request: Request, match: re.Match[str]) -> Response:
         """``POST /_sandbox/datasets/{id}/count`` ``{where_sql?, user?}``: the true count
-        of rows `user` may see that match the SQL condition."""
+        of rows `user` may see that match the SQL condition (always read with lenient
+        quotes: this is the sandbox's truth, not Domo's answer)."""
         dataset_id = self._dataset_id(match)
         body = request.json_object()
         user = body.get("user") or MAIN_USER
@@ -159,7 +187,7 @@ class ControlApi:
             dataset = self._state.datasets[dataset_id]
             rows = dataset.rows()
         try:
-            result = execute_sql(dataset.spec, rows, sql, user)
+            result = execute_sql(dataset.spec, rows, sql, user, LENIENT_QUOTES)
         except QueryError as exc:
             raise ApiError(400, str(exc)) from exc
         return json_response({"count": result.rows[0][0]})

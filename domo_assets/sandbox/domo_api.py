@@ -8,6 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from .behaviour import OBJECTS_SHAPE
 from .datasets import CREATED_MS, UPDATE_INTERVAL_MS, Dataset, DatasetSpec, PdpPolicy, iso_from_ms
 from .exports import ExportRequest
 from .query import QueryError, pdp_filter
@@ -130,11 +131,13 @@ class DomoApi:
         if not isinstance(sql, str) or not sql.strip():
             raise ApiError(400, "'sql' is required")
         with self._state.lock:
-            rows = dataset.rows()
+            rows, behaviour = dataset.rows(), self._state.behaviours[dataset.spec.id]
         try:
-            result = execute_sql(dataset.spec, rows, sql, user.name)
+            result = execute_sql(dataset.spec, rows, sql, user.name, behaviour.sql_quotes)
         except QueryError as exc:
             raise ApiError(400, str(exc)) from exc
+        if behaviour.query_shape == OBJECTS_SHAPE:
+            return json_response(_row_objects(result))
         return json_response(_query_body(dataset.spec, result))
 
     def platform_dataset(self, request: Request, match: re.Match[str]) -> Response:
@@ -228,6 +231,15 @@ def _query_body(spec: DatasetSpec, result: SqlResult) -> dict[str, Any]:
         "numColumns": len(result.columns),
         "fromcache": False,
     }
+
+
+def _row_objects(result: SqlResult) -> list[dict[str, Any]]:
+    """Return the rows as the newer API reference shows them: one object per row, keys in
+    column order."""
+    return [
+        {name: json_value(value) for name, value in zip(result.columns, row, strict=True)}
+        for row in result.rows
+    ]
 
 
 def _policy(policy: PdpPolicy) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .behaviour import Behaviour
+from .behaviour import REJECT_POST, SAME_REQUEST, Behaviour
 from .datasets import Dataset, DatasetSpec, Row, iso_from_ms, now_ms
 from .query import Predicate, QueryError, RowQuery, build_query, column_names, order_items
 from .s3 import make_client
@@ -44,6 +44,8 @@ GZIP_LEVEL = 6
 FILE_EXTENSIONS = {"gzip": ".csv.gz", "none": ".csv"}
 CONTENT_TYPES = {"gzip": "application/gzip", "none": "text/csv"}
 EXPORT_FAILED = "EXPORT_FAILED"
+EXPORT_REJECTED = "EXPORT_REJECTED"
+REJECTED_MESSAGE = "Domo rejected the export request: retry it, or give Domo support this toe"
 S3_WRITE_FAILED = "S3_WRITE_FAILED"
 TEMPORARY_KEY_PREFIX = "ASIA"
 WORKER_JOIN_SECONDS = 10.0
@@ -194,19 +196,18 @@ class ExportRecord:
 
     def to_api(self) -> dict[str, Any]:
         """Return the export object as Domo's API shows it."""
-        return {
-            "exportId": self.export_id,
-            "exportStatus": self.status,
-            "started": self._timestamp(self.started_ms),
-            "finished": self._timestamp(self.finished_ms),
-            "urlRowCountMap": dict(self.url_row_counts) if self.url_row_counts else None,
-            "compression": self.compression,
-            "exportFormat": EXPORT_FORMAT,
-            "bucket": self.request.bucket,
-            "errorCode": self.error_code,
-            "message": self.message,
-            "queuePosition": 1 if self.status == STATUS_NONE else 0,
-        }
+        style = self.behaviour.timestamp_style
+        return export_object(
+            export_id=self.export_id,
+            status=self.status,
+            started=format_timestamp(self.started_ms, style),
+            finished=format_timestamp(self.finished_ms, style),
+            url_row_counts=dict(self.url_row_counts) if self.url_row_counts else None,
+            compression=self.compression,
+            bucket=self.request.bucket,
+            error_code=self.error_code,
+            message=self.message,
+        )
 
     def to_control(self) -> dict[str, Any]:
         """Return the export with the sandbox's internal detail (no secrets)."""
@@ -226,10 +227,45 @@ class ExportRecord:
             "request": self.request.summary(),
         }
 
-    def _timestamp(self, epoch_ms: int | None) -> int | str | None:
-        if epoch_ms is None or self.behaviour.timestamp_style == "epoch_ms":
-            return epoch_ms
-        return iso_from_ms(epoch_ms)
+
+def export_object(
+    *,
+    export_id: str,
+    status: str,
+    started: object,
+    finished: object,
+    url_row_counts: Mapping[str, object] | None,
+    compression: str,
+    bucket: str,
+    error_code: str | None = None,
+    message: str | None = None,
+) -> dict[str, Any]:
+    """Return an export object in the shape of Domo's API (timestamps already formatted)."""
+    return {
+        "exportId": export_id,
+        "exportStatus": status,
+        "started": started,
+        "finished": finished,
+        "urlRowCountMap": url_row_counts,
+        "compression": compression,
+        "exportFormat": EXPORT_FORMAT,
+        "bucket": bucket,
+        "errorCode": error_code,
+        "message": message,
+        "queuePosition": 1 if status == STATUS_NONE else 0,
+    }
+
+
+def format_timestamp(epoch_ms: int | None, style: str) -> int | str | None:
+    """Return a time as a DataSet's timestamp style shows it: ``epoch_ms`` or ``iso``."""
+    if epoch_ms is None or style == "epoch_ms":
+        return epoch_ms
+    return iso_from_ms(epoch_ms)
+
+
+def with_toe(message: str) -> str:
+    """Return an export failure message ending with a toe, as Domo's do."""
+    return f"{message} (toe: {new_toe()})"
 
 
 def object_url(style: str, bucket: str, region: str, key: str) -> str:
@@ -286,6 +322,10 @@ class ExportEngine:
         self._s3_endpoint = s3_endpoint
         self._lock = threading.RLock()
         self._records: list[ExportRecord] = []
+        # Injected history: raw export objects per DataSet, listed but never run or reused.
+        self._history: dict[str, list[Any]] = {}
+        # DataSets whose injected history holds an export Domo believes still runs.
+        self._blocked: set[str] = set()
         self._workers: list[threading.Thread] = []
         self._cancel = threading.Event()
         # boto3 clients are thread-safe and costly to build: one per endpoint and credentials.
@@ -296,10 +336,26 @@ class ExportEngine:
         with self._lock:
             return [r for r in self._records if dataset_id in (None, r.dataset_id)]
 
-    def api_objects(self, dataset_id: str) -> list[dict[str, Any]]:
-        """Return the DataSet's export objects as the API shows them."""
+    def api_objects(self, dataset_id: str) -> list[Any]:
+        """Return the DataSet's export objects as the API shows them, injected history last."""
         with self._lock:
-            return [record.to_api() for record in self.records(dataset_id)]
+            objects: list[Any] = [record.to_api() for record in self.records(dataset_id)]
+            objects.extend(self._history.get(dataset_id, ()))
+            return objects
+
+    def add_history(self, dataset_id: str, entries: Iterable[Any], blocking: bool = False) -> None:
+        """Add raw entries to what the DataSet's export list shows.
+
+        Args:
+            dataset_id: DataSet id.
+            entries: JSON values, listed verbatim; the engine never runs or reuses them.
+            blocking: Refuse every new export of the DataSet from now on (until `reset`), as
+                Domo does while it believes one of these entries is still running.
+        """
+        with self._lock:
+            self._history.setdefault(dataset_id, []).extend(entries)
+            if blocking:
+                self._blocked.add(dataset_id)
 
     def control_objects(self, dataset_id: str | None = None) -> list[dict[str, Any]]:
         """Return the export records as the control API shows them."""
@@ -327,22 +383,21 @@ class ExportEngine:
             The HTTP status and the export object.
 
         Raises:
-            ApiError: 400 when an export of the DataSet is running and the behaviour says so.
+            ApiError: 400 when an export of the DataSet is running and the behaviour says so,
+                or a blocking entry of the injected history says so.
         """
         key = request.reuse_key(dataset.spec.id, user.name)
         with self._lock:
-            previous = self._reusable(dataset, key)
-            running = self._running(dataset.spec.id)
-            if previous is None and running is not None:
-                if behaviour.busy_behaviour == "error":
-                    raise ApiError(
-                        400, f"An export is already in progress for DataSet {dataset.spec.id}"
-                    )
-                previous = running
+            previous = self._reusable(dataset, key, behaviour.previous_export)
+            if previous is None:
+                previous = self._busy(dataset.spec.id, behaviour)
             if previous is not None:
                 previous.times_returned += 1
                 return 200, previous.to_api()
             record = self._new_record(dataset, user, request, behaviour, key)
+            if behaviour.post_answer == REJECT_POST:
+                self._fail(record, EXPORT_REJECTED, REJECTED_MESSAGE)
+                return 200, record.to_api()
             self._start_worker(record, dataset.rows(), visible)
             return behaviour.new_export_status_code, record.to_api()
 
@@ -351,6 +406,8 @@ class ExportEngine:
         self.stop()
         with self._lock:
             self._records.clear()
+            self._history.clear()
+            self._blocked.clear()
             self._cancel = threading.Event()
 
     def stop(self) -> None:
@@ -365,10 +422,32 @@ class ExportEngine:
         for client in clients:
             client.close()
 
-    def _reusable(self, dataset: Dataset, key: str) -> ExportRecord | None:
+    def _reusable(self, dataset: Dataset, key: str, rule: str) -> ExportRecord | None:
+        """Return the export a POST on unchanged data answers with, or None.
+
+        The latest successful export of the DataSet (`rule` ``any_request``) or of the same
+        request (``same_request``), if it was made from the current data.
+        """
         for record in reversed(self._records):
-            if record.status == STATUS_SUCCESS and record.reuse_key == key:
-                return record if record.data_version == dataset.version else None
+            if record.dataset_id != dataset.spec.id or record.status != STATUS_SUCCESS:
+                continue
+            if rule == SAME_REQUEST and record.reuse_key != key:
+                continue
+            return record if record.data_version == dataset.version else None
+        return None
+
+    def _busy(self, dataset_id: str, behaviour: Behaviour) -> ExportRecord | None:
+        """Apply the one-active-export rule: return the running export to answer with.
+
+        Raises:
+            ApiError: 400 when an export runs and `busy_behaviour` is ``error``, or the
+                injected history holds a blocking entry.
+        """
+        running = self._running(dataset_id)
+        if running is not None and behaviour.busy_behaviour != "error":
+            return running
+        if running is not None or dataset_id in self._blocked:
+            raise ApiError(400, f"An export is already in progress for DataSet {dataset_id}")
         return None
 
     def _running(self, dataset_id: str) -> ExportRecord | None:
@@ -502,7 +581,7 @@ class ExportEngine:
             status=STATUS_ERROR,
             finished_ms=now_ms(),
             error_code=code,
-            message=f"{message} (toe: {new_toe()})",
+            message=with_toe(message),
         )
 
     def _update(self, record: ExportRecord, **changes: Any) -> None:

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from .auth import Credentials
+from .behaviour import DEFAULT_MODE, check_mode
 from .control import SandboxControl
 from .datasets import DEFAULT_SYNTHETIC_ROWS
 from .domo_server import DomoServer
@@ -47,6 +48,12 @@ class Sandbox:
             by the main user, deterministic ids from ``datasets.synthetic_dataset_id``) to serve
             besides the samples; they survive `SandboxControl.reset`.
         synthetic_rows: Rows of each synthetic DataSet.
+        mode: ``default``, or ``strict``: every DataSet's behaviour reads Domo's documentation
+            at its harshest (previous_export any_request, query_shape objects, sql_quotes
+            mysql); `SandboxControl.set_mode` switches it later, `reset` keeps it.
+
+    Raises:
+        ValueError: For a host that is not a loopback address, or an unknown mode.
     """
 
     def __init__(
@@ -58,8 +65,10 @@ class Sandbox:
         verbose: bool = False,
         synthetic_datasets: int = 0,
         synthetic_rows: int = DEFAULT_SYNTHETIC_ROWS,
+        mode: str = DEFAULT_MODE,
     ) -> None:
         self._host = loopback_address(host)
+        self._mode = check_mode(mode)
         self._synthetic = (synthetic_datasets, synthetic_rows)
         self._port = port
         self._credentials = Credentials.generate(token)
@@ -131,7 +140,9 @@ class Sandbox:
             return self
         self._s3.start()
         try:
-            self._state = SandboxState(self._credentials, self._s3, *self._synthetic)
+            self._state = SandboxState(
+                self._credentials, self._s3, *self._synthetic, mode=self._mode
+            )
             self._server = DomoServer(self._state, self._host, self._port)
             self._server.start()
         except BaseException:

@@ -1,37 +1,91 @@
-"""The tiny SQL dialect of the query endpoints, translated to Domo where expressions.
+r"""The tiny SQL dialect of the query endpoints, translated to Domo where expressions.
 
 Grammar (keywords case-insensitive, the table is always called ``table``)::
 
     SELECT (COUNT(*) | * | column [, column]...) FROM table [WHERE condition] [LIMIT n] [;]
     condition := term [OR term]...      term := factor [AND factor]...
-    factor    := ( condition ) | column op literal | column [NOT] IN ( literal [, literal]... )
+    factor    := ( condition ) | operand op literal | operand [NOT] IN ( literal [, literal]... )
+    operand   := column | literal
     op        := = | != | <> | < | <= | > | >=
-    column    := "Quoted Name" | `Quoted Name` | bare_identifier
-    literal   := 'string' ('' escapes a quote) | number
+    column    := `Back-ticked` | bare_identifier | "Double-quoted" (lenient quotes only)
+    literal   := 'string' | "string" (mysql quotes only) | number
+
+Two quote modes. ``lenient``: a double-quoted token is a column name (``""`` is a quote in
+it). ``mysql``: as in Domo's MySQL-like dialect, a double-quoted token is a string literal and
+only back-ticks quote names. Both read MySQL literals: in a string a doubled quote is a quote
+and backslash escapes apply (``\0 \b \n \r \t \Z``; ``\%`` and ``\_`` keep their
+backslash; any other ``\x`` is ``x``); in a back-ticked name two back-ticks are one.
+
+A comparison whose left side is a literal does not depend on the row: it is evaluated once,
+MySQL-style (string against number: the string's leading numeric prefix, 0 without one;
+string against string: string comparison), so ``"Days Supply" >= 30`` in ``mysql`` mode is
+``0 >= 30``, false for every row.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from .datasets import ColumnType, DatasetSpec, Row
-from .query import QueryError, build_query, pdp_filter
+from .query import (
+    COMPARISONS,
+    MEMBERSHIP,
+    Predicate,
+    QueryError,
+    WhereCompiler,
+    always,
+    build_query,
+    never,
+    pdp_filter,
+)
 
+LENIENT_QUOTES = "lenient"
+MYSQL_QUOTES = "mysql"
+SQL_QUOTE_MODES = (LENIENT_QUOTES, MYSQL_QUOTES)
 TABLE_NAME = "table"
 COUNT_COLUMN = "COUNT(*)"
-TOKEN_PATTERN = re.compile(
-    r"""\s*(?:
-        (?P<string>'(?:[^']|'')*')
-      | (?P<quoted>"(?:[^"]|"")*"|`[^`]*`)
+SINGLE_QUOTED_STRING = r"'(?:[^'\\]|\\.|'')*'"
+DOUBLE_QUOTED_STRING = r'"(?:[^"\\]|\\.|"")*"'
+DOUBLE_QUOTED_NAME = r'"(?:[^"]|"")*"'
+BACK_TICKED_NAME = r"`(?:[^`]|``)*`"
+OTHER_TOKENS = r"""
       | (?P<number>-?\d+(?:\.\d+)?)
       | (?P<symbol><=|>=|<>|!=|=|<|>|\(|\)|,|\*|;)
       | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
-    )""",
-    re.VERBOSE,
-)
+    )"""
+
+
+def _token_pattern(strings: str, names: str) -> re.Pattern[str]:
+    body = rf"\s*(?: (?P<string>{strings}) | (?P<quoted>{names}) {OTHER_TOKENS}"
+    return re.compile(body, re.VERBOSE | re.DOTALL)
+
+
+TOKEN_PATTERNS: dict[str, re.Pattern[str]] = {
+    LENIENT_QUOTES: _token_pattern(
+        SINGLE_QUOTED_STRING, f"{DOUBLE_QUOTED_NAME}|{BACK_TICKED_NAME}"
+    ),
+    MYSQL_QUOTES: _token_pattern(
+        f"{SINGLE_QUOTED_STRING}|{DOUBLE_QUOTED_STRING}", BACK_TICKED_NAME
+    ),
+}
+# MySQL's string escapes; an escaped character not listed here stands for itself.
+MYSQL_ESCAPES = {
+    "0": "\0",
+    "b": "\b",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "Z": "\x1a",
+    "%": "\\%",  # kept with its backslash, as MySQL does (LIKE patterns need it)
+    "_": "\\_",
+}
+ESCAPE_PATTERNS = {quote: re.compile(rf"\\(.)|{quote}{quote}", re.DOTALL) for quote in "'\""}
+NUMERIC_PREFIX = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 OPERATORS = {
     "=": "EQUALS",
     "!=": "NOT_EQUALS",
@@ -42,15 +96,27 @@ OPERATORS = {
     ">=": "GREATER_THAN_EQUAL",
 }
 KEYWORDS = frozenset({"SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIMIT", "COUNT"})
+LITERAL_KINDS = frozenset({"string", "number"})
+DOUBLE_QUOTE_HINT = (
+    "a double-quoted token is a string literal in Domo's MySQL-like dialect: wrap column "
+    "names in back-ticks, e.g. `Days Supply`"
+)
 
 
 @dataclass(frozen=True)
 class Token:
-    """A lexical token: kind (a `TOKEN_PATTERN` group name), text and offset."""
+    """A lexical token: kind (a token pattern group name), text and offset."""
 
     kind: str
     text: str
     offset: int
+
+
+@dataclass(frozen=True)
+class ConstantCondition:
+    """A condition that does not depend on the row (a comparison of two literals)."""
+
+    value: bool
 
 
 @dataclass(frozen=True)
@@ -60,25 +126,27 @@ class SqlQuery:
     Attributes:
         count: True for ``SELECT COUNT(*)``.
         columns: Selected column names (empty for ``*`` or a count).
-        where: The condition as a Domo where expression, or None.
+        where: The condition as a Domo where expression (whose operands may also be
+            `ConstantCondition`s), or None.
         limit: The LIMIT, or None.
     """
 
     count: bool
     columns: tuple[str, ...]
-    where: dict[str, Any] | None
+    where: dict[str, Any] | ConstantCondition | None
     limit: int | None
 
 
-def tokenize(sql: str) -> list[Token]:
-    """Split `sql` into tokens.
+def tokenize(sql: str, quotes: str = LENIENT_QUOTES) -> list[Token]:
+    """Split `sql` into tokens under a quote mode (``lenient`` or ``mysql``).
 
     Raises:
-        QueryError: On a character that starts no token.
+        QueryError: On a character that starts no token (an unterminated string, say).
     """
+    pattern = TOKEN_PATTERNS[quotes]
     tokens, position, end = [], 0, len(sql.rstrip())
     while position < end:
-        match = TOKEN_PATTERN.match(sql, position)
+        match = pattern.match(sql, position)
         if match is None or match.lastgroup is None:
             raise QueryError(f"SQL syntax error at offset {position}: {sql[position:][:20]!r}")
         tokens.append(Token(match.lastgroup, match.group(match.lastgroup), match.start(0)))
@@ -86,13 +154,13 @@ def tokenize(sql: str) -> list[Token]:
     return tokens
 
 
-def parse_sql(sql: str) -> SqlQuery:
-    """Parse a statement of the dialect above.
+def parse_sql(sql: str, quotes: str = LENIENT_QUOTES) -> SqlQuery:
+    """Parse a statement of the dialect above under a quote mode.
 
     Raises:
         QueryError: If `sql` is not in the dialect.
     """
-    return _Parser(tokenize(sql)).statement()
+    return _Parser(tokenize(sql, quotes)).statement()
 
 
 class _Parser:
@@ -138,13 +206,13 @@ class _Parser:
             self._fail("LIMIT needs a non-negative integer", token)
         return int(token.text)
 
-    def _condition(self) -> dict[str, Any]:
+    def _condition(self) -> Any:
         return self._chain("OR", self._term)
 
-    def _term(self) -> dict[str, Any]:
+    def _term(self) -> Any:
         return self._chain("AND", self._factor)
 
-    def _chain(self, keyword: str, operand: Any) -> dict[str, Any]:
+    def _chain(self, keyword: str, operand: Any) -> Any:
         expressions = [operand()]
         while self._accept_keyword(keyword):
             expressions.append(operand())
@@ -152,25 +220,31 @@ class _Parser:
             return expressions[0]
         return {"exprType": keyword, "expressions": expressions}
 
-    def _factor(self) -> dict[str, Any]:
+    def _factor(self) -> dict[str, Any] | ConstantCondition:
         if self._accept_symbol("("):
             condition = self._condition()
             self._symbol(")")
             return condition
-        column = {"column": self._identifier(), "exprType": "COLUMN"}
+        peeked = self._peek()
+        if peeked is not None and peeked.kind in LITERAL_KINDS:
+            return _constant(self._predicate(self._literal()))
+        return self._predicate({"column": self._identifier(), "exprType": "COLUMN"})
+
+    def _predicate(self, left: dict[str, Any]) -> dict[str, Any]:
+        """Parse what follows the left operand: ``[NOT] IN (...)`` or ``op literal``."""
         negated = self._accept_keyword("NOT")
         if negated or self._accept_keyword("IN"):
             if negated:
                 self._keyword("IN")
             return {
                 "exprType": "NOT_IN" if negated else "IN",
-                "leftExpr": column,
+                "leftExpr": left,
                 "rightExpr": {"values": self._literal_list()},
             }
         token = self._next("a comparison operator")
-        if token.text not in OPERATORS:
+        if token.kind != "symbol" or token.text not in OPERATORS:
             self._fail("expected a comparison operator", token)
-        return {"exprType": OPERATORS[token.text], "leftExpr": column, "rightExpr": self._literal()}
+        return {"exprType": OPERATORS[token.text], "leftExpr": left, "rightExpr": self._literal()}
 
     def _literal_list(self) -> list[dict[str, Any]]:
         self._symbol("(")
@@ -183,7 +257,7 @@ class _Parser:
     def _literal(self) -> dict[str, Any]:
         token = self._next("a literal")
         if token.kind == "string":
-            return {"value": token.text[1:-1].replace("''", "'"), "exprType": "STRING_VALUE"}
+            return {"value": _decode_string(token.text), "exprType": "STRING_VALUE"}
         if token.kind == "number":
             return {"value": token.text, "exprType": "NUMERIC_VALUE"}
         return self._fail("expected a 'string' or a number", token)
@@ -192,6 +266,8 @@ class _Parser:
         token = self._next("a column name")
         if token.kind == "quoted" or (token.kind == "word" and token.text.upper() not in KEYWORDS):
             return _unquote(token)
+        if token.kind == "string" and token.text.startswith('"'):
+            return self._fail(f"expected a column name; {DOUBLE_QUOTE_HINT}", token)
         return self._fail("expected a column name", token)
 
     def _peek(self) -> Token | None:
@@ -232,11 +308,63 @@ class _Parser:
         raise QueryError(f"SQL syntax error {where}: {problem}")
 
 
+def _decode_string(text: str) -> str:
+    """Return the value of a quoted string literal (MySQL escapes and doubled quotes)."""
+    quote = text[0]
+
+    def replace(match: re.Match[str]) -> str:
+        escaped = match[1]
+        return quote if escaped is None else MYSQL_ESCAPES.get(escaped, escaped)
+
+    return ESCAPE_PATTERNS[quote].sub(replace, text[1:-1])
+
+
 def _unquote(token: Token) -> str:
+    """Return the column name of a word or a quoted name (a doubled quote is one quote)."""
     if token.kind != "quoted":
         return token.text
-    inner = token.text[1:-1]
-    return inner.replace('""', '"') if token.text[0] == '"' else inner
+    quote = token.text[0]
+    return token.text[1:-1].replace(quote * 2, quote)
+
+
+def _constant(condition: dict[str, Any]) -> ConstantCondition:
+    """Evaluate a condition whose left side is a literal, once, MySQL-style."""
+    kind, left = condition["exprType"], _literal_value(condition["leftExpr"])
+    if kind in MEMBERSHIP:
+        items = condition["rightExpr"]["values"]
+        found = any(_compare("EQUALS", left, _literal_value(item)) for item in items)
+        return ConstantCondition(found == MEMBERSHIP[kind])
+    return ConstantCondition(_compare(kind, left, _literal_value(condition["rightExpr"])))
+
+
+def _literal_value(literal: dict[str, Any]) -> str | Decimal:
+    value = literal["value"]
+    return Decimal(value) if literal["exprType"] == "NUMERIC_VALUE" else value
+
+
+def _compare(kind: str, left: str | Decimal, right: str | Decimal) -> bool:
+    """Compare two literals as MySQL does: strings as strings, otherwise as numbers."""
+    if isinstance(left, str) and isinstance(right, str):
+        return COMPARISONS[kind](left, right)
+    return COMPARISONS[kind](_number(left), _number(right))
+
+
+def _number(value: str | Decimal) -> Decimal:
+    """Return a literal as a number: a string by its leading numeric prefix (none: 0)."""
+    if isinstance(value, Decimal):
+        return value
+    prefix = NUMERIC_PREFIX.match(value)
+    return Decimal(prefix[0].strip()) if prefix else Decimal(0)
+
+
+class _SqlWhereCompiler(WhereCompiler):
+    """Compiles the where expressions of SQL statements, constant conditions included."""
+
+    def compile(self, expr: Any) -> Predicate:
+        """Return the predicate of `expr`; a `ConstantCondition` keeps every row or none."""
+        if isinstance(expr, ConstantCondition):
+            return always if expr.value else never
+        return super().compile(expr)
 
 
 @dataclass(frozen=True)
@@ -248,14 +376,26 @@ class SqlResult:
     rows: list[Row]
 
 
-def execute_sql(spec: DatasetSpec, rows: Sequence[Row], sql: str, user: str) -> SqlResult:
+def execute_sql(
+    spec: DatasetSpec, rows: Sequence[Row], sql: str, user: str, quotes: str = LENIENT_QUOTES
+) -> SqlResult:
     """Run `sql` over `rows` of the DataSet `spec` as `user` sees them (PDP applied).
+
+    Args:
+        spec: The DataSet.
+        rows: Its rows.
+        sql: The statement.
+        user: The user name whose PDP policies apply.
+        quotes: Quote mode: ``lenient`` or ``mysql`` (see the module docstring).
 
     Raises:
         QueryError: If the statement is not in the dialect or names unknown columns.
     """
-    parsed = parse_sql(sql)
-    query = build_query(spec, parsed.columns, where=parsed.where, limit=parsed.limit)
+    parsed = parse_sql(sql, quotes)
+    query = build_query(spec, parsed.columns, limit=parsed.limit)
+    query = dataclasses.replace(
+        query, predicate=_SqlWhereCompiler(spec.columns).compile(parsed.where)
+    )
     visible = pdp_filter(spec, user)
     if parsed.count:
         return SqlResult((COUNT_COLUMN,), (ColumnType.LONG,), [(query.count(rows, visible),)])

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from .auth import Authenticator, Credentials
-from .behaviour import Behaviour
-from .datasets import DEFAULT_SYNTHETIC_ROWS, SPECS, Dataset, DatasetSpec, synthetic_spec
+from .behaviour import DEFAULT_MODE, Behaviour, check_mode
+from .datasets import (
+    DEFAULT_SYNTHETIC_ROWS,
+    SPECS,
+    Dataset,
+    DatasetSpec,
+    now_ms,
+    synthetic_spec,
+)
 from .exports import ExportEngine
 from .faults import FaultInjector
+from .history import HistoryTarget, build_history
 from .s3 import MotoS3
 
 
@@ -58,13 +67,17 @@ class RequestLog:
 
 
 class SandboxState:
-    """The state of one sandbox run. `lock` guards `datasets` and `behaviours`.
+    """The state of one sandbox run. `lock` guards `datasets`, `behaviours` and `mode`.
 
     Args:
         credentials: Tokens and OAuth client of the run.
         s3: The moto server the exports write to.
         synthetic_datasets: Synthetic DataSets present from the start (and after each reset).
         synthetic_rows: Rows of each of those.
+        mode: Sandbox mode (``default`` or ``strict``) whose preset every behaviour gets.
+
+    Raises:
+        ValueError: For an unknown mode.
     """
 
     def __init__(
@@ -73,8 +86,10 @@ class SandboxState:
         s3: MotoS3,
         synthetic_datasets: int = 0,
         synthetic_rows: int = DEFAULT_SYNTHETIC_ROWS,
+        mode: str = DEFAULT_MODE,
     ) -> None:
         self.lock = threading.RLock()
+        self.mode = check_mode(mode)
         self._initial_synthetic = tuple(
             synthetic_spec(index, synthetic_rows) for index in range(synthetic_datasets)
         )
@@ -97,7 +112,46 @@ class SandboxState:
 
     def _add_dataset(self, spec: DatasetSpec) -> None:
         self.datasets[spec.id] = Dataset(spec)
-        self.behaviours[spec.id] = Behaviour.for_dataset(spec)
+        self.behaviours[spec.id] = Behaviour.for_dataset(spec, self.mode)
+
+    def set_mode(self, mode: str) -> None:
+        """Switch the sandbox mode: every DataSet's behaviour gets its preset now, and
+        behaviours made later (reset, new synthetic DataSets) get it too.
+
+        Raises:
+            ValueError: For an unknown mode.
+        """
+        check_mode(mode)
+        with self.lock:
+            self.mode = mode
+            self.behaviours = {
+                dataset_id: behaviour.with_mode(mode)
+                for dataset_id, behaviour in self.behaviours.items()
+            }
+
+    def add_history(self, dataset_id: str, body: Mapping[str, Any]) -> list[str]:
+        """Inject entries into a DataSet's export list (see `history.build_history`).
+
+        Returns:
+            The exportIds of the injected entries.
+
+        Raises:
+            KeyError: For an unknown DataSet.
+            ValueError: For an unknown preset or option, or a value out of range.
+        """
+        with self.lock:
+            dataset, behaviour = self.datasets[dataset_id], self.behaviours[dataset_id]
+            target = HistoryTarget(
+                dataset_id=dataset_id,
+                compression=dataset.spec.compression,
+                row_count=dataset.row_count,
+                url_style=behaviour.url_style,
+                timestamp_style=behaviour.timestamp_style,
+                now_ms=now_ms(),
+            )
+        history = build_history(body, target)  # outside the lock: it may hold many entries
+        self.engine.add_history(dataset_id, history.entries, history.blocking)
+        return history.export_ids
 
     def add_synthetic_datasets(self, count: int, rows: int = DEFAULT_SYNTHETIC_ROWS) -> list[str]:
         """Make sure synthetic DataSets ``0..count-1`` exist and return their ids, in order.
@@ -117,8 +171,9 @@ class SandboxState:
         return [spec.id for spec in specs]
 
     def reset(self, s3: bool = True) -> None:
-        """Put exports, faults, behaviours, data, the request log, the token lifetime and
-        (when `s3`) moto's buckets back to their initial state."""
+        """Put exports (injected history too), faults, behaviours, data, the request log, the
+        token lifetime and (when `s3`) moto's buckets back to their initial state. The mode
+        stays: the fresh behaviours get its preset."""
         with self.lock:
             self.engine.reset()
             self.faults.reset()

@@ -1,0 +1,112 @@
+"""Whose request an export answers: this asset's, or another's that Domo handed back.
+
+Domo documents that while a DataSet is unchanged, an export request returns "the previous
+export" instead of a new one, and says nothing of which request that export was made for: it
+may lie under another asset's prefix and hold other columns or other rows. Before an export is
+recorded as an asset's data, :func:`settle` decides:
+
+* its objects lie under this asset's ``<path>/<exportId>/`` and, if Domo returned it as a
+  previous export, no manifest there says it was made for another query: it is this asset's;
+* it lies elsewhere, but the ``_manifest.json`` this project wrote beside it (only ever for a
+  verified export) records the same DataSet, query and BOM setting: its objects are copied
+  server-side under this asset's ``<path>/<exportId>/export/`` and the copies are recorded;
+* otherwise it is refused with :class:`DomoForeignExportError`, and its files are not recorded.
+
+Plain Python over a boto3 S3 client (the worker's own credentials, never the ones handed to
+Domo): no Dagster, no Domo HTTP.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from domo_assets.errors import DomoForeignExportError
+from domo_assets.manifest import Manifest, read_manifest
+from domo_assets.models import Export, S3Object
+from domo_assets.storage import copy_object
+from domo_assets.target import ExportTarget, folders_of
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """The files an export contributes to an asset.
+
+    Attributes:
+        objects: The files recorded as the asset's: the export's own, or copies of them.
+        copied_from: The source URIs, when the files are copies.
+    """
+
+    objects: tuple[S3Object, ...]
+    copied_from: tuple[str, ...] = ()
+
+
+def settle(
+    s3_client: Any,
+    target: ExportTarget,
+    export: Export,
+    *,
+    returned_previous: bool,
+    export_name: str,
+    kms_key_id: str | None = None,
+) -> Provenance:
+    """Decide which files an export contributes to the asset requesting ``target``.
+
+    Args:
+        s3_client: A boto3 S3 client with the worker's credentials.
+        target: The asset's request.
+        export: The successful export Domo answered with.
+        returned_previous: Domo answered with an export that existed before the request.
+        export_name: The asset's name, for messages.
+        kms_key_id: The KMS key copies are encrypted with, as the export's own files would be.
+
+    Raises:
+        DomoForeignExportError: The export was made for another request and cannot be adopted.
+    """
+    foreign = target.foreign_objects(export)
+    if not foreign and not returned_previous:
+        return Provenance(export.objects)
+    manifest = _manifest_of(s3_client, export)
+    if not foreign:
+        if manifest is None or manifest.answers(target):
+            return Provenance(export.objects)
+        raise _refusal(target, export, export_name, manifest)
+    if manifest is None or not manifest.answers(target):
+        raise _refusal(target, export, export_name, manifest)
+    copies = tuple(
+        copy_object(
+            s3_client,
+            obj,
+            target.bucket,
+            target.own_key(export.export_id, obj.key),
+            kms_key_id,
+        )
+        for obj in export.objects
+    )
+    return Provenance(copies, tuple(obj.uri for obj in export.objects))
+
+
+def _manifest_of(s3_client: Any, export: Export) -> Manifest | None:
+    """The manifest beside the export's first file, if this project wrote one."""
+    if not export.objects:
+        return None
+    first = export.objects[0]
+    return read_manifest(s3_client, first.bucket, posixpath.dirname(first.key))
+
+
+def _refusal(
+    target: ExportTarget, export: Export, export_name: str, manifest: Manifest | None
+) -> DomoForeignExportError:
+    where = ", ".join(folders_of(export.objects)) or "nowhere (it lists no file)"
+    if manifest is None:
+        why = "and no manifest of this project beside it says which request it answers"
+    else:
+        why = f"and its manifest ({manifest.uri}) records another query or BOM setting"
+    started = export.started.isoformat() if export.started else "an unknown time"
+    return DomoForeignExportError(
+        f"Domo answered {export_name}'s export request with export {export.export_id}, "
+        f"written to {where} (this asset's exports belong under {target.prefix_uri}), {why}. "
+        f"Domo returned it because DataSet {target.dataset_id} is unchanged since that export "
+        f"(started {started}). Its files were not recorded as {export_name}'s"
+    )

@@ -1,0 +1,121 @@
+"""What one asset asks Domo for, resolved at run time: the request an export must answer.
+
+An :class:`ExportTarget` is built from a catalog entry, a partition and the DataSet's columns. It
+names where the export must lie (``s3://<bucket>/<path>/<exportId>/``), which columns its files
+must hold, in order, and whether they start with a BOM; its ``fingerprint`` identifies the
+request in the export ledger, and its ``query_document`` is what ``_manifest.json`` records, so
+a manifest written for one asset can be compared with another asset's request.
+
+Domo returns "the previous export" when a DataSet is unchanged, without saying which request
+that export was made for: everything that decides whether an export is this asset's own is here.
+Plain Python: no Dagster, no HTTP, no S3 calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from domo_assets.models import Export, ExportQuery, S3Object
+
+# Domo writes <path>/<exportId>/export/<file>; copies of another request's export go there too.
+EXPORT_FOLDER = "export"
+FINGERPRINT_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    """One asset's request, with the DataSet's columns resolved.
+
+    Attributes:
+        dataset_id: The Domo DataSet.
+        bucket: The destination bucket.
+        path: The S3 prefix, the partition segment included.
+        query: Columns (empty: all), grouping, order and filter.
+        columns: The columns the files must hold, in order (``query.columns`` or all of the
+            DataSet's).
+        include_bom: Whether the files must start with a UTF-8 BOM.
+        partition_key: The partition, for a partitioned asset.
+    """
+
+    dataset_id: str
+    bucket: str
+    path: str
+    query: ExportQuery
+    columns: tuple[str, ...]
+    include_bom: bool = False
+    partition_key: str | None = None
+
+    @property
+    def query_document(self) -> dict[str, Any]:
+        """The query as Domo's ``queryRequest.query`` (and the manifest) spell it."""
+        return self.query.to_domo(self.columns)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short digest of everything that decides an export's content and place."""
+        canonical = json.dumps(
+            {
+                "dataset_id": self.dataset_id,
+                "bucket": self.bucket,
+                "path": self.path,
+                "query": self.query_document,
+                "include_bom": self.include_bom,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:FINGERPRINT_LENGTH]
+
+    @property
+    def prefix_uri(self) -> str:
+        """``s3://<bucket>/<path>/``: where this asset's exports lie."""
+        return f"s3://{self.bucket}/{self.path}/"
+
+    def folder(self, export_id: str) -> str:
+        """The key prefix of one export of this asset: ``<path>/<exportId>/``."""
+        return f"{self.path}/{export_id}/"
+
+    def own_key(self, export_id: str, source_key: str) -> str:
+        """Where a copy of another request's object goes: ``<path>/<exportId>/export/<name>``."""
+        name = source_key.rsplit("/", 1)[-1]
+        return f"{self.folder(export_id)}{EXPORT_FOLDER}/{name}"
+
+    def foreign_objects(self, export: Export) -> tuple[S3Object, ...]:
+        """The export's objects that lie outside this asset's ``<path>/<exportId>/``."""
+        folder = self.folder(export.export_id)
+        return tuple(
+            obj
+            for obj in export.objects
+            if obj.bucket != self.bucket or not obj.key.startswith(folder)
+        )
+
+    def answered_by(self, dataset_id: Any, query: Any, include_bom: Any) -> bool:
+        """Whether a request described by a manifest is this one (place aside)."""
+        return (
+            dataset_id == self.dataset_id
+            and _canonical(query) == _canonical(self.query_document)
+            and include_bom == self.include_bom
+        )
+
+
+def folders_of(objects: Iterable[S3Object]) -> tuple[str, ...]:
+    """The distinct ``s3://bucket/folder/`` URIs of some objects, in order."""
+    seen = dict.fromkeys(f"s3://{o.bucket}/{o.key.rsplit('/', 1)[0]}/" for o in objects)
+    return tuple(seen)
+
+
+def _canonical(document: Any) -> str:
+    """A JSON text that compares equal for equal documents, whatever their key order."""
+    return json.dumps(_plain(document), sort_keys=True, separators=(",", ":"))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,186 @@
+"""Own-request verification: an export is recorded only once it is shown to answer its own asset's
+request (where it lies, which columns in which order, with or without a BOM, how many rows).
+
+Domo's documentation, read literally: while a DataSet is unchanged, an export request returns "the
+previous export", whatever request made it. The sandbox's ``previous_export: any_request``
+behaviour (part of its strict mode) does exactly that.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dagster import DagsterInstance, RetryPolicy
+from support import (
+    check_outcomes,
+    domo_resource,
+    failure_text,
+    materializations,
+    materialize_catalog,
+    read_json,
+    write_catalog,
+)
+
+from domo_assets.catalog import Catalog
+from domo_assets.sandbox import EXPORT_BUCKET, PHARMACY_CLAIMS_ID, Sandbox
+
+SUPPLY_COLUMNS = ["Customer ID", "Date Filled", "Days Supply"]
+LONG_SUPPLY = {
+    "dataset_id": PHARMACY_CLAIMS_ID,
+    "columns": SUPPLY_COLUMNS,
+    "where": [{"column": "Days Supply", "gte": 30}],
+}
+
+
+def run(catalog: Catalog, sandbox: Sandbox, instance: DagsterInstance, **kwargs: Any) -> Any:
+    return materialize_catalog(catalog, instance, domo_resource(sandbox), **kwargs)
+
+
+def keys_under(s3: Any, prefix: str) -> list[str]:
+    listed = s3.list_objects_v2(Bucket=EXPORT_BUCKET, Prefix=prefix)
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+def any_request(sandbox: Sandbox) -> None:
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, previous_export="any_request")
+
+
+def test_same_query_elsewhere_is_copied_into_the_assets_own_prefix(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
+) -> None:
+    any_request(sandbox)
+    catalog = write_catalog(
+        tmp_path,
+        {"name": "supply_a", "path": "v/a", **LONG_SUPPLY},
+        {"name": "supply_b", "path": "v/b", **LONG_SUPPLY},
+    )
+    result = run(catalog, sandbox, instance)
+    assert result.success, failure_text(result)
+    (export,) = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
+    export_id = export["export_id"]
+    found = materializations(result)
+    copied = [name for name, metadata in found.items() if "copied_from" in metadata]
+    assert len(copied) == 1, "one export for both; the second asset gets a copy"
+    (name,) = copied
+    own, source = ("v/b", "v/a") if name == "supply_b" else ("v/a", "v/b")
+    metadata = found[name]
+    assert metadata["export_id"] == export_id
+    assert metadata["start_outcome"] == "reused_previous"
+    assert metadata["copied_from"] == [
+        f"s3://{EXPORT_BUCKET}/{source}/{export_id}/export/data.csv.gz"
+    ]
+    assert metadata["s3_uris"] == [f"s3://{EXPORT_BUCKET}/{own}/{export_id}/export/data.csv.gz"]
+    assert metadata["verified_location"] == f"s3://{EXPORT_BUCKET}/{own}/{export_id}/"
+    original = s3.head_object(Bucket=EXPORT_BUCKET, Key=f"{source}/{export_id}/export/data.csv.gz")
+    copy = s3.head_object(Bucket=EXPORT_BUCKET, Key=f"{own}/{export_id}/export/data.csv.gz")
+    assert copy["ETag"] == original["ETag"]
+    manifest = read_json(s3, metadata["manifest_uri"])
+    assert manifest["copied_from"] == metadata["copied_from"]
+    assert manifest["columns"] == SUPPLY_COLUMNS
+    assert metadata["dagster/row_count"] == sandbox.control.true_row_count(
+        PHARMACY_CLAIMS_ID, where_sql="`Days Supply` >= 30"
+    )
+    assert all(check_outcomes(result).values())
+
+
+def test_another_querys_export_is_refused_and_not_retried(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
+) -> None:
+    any_request(sandbox)
+    catalog = write_catalog(
+        tmp_path,
+        {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "path": "v/claims"},
+        {"name": "supply", "path": "v/supply", **LONG_SUPPLY},
+    )
+    first = run(catalog, sandbox, instance, selection=["claims"])
+    assert first.success
+    (export,) = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
+    export_id = export["export_id"]
+
+    result = run(catalog, sandbox, instance, selection=["supply"], retry_policy=RetryPolicy(2))
+
+    assert not result.success
+    assert materializations(result) == {}
+    text = failure_text(result)
+    assert f"Domo answered supply's export request with export {export_id}" in text
+    assert f"written to s3://{EXPORT_BUCKET}/v/claims/{export_id}/export/" in text
+    assert "records another query or BOM setting" in text
+    assert f"DataSet {PHARMACY_CLAIMS_ID} is unchanged since that export" in text
+    assert "give this query a DataSet of its own" in text
+    assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
+    assert keys_under(s3, "v/supply/") == [], "nothing written under the refused asset's prefix"
+    manifest = read_json(s3, f"s3://{EXPORT_BUCKET}/v/claims/{export_id}/export/_manifest.json")
+    assert manifest["request"] == materializations(first)["claims"]["domo/request"], (
+        "the other export's manifest is left as its own asset wrote it"
+    )
+
+
+def test_previous_export_of_other_columns_fails_the_header_check(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
+) -> None:
+    """An export at this asset's own prefix, with no manifest to tell its request (another tool
+    wrote it, or its verification failed): the header shows it holds other columns."""
+    any_request(sandbox)
+    entry = {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "path": "v/claims"}
+    first = run(write_catalog(tmp_path, {**entry, "columns": SUPPLY_COLUMNS}), sandbox, instance)
+    manifest_uri = materializations(first)["claims"]["manifest_uri"]
+    s3.delete_object(Bucket=EXPORT_BUCKET, Key=manifest_uri.split("/", 3)[3])
+
+    result = run(
+        write_catalog(tmp_path, {**entry, "columns": SUPPLY_COLUMNS[:2]}),
+        sandbox,
+        instance,
+        retry_policy=RetryPolicy(max_retries=1),
+    )
+
+    assert not result.success
+    assert materializations(result) == {}
+    assert check_outcomes(result) == {
+        ("claims", "row_count"): True,
+        ("claims", "s3_objects"): True,
+        ("claims", "header"): False,
+    }
+    header = next(e for e in result.get_asset_check_evaluations() if e.check_name == "header")
+    assert "header has 3 column(s), expected 2; missing []; unexpected ['Days Supply']" in (
+        header.description or ""
+    )
+    assert header.metadata["found_columns"].value == SUPPLY_COLUMNS
+    assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events), (
+        "a wrong header does not heal on retry"
+    )
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+
+
+def test_a_bom_not_asked_for_or_missing_fails_the_header_check(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
+) -> None:
+    any_request(sandbox)
+    entry = {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "path": "v/claims"}
+    first = run(write_catalog(tmp_path, entry), sandbox, instance)
+    manifest_uri = materializations(first)["claims"]["manifest_uri"]
+    s3.delete_object(Bucket=EXPORT_BUCKET, Key=manifest_uri.split("/", 3)[3])
+
+    result = run(write_catalog(tmp_path, {**entry, "include_bom": True}), sandbox, instance)
+
+    assert materializations(result) == {}
+    header = next(e for e in result.get_asset_check_evaluations() if e.check_name == "header")
+    assert not header.passed
+    assert "a BOM was asked for but the file has none" in (header.description or "")
+
+
+def test_filtered_export_counts_rows_with_domos_sql(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, domo_mode: str
+) -> None:
+    """`Days Supply` has a space: in Domo's MySQL-like dialect a double-quoted name would be a
+    string, and the count would be wrong. The strict mode reads it that way."""
+    result = run(
+        write_catalog(tmp_path, {"name": "supply", "path": "v/s", **LONG_SUPPLY}), sandbox, instance
+    )
+    assert result.success, failure_text(result)
+    metadata = materializations(result)["supply"]
+    expected = sandbox.control.true_row_count(PHARMACY_CLAIMS_ID, where_sql="`Days Supply` >= 30")
+    assert 0 < expected < 1000
+    assert metadata["dagster/row_count"] == expected
+    assert metadata["domo/rows_visible_to_token"] == expected
+    assert metadata["verified_header"] == SUPPLY_COLUMNS
