@@ -211,16 +211,30 @@ class ExportRunner:
             start, history = self._start(config, target, dataset, ledger, deadline)
             export = start.export
             if export.is_active:
-                expected_seconds = (
-                    expected_duration(history, config.bucket, target.path)
-                    if start.outcome in _FRESH
-                    else None
-                )
-                export = self._wait(config, export, expected_seconds, ledger, deadline)
+                expected = self._expected_remaining(config, target, start, history, ledger)
+                export = self._wait(config, export, expected, ledger, deadline)
             outcome = self._inspect(config, target, dataset, columns, destination, start, export)
             if not verified(outcome):
                 return outcome
             return replace(outcome, manifest_uri=write_manifest(self.s3_client, outcome))
+
+    def _expected_remaining(
+        self,
+        config: ExportConfig,
+        target: ExportTarget,
+        start: ExportStart,
+        history: tuple[Export, ...],
+        ledger: ExportLedger,
+    ) -> float | None:
+        """Seconds until the export is expected to end, from the DataSet's recent exports: all
+        of the expectation for a fresh export, what is left of it for one attached to."""
+        expected = expected_duration(history, config.bucket, target.path)
+        if expected is None or start.outcome in _FRESH:
+            return expected
+        age = self._age(start.export, ledger)
+        if age is None or age >= expected:
+            return None
+        return expected - age
 
     def _inspect(
         self,

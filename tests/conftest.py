@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -20,6 +21,7 @@ from urllib.parse import unquote
 import pytest
 import requests
 from dagster import DagsterInstance
+from servers import Postgres, PostgresUnavailable, postgres_cluster
 
 from domo_assets.sandbox import ACCESS_KEY_ID, EXPORT_BUCKET, Sandbox
 
@@ -76,12 +78,21 @@ def domo_mode(request: pytest.FixtureRequest, sandbox: Sandbox) -> Iterator[str]
 
 
 @pytest.fixture
-def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
-    """A Dagster instance on SQLite in a temporary folder.
+def postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster (servers.postgres_cluster) with fsync off, since the tests
+    using it measure nothing; skipped when PostgreSQL cannot be installed (CI installs it)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(postgres_cluster(durable=False))
+        except PostgresUnavailable as error:
+            pytest.skip(f"PostgreSQL is unavailable: {error}")
+        yield cluster
 
-    SQLite rather than in-memory storage: it has the key-value store in which export ids are kept
-    across runs, as a deployed instance has.
-    """
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
+    """A Dagster instance on SQLite in a temporary folder, as a deployed instance persists runs
+    and events (the export ledger is read back from its event log)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     with DagsterInstance.local_temp(str(home)) as dagster_instance:

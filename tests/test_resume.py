@@ -18,7 +18,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,8 @@ from dagster_postgres import PostgresEventLogStorage
 from servers import (
     KILL_WAIT_SECONDS,
     Postgres,
-    PostgresUnavailable,
     Process,
     Processes,
-    postgres_cluster,
     wait_until,
 )
 from support import DESTINATION, write_catalog
@@ -249,18 +247,6 @@ def assert_second_process_attaches(
 
 
 # --- the tests --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def postgres() -> Iterator[Postgres]:
-    """A throwaway PostgreSQL cluster (servers.postgres_cluster) with fsync off, as the
-    deployment smoke test has; skipped when PostgreSQL cannot be installed."""
-    with contextlib.ExitStack() as stack:
-        try:
-            cluster = stack.enter_context(postgres_cluster(durable=False))
-        except PostgresUnavailable as error:
-            pytest.skip(f"PostgreSQL is unavailable: {error}")
-        yield cluster
 
 
 def test_second_process_attaches_on_sqlite(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -481,7 +481,7 @@ def test_lineage_materialize_and_checks_in_the_ui(
     checks = dagster_dev.graphql(ASSET_CHECKS_QUERY, {"assetKeys": [{"path": [EXPORT_NAME]}]})
     (node,) = checks["assetNodes"]
     check_names = sorted(check["name"] for check in node["assetChecksOrError"]["checks"])
-    assert {"row_count", "s3_objects"} <= set(check_names)
+    assert {"row_count", "s3_objects", "header"} <= set(check_names)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = open_page(browser)
 
