@@ -30,7 +30,7 @@ import yaml
 from dagster._utils.schedules import is_valid_cron_string
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from domo_assets.credentials import DEFAULT_SESSION_DURATION, CredentialsMode
+from domo_assets.credentials import STS_MAX_DURATION, STS_MIN_DURATION, CredentialsMode
 from domo_assets.models import Condition, ExportQuery, FilterOp, OrderBy, RowFilter
 from domo_assets.partitions import PartitionSettings
 from domo_assets.target import ExportTarget
@@ -126,11 +126,23 @@ class OrderColumn(_Strict):
 class CredentialsSettings(_Strict):
     """Which AWS credentials to hand to Domo for this export (overrides the resource's)."""
 
-    mode: CredentialsMode = Field(description="chain, static or assume_role.")
-    role_arn: str | None = Field(default=None, description="The role to assume (assume_role).")
+    mode: CredentialsMode | None = Field(
+        default=None, description="scoped, chain, static or assume_role; default: the resource's."
+    )
+    role_arn: str | None = Field(
+        default=None, description="The role whose scoped sessions Domo is handed."
+    )
     external_id: str | None = Field(default=None, description="External id the role requires.")
-    duration_seconds: int = Field(
-        default=DEFAULT_SESSION_DURATION, ge=900, le=43200, description="Credential lifetime."
+    duration_seconds: int | None = Field(
+        default=None,
+        ge=STS_MIN_DURATION,
+        le=STS_MAX_DURATION,
+        description="Fixed credential lifetime; default: sized to the export.",
+    )
+    allow_long_lived: bool | None = Field(
+        default=None,
+        description="Hand long-lived keys to Domo when no temporary ones can be minted (warned "
+        "and recorded); default: the resource's (false).",
     )
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from dagster import (
 )
 from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 
+from domo_assets.credentials import CredentialGrant
 from domo_assets.outcome import ExportOutcome
 
 FILES_SCHEMA = TableSchema(
@@ -112,6 +113,23 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
         metadata["started"] = MetadataValue.timestamp(export.started)
     if export.finished is not None:
         metadata["finished"] = MetadataValue.timestamp(export.finished)
+    metadata.update(credentials_metadata(outcome.credentials))
     if export.duration_seconds is not None:
         metadata["duration_seconds"] = round(export.duration_seconds, 3)
+    return metadata
+
+
+def credentials_metadata(grant: CredentialGrant | None) -> dict[str, Any]:
+    """What Domo was handed, never a key or token: kind, scope, session name and expiry."""
+    if grant is None:
+        # Attached to an export started earlier, or handed back by Domo: no request was sent.
+        return {"domo/credentials_kind": "none (no export request in this run)"}
+    metadata: dict[str, Any] = {
+        "domo/credentials_kind": grant.kind.value,
+        "domo/credentials_scope": grant.scope or "unscoped",
+    }
+    if grant.session_name is not None:
+        metadata["domo/credentials_session"] = grant.session_name
+    if grant.expires_at is not None:
+        metadata["domo/credentials_expiry"] = MetadataValue.timestamp(grant.expires_at)
     return metadata

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domo_assets.catalog import ExportConfig
+from domo_assets.credentials import CredentialGrant
 from domo_assets.guard import DestinationReport
 from domo_assets.models import (
     DataSetColumn,
@@ -52,6 +53,8 @@ class ExportOutcome:
     manifest_uri: str | None = None
     verification: VerificationReport | None = None
     """The deep verification, for exports with ``verify: deep`` whose objects are all there."""
+    credentials: CredentialGrant | None = None
+    """The credentials handed to Domo, when this run sent the export request."""
 
     @property
     def partition_key(self) -> str | None:

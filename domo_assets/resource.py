@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dagster import ConfigurableResource, InitResourceContext, get_dagster_logger, resource
 from pydantic import Field, PrivateAttr
 
-from domo_assets.credentials import DEFAULT_SESSION_DURATION, CredentialProvider, CredentialsMode
+from domo_assets.credentials import (
+    STS_MAX_DURATION,
+    STS_MIN_DURATION,
+    CredentialProvider,
+    CredentialsMode,
+    actions_from,
+)
 from domo_assets.defaults import (
     DEFAULT_API_URL,
     DEFAULT_BACKOFF_MAX,
@@ -195,32 +201,58 @@ class DomoResource(ConfigurableResource):
 class AwsCredentialsResource(ConfigurableResource):
     """Which AWS credentials are handed to Domo for writing into the bucket.
 
-    ``chain`` (default) freezes what boto3's credential chain resolves (environment, profile,
-    instance or pod role), with the session token when temporary. ``static`` uses the keys given
-    here. ``assume_role`` calls STS AssumeRole for fresh temporary credentials per export.
+    ``scoped`` (default): for every export, STS mints temporary credentials whose inline session
+    policy allows writing only under that export's prefix (AssumeRole with ``role_arn``,
+    otherwise GetFederationToken from the worker's keys). ``chain`` hands over what boto3's chain
+    resolves, ``static`` the keys given here, ``assume_role`` is ``scoped`` with a required
+    role. Long-lived keys are handed over only with ``allow_long_lived``.
     """
 
     mode: CredentialsMode = Field(
-        default=CredentialsMode.CHAIN, description="chain, static or assume_role."
+        default=CredentialsMode.SCOPED, description="scoped, chain, static or assume_role."
     )
     aws_access_key_id: str | None = Field(
-        default=None, description="Access key id for static mode. Pass as EnvVar."
+        default=None,
+        description="Access key id of the worker's keys (static mode, or the base of scoped "
+        "sessions instead of boto3's chain). Pass as EnvVar.",
     )
     aws_secret_access_key: str | None = Field(
-        default=None, repr=False, description="Secret access key for static mode. Pass as EnvVar."
+        default=None, repr=False, description="Secret access key for those keys. Pass as EnvVar."
     )
     aws_session_token: str | None = Field(
-        default=None, repr=False, description="Session token for static temporary keys."
+        default=None, repr=False, description="Session token, for temporary static keys."
     )
-    role_arn: str | None = Field(default=None, description="Role to assume in assume_role mode.")
+    role_arn: str | None = Field(
+        default=None, description="Role whose scoped sessions Domo is handed (AssumeRole)."
+    )
     external_id: str | None = Field(
         default=None, repr=False, description="External id the role's trust policy requires."
     )
-    duration_seconds: int = Field(
-        default=DEFAULT_SESSION_DURATION,
-        ge=900,
-        le=43200,
-        description="Lifetime of assumed-role credentials, in seconds.",
+    duration_seconds: int | None = Field(
+        default=None,
+        ge=STS_MIN_DURATION,
+        le=STS_MAX_DURATION,
+        description="Fixed lifetime of minted credentials, in seconds; by default each export's "
+        "expected duration twice plus 5 minutes, between 900 s and poll_timeout.",
+    )
+    allow_long_lived: bool = Field(
+        default=False,
+        description="Hand long-lived keys to Domo when no temporary credentials can be minted "
+        "(warned and recorded in the metadata).",
+    )
+    domo_object_actions: list[str] | None = Field(
+        default=None,
+        description="S3 actions the session policy allows on <bucket>/<path>/*; default "
+        "s3:PutObject, s3:AbortMultipartUpload, s3:ListMultipartUploadParts.",
+    )
+    domo_bucket_actions: list[str] | None = Field(
+        default=None,
+        description="S3 actions allowed on the bucket itself; default s3:GetBucketLocation.",
+    )
+    domo_kms_actions: list[str] | None = Field(
+        default=None,
+        description="KMS actions allowed on the export's key; default kms:GenerateDataKey, "
+        "kms:Encrypt.",
     )
     region_name: str | None = Field(
         default=None, description="Region for STS; boto3's default when omitted."
@@ -246,6 +278,10 @@ class AwsCredentialsResource(ConfigurableResource):
             role_arn=self.role_arn,
             external_id=self.external_id,
             duration_seconds=self.duration_seconds,
+            allow_long_lived=self.allow_long_lived,
+            actions=actions_from(
+                self.domo_object_actions, self.domo_bucket_actions, self.domo_kms_actions
+            ),
         )
 
 

@@ -38,7 +38,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from domo_assets.catalog import ExportConfig
 from domo_assets.client import DomoClient, ExportStart, PollSchedule, StartOutcome
-from domo_assets.credentials import CredentialProvider
+from domo_assets.credentials import (
+    CredentialGrant,
+    CredentialProvider,
+    ExportScope,
+    session_duration,
+)
 from domo_assets.errors import (
     DomoExportFailedError,
     DomoExportInProgressError,
@@ -208,12 +213,13 @@ class ExportRunner:
         # verification and manifest included: the next export of the DataSet may be handed this
         # one back, and its manifest is how it is recognised.
         with self._dataset_lock(config.dataset_id):
-            start, history = self._start(config, target, dataset, ledger, deadline)
+            start, history, grant = self._start(config, target, dataset, ledger, deadline)
             export = start.export
             if export.is_active:
                 expected = self._expected_remaining(config, target, start, history, ledger)
                 export = self._wait(config, export, expected, ledger, deadline)
             outcome = self._inspect(config, target, dataset, columns, destination, start, export)
+            outcome = replace(outcome, credentials=grant)
             if not verified(outcome):
                 return outcome
             return replace(outcome, manifest_uri=write_manifest(self.s3_client, outcome))
@@ -358,24 +364,24 @@ class ExportRunner:
         dataset: DataSetMetadata,
         ledger: ExportLedger,
         deadline: float,
-    ) -> tuple[ExportStart, tuple[Export, ...]]:
+    ) -> tuple[ExportStart, tuple[Export, ...], CredentialGrant | None]:
         """Start an export, or attach to the one this asset already has.
 
         Returns:
-            The start, and the DataSet's exports as listed just before it (its history).
+            The start, the DataSet's exports as listed just before it (its history), and the
+            credentials handed to Domo (None when no request was sent: attached).
         """
         waited_for: list[str] = []
         for _ in range(MAX_START_ATTEMPTS):
             history = self.client.list_exports(config.dataset_id)
             own = self._own_export(target, dataset, history, ledger)
             if own is not None:
-                return self._attached(config, own), history
+                return self._attached(config, own), history, None
             running = self._running(config, history)
             if running is None:
+                request, grant = self._request(config, target, history)
                 try:
-                    start = self.client.start_export(
-                        config.dataset_id, self._request(config, target), listed=history
-                    )
+                    start = self.client.start_export(config.dataset_id, request, listed=history)
                 except DomoExportInProgressError as exc:
                     # The client listed the DataSet's exports to name the running one.
                     running = exc.active_export
@@ -389,13 +395,13 @@ class ExportRunner:
                         self.announce(
                             f"{config.name}: Domo export {start.export.export_id} {start.outcome.value}"
                         )
-                        return start, history
+                        return start, history, grant
                     running = start.export
                     self._refuse_if_stale(config, running)
             # Read the ledger again: a concurrent run of this asset may have just recorded it.
             record = ledger.last_started()
             if _records(record, running, target):
-                return self._attached(config, running), history
+                return self._attached(config, running), history, None
             self._wait_for_other(config, running, deadline)
             waited_for.append(running.export_id)
         raise DomoExportInProgressError(
@@ -473,15 +479,30 @@ class ExportRunner:
                 f"started {_duration(age)} ago (stale_export_after {_duration(self.stale_after)})"
             )
 
-    def _request(self, config: ExportConfig, target: ExportTarget) -> ExportRequest:
+    def _request(
+        self, config: ExportConfig, target: ExportTarget, history: tuple[Export, ...]
+    ) -> tuple[ExportRequest, CredentialGrant]:
+        """The export request, with credentials minted for it (living about as long as the
+        DataSet's recent exports say it may take)."""
         provider = self.credentials
         if config.credentials is not None:
             settings = config.credentials
             provider = provider.with_settings(
-                settings.mode, settings.role_arn, settings.external_id, settings.duration_seconds
+                settings.mode,
+                settings.role_arn,
+                settings.external_id,
+                settings.duration_seconds,
+                settings.allow_long_lived,
             )
-        return ExportRequest(
-            credentials=provider.for_export(config.name),
+        scope = ExportScope(config.bucket, target.path, config.region, config.kms_key_id)
+        expected = expected_duration(history, config.bucket, target.path)
+        grant = provider.grant(
+            config.name, scope, session_duration(expected, self.schedule.timeout)
+        )
+        if grant.warning:
+            self.log.warning(grant.warning)
+        request = ExportRequest(
+            credentials=grant.credentials,
             kms_key_id=config.kms_key_id,
             bucket=config.bucket,
             path=target.path,
@@ -490,6 +511,7 @@ class ExportRunner:
             include_bom=config.include_bom,
             use_cache=config.use_cache,
         )
+        return request, grant
 
     # -- waiting ---------------------------------------------------------------------------
 

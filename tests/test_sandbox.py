@@ -19,11 +19,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import botocore
 import pytest
 import requests
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials as BotoCredentials
+from botocore.exceptions import ClientError
 
 import domo_assets.sandbox.__main__ as sandbox_cli
 from domo_assets.sandbox import (
+    ACCESS_KEY_ID,
     AWKWARD_VALUES_ID,
     DAILY_ORDERS_ID,
     EU_EXPORT_BUCKET,
@@ -32,6 +38,8 @@ from domo_assets.sandbox import (
     HR_ADMIN,
     HR_SALARIES_ID,
     LARGE_EVENTS_ID,
+    MINTED_SECRET_PREFIX,
+    MINTED_TOKEN_PREFIX,
     PHARMACY_CLAIMS_ID,
     PUBLIC_EXPORT_BUCKET,
     REGIONAL_SALES_ID,
@@ -47,6 +55,7 @@ from domo_assets.sandbox.datasets import (
     ORDERS_PER_DAY,
     synthetic_dataset_id,
 )
+from domo_assets.sandbox.policy import UnsupportedPolicyError, decide, parse_policy
 from domo_assets.sandbox.s3 import MotoS3, make_client
 from domo_assets.sandbox.state import SandboxState
 
@@ -1219,3 +1228,480 @@ def test_sandbox_and_cli_take_a_mode(sandbox: Sandbox) -> None:
     assert {f: behaviour[f] for f in HARSH_FIELDS} == STRICT_FIELDS
     assert "Mode: strict" in banner
     assert sandbox.control.mode() == "default"
+
+
+# STS: short-lived credentials, session policies and refusals
+
+SOME_PREFIX_ARN = f"arn:aws:s3:::{EXPORT_BUCKET}/some/prefix/*"
+ASIA_KEY_PATTERN = re.compile(r"ASIA[A-Z0-9]{16}")
+KMS_KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+KMS_KEY_ARN = f"arn:aws:kms:us-east-1:123456789012:key/{KMS_KEY_ID}"
+EXPIRY_SLACK_SECONDS = 60
+
+
+def policy_document(*statements: dict[str, Any]) -> dict[str, Any]:
+    """Return an IAM policy document holding `statements`."""
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def allow(action: str | list[str], resource: str | list[str]) -> dict[str, Any]:
+    """Return an Allow statement."""
+    return {"Effect": "Allow", "Action": action, "Resource": resource}
+
+
+SOME_PREFIX_POLICY = policy_document(allow("s3:PutObject", SOME_PREFIX_ARN))
+
+
+@pytest.fixture
+def sts(sandbox: Sandbox) -> Iterator[Any]:
+    """A boto3 STS client for the sandbox's moto server (signed with the long-lived key)."""
+    client = make_client("sts", sandbox.s3_url)
+    yield client
+    client.close()
+
+
+def mint(sts: Any, kind: str, policy: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Mint credentials of `kind` (``federation-token``, ``assumed-role``, ``session-token``)
+    with `policy` as their session policy; return boto3's Credentials."""
+    extra = {"Policy": json.dumps(policy)} if policy is not None else {}
+    if kind == "federation-token":
+        return sts.get_federation_token(Name="domo-export", DurationSeconds=900, **extra)[
+            "Credentials"
+        ]
+    if kind == "assumed-role":
+        answer = sts.assume_role(
+            RoleArn=EXPORT_ROLE_ARN, RoleSessionName="domo-export", DurationSeconds=900, **extra
+        )
+        return answer["Credentials"]
+    assert policy is None, "GetSessionToken takes no session policy"
+    return sts.get_session_token(DurationSeconds=900)["Credentials"]
+
+
+def body_with(
+    domo: DomoHttp, credentials: dict[str, Any], path: str, **extra: Any
+) -> dict[str, Any]:
+    """Return an export request body handing Domo `credentials`, writing under `path`."""
+    return {
+        **domo.body(),
+        "awsAccessKey": credentials["AccessKeyId"],
+        "awsAccessSecret": credentials["SecretAccessKey"],
+        "sessionToken": credentials["SessionToken"],
+        "path": path,
+        **extra,
+    }
+
+
+def keys_under(s3: Any, prefix: str) -> list[str]:
+    """Return the keys of the export bucket under `prefix`."""
+    listing = s3.list_objects_v2(Bucket=EXPORT_BUCKET, Prefix=prefix)
+    return [item["Key"] for item in listing.get("Contents", [])]
+
+
+def control_answers(sandbox: Sandbox, domo: DomoHttp) -> str:
+    """Return every control API answer (and Domo's export list of pharmacy-claims, the
+    DataSet the STS tests export) as one text."""
+    control = sandbox.control
+    answers = [
+        control.exports(),
+        control.requests(),
+        control.faults(),
+        control.datasets(),
+        control.sts_calls(),
+        control.mode(),
+        domo.list_exports(PHARMACY_CLAIMS_ID),
+    ]
+    return json.dumps(answers)
+
+
+def assert_no_secret(text: str, *credentials: dict[str, Any]) -> None:
+    """Check that no minted secret or session token, nor any of `credentials`', is in text."""
+    assert MINTED_SECRET_PREFIX not in text
+    assert MINTED_TOKEN_PREFIX not in text
+    for minted in credentials:
+        assert minted["SecretAccessKey"] not in text
+        assert minted["SessionToken"] not in text
+
+
+def test_sts_log_records_each_action_with_its_exact_policy(sandbox: Sandbox, sts: Any) -> None:
+    policy_text = json.dumps(SOME_PREFIX_POLICY, indent=1)  # kept as sent, whitespace too
+    before = time.time()
+    assumed = sts.assume_role(
+        RoleArn=EXPORT_ROLE_ARN,
+        RoleSessionName="domo-export-1",
+        Policy=policy_text,
+        ExternalId="ext-1",
+        DurationSeconds=900,
+    )["Credentials"]
+    federated = sts.get_federation_token(
+        Name="domo-export", Policy=policy_text, DurationSeconds=1200
+    )["Credentials"]
+    session = sts.get_session_token(DurationSeconds=900)["Credentials"]
+    sts.get_caller_identity()
+
+    calls = sandbox.control.sts_calls()
+
+    common = {
+        "role_arn": None,
+        "role_session_name": None,
+        "name": None,
+        "duration_seconds": None,
+        "policy": None,
+        "policy_text": None,
+        "external_id_given": False,
+        "caller_access_key_id": ACCESS_KEY_ID,
+        "issued_access_key_id": None,
+        "expiration": None,
+        "status": 200,
+        "denied": False,
+    }
+    with_policy = {"policy": SOME_PREFIX_POLICY, "policy_text": policy_text}
+    expected = [
+        {
+            **common,
+            **with_policy,
+            "action": "AssumeRole",
+            "role_arn": EXPORT_ROLE_ARN,
+            "role_session_name": "domo-export-1",
+            "duration_seconds": 900,
+            "external_id_given": True,
+            "issued_access_key_id": assumed["AccessKeyId"],
+        },
+        {
+            **common,
+            **with_policy,
+            "action": "GetFederationToken",
+            "name": "domo-export",
+            "duration_seconds": 1200,
+            "issued_access_key_id": federated["AccessKeyId"],
+        },
+        {
+            **common,
+            "action": "GetSessionToken",
+            "duration_seconds": 900,
+            "issued_access_key_id": session["AccessKeyId"],
+        },
+        {**common, "action": "GetCallerIdentity"},
+    ]
+    assert [{k: v for k, v in c.items() if k not in ("time", "expiration")} for c in calls] == [
+        {k: v for k, v in e.items() if k != "expiration"} for e in expected
+    ]
+    minted = (assumed, federated, session)
+    for call, credentials in zip(calls[:3], minted, strict=True):
+        assert date_ms(call["expiration"]) == credentials["Expiration"].timestamp() * 1000
+    assert calls[3]["expiration"] is None
+    assert all(before <= call["time"] <= time.time() for call in calls)
+    assert_no_secret(json.dumps(calls), *minted)
+
+    sandbox.control.clear_sts_calls()
+    assert sandbox.control.sts_calls() == []
+    sts.get_caller_identity()
+    sandbox.control.reset()
+    assert sandbox.control.sts_calls() == []
+
+
+def test_minted_credentials_are_unique_temporary_and_marked(sandbox: Sandbox, sts: Any) -> None:
+    kinds = ["federation-token", "session-token", "assumed-role"] * 2
+    minted = [mint(sts, kind) for kind in kinds]
+
+    keys = [c["AccessKeyId"] for c in minted]
+    assert all(ASIA_KEY_PATTERN.fullmatch(key) for key in keys), keys
+    assert len(set(keys)) == len(keys)
+    for name, prefix in (
+        ("SecretAccessKey", MINTED_SECRET_PREFIX),
+        ("SessionToken", MINTED_TOKEN_PREFIX),
+    ):
+        values = [c[name] for c in minted]
+        assert all(value.startswith(prefix) for value in values)
+        assert len(set(values)) == len(values)
+    assert {len(c["SecretAccessKey"]) for c in minted} == {len(MINTED_SECRET_PREFIX) + 40}
+    lifetime = minted[0]["Expiration"].timestamp() - time.time()
+    assert abs(lifetime - 900) < EXPIRY_SLACK_SECONDS
+    # AssumeRole keeps moto's own key: moto still knows whose it is.
+    assumed = minted[2]
+    as_role = make_client(
+        "sts",
+        sandbox.s3_url,
+        assumed["AccessKeyId"],
+        assumed["SecretAccessKey"],
+        assumed["SessionToken"],
+    )
+    try:
+        identity = as_role.get_caller_identity()
+    finally:
+        as_role.close()
+    assert identity["Arn"].endswith(":assumed-role/domo-export/domo-export")
+    # moto's S3 accepts any key: minted credentials write and read.
+    federated = minted[0]
+    s3 = make_client(
+        "s3",
+        sandbox.s3_url,
+        federated["AccessKeyId"],
+        federated["SecretAccessKey"],
+        federated["SessionToken"],
+    )
+    try:
+        s3.put_object(Bucket=EXPORT_BUCKET, Key="minted/check.txt", Body=b"ok")
+        assert s3.get_object(Bucket=EXPORT_BUCKET, Key="minted/check.txt")["Body"].read() == b"ok"
+    finally:
+        s3.close()
+
+
+@pytest.mark.parametrize("kind", ["federation-token", "assumed-role"])
+def test_session_policy_limits_domo_writes_to_its_prefix(
+    domo: DomoHttp, sandbox: Sandbox, sts: Any, kind: str
+) -> None:
+    fast(sandbox, PHARMACY_CLAIMS_ID)
+    credentials = mint(sts, kind, SOME_PREFIX_POLICY)
+
+    allowed = domo.export(PHARMACY_CLAIMS_ID, body_with(domo, credentials, "some/prefix"))
+    refused = domo.export(PHARMACY_CLAIMS_ID, body_with(domo, credentials, "other/prefix"))
+
+    assert allowed["exportStatus"] == "success"
+    assert keys_under(domo.s3, "some/prefix/") == [
+        f"some/prefix/{allowed['exportId']}/export/data.csv.gz"
+    ]
+    assert refused["exportStatus"] == "error"
+    assert refused["errorCode"] == "S3_WRITE_FAILED"
+    message = refused["message"]
+    resource = f"arn:aws:s3:::{EXPORT_BUCKET}/other/prefix/{refused['exportId']}/export/data.csv.gz"
+    assert "s3:PutObject" in message and resource in message
+    assert "because no session policy allows" in message
+    assert TOE_PATTERN.search(message)
+    assert keys_under(domo.s3, "other/") == []
+    records = {r["export_id"]: r for r in sandbox.control.exports()}
+    assert records[refused["exportId"]]["object_keys"] == []
+    for record in records.values():
+        assert record["request"]["credential_kind"] == kind
+        assert record["request"]["session_policy"] == SOME_PREFIX_POLICY
+    assert_no_secret(control_answers(sandbox, domo), credentials)
+
+
+def test_kms_export_needs_generate_data_key_on_the_key(
+    domo: DomoHttp, sandbox: Sandbox, sts: Any
+) -> None:
+    fast(sandbox, PHARMACY_CLAIMS_ID)
+    put_only = mint(sts, "federation-token", SOME_PREFIX_POLICY)
+    with_kms = mint(
+        sts,
+        "federation-token",
+        policy_document(
+            allow("s3:PutObject", SOME_PREFIX_ARN),
+            allow("kms:GenerateDataKey", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-*"),
+        ),
+    )
+    kms = {"awsKmsKey": KMS_KEY_ID}
+
+    refused = domo.export(PHARMACY_CLAIMS_ID, body_with(domo, put_only, "some/prefix/a", **kms))
+    by_id = domo.export(PHARMACY_CLAIMS_ID, body_with(domo, with_kms, "some/prefix/b", **kms))
+    other_key = {"awsKmsKey": "arn:aws:kms:us-east-1:123456789012:key/9999"}
+    by_arn = domo.export(
+        PHARMACY_CLAIMS_ID, body_with(domo, with_kms, "some/prefix/c", **other_key)
+    )
+
+    assert refused["exportStatus"] == "error"
+    assert "kms:GenerateDataKey" in refused["message"] and KMS_KEY_ARN in refused["message"]
+    assert "session policy" in refused["message"]
+    assert keys_under(domo.s3, "some/prefix/a/") == []
+    assert by_id["exportStatus"] == "success"
+    (key,) = keys_under(domo.s3, "some/prefix/b/")
+    assert domo.s3.head_object(Bucket=EXPORT_BUCKET, Key=key)["ServerSideEncryption"] == "aws:kms"
+    assert by_arn["exportStatus"] == "error"
+    assert other_key["awsKmsKey"] in by_arn["message"]
+
+
+def test_explicit_deny_wins_over_any_allow(domo: DomoHttp, sandbox: Sandbox, sts: Any) -> None:
+    fast(sandbox, PHARMACY_CLAIMS_ID)
+    policy = policy_document(
+        allow("s3:*", "*"),
+        {
+            "Sid": "NoPrivate",
+            "Effect": "Deny",
+            "Action": ["s3:GetObject", "S3:PutObj?ct"],  # case-insensitive, ? is one character
+            "Resource": f"arn:aws:s3:::{EXPORT_BUCKET}/some/prefix/private/*",
+        },
+    )
+    credentials = mint(sts, "assumed-role", policy)
+
+    public = domo.export(PHARMACY_CLAIMS_ID, body_with(domo, credentials, "some/prefix/public"))
+    private = domo.export(PHARMACY_CLAIMS_ID, body_with(domo, credentials, "some/prefix/private"))
+
+    assert public["exportStatus"] == "success"
+    assert private["exportStatus"] == "error"
+    assert private["errorCode"] == "S3_WRITE_FAILED"
+    assert "explicit deny in a session policy" in private["message"]
+    assert "s3:PutObject" in private["message"]
+    assert keys_under(domo.s3, "some/prefix/private/") == []
+
+
+@pytest.mark.parametrize(
+    ("statement", "action", "resource", "allowed"),
+    [
+        (allow("s3:Put*", "arn:aws:s3:::b/p/*"), "s3:PutObject", "arn:aws:s3:::b/p/x/y.csv", True),
+        (allow("S3:PUTOBJECT", "arn:aws:s3:::b/p/*"), "s3:PutObject", "arn:aws:s3:::b/p/k", True),
+        (allow("s3:PutObject", "arn:aws:s3:::B/p/*"), "s3:PutObject", "arn:aws:s3:::b/p/k", False),
+        (allow("s3:PutObject", "arn:aws:s3:::b/p?/*"), "s3:PutObject", "arn:aws:s3:::b/p1/k", True),
+        (
+            allow("s3:PutObject", "arn:aws:s3:::b/p?/*"),
+            "s3:PutObject",
+            "arn:aws:s3:::b/p12/k",
+            False,
+        ),
+        (allow(["s3:GetObject", "s3:PutObject"], ["x", "*"]), "s3:PutObject", "arn:x", True),
+        (allow("s3:GetObject", "*"), "s3:PutObject", "arn:aws:s3:::b/k", False),
+        (
+            {"Effect": "Allow", "NotAction": "s3:Delete*", "Resource": "*"},
+            "s3:PutObject",
+            "arn:aws:s3:::b/k",
+            True,
+        ),
+        (
+            {"Effect": "Allow", "Action": "*", "NotResource": "arn:aws:s3:::b/*"},
+            "s3:PutObject",
+            "arn:aws:s3:::b/k",
+            False,
+        ),
+    ],
+)
+def test_session_policy_matching_follows_iam_wildcards(
+    statement: dict[str, Any], action: str, resource: str, allowed: bool
+) -> None:
+    policy = parse_policy(json.dumps({"Statement": statement}))
+
+    assert decide(policy, action, resource).allowed is allowed
+
+
+def test_policies_sts_cannot_read_or_sandbox_cannot_evaluate(sandbox: Sandbox, sts: Any) -> None:
+    with pytest.raises(ClientError) as not_json:
+        sts.get_federation_token(Name="domo-export", Policy="{not json")
+    with pytest.raises(ClientError) as no_effect:
+        sts.assume_role(
+            RoleArn=EXPORT_ROLE_ARN,
+            RoleSessionName="domo-export",
+            Policy=json.dumps({"Statement": [{"Action": "s3:*", "Resource": "*"}]}),
+        )
+    conditional = allow("s3:PutObject", "*") | {
+        "Condition": {"Bool": {"aws:SecureTransport": "true"}}
+    }
+
+    assert not_json.value.response["Error"]["Code"] == "MalformedPolicyDocument"
+    assert no_effect.value.response["Error"]["Code"] == "MalformedPolicyDocument"
+    assert [(c["status"], c["policy"]) for c in sandbox.control.sts_calls()] == [
+        (400, None),
+        (400, {"Statement": [{"Action": "s3:*", "Resource": "*"}]}),
+    ]
+    with pytest.raises(UnsupportedPolicyError, match="Condition"):
+        decide(policy_document(conditional), "s3:PutObject", "arn:aws:s3:::b/k")
+
+
+def test_credential_kinds_and_keys_without_a_session_policy(
+    domo: DomoHttp, sandbox: Sandbox, sts: Any
+) -> None:
+    fast(sandbox, PHARMACY_CLAIMS_ID)
+    unknown = {"AccessKeyId": "ASIAEXAMPLEEXAMPLE00", "SecretAccessKey": "s", "SessionToken": "t"}
+    long_lived = {"AccessKeyId": ACCESS_KEY_ID, "SecretAccessKey": "s", "SessionToken": ""}
+    handed = {
+        "long-lived": long_lived,
+        "session-token": mint(sts, "session-token"),
+        "assumed-role": mint(sts, "assumed-role"),
+        "unknown-temporary": unknown,
+    }
+
+    exports = {
+        kind: domo.export(PHARMACY_CLAIMS_ID, body_with(domo, credentials, f"anywhere/{kind}"))
+        for kind, credentials in handed.items()
+    }
+    no_policy = domo.export(
+        PHARMACY_CLAIMS_ID,
+        body_with(domo, mint(sts, "federation-token"), "anywhere/federated"),
+    )
+
+    assert {kind: e["exportStatus"] for kind, e in exports.items()} == dict.fromkeys(
+        handed, "success"
+    )
+    records = {r["export_id"]: r["request"] for r in sandbox.control.exports()}
+    for kind, export in exports.items():
+        assert records[export["exportId"]]["credential_kind"] == kind
+        assert records[export["exportId"]]["session_policy"] is None
+    # A federation token minted without a policy has no permissions, as in AWS.
+    assert no_policy["exportStatus"] == "error"
+    assert "because no session policy allows the s3:PutObject action" in no_policy["message"]
+    assert records[no_policy["exportId"]]["credential_kind"] == "federation-token"
+
+
+def test_expired_credentials_fail_the_write(domo: DomoHttp, sandbox: Sandbox, sts: Any) -> None:
+    fast(sandbox, PHARMACY_CLAIMS_ID)
+    credentials = mint(sts, "federation-token", SOME_PREFIX_POLICY)
+
+    expiration = sandbox.control.expire_credentials(credentials["AccessKeyId"])
+    export = domo.export(PHARMACY_CLAIMS_ID, body_with(domo, credentials, "some/prefix"))
+
+    assert date_ms(expiration) <= time.time() * 1000
+    assert export["exportStatus"] == "error"
+    assert export["errorCode"] == "S3_WRITE_FAILED"
+    assert "ExpiredToken" in export["message"]
+    assert keys_under(domo.s3, "some/") == []
+    with pytest.raises(SandboxControlError) as unknown:
+        sandbox.control.expire_credentials("ASIANEVERMINTED00000")
+    assert unknown.value.status == 404
+
+
+def test_denied_sts_actions_answer_access_denied_until_reset(sandbox: Sandbox, sts: Any) -> None:
+    denied = sandbox.control.deny_sts(["AssumeRole", "sts:GetFederationToken"])
+
+    with pytest.raises(ClientError) as assume:
+        mint(sts, "assumed-role")
+    with pytest.raises(ClientError) as federate:
+        mint(sts, "federation-token", SOME_PREFIX_POLICY)
+    session = mint(sts, "session-token")
+
+    assert denied == ["AssumeRole", "GetFederationToken"]
+    for refused, action in ((assume, "AssumeRole"), (federate, "GetFederationToken")):
+        error = refused.value.response["Error"]
+        assert error["Code"] == "AccessDenied" and error["Type"] == "Sender"
+        assert f"is not authorized to perform: sts:{action}" in error["Message"]
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert EXPORT_ROLE_ARN in assume.value.response["Error"]["Message"]
+    calls = sandbox.control.sts_calls()
+    assert [(c["action"], c["status"], c["denied"]) for c in calls] == [
+        ("AssumeRole", 403, True),
+        ("GetFederationToken", 403, True),
+        ("GetSessionToken", 200, False),
+    ]
+    assert calls[0]["issued_access_key_id"] is None
+    assert calls[1]["policy"] == SOME_PREFIX_POLICY
+    assert calls[2]["issued_access_key_id"] == session["AccessKeyId"]
+    for bad in (["GetCallerIdentity"], ["Explode"]):
+        with pytest.raises(SandboxControlError) as refused_call:
+            sandbox.control.deny_sts(bad)
+        assert refused_call.value.status == 400 and bad[0] in refused_call.value.body
+
+    sandbox.control.reset()
+
+    assert ASIA_KEY_PATTERN.fullmatch(mint(sts, "assumed-role")["AccessKeyId"])
+
+
+def test_moto_serves_everything_else_through_the_sts_middleware(sandbox: Sandbox, s3: Any) -> None:
+    s3.put_object(Bucket=EXPORT_BUCKET, Key="virtual/host.txt", Body=b"virtual")
+    signed = AWSRequest(
+        method="GET", url=f"http://{EXPORT_BUCKET}.s3.amazonaws.com/virtual/host.txt"
+    )
+    S3SigV4Auth(BotoCredentials(ACCESS_KEY_ID, "secret"), "s3", "us-east-1").add_auth(signed)
+    headers = {**dict(signed.headers.items()), "Host": f"{EXPORT_BUCKET}.s3.amazonaws.com"}
+    web = make_client("sts", sandbox.s3_url)
+    web.meta.events.register("choose-signer.sts.*", lambda **_: botocore.UNSIGNED)
+
+    with requests.Session() as session:
+        session.trust_env = False
+        virtual = session.get(f"{sandbox.s3_url}/virtual/host.txt", headers=headers, timeout=10)
+    try:
+        minted = web.assume_role_with_web_identity(
+            RoleArn=EXPORT_ROLE_ARN, RoleSessionName="web-user", WebIdentityToken="token-" * 3
+        )["Credentials"]
+    finally:
+        web.close()
+
+    assert virtual.status_code == 200 and virtual.content == b"virtual"
+    assert minted["SecretAccessKey"].startswith(MINTED_SECRET_PREFIX)
+    (call,) = sandbox.control.sts_calls()  # the unsigned STS call is seen too; S3 calls are not
+    assert (call["action"], call["caller_access_key_id"]) == ("AssumeRoleWithWebIdentity", None)
+    assert call["issued_access_key_id"] == minted["AccessKeyId"]

@@ -16,6 +16,8 @@ from domo_assets.sandbox import (
     EU_EXPORT_BUCKET,
     EXPORT_ROLE_ARN,
     HR_SALARIES_ID,
+    MINTED_SECRET_PREFIX,
+    MINTED_TOKEN_PREFIX,
     PHARMACY_CLAIMS_ID,
     PUBLIC_EXPORT_BUCKET,
     REGIONAL_SALES_ID,
@@ -75,7 +77,9 @@ def test_chain_passes_session_token_and_kms_key(
 ) -> None:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "chain-session-token-value")
     result = run(
-        catalog_of(tmp_path, kms_key_id="alias/domo-exports"), domo_resource(sandbox), instance
+        catalog_of(tmp_path, kms_key_id="alias/domo-exports", credentials={"mode": "chain"}),
+        domo_resource(sandbox),
+        instance,
     )
     assert result.success, failure_text(result)
     request = only_export(sandbox)
@@ -201,8 +205,8 @@ def test_no_secret_in_event_log_output_reprs_or_snapshots(
 ) -> None:
     aws_secret = f"hygiene-secret-{uuid.uuid4().hex}"
     session_token = f"hygiene-session-{uuid.uuid4().hex}"
+    # Long-lived keys in the chain: by default STS mints scoped credentials from them.
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", aws_secret)
-    monkeypatch.setenv("AWS_SESSION_TOKEN", session_token)
     monkeypatch.setenv("DOMO_INSTANCE_URL", sandbox.domo_url)
     monkeypatch.setenv("HYGIENE_GOOD_TOKEN", sandbox.token)
     bad_token = f"hygiene-bad-token-{uuid.uuid4().hex}"
@@ -232,7 +236,28 @@ def test_no_secret_in_event_log_output_reprs_or_snapshots(
         results.append(
             run(catalog_of(tmp_path, path="sec/err"), domo("HYGIENE_GOOD_TOKEN"), instance)
         )  # export error
-        assert [r.success for r in results] == [True, False, False, False]
+        sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="success")
+        sandbox.control.change_dataset(PHARMACY_CLAIMS_ID)
+        monkeypatch.setenv("AWS_SESSION_TOKEN", session_token)
+        results.append(
+            run(
+                catalog_of(tmp_path, path="sec/chain", credentials={"mode": "chain"}),
+                domo("HYGIENE_GOOD_TOKEN"),
+                instance,
+            )
+        )  # the chain's temporary credentials handed over as they are
+        monkeypatch.delenv("AWS_SESSION_TOKEN")
+        sandbox.control.deny_sts(["GetFederationToken", "GetSessionToken"])
+        results.append(
+            run(
+                catalog_of(tmp_path, path="sec/long", credentials={"allow_long_lived": True}),
+                domo("HYGIENE_GOOD_TOKEN"),
+                instance,
+            )
+        )  # long-lived keys, allowed
+        assert [r.success for r in results] == [True, False, False, False, True, True]
+        minted = [c for c in sandbox.control.sts_calls() if c.get("issued_access_key_id")]
+        assert minted, "the scan must cover credentials STS minted for Domo"
         for result in results:
             texts.extend(serialize_value(record) for record in instance.all_logs(result.run_id))
             run_record = instance.get_run_by_id(result.run_id)
@@ -256,3 +281,6 @@ def test_no_secret_in_event_log_output_reprs_or_snapshots(
     )
     for secret in secrets:
         assert secret not in corpus, f"a secret leaked (starts {secret[:12]})"
+    # Every secret and session token the sandbox's STS mints carries a marker.
+    for marker in (MINTED_SECRET_PREFIX, MINTED_TOKEN_PREFIX):
+        assert marker not in corpus, f"a minted credential leaked ({marker}...)"

@@ -24,6 +24,7 @@ from .s3 import (
     SECRET_ACCESS_KEY,
 )
 from .sandbox import Sandbox
+from .sts import MINTED_SECRET_PREFIX, MINTED_TOKEN_PREFIX
 from .users import ANALYST, HR_ADMIN, WEST_MANAGER
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "HR_ADMIN",
     "HR_SALARIES_ID",
     "LARGE_EVENTS_ID",
+    "MINTED_SECRET_PREFIX",
+    "MINTED_TOKEN_PREFIX",
     "PHARMACY_CLAIMS_ID",
     "PUBLIC_EXPORT_BUCKET",
     "REGIONAL_SALES_ID",

@@ -54,7 +54,7 @@ class SandboxControl:
         dataset_id, export_id, status, created, user, data_version, times_returned,
         url_row_count_map, object_keys, error_code, message and ``request`` (bucket, path,
         region, columns, where, includeBOM, aws_access_key_id, had_session_token,
-        kms_key_id...; never a secret)."""
+        kms_key_id, credential_kind, session_policy...; never a secret)."""
         query = {"dataset_id": dataset_id} if dataset_id else None
         return self._call("GET", "/exports", query=query)
 
@@ -213,8 +213,33 @@ class SandboxControl:
         """Set the lifetime (seconds) of access tokens issued from now on."""
         self._call("POST", "/oauth", {"expires_in": expires_in})
 
+    def sts_calls(self) -> list[dict[str, Any]]:
+        """Return the STS call log, oldest first: action, time, role_arn, role_session_name,
+        name, duration_seconds, policy (parsed), policy_text, external_id_given,
+        caller_access_key_id, issued_access_key_id, expiration, status and denied; never a
+        secret access key or session token."""
+        return self._call("GET", "/sts")
+
+    def clear_sts_calls(self) -> None:
+        """Empty the STS call log."""
+        self._call("DELETE", "/sts")
+
+    def deny_sts(self, actions: list[str]) -> list[str]:
+        """Make these STS actions (``AssumeRole`` or ``sts:AssumeRole``...) answer 403
+        AccessDenied until `reset`; return every action refused now."""
+        return self._call("POST", "/sts/deny", {"actions": actions})["denied"]
+
+    def expire_credentials(self, access_key_id: str) -> str:
+        """Make credentials the sandbox's STS minted expired now; return their expiration.
+
+        Domo's writes with them then fail with ExpiredToken.
+        """
+        body = {"access_key_id": access_key_id}
+        return self._call("POST", "/sts/expire", body)["expiration"]
+
     def reset(self, s3: bool = True) -> None:
-        """Put the sandbox back to its initial state (moto's S3 too, unless `s3` is False)."""
+        """Put the sandbox back to its initial state (moto's S3 too, unless `s3` is False);
+        the STS log is emptied and refused STS actions are allowed again."""
         self._call("POST", "/reset", {"s3": s3})
 
     def _call(

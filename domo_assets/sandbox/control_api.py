@@ -45,6 +45,10 @@ class ControlApi:
         router.add("GET", f"{PREFIX}/mode", self.mode)
         router.add("POST", f"{PREFIX}/mode", self.set_mode)
         router.add("POST", f"{PREFIX}/oauth", self.oauth)
+        router.add("GET", f"{PREFIX}/sts", self.sts_calls)
+        router.add("DELETE", f"{PREFIX}/sts", self.clear_sts_calls)
+        router.add("POST", f"{PREFIX}/sts/deny", self.deny_sts)
+        router.add("POST", f"{PREFIX}/sts/expire", self.expire_credentials)
         router.add("POST", f"{PREFIX}/reset", self.reset)
 
     def health(self, request: Request, match: re.Match[str]) -> Response:
@@ -197,6 +201,45 @@ class ControlApi:
         expires_in = _non_negative_int(request.json_object().get("expires_in"), "expires_in")
         self._state.auth.expires_in = expires_in
         return json_response({"expires_in": expires_in})
+
+    def sts_calls(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /_sandbox/sts``: the STS call log, oldest first (no secrets)."""
+        return json_response(self._state.s3.sts.calls())
+
+    def clear_sts_calls(self, request: Request, match: re.Match[str]) -> Response:
+        """``DELETE /_sandbox/sts``."""
+        self._state.s3.sts.clear_calls()
+        return json_response({"cleared": True})
+
+    def deny_sts(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /_sandbox/sts/deny`` ``{actions}``: refuse these STS actions (403
+        AccessDenied) until reset; answers every refused action."""
+        actions = request.json_object().get("actions")
+        if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+            raise ApiError(400, "'actions' must be a list of STS action names")
+        try:
+            denied = self._state.s3.sts.deny(actions)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from exc
+        return json_response({"denied": denied})
+
+    def expire_credentials(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /_sandbox/sts/expire`` ``{access_key_id}``: make credentials the sandbox's
+        STS minted expired now."""
+        access_key_id = request.json_object().get("access_key_id")
+        if not isinstance(access_key_id, str):
+            raise ApiError(400, "'access_key_id' must be a string")
+        try:
+            issued = self._state.s3.sts.expire(access_key_id)
+        except KeyError as exc:
+            raise ApiError(
+                404,
+                f"The sandbox's STS minted no credentials with access key id {access_key_id}: "
+                "pass an AccessKeyId it answered",
+            ) from exc
+        return json_response(
+            {"access_key_id": access_key_id, "expiration": issued.expiration.isoformat()}
+        )
 
     def reset(self, request: Request, match: re.Match[str]) -> Response:
         """``POST /_sandbox/reset`` ``{s3?: true}``: everything back to its initial state."""

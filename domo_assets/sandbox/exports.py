@@ -25,8 +25,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .behaviour import REJECT_POST, SAME_REQUEST, Behaviour
 from .datasets import Dataset, DatasetSpec, Row, iso_from_ms, now_ms
+from .policy import (
+    KMS_GENERATE_DATA_KEY,
+    S3_PUT_OBJECT,
+    UnsupportedPolicyError,
+    kms_key_arn,
+    object_arn,
+)
 from .query import Predicate, QueryError, RowQuery, build_query, column_names, order_items
-from .s3 import make_client
+from .s3 import ACCOUNT_ID, make_client
+from .sts import TEMPORARY_KEY_PREFIX, IssuedCredentials, StsLedger, credential_kind
 from .users import User
 from .web import ApiError, new_toe
 
@@ -47,7 +55,9 @@ EXPORT_FAILED = "EXPORT_FAILED"
 EXPORT_REJECTED = "EXPORT_REJECTED"
 REJECTED_MESSAGE = "Domo rejected the export request: retry it, or give Domo support this toe"
 S3_WRITE_FAILED = "S3_WRITE_FAILED"
-TEMPORARY_KEY_PREFIX = "ASIA"
+DENIED_WRITE_HINT = (
+    "hand Domo credentials whose session policy allows this write, or export to a path it allows"
+)
 WORKER_JOIN_SECONDS = 10.0
 URL_SAFE_CHARACTERS = "/-_.~"
 
@@ -193,6 +203,8 @@ class ExportRecord:
     error_code: str | None = None
     message: str | None = None
     times_returned: int = 0
+    credential_kind: str | None = None
+    session_policy: Mapping[str, Any] | None = None
 
     def to_api(self) -> dict[str, Any]:
         """Return the export object as Domo's API shows it."""
@@ -224,7 +236,11 @@ class ExportRecord:
             "object_keys": list(self.object_keys),
             "error_code": self.error_code,
             "message": self.message,
-            "request": self.request.summary(),
+            "request": {
+                **self.request.summary(),
+                "credential_kind": self.credential_kind,
+                "session_policy": self.session_policy,
+            },
         }
 
 
@@ -311,15 +327,44 @@ def chunked(rows: Sequence[Row], size: int) -> list[Sequence[Row]]:
     return [rows[start : start + size] for start in range(0, len(rows), size)] or [rows]
 
 
+def write_permissions(request: ExportRequest, keys: Sequence[str]) -> list[tuple[str, str]]:
+    """Return the (action, resource) pairs IAM checks to write `keys` for `request`: PutObject
+    on each object, and GenerateDataKey on the KMS key when ``awsKmsKey`` is given."""
+    needed = [(S3_PUT_OBJECT, object_arn(request.bucket, key)) for key in keys]
+    if request.kms_key:
+        needed.append(
+            (KMS_GENERATE_DATA_KEY, kms_key_arn(request.kms_key, request.region, ACCOUNT_ID))
+        )
+    return needed
+
+
+def _denial(issued: IssuedCredentials, action: str, resource: str) -> str | None:
+    """The session policy's refusal of `action` on `resource`, or None when it allows it.
+
+    Raises:
+        ExportWriteError: If the policy needs what the sandbox does not evaluate.
+    """
+    try:
+        return issued.denial(action, resource)
+    except UnsupportedPolicyError as exc:
+        raise ExportWriteError(
+            f"The sandbox cannot evaluate the session policy of access key "
+            f"{issued.access_key_id} for {action} on {resource}: {exc}"
+        ) from exc
+
+
 class ExportEngine:
     """Starts exports, runs them in worker threads and keeps every export record.
 
     Args:
         s3_endpoint: Returns the moto server's URL (the workers' S3 endpoint).
+        sts: The sandbox STS's ledger: which credentials it minted, with what session
+            policy and expiration (the workers enforce them as S3 would).
     """
 
-    def __init__(self, s3_endpoint: Callable[[], str]) -> None:
+    def __init__(self, s3_endpoint: Callable[[], str], sts: StsLedger) -> None:
         self._s3_endpoint = s3_endpoint
+        self._sts = sts
         self._lock = threading.RLock()
         self._records: list[ExportRecord] = []
         # Injected history: raw export objects per DataSet, listed but never run or reused.
@@ -459,6 +504,7 @@ class ExportEngine:
     def _new_record(
         self, dataset: Dataset, user: User, request: ExportRequest, behaviour: Behaviour, key: str
     ) -> ExportRecord:
+        issued = self._sts.lookup(request.access_key)
         record = ExportRecord(
             export_id=str(uuid.uuid4()),
             dataset_id=dataset.spec.id,
@@ -470,6 +516,8 @@ class ExportEngine:
             behaviour=behaviour,
             started_ms=now_ms(),
             status=STATUS_NONE if behaviour.queue_seconds > 0 else STATUS_EXPORTING,
+            credential_kind=credential_kind(request.access_key, issued),
+            session_policy=issued.session_policy if issued else None,
         )
         self._records.append(record)
         return record
@@ -520,17 +568,42 @@ class ExportEngine:
             )
         chunks = chunked(request.query.run(rows, visible), behaviour.rows_per_file)
         names = file_names(len(chunks), record.compression)
+        keys = [f"{request.path}/{record.export_id}/export/{name}" for name in names]
+        self._authorize(request, keys)
         counts: dict[str, int] = {}
         client = self._client(request)
-        for index, (name, chunk) in enumerate(zip(names, chunks, strict=True)):
+        for index, (key, chunk) in enumerate(zip(keys, chunks, strict=True)):
             if cancel.is_set():
                 return None
-            key = f"{request.path}/{record.export_id}/export/{name}"
             if not behaviour.omit_object:
                 self._put(client, record, key, chunk)
             url = object_url(behaviour.url_style, request.bucket, request.region, key)
             counts[url] = len(chunk) + (behaviour.misreport_rows if index == 0 else 0)
         return counts
+
+    def _authorize(self, request: ExportRequest, keys: Sequence[str]) -> None:
+        """Refuse the write, before any object is written, as S3 would refuse credentials
+        the sandbox's STS minted: once they expired, or when their session policy does not
+        allow every write (and the KMS data key an ``awsKmsKey`` needs).
+
+        Raises:
+            ExportWriteError: Naming the refused action and resource.
+        """
+        issued = self._sts.lookup(request.access_key)
+        if issued is None:
+            return
+        if issued.expired():
+            raise ExportWriteError(
+                "S3 rejected the credentials (ExpiredToken): the provided token has expired "
+                f"(access key {issued.access_key_id}, expired {issued.expiration.isoformat()}); "
+                "hand Domo fresh temporary credentials"
+            )
+        for action, resource in write_permissions(request, keys):
+            denial = _denial(issued, action, resource)
+            if denial is not None:
+                raise ExportWriteError(
+                    f"S3 rejected the write (AccessDenied): {denial}; {DENIED_WRITE_HINT}"
+                )
 
     def _client(self, request: ExportRequest) -> Any:
         """The S3 client for the request's credentials and region (built once, then shared)."""

@@ -3,6 +3,10 @@
 moto keeps its state in process-global backends: `MotoS3.reset` wipes every moto backend of
 the process (through moto's ``/moto-api/reset``) and seeds the buckets again. Two sandboxes
 running at the same time in one process would therefore share (and reset) one S3.
+
+moto's application is served behind `StsMiddleware`, which logs every STS request, refuses
+denied STS actions and gives minted credentials unique values (see ``sts_wsgi.py``); the
+server's `StsLedger` (``MotoS3.sts``) is what the export engine asks about a key.
 """
 
 from __future__ import annotations
@@ -16,7 +20,11 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
+from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from .sts import StsLedger
+from .sts_wsgi import StsMiddleware
 
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
@@ -29,6 +37,7 @@ EXPORT_ROLE_NAME = "domo-export"
 EXPORT_ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/{EXPORT_ROLE_NAME}"
 MOTO_RESET_PATH = "/moto-api/reset"
 HTTP_TIMEOUT_SECONDS = 10
+SERVER_THREAD_NAME = "domo-sandbox-moto"
 CLIENT_CONFIG = Config(
     s3={"addressing_style": "path"},
     retries={"max_attempts": 2, "mode": "standard"},
@@ -134,13 +143,19 @@ class MotoS3:
         host: Loopback address to bind.
         port: Port to bind (0: a free one).
         verbose: Keep werkzeug's per-request log lines (quietened otherwise).
+
+    Attributes:
+        sts: What the server's STS was asked and minted (kept across `reset`, which only
+            wipes moto; `SandboxState.reset` empties its log).
     """
 
     def __init__(self, host: str, port: int = 0, verbose: bool = False) -> None:
         self._host = host
         self._port = port
         self._verbose = verbose
-        self._server: ThreadedMotoServer | None = None
+        self.sts = StsLedger()
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
         self._url: str | None = None
         self._admin: Any = None
 
@@ -155,9 +170,16 @@ class MotoS3:
         """Start the server, reset moto's state and seed the buckets."""
         if not self._verbose:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
+        # What moto's ThreadedMotoServer runs, with the STS middleware in front of moto's app.
+        app = StsMiddleware(DomainDispatcherApplication(create_backend_app), self.sts, ACCOUNT_ID)
+        self._server = make_server(
+            self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=SERVER_THREAD_NAME, daemon=True
+        )
+        self._thread.start()
+        host, port = self._server.server_address[:2]
         self._url = f"http://{host}:{port}"
         self._admin = make_client("s3", self._url)
         self.reset()
@@ -168,8 +190,12 @@ class MotoS3:
             self._admin.close()
             self._admin = None
         if self._server is not None:
-            self._server.stop()
+            self._server.shutdown()
+            self._server.server_close()
             self._server = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
         self._url = None
 
     def reset(self) -> None:

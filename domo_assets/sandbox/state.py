@@ -96,7 +96,7 @@ class SandboxState:
         self.credentials = credentials
         self.auth = Authenticator(credentials)
         self.s3 = s3
-        self.engine = ExportEngine(lambda: s3.url)
+        self.engine = ExportEngine(lambda: s3.url, s3.sts)
         self.faults = FaultInjector()
         self.requests = RequestLog()
         self.datasets: dict[str, Dataset] = {}
@@ -172,12 +172,14 @@ class SandboxState:
 
     def reset(self, s3: bool = True) -> None:
         """Put exports (injected history too), faults, behaviours, data, the request log, the
-        token lifetime and (when `s3`) moto's buckets back to their initial state. The mode
-        stays: the fresh behaviours get its preset."""
+        STS log and refused STS actions, the token lifetime and (when `s3`) moto's buckets
+        back to their initial state. The mode stays: the fresh behaviours get its preset.
+        Credentials STS issued keep their session policy and expiration."""
         with self.lock:
             self.engine.reset()
             self.faults.reset()
             self.requests.clear()
+            self.s3.sts.reset()
             self.auth.reset()
             self._initial_data()
             if s3:
