@@ -8,21 +8,21 @@ PYTEST_ARGS ?=
 
 .PHONY: setup dev test demo lint format test-deployment test-browser bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml dev/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]' -e ./dev
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 ## dev: start the local Domo + S3 sandbox and the Dagster UI (http://127.0.0.1:3000)
 dev: setup
-	$(BIN)/python -m domo_assets.devtools dev
+	$(BIN)/python -m domo_assets_dev.devtools dev
 
 ## demo: start the sandbox, materialize every export headless, print a table
 demo: setup
-	$(BIN)/python -m domo_assets.devtools demo
+	$(BIN)/python -m domo_assets_dev.devtools demo
 
 ## test: the whole suite (CI runs this)
 test: setup

@@ -1,6 +1,6 @@
 """Benchmark of fan-out: 100 exports in one run versus a run of one export.
 
-Starts the sandbox in its own process (``python -m domo_assets.sandbox --synthetic-datasets``,
+Starts the sandbox in its own process (``python -m domo_assets_dev.sandbox --synthetic-datasets``,
 so its HTTP and S3 servers do not share this process's GIL) with one small synthetic DataSet per
 export (Domo runs one export per DataSet at a time), writes a catalog of ``--exports`` exports,
 and measures the wall time of Dagster runs:
@@ -94,6 +94,7 @@ from dagster import (
     reconstructable,
 )
 from dagster_aws.s3 import S3Resource
+from domo_assets_dev.sandbox import EXPORT_BUCKET, SandboxControl, synthetic_dataset_id
 
 from domo_assets.assets import (
     DOMO_POOL,
@@ -106,7 +107,6 @@ from domo_assets.assets import (
 from domo_assets.catalog import Catalog, load_catalog
 from domo_assets.checks import check_specs
 from domo_assets.resource import AwsCredentialsResource, DomoResource
-from domo_assets.sandbox import EXPORT_BUCKET, SandboxControl, synthetic_dataset_id
 
 if TYPE_CHECKING:
     from tests.servers import Postgres
@@ -166,7 +166,7 @@ class RunStats:
 def start_sandbox(workdir: Path, datasets: int) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     """Start the sandbox CLI with `datasets` synthetic DataSets; return it and its environment."""
     env_file = workdir / "sandbox.env"
-    command = [sys.executable, "-m", "domo_assets.sandbox", "--env-file", str(env_file)]
+    command = [sys.executable, "-m", "domo_assets_dev.sandbox", "--env-file", str(env_file)]
     process = subprocess.Popen(
         [*command, "--synthetic-datasets", str(datasets)],
         cwd=PROJECT_ROOT,

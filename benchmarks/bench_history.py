@@ -2,7 +2,7 @@
 
 Domo's ``GET /api/query/v1/export/{id}`` answers every export the DataSet ever had, so each
 status read of a poll downloads the whole history. The sandbox runs in a child process
-(``python -m domo_assets.sandbox``). For N finished entries (injected with its
+(``python -m domo_assets_dev.sandbox``). For N finished entries (injected with its
 ``add_history(id, "finished", count=N)``) plus one running export (a real export with
 ``export_outcome="stuck"``), this measures:
 
@@ -42,10 +42,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from domo_assets.auth import DeveloperTokenAuth
-from domo_assets.client import EXPORT_PATH, DomoClient
-from domo_assets.models import AwsCredentials, ExportRequest
-from domo_assets.sandbox import EXPORT_BUCKET, PHARMACY_CLAIMS_ID, SandboxControl
+from domo_assets_dev.sandbox import EXPORT_BUCKET, PHARMACY_CLAIMS_ID, SandboxControl
+
+from domo_assets.domo.auth import DeveloperTokenAuth
+from domo_assets.domo.client import EXPORT_PATH, DomoClient
+from domo_assets.domo.models import AwsCredentials, ExportRequest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SIZES = (100, 1_000, 10_000)
@@ -109,7 +110,7 @@ class SandboxProcess:
 
 @contextmanager
 def sandbox_process() -> Iterator[SandboxProcess]:
-    """Run ``python -m domo_assets.sandbox`` in a child process until the block ends.
+    """Run ``python -m domo_assets_dev.sandbox`` in a child process until the block ends.
 
     A child of its own keeps the sandbox's objects (10,000 history entries, the server's
     threads) out of the measured process: its garbage collector would otherwise walk them too.
@@ -117,7 +118,7 @@ def sandbox_process() -> Iterator[SandboxProcess]:
     with tempfile.TemporaryDirectory() as folder:
         env_file = Path(folder) / "sandbox.env"
         child = subprocess.Popen(
-            [sys.executable, "-m", "domo_assets.sandbox", "--env-file", str(env_file)],
+            [sys.executable, "-m", "domo_assets_dev.sandbox", "--env-file", str(env_file)],
             cwd=PROJECT_ROOT,
             stdout=subprocess.DEVNULL,
         )

@@ -36,13 +36,14 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from domo_assets.auth import DeveloperTokenAuth
+from domo_assets_dev.sandbox import EXPORT_BUCKET, PHARMACY_CLAIMS_ID, Sandbox
+
 from domo_assets.catalog import ExportConfig
-from domo_assets.client import DomoClient, PollSchedule
-from domo_assets.credentials import CredentialProvider, CredentialsMode
-from domo_assets.models import Export, ExportStatus
+from domo_assets.domo.auth import DeveloperTokenAuth
+from domo_assets.domo.client import DomoClient, PollSchedule
+from domo_assets.domo.models import Export, ExportStatus
 from domo_assets.runner import ExportRunner
-from domo_assets.sandbox import EXPORT_BUCKET, PHARMACY_CLAIMS_ID, Sandbox
+from domo_assets.s3.credentials import CredentialProvider, CredentialsMode
 
 DEFAULT_SANDBOX_SECONDS = (2.0, 10.0)
 DEFAULT_SIMULATED_SECONDS = (2.0, 10.0, 60.0, 600.0, 3600.0)

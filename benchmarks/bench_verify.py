@@ -13,7 +13,7 @@ It prints a Markdown table (the one in ``benchmarks/README.md``): seconds, MB/s 
 CSV, the ratio to ``zcat | wc -l`` (wall time, and CPU time), peak MB, whether the count is
 right, and PASS/MISS against the goals (ratio >= 0.5, peak < 150 MB).
 
-Candidates: ``scan`` (``domo_assets.verify.count_csv_records``, the quote-aware byte scanner),
+Candidates: ``scan`` (``domo_assets.s3.verify.count_csv_records``, the quote-aware byte scanner),
 ``pyarrow`` (``pyarrow.csv.open_csv`` with ``newlines_in_values=True``, all columns as strings),
 ``pyarrow-1col`` (the same converting only the first column), ``csv-module`` (the stdlib
 ``csv`` reader over ``gzip.GzipFile`` and a text wrapper) and ``gunzip-only`` (decompression
@@ -48,7 +48,7 @@ from typing import Any, BinaryIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from domo_assets.verify import (
+from domo_assets.s3.verify import (
     CHUNK_SIZE,
     GZIP_WBITS,
     CsvCount,

@@ -33,7 +33,7 @@ from dagster import (
 
 from domo_assets.catalog import DATASET_KEY_PREFIX, DEFAULT_TIMEZONE, Catalog, ExportConfig
 from domo_assets.checks import check_results, check_specs
-from domo_assets.errors import is_permanent
+from domo_assets.domo.errors import is_permanent
 from domo_assets.metadata import export_prefix_uri, materialization_metadata
 from domo_assets.outcome import ExportOutcome
 from domo_assets.resource import AwsCredentialsResource, DomoResource, S3ClientFactory

@@ -27,19 +27,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from dagster._utils.schedules import is_valid_cron_string
+from dagster import DagsterInvalidDefinitionError, ScheduleDefinition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from domo_assets.credentials import STS_MAX_DURATION, STS_MIN_DURATION, CredentialsMode
-from domo_assets.models import Condition, ExportQuery, FilterOp, OrderBy, RowFilter
+from domo_assets.domo.models import Condition, ExportQuery, FilterOp, OrderBy, RowFilter
 from domo_assets.partitions import PartitionSettings
-from domo_assets.target import ExportTarget
+from domo_assets.s3.credentials import STS_MAX_DURATION, STS_MIN_DURATION, CredentialsMode
+from domo_assets.s3.target import ExportTarget
 
-BUNDLED_CATALOG = Path(__file__).with_name("exports.yaml")
 # The environment variable naming the catalog file (read by definitions.py only).
 EXPORTS_FILE_VAR = "DOMO_EXPORTS_FILE"
-# The bundled catalog plus partitioned examples (used by `make dev` and `make demo`).
-BUNDLED_PARTITIONED_CATALOG = Path(__file__).with_name("exports_with_partitions.yaml")
 DEFAULT_GROUP = "domo_exports"
 DEFAULT_MIN_ROWS = 1
 DATASET_KEY_PREFIX = "domo"
@@ -221,7 +218,7 @@ class ExportSettings(_Strict):
         if value is None:
             return value
         normalized = " ".join(value.split())
-        if not is_valid_cron_string(normalized):
+        if not _is_valid_cron(normalized):
             raise ValueError(
                 f"{value!r} is not a valid cron string (five fields such as '0 6 * * *', "
                 "or @hourly/@daily/@weekly/@monthly)"
@@ -407,6 +404,16 @@ class Catalog(_Strict):
             if export.name == name:
                 return export
         raise KeyError(name)
+
+
+def _is_valid_cron(cron: str) -> bool:
+    """Whether Dagster accepts a cron string: the schedule it would build is the judge (Dagster
+    exposes no public cron validator; ``ScheduleDefinition`` is public and validates it)."""
+    try:
+        ScheduleDefinition(name="cron_check", cron_schedule=cron, job_name="cron_check")
+    except DagsterInvalidDefinitionError:
+        return False
+    return True
 
 
 def load_catalog(path: str | Path, _seen: frozenset[Path] = frozenset()) -> Catalog:

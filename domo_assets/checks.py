@@ -16,8 +16,8 @@ from dagster import (
     AssetKey,
     MetadataValue,
     PartitionsDefinition,
+    PreviewWarning,
 )
-from dagster._utils.warnings import PreviewWarning
 
 from domo_assets.catalog import ExportConfig
 from domo_assets.outcome import ExportOutcome

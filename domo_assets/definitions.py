@@ -2,7 +2,8 @@
 
 This is the only module that reads environment variables:
 
-* ``DOMO_EXPORTS_FILE``: the catalog (default: the bundled catalog of the sandbox's DataSets);
+* ``DOMO_EXPORTS_FILE``: the catalog (required: there is no default catalog outside ``make dev``,
+  ``make demo`` and the tests, which set it to a demo catalog of the sandbox's DataSets);
 * ``DOMO_INSTANCE_URL`` and ``DOMO_DEVELOPER_TOKEN`` (or ``DOMO_CLIENT_ID`` and
   ``DOMO_CLIENT_SECRET`` for OAuth, with ``DOMO_API_URL``);
 * boto3's own variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
@@ -18,8 +19,8 @@ import os
 
 from dagster import EnvVar
 
-from domo_assets.catalog import BUNDLED_CATALOG, EXPORTS_FILE_VAR, Catalog, load_catalog
-from domo_assets.defaults import DEFAULT_API_URL
+from domo_assets.catalog import EXPORTS_FILE_VAR, Catalog, load_catalog
+from domo_assets.domo.defaults import DEFAULT_API_URL
 from domo_assets.location import build_definitions
 from domo_assets.resource import DomoResource
 
@@ -43,7 +44,7 @@ def domo_resource_from_env() -> DomoResource:
     if not os.environ.get(INSTANCE_URL_VAR):
         raise MissingEnvironmentError(
             f"{INSTANCE_URL_VAR} is not set: export it (e.g. https://acme.domo.com, or the URL "
-            "that `python -m domo_assets.sandbox` prints)"
+            "that `python -m domo_assets_dev.sandbox` prints)"
         )
     if os.environ.get(TOKEN_VAR):
         return DomoResource(
@@ -63,8 +64,19 @@ def domo_resource_from_env() -> DomoResource:
 
 
 def catalog_from_env() -> Catalog:
-    """The catalog named by DOMO_EXPORTS_FILE, or the bundled one."""
-    return load_catalog(os.environ.get(EXPORTS_FILE_VAR) or BUNDLED_CATALOG)
+    """The catalog named by DOMO_EXPORTS_FILE.
+
+    Raises:
+        MissingEnvironmentError: DOMO_EXPORTS_FILE is not set.
+    """
+    path = os.environ.get(EXPORTS_FILE_VAR)
+    if not path:
+        raise MissingEnvironmentError(
+            f"{EXPORTS_FILE_VAR} is not set: export it as the path of your export catalog (a "
+            "YAML file, see the README's 'The catalog'), or configure the exports in a "
+            "DomoExportsComponent's defs.yaml instead"
+        )
+    return load_catalog(path)
 
 
 defs = build_definitions(catalog_from_env(), domo_resource_from_env())

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from dagster import AssetKey, AssetObservation, AssetRecordsFilter, DagsterInstance
 
-from domo_assets.models import Export
+from domo_assets.domo.models import Export
 from domo_assets.runner import StartRecord
 
 STARTED_EXPORT_KEY = "domo/started_export_id"

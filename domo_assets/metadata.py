@@ -18,10 +18,10 @@ from dagster import (
     TableRecord,
     TableSchema,
 )
-from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 
-from domo_assets.credentials import CredentialGrant
+from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY
 from domo_assets.outcome import ExportOutcome
+from domo_assets.s3.credentials import CredentialGrant
 
 FILES_SCHEMA = TableSchema(
     columns=[
@@ -55,14 +55,14 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
     sizes = {s.reported.uri: s.size for s in outcome.stored}
     column_types = {c.name: c.type for c in outcome.columns}
     metadata: dict[str, Any] = {
-        **TableMetadataSet(
-            row_count=outcome.row_count,
-            column_schema=TableSchema(
+        ROW_COUNT_KEY: outcome.row_count,
+        COLUMN_SCHEMA_KEY: MetadataValue.table_schema(
+            TableSchema(
                 columns=[
                     TableColumn(name, _DOMO_TYPES.get(column_types.get(name, ""), "string"))
                     for name in outcome.exported_columns
                 ]
-            ),
+            )
         ),
         "export_id": export.export_id,
         "s3_uris": MetadataValue.json([obj.uri for obj in outcome.objects]),

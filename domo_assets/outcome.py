@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domo_assets.catalog import ExportConfig
-from domo_assets.credentials import CredentialGrant
-from domo_assets.guard import DestinationReport
-from domo_assets.models import (
+from domo_assets.domo.models import (
     DataSetColumn,
     DataSetMetadata,
     DomoUser,
@@ -19,9 +17,11 @@ from domo_assets.models import (
     S3Object,
     StartOutcome,
 )
-from domo_assets.storage import StoredObject
-from domo_assets.target import ExportTarget
-from domo_assets.verify import HeaderRead, VerificationReport
+from domo_assets.s3.credentials import CredentialGrant
+from domo_assets.s3.guard import DestinationReport
+from domo_assets.s3.storage import StoredObject
+from domo_assets.s3.target import ExportTarget
+from domo_assets.s3.verify import HeaderRead, VerificationReport
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from dagster import (
 )
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from domo_assets.errors import ConfigurationError
-from domo_assets.models import Condition, FilterOp
+from domo_assets.domo.errors import ConfigurationError
+from domo_assets.domo.models import Condition, FilterOp
 
 DAILY_KEY = "dt"
 MONTHLY_KEY = "month"

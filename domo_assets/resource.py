@@ -1,4 +1,4 @@
-"""``DomoResource``: Dagster configuration over :class:`domo_assets.client.DomoClient`.
+"""``DomoResource``: Dagster configuration over :class:`domo_assets.domo.client.DomoClient`.
 
 A thin ``ConfigurableResource``: it holds settings (secrets through ``EnvVar``, so none is stored
 in run config or job snapshots) and builds a client. All HTTP lives in the client.
@@ -12,14 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dagster import ConfigurableResource, InitResourceContext, get_dagster_logger, resource
 from pydantic import Field, PrivateAttr
 
-from domo_assets.credentials import (
-    STS_MAX_DURATION,
-    STS_MIN_DURATION,
-    CredentialProvider,
-    CredentialsMode,
-    actions_from,
-)
-from domo_assets.defaults import (
+from domo_assets.domo.defaults import (
     DEFAULT_API_URL,
     DEFAULT_BACKOFF_MAX,
     DEFAULT_CONNECT_TIMEOUT,
@@ -28,21 +21,28 @@ from domo_assets.defaults import (
     DEFAULT_POST_ATTEMPTS,
     DEFAULT_READ_TIMEOUT,
 )
-from domo_assets.errors import DomoAuthenticationError
-from domo_assets.models import AwsCredentials
-from domo_assets.polling import (
+from domo_assets.domo.errors import DomoAuthenticationError
+from domo_assets.domo.models import AwsCredentials
+from domo_assets.domo.polling import (
     DEFAULT_BACKOFF,
     DEFAULT_INITIAL_INTERVAL,
     DEFAULT_MAX_INTERVAL,
     DEFAULT_TIMEOUT,
     PollSchedule,
 )
+from domo_assets.s3.credentials import (
+    STS_MAX_DURATION,
+    STS_MIN_DURATION,
+    CredentialProvider,
+    CredentialsMode,
+    actions_from,
+)
 
 if TYPE_CHECKING:
     from dagster_aws.s3 import S3Resource
 
-    from domo_assets.auth import DomoAuth
-    from domo_assets.client import DomoClient
+    from domo_assets.domo.auth import DomoAuth
+    from domo_assets.domo.client import DomoClient
 
 DEFAULT_POLL_INITIAL_INTERVAL = DEFAULT_INITIAL_INTERVAL
 DEFAULT_POLL_MAX_INTERVAL = DEFAULT_MAX_INTERVAL
@@ -156,7 +156,7 @@ class DomoResource(ConfigurableResource):
         """The authentication these settings describe."""
         # Imported here, like the client below: they pull in requests, which a run needs but
         # loading the code location does not (see "Load time" in the README).
-        from domo_assets.auth import DeveloperTokenAuth, OAuthClientCredentialsAuth
+        from domo_assets.domo.auth import DeveloperTokenAuth, OAuthClientCredentialsAuth
 
         if self.developer_token:
             return DeveloperTokenAuth(self.developer_token)
@@ -176,7 +176,7 @@ class DomoResource(ConfigurableResource):
             log: Where the client logs retries; Dagster's logger by default.
         """
         if self._client is None:
-            from domo_assets.client import DomoClient
+            from domo_assets.domo.client import DomoClient
 
             self._client = DomoClient(
                 self.instance_url,

@@ -37,22 +37,14 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from domo_assets.catalog import ExportConfig
-from domo_assets.client import DomoClient, ExportStart, PollSchedule, StartOutcome
-from domo_assets.credentials import (
-    CredentialGrant,
-    CredentialProvider,
-    ExportScope,
-    session_duration,
-)
-from domo_assets.errors import (
+from domo_assets.domo.client import DomoClient, ExportStart, PollSchedule, StartOutcome
+from domo_assets.domo.errors import (
     DomoExportFailedError,
     DomoExportInProgressError,
     DomoExportTimeoutError,
     DomoStaleExportError,
 )
-from domo_assets.guard import DestinationReport, check_destination
-from domo_assets.manifest import write_manifest
-from domo_assets.models import (
+from domo_assets.domo.models import (
     DataSetColumn,
     DataSetMetadata,
     DomoUser,
@@ -60,20 +52,28 @@ from domo_assets.models import (
     ExportRequest,
     ExportStatus,
 )
+from domo_assets.domo.polling import expected_duration
 from domo_assets.outcome import ExportOutcome
-from domo_assets.polling import expected_duration
-from domo_assets.provenance import settle
 from domo_assets.resource import DEFAULT_STALE_EXPORT_AFTER
-from domo_assets.storage import StoredObject, inspect_objects
-from domo_assets.target import ExportTarget
-from domo_assets.verdicts import verified
-from domo_assets.verify import (
+from domo_assets.s3.credentials import (
+    CredentialGrant,
+    CredentialProvider,
+    ExportScope,
+    session_duration,
+)
+from domo_assets.s3.guard import DestinationReport, check_destination
+from domo_assets.s3.manifest import write_manifest
+from domo_assets.s3.provenance import settle
+from domo_assets.s3.storage import StoredObject, inspect_objects
+from domo_assets.s3.target import ExportTarget
+from domo_assets.s3.verify import (
     HeaderRead,
     MalformedCsvError,
     VerificationReport,
     read_header,
     verify_objects,
 )
+from domo_assets.verdicts import verified
 
 # Each attempt waits for a foreign export to end; a busy DataSet may need a few.
 MAX_START_ATTEMPTS = 5

@@ -26,10 +26,10 @@ from dagster import (
     ScheduleDefinition,
     ScheduleEvaluationContext,
 )
-from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
 
 from domo_assets.assets import export_asset_key
 from domo_assets.catalog import DEFAULT_TIMEZONE, Catalog, CatalogError, ExportConfig
+from domo_assets.dagster_names import IMPLICIT_ASSET_JOB_NAME
 
 SCHEDULE_NAME_PREFIX = "domo_exports_schedule_"
 SCHEDULE_TAG = "domo_assets/schedule"

@@ -45,17 +45,16 @@ from dagster import (
     multi_observable_source_asset,
     sensor,
 )
-from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from domo_assets.assets import build_dataset_specs, dataset_asset_key, export_asset_key
 from domo_assets.catalog import Catalog, ExportConfig, SensorSettings
-from domo_assets.errors import DomoError
-from domo_assets.models import DataSetMetadata
+from domo_assets.dagster_names import DATA_VERSION_TAG, IMPLICIT_ASSET_JOB_NAME
+from domo_assets.domo.errors import DomoError
+from domo_assets.domo.models import DataSetMetadata
 from domo_assets.resource import DomoResource
 
 if TYPE_CHECKING:
-    from domo_assets.client import DomoClient
+    from domo_assets.domo.client import DomoClient
 
 SENSOR_NAME = "domo_dataset_change_sensor"
 OBSERVE_OP_NAME = "domo_datasets"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domo_assets.outcome import ExportOutcome
-from domo_assets.verify import header_mismatch
+from domo_assets.s3.verify import header_mismatch
 
 ROW_COUNT_CHECK = "row_count"
 S3_OBJECTS_CHECK = "s3_objects"

@@ -21,9 +21,8 @@ from urllib.parse import unquote
 import pytest
 import requests
 from dagster import DagsterInstance
+from domo_assets_dev.sandbox import ACCESS_KEY_ID, EXPORT_BUCKET, Sandbox
 from servers import Postgres, PostgresUnavailable, postgres_cluster
-
-from domo_assets.sandbox import ACCESS_KEY_ID, EXPORT_BUCKET, Sandbox
 
 EXPORT_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.05

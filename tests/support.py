@@ -11,6 +11,7 @@ import yaml
 from dagster import DagsterInstance, RetryPolicy, materialize
 from dagster._core.execution.execute_in_process_result import ExecuteInProcessResult
 from dagster_aws.s3 import S3Resource
+from domo_assets_dev.sandbox import EXPORT_BUCKET, Sandbox
 
 from domo_assets.assets import (
     build_dataset_specs,
@@ -19,7 +20,6 @@ from domo_assets.assets import (
 )
 from domo_assets.catalog import Catalog, load_catalog
 from domo_assets.resource import AwsCredentialsResource, DomoResource
-from domo_assets.sandbox import EXPORT_BUCKET, Sandbox
 
 DESTINATION = {"bucket": EXPORT_BUCKET, "region": "us-east-1"}
 # Poll quickly: sandbox exports take a fraction of a second.

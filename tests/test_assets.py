@@ -8,6 +8,13 @@ import sys
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance
+from domo_assets_dev import DEMO_CATALOG
+from domo_assets_dev.sandbox import Sandbox
+from domo_assets_dev.sandbox.datasets import (
+    AWKWARD_VALUES_ID,
+    PHARMACY_CLAIMS_ID,
+    REGIONAL_SALES_ID,
+)
 from support import (
     check_outcomes,
     domo_resource,
@@ -19,11 +26,9 @@ from support import (
     write_catalog,
 )
 
-from domo_assets.catalog import BUNDLED_CATALOG, Catalog, load_catalog, parse_catalog
+from domo_assets.catalog import Catalog, load_catalog, parse_catalog
 from domo_assets.location import build_definitions
 from domo_assets.resource import DomoResource
-from domo_assets.sandbox import Sandbox
-from domo_assets.sandbox.datasets import AWKWARD_VALUES_ID, PHARMACY_CLAIMS_ID, REGIONAL_SALES_ID
 
 
 def run(catalog: Catalog, sandbox: Sandbox, instance: DagsterInstance, selection=None, **settings):
@@ -44,7 +49,7 @@ PHARMACY = {
 def test_bundled_catalog_materializes_with_true_metadata(
     sandbox: Sandbox, instance: DagsterInstance, domo_mode: str
 ) -> None:
-    catalog = load_catalog(BUNDLED_CATALOG)
+    catalog = load_catalog(DEMO_CATALOG)
     result = run(catalog, sandbox, instance)
     found = materializations(result)
     refused: set[str] = set()
@@ -192,7 +197,7 @@ def test_stuck_export_times_out_naming_export_and_elapsed(
 
 
 def test_lineage_dataset_then_export(sandbox: Sandbox) -> None:
-    catalog = load_catalog(BUNDLED_CATALOG)
+    catalog = load_catalog(DEMO_CATALOG)
     defs = build_definitions(
         catalog, DomoResource(instance_url=sandbox.domo_url, developer_token=sandbox.token)
     )
@@ -207,7 +212,7 @@ def test_lineage_dataset_then_export(sandbox: Sandbox) -> None:
 
 
 def test_selecting_one_export_runs_only_it(sandbox: Sandbox, instance: DagsterInstance) -> None:
-    catalog = load_catalog(BUNDLED_CATALOG)
+    catalog = load_catalog(DEMO_CATALOG)
     result = run(catalog, sandbox, instance, selection=["awkward_values"])
     assert result.success
     assert set(materializations(result)) == {"awkward_values"}
@@ -262,8 +267,12 @@ def test_deep_verification_catches_a_misreported_count(
 
 def test_cli_validates_and_materializes_every_export(sandbox: Sandbox, tmp_path: Path) -> None:
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(tmp_path)}
-    env.pop("DOMO_EXPORTS_FILE", None)
+    env = {
+        **os.environ,
+        **sandbox.env(),
+        "DAGSTER_HOME": str(tmp_path),
+        "DOMO_EXPORTS_FILE": str(DEMO_CATALOG),
+    }
 
     def dagster(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "dagster", *args, "-m", "domo_assets.definitions"]
@@ -276,7 +285,7 @@ def test_cli_validates_and_materializes_every_export(sandbox: Sandbox, tmp_path:
     done = dagster("asset", "materialize", "--select", "*")
     assert done.returncode == 0, done.stderr[-3000:]
     exported = {e["request"]["path"] for e in sandbox.control.exports() if e["status"] == "success"}
-    assert exported == {e.path for e in load_catalog(BUNDLED_CATALOG).exports}
+    assert exported == {e.path for e in load_catalog(DEMO_CATALOG).exports}
 
 
 def test_loading_the_code_location_leaves_http_and_aws_libraries_to_runs(
@@ -289,8 +298,7 @@ def test_loading_the_code_location_leaves_http_and_aws_libraries_to_runs(
         "print(json.dumps(sorted(m for m in ('requests', 'boto3', 'dagster_aws') "
         "if m in sys.modules)))"
     )
-    env = {**os.environ, **sandbox.env()}
-    env.pop("DOMO_EXPORTS_FILE", None)
+    env = {**os.environ, **sandbox.env(), "DOMO_EXPORTS_FILE": str(DEMO_CATALOG)}
 
     loaded = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120

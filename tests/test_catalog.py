@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from domo_assets_dev import DEMO_CATALOG
 
-from domo_assets.catalog import BUNDLED_CATALOG, CatalogError, load_catalog
-from domo_assets.models import FilterOp
+from domo_assets.catalog import CatalogError, load_catalog
+from domo_assets.domo.models import FilterOp
 
 GOOD = {
     "name": "claims",
@@ -35,7 +36,7 @@ def error_for(tmp_path: Path, document: object) -> str:
 
 
 def test_bundled_catalog_is_valid() -> None:
-    catalog = load_catalog(BUNDLED_CATALOG)
+    catalog = load_catalog(DEMO_CATALOG)
     assert len(catalog.exports) >= 5
     assert len({e.name for e in catalog.exports}) == len(catalog.exports)
 
@@ -117,25 +118,36 @@ def test_code_location_load_fails_on_bad_catalog(tmp_path: Path) -> None:
         "DOMO_INSTANCE_URL": "http://127.0.0.1:9",
         "DOMO_DEVELOPER_TOKEN": "t",
     }
-    done = subprocess.run(
-        [sys.executable, "-c", "import domo_assets.definitions"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = load_code_location(env)
     assert done.returncode != 0
     assert "regoin" in done.stderr and str(path) in done.stderr
 
 
-def test_code_location_load_fails_without_instance_url(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOMO_")}
-    done = subprocess.run(
+def load_code_location(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-c", "import domo_assets.definitions"],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_code_location_load_fails_without_instance_url(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOMO_")}
+    done = load_code_location(
+        {**env, "DOMO_EXPORTS_FILE": str(write(tmp_path, {"exports": [GOOD]}))}
+    )
     assert done.returncode != 0
     assert "DOMO_INSTANCE_URL is not set" in done.stderr
+
+
+def test_code_location_has_no_default_catalog() -> None:
+    """A production install must not load the sandbox's demo catalog against a real Domo."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOMO_")}
+    env.update(DOMO_INSTANCE_URL="https://acme.domo.com", DOMO_DEVELOPER_TOKEN="t")
+    done = load_code_location(env)
+    assert done.returncode != 0
+    assert "DOMO_EXPORTS_FILE is not set: export it as the path of your export catalog" in (
+        done.stderr
+    )

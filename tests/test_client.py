@@ -9,10 +9,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
+from domo_assets_dev.sandbox import Sandbox
+from domo_assets_dev.sandbox.datasets import (
+    AWKWARD_VALUES_ID,
+    HR_SALARIES_ID,
+    LARGE_EVENTS_ID,
+    PHARMACY_CLAIMS_ID,
+    REGIONAL_SALES_ID,
+)
 
-from domo_assets.auth import DeveloperTokenAuth, OAuthClientCredentialsAuth
-from domo_assets.client import DomoClient, PollSchedule
-from domo_assets.errors import (
+from domo_assets.domo.auth import DeveloperTokenAuth, OAuthClientCredentialsAuth
+from domo_assets.domo.client import DomoClient, PollSchedule
+from domo_assets.domo.errors import (
     DomoAuthenticationError,
     DomoExportFailedError,
     DomoExportInProgressError,
@@ -25,7 +33,7 @@ from domo_assets.errors import (
     DomoServerError,
     DomoTimeoutError,
 )
-from domo_assets.models import (
+from domo_assets.domo.models import (
     AwsCredentials,
     Condition,
     ExportQuery,
@@ -38,14 +46,6 @@ from domo_assets.models import (
     normalize_s3_url,
     parse_timestamp,
 )
-from domo_assets.sandbox import Sandbox
-from domo_assets.sandbox.datasets import (
-    AWKWARD_VALUES_ID,
-    HR_SALARIES_ID,
-    LARGE_EVENTS_ID,
-    PHARMACY_CLAIMS_ID,
-    REGIONAL_SALES_ID,
-)
 
 if TYPE_CHECKING:
     from conftest import DomoHttp
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 FAST = PollSchedule(initial_interval=0.05, max_interval=0.2, timeout=30)
 EXPORT_PATH = "/api/query/v1/export/"
 QUERY_PATH = "/api/query/v1/execute/"
-CLIENT_LOGGER = "domo_assets.client"
+CLIENT_LOGGER = "domo_assets.domo.client"
 # A column name and a value with every character Domo's MySQL-like SQL must quote or escape.
 AWKWARD_COLUMN = "Odd `name` with \"double\" and 'single' quotes"
 AWKWARD_VALUE = "it's a \\ path"

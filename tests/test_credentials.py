@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dagster import DagsterInstance
+from domo_assets_dev.sandbox import DAILY_ORDERS_ID, EXPORT_ROLE_ARN, PHARMACY_CLAIMS_ID, Sandbox
 from support import (
     domo_resource,
     failure_text,
@@ -21,7 +22,6 @@ from support import (
 
 from domo_assets.catalog import Catalog
 from domo_assets.resource import AwsCredentialsResource
-from domo_assets.sandbox import DAILY_ORDERS_ID, EXPORT_ROLE_ARN, PHARMACY_CLAIMS_ID, Sandbox
 
 CLAIMS = {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "path": "cred/claims"}
 OBJECT_ACTIONS = ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]

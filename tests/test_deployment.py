@@ -29,6 +29,7 @@ import jsonschema
 import pytest
 import requests
 import yaml
+from domo_assets_dev import DEMO_CATALOG
 from servers import (
     GraphQL,
     Postgres,
@@ -476,13 +477,13 @@ def run_failure_report(graphql: GraphQL, run_id: str) -> str:
 def sandbox_env(
     processes: Processes, base_env: Mapping[str, str], env_file: Path
 ) -> dict[str, str]:
-    """Start ``python -m domo_assets.sandbox``; return the environment it writes once ready."""
+    """Start ``python -m domo_assets_dev.sandbox``; return the environment it writes once ready."""
     processes.start(
         "sandbox",
         [
             sys.executable,
             "-m",
-            "domo_assets.sandbox",
+            "domo_assets_dev.sandbox",
             "--port",
             "0",
             "--s3-port",
@@ -620,10 +621,11 @@ def pool_slots(postgres: Postgres, pool: str) -> int:
 def exported_keys(env: Mapping[str, str]) -> list[str]:
     """The S3 keys under the asset's destination (from the bundled catalog) in the sandbox."""
     import boto3
+    from domo_assets_dev import DEMO_CATALOG
 
-    from domo_assets.catalog import BUNDLED_CATALOG, load_catalog
+    from domo_assets.catalog import load_catalog
 
-    (config,) = [c for c in load_catalog(BUNDLED_CATALOG).exports if c.name == ASSET_NAME]
+    (config,) = [c for c in load_catalog(DEMO_CATALOG).exports if c.name == ASSET_NAME]
     client = boto3.client(
         "s3",
         endpoint_url=env["AWS_ENDPOINT_URL"],
@@ -678,6 +680,7 @@ def test_deployment_smoke(postgres: Postgres, tmp_path: Path) -> None:
             **sandbox_env(processes, base_env, tmp_path / "sandbox.env"),
             **postgres.env(),
             "DAGSTER_HOME": str(dagster_home),
+            "DOMO_EXPORTS_FILE": str(DEMO_CATALOG),
         }
         check_instance_loads(dagster_home, env)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from dagster import DagsterInstance
+from domo_assets_dev.sandbox import Sandbox
 from support import (
     check_outcomes,
     domo_resource,
@@ -19,7 +20,6 @@ from support import (
 )
 
 from domo_assets.catalog import Catalog
-from domo_assets.sandbox import Sandbox
 
 EXPORTS = 10
 EXPORT_PATH = "/api/query/v1/export/"

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from domo_assets.errors import DomoResponseError
-from domo_assets.models import (
+from domo_assets.domo.errors import DomoResponseError
+from domo_assets.domo.models import (
     Condition,
     Export,
     ExportStatus,

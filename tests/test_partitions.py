@@ -13,18 +13,13 @@ import pytest
 import support
 import yaml
 from dagster import DagsterInstance
+from domo_assets_dev import DEMO_CATALOG, DEMO_PARTITIONED_CATALOG
+from domo_assets_dev.sandbox import DAILY_ORDERS_ID, Sandbox
 from support import domo_resource, materializations, materialize_catalog, write_catalog
 
-from domo_assets.catalog import (
-    BUNDLED_CATALOG,
-    BUNDLED_PARTITIONED_CATALOG,
-    Catalog,
-    CatalogError,
-    load_catalog,
-)
-from domo_assets.manifest import MANIFEST_FORMAT
+from domo_assets.catalog import Catalog, CatalogError, load_catalog
 from domo_assets.partitions import PartitionScheme, PartitionSettings
-from domo_assets.sandbox import DAILY_ORDERS_ID, Sandbox
+from domo_assets.s3.manifest import MANIFEST_FORMAT
 
 DAILY = {
     "name": "orders",
@@ -213,12 +208,12 @@ def test_partition_catalog_errors_name_the_field(tmp_path: Path) -> None:
 
 
 def test_bundled_catalog_has_partitioned_examples() -> None:
-    catalog = load_catalog(BUNDLED_PARTITIONED_CATALOG)
+    catalog = load_catalog(DEMO_PARTITIONED_CATALOG)
     schemes = {e.partition.scheme for e in catalog.exports if e.partition}
     assert schemes == {PartitionScheme.DAILY, PartitionScheme.STATIC}
-    included = {e.name for e in load_catalog(BUNDLED_CATALOG).exports}
+    included = {e.name for e in load_catalog(DEMO_CATALOG).exports}
     assert included < {e.name for e in catalog.exports}, "it includes the default catalog"
-    assert not any(e.partition for e in load_catalog(BUNDLED_CATALOG).exports)
+    assert not any(e.partition for e in load_catalog(DEMO_CATALOG).exports)
 
 
 def test_include_cycle_and_duplicates_are_named(tmp_path: Path) -> None:
@@ -229,7 +224,7 @@ def test_include_cycle_and_duplicates_are_named(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text(
         yaml.safe_dump(
             {
-                "include": [str(BUNDLED_CATALOG)],
+                "include": [str(DEMO_CATALOG)],
                 "exports": [
                     {
                         **DAILY,

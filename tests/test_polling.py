@@ -7,12 +7,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from domo_assets_dev.sandbox import PHARMACY_CLAIMS_ID, Sandbox
 from test_client import make_client, make_request
 
-from domo_assets.client import DomoClient, PollSchedule
-from domo_assets.models import Export, ExportStatus, S3Object
-from domo_assets.polling import HISTORY_SIZE, expected_duration
-from domo_assets.sandbox import PHARMACY_CLAIMS_ID, Sandbox
+from domo_assets.domo.client import DomoClient, PollSchedule
+from domo_assets.domo.models import Export, ExportStatus, S3Object
+from domo_assets.domo.polling import HISTORY_SIZE, expected_duration
 
 EXPORT_PATH = "/api/query/v1/export/"
 LAG_SLACK_SECONDS = 0.5

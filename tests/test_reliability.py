@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, RetryPolicy
+from domo_assets_dev.sandbox import PHARMACY_CLAIMS_ID, SAMPLE_DATASETS, Sandbox
 from support import (
     domo_resource,
     failure_text,
@@ -23,11 +24,10 @@ from support import (
 )
 
 from domo_assets.assets import DOMO_POOL, build_export_assets
-from domo_assets.auth import DeveloperTokenAuth
 from domo_assets.catalog import Catalog
-from domo_assets.client import DomoClient
-from domo_assets.models import AwsCredentials, ExportRequest
-from domo_assets.sandbox import PHARMACY_CLAIMS_ID, SAMPLE_DATASETS, Sandbox
+from domo_assets.domo.auth import DeveloperTokenAuth
+from domo_assets.domo.client import DomoClient
+from domo_assets.domo.models import AwsCredentials, ExportRequest
 
 EXPORT_PATH = "/api/query/v1/export/"
 CLAIMS = {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "path": "rel/claims"}

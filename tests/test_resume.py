@@ -27,6 +27,7 @@ import yaml
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster_postgres import PostgresEventLogStorage
+from domo_assets_dev.sandbox import PHARMACY_CLAIMS_ID, Sandbox
 from servers import (
     KILL_WAIT_SECONDS,
     Postgres,
@@ -35,8 +36,6 @@ from servers import (
     wait_until,
 )
 from support import DESTINATION, write_catalog
-
-from domo_assets.sandbox import PHARMACY_CLAIMS_ID, Sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT_DAGSTER_YAML = REPO_ROOT / "deployment" / "dagster.yaml"

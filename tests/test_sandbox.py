@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import botocore
+import domo_assets_dev.sandbox.__main__ as sandbox_cli
 import pytest
 import requests
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
-
-import domo_assets.sandbox.__main__ as sandbox_cli
-from domo_assets.sandbox import (
+from domo_assets_dev.sandbox import (
     ACCESS_KEY_ID,
     AWKWARD_VALUES_ID,
     DAILY_ORDERS_ID,
@@ -48,16 +47,16 @@ from domo_assets.sandbox import (
     Sandbox,
     SandboxControlError,
 )
-from domo_assets.sandbox.auth import Credentials
-from domo_assets.sandbox.datasets import (
+from domo_assets_dev.sandbox.auth import Credentials
+from domo_assets_dev.sandbox.datasets import (
     AWKWARD_TEXTS,
     ORDER_DAYS,
     ORDERS_PER_DAY,
     synthetic_dataset_id,
 )
-from domo_assets.sandbox.policy import UnsupportedPolicyError, decide, parse_policy
-from domo_assets.sandbox.s3 import MotoS3, make_client
-from domo_assets.sandbox.state import SandboxState
+from domo_assets_dev.sandbox.policy import UnsupportedPolicyError, decide, parse_policy
+from domo_assets_dev.sandbox.s3 import MotoS3, make_client
+from domo_assets_dev.sandbox.state import SandboxState
 
 if TYPE_CHECKING:
     from conftest import DomoHttp
@@ -77,7 +76,7 @@ PHARMACY_COLUMNS = [
     "Days Supply",
 ]
 ORDER_COUNT = ORDERS_PER_DAY * ORDER_DAYS
-CLI = (sys.executable, "-m", "domo_assets.sandbox")
+CLI = (sys.executable, "-m", "domo_assets_dev.sandbox")
 
 
 def fast(sandbox: Sandbox, *dataset_ids: str, **behaviour: Any) -> None:

@@ -8,11 +8,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, EnvVar
 from dagster._serdes import serialize_value
-from support import domo_resource, failure_text, materialize_catalog, write_catalog
-
-from domo_assets.catalog import Catalog
-from domo_assets.resource import AwsCredentialsResource, DomoResource
-from domo_assets.sandbox import (
+from domo_assets_dev.sandbox import (
     EU_EXPORT_BUCKET,
     EXPORT_ROLE_ARN,
     HR_SALARIES_ID,
@@ -23,6 +19,10 @@ from domo_assets.sandbox import (
     REGIONAL_SALES_ID,
     Sandbox,
 )
+from support import domo_resource, failure_text, materialize_catalog, write_catalog
+
+from domo_assets.catalog import Catalog
+from domo_assets.resource import AwsCredentialsResource, DomoResource
 
 EXPORT_PATH = "/api/query/v1/export/"
 

@@ -26,13 +26,9 @@ from dagster import (
 from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.definitions.sensor_definition import SensorExecutionData
-
-from domo_assets.assets import dataset_asset_key
-from domo_assets.catalog import BUNDLED_CATALOG, Catalog, CatalogError, load_catalog
-from domo_assets.location import build_definitions
-from domo_assets.resource import DomoResource
-from domo_assets.sandbox import Sandbox
-from domo_assets.sandbox.datasets import (
+from domo_assets_dev import DEMO_CATALOG
+from domo_assets_dev.sandbox import Sandbox
+from domo_assets_dev.sandbox.datasets import (
     AWKWARD_VALUES_ID,
     DAILY_ORDERS_ID,
     HR_SALARIES_ID,
@@ -40,6 +36,11 @@ from domo_assets.sandbox.datasets import (
     PHARMACY_CLAIMS_ID,
     REGIONAL_SALES_ID,
 )
+
+from domo_assets.assets import dataset_asset_key
+from domo_assets.catalog import Catalog, CatalogError, load_catalog
+from domo_assets.location import build_definitions
+from domo_assets.resource import DomoResource
 from domo_assets.schedules import build_export_schedules
 from domo_assets.sensors import SENSOR_NAME, build_change_sensor
 
@@ -110,7 +111,7 @@ def datasource_reads(sandbox: Sandbox) -> list[str]:
 
 
 def test_first_tick_records_every_dataset_and_exports_nothing(sandbox: Sandbox) -> None:
-    catalog = load_catalog(BUNDLED_CATALOG)
+    catalog = load_catalog(DEMO_CATALOG)
 
     data = tick(build_change_sensor(catalog), domo(sandbox))
 
@@ -141,7 +142,7 @@ def test_export_on_first_tick_requests_every_export(tmp_path: Path, sandbox: San
 
 
 def test_no_change_requests_nothing(sandbox: Sandbox) -> None:
-    sensor = build_change_sensor(load_catalog(BUNDLED_CATALOG))
+    sensor = build_change_sensor(load_catalog(DEMO_CATALOG))
     first = tick(sensor, domo(sandbox))
 
     second = tick(sensor, domo(sandbox), first.cursor)
@@ -153,7 +154,7 @@ def test_no_change_requests_nothing(sandbox: Sandbox) -> None:
 
 
 def test_changed_dataset_requests_exactly_its_exports(sandbox: Sandbox) -> None:
-    sensor = build_change_sensor(load_catalog(BUNDLED_CATALOG))
+    sensor = build_change_sensor(load_catalog(DEMO_CATALOG))
     baseline = tick(sensor, domo(sandbox))
     sandbox.control.change_dataset(PHARMACY_CLAIMS_ID, rows=3)
 
@@ -171,7 +172,7 @@ def test_changed_dataset_requests_exactly_its_exports(sandbox: Sandbox) -> None:
 
 
 def test_cursor_round_trip_over_three_ticks(sandbox: Sandbox) -> None:
-    sensor = build_change_sensor(load_catalog(BUNDLED_CATALOG))
+    sensor = build_change_sensor(load_catalog(DEMO_CATALOG))
     first = tick(sensor, domo(sandbox))
     sandbox.control.change_dataset(DAILY_ORDERS_ID)
     sandbox.control.change_dataset(REGIONAL_SALES_ID)
@@ -188,7 +189,7 @@ def test_cursor_round_trip_over_three_ticks(sandbox: Sandbox) -> None:
 
 
 def test_domo_server_error_skips_tick_and_keeps_cursor(sandbox: Sandbox) -> None:
-    sensor = build_change_sensor(load_catalog(BUNDLED_CATALOG))
+    sensor = build_change_sensor(load_catalog(DEMO_CATALOG))
     baseline = tick(sensor, domo(sandbox))
     sandbox.control.change_dataset(PHARMACY_CLAIMS_ID)
     sandbox.control.add_fault(
@@ -209,7 +210,7 @@ def test_domo_server_error_skips_tick_and_keeps_cursor(sandbox: Sandbox) -> None
 
 
 def test_wrong_token_skips_tick_naming_the_dataset(sandbox: Sandbox) -> None:
-    sensor = build_change_sensor(load_catalog(BUNDLED_CATALOG))
+    sensor = build_change_sensor(load_catalog(DEMO_CATALOG))
 
     data = tick(sensor, domo(sandbox, token="not-a-valid-token"))
 
@@ -400,7 +401,7 @@ def test_max_age_becomes_a_freshness_policy(
 
 
 def test_definitions_register_sensor_and_schedules() -> None:
-    catalog = load_catalog(BUNDLED_CATALOG)
+    catalog = load_catalog(DEMO_CATALOG)
 
     defs = build_definitions(catalog, DomoResource(instance_url="http://127.0.0.1:9"))
 
@@ -417,7 +418,7 @@ def test_definitions_register_sensor_and_schedules() -> None:
 
 
 def test_sensor_requested_run_materializes(sandbox: Sandbox) -> None:
-    catalog = load_catalog(BUNDLED_CATALOG)
+    catalog = load_catalog(DEMO_CATALOG)
     resource = domo(sandbox)
     defs = build_definitions(catalog, resource)
     sensor = next(s for s in defs.sensors or () if s.name == SENSOR_NAME)
@@ -441,7 +442,7 @@ def test_sensor_requested_run_materializes(sandbox: Sandbox) -> None:
 
 
 def test_observing_a_dataset_records_the_sensors_data_version(sandbox: Sandbox) -> None:
-    catalog = load_catalog(BUNDLED_CATALOG)
+    catalog = load_catalog(DEMO_CATALOG)
     resource = domo(sandbox)
     defs: Definitions = build_definitions(catalog, resource)
     sensor = next(s for s in defs.sensors or () if s.name == SENSOR_NAME)

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from domo_assets_dev import DEMO_CATALOG, DEMO_PARTITIONED_CATALOG
+from domo_assets_dev.sandbox import DAILY_ORDERS_ID, EXPORT_BUCKET, Sandbox
 from playwright.sync_api import BrowserContext, Locator, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from servers import (
@@ -49,13 +51,7 @@ from servers import (
 )
 
 from domo_assets.assets import dataset_asset_key
-from domo_assets.catalog import (
-    BUNDLED_CATALOG,
-    BUNDLED_PARTITIONED_CATALOG,
-    ExportConfig,
-    load_catalog,
-)
-from domo_assets.sandbox import DAILY_ORDERS_ID, EXPORT_BUCKET, Sandbox
+from domo_assets.catalog import ExportConfig, load_catalog
 
 if TYPE_CHECKING:
     from conftest import DomoHttp
@@ -174,17 +170,15 @@ def dagster_dev(
     """``dagster dev -w workspace.yaml`` on a free loopback port, run from the repository root
     against the sandbox, with a fresh DAGSTER_HOME; stopped with its whole process group.
 
-    Its catalog is the bundled one, or the file that a test's indirect parametrization of
+    Its catalog is the demo catalog, or the file that a test's indirect parametrization of
     ``dagster_dev`` gives (as ``DOMO_EXPORTS_FILE``)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
     env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(home)}
-    for name in ("DOMO_EXPORTS_FILE", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        env.pop(name, None)  # the bundled catalog, the sandbox's static keys
-    exports_file = getattr(request, "param", None)
-    if exports_file is not None:
-        env["DOMO_EXPORTS_FILE"] = str(exports_file)
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        env.pop(name, None)  # the sandbox's static keys
+    env["DOMO_EXPORTS_FILE"] = str(getattr(request, "param", None) or DEMO_CATALOG)
     port = free_port()
     executable = Path(sys.executable).with_name("dagster")
     command = [
@@ -476,7 +470,7 @@ def test_lineage_materialize_and_checks_in_the_ui(
     """A user sees each DataSet joined to its export in the lineage graph, materializes
     ``pharmacy_claims`` with its Materialize button, watches the run succeed with its checks,
     and reads the row count, the S3 URIs and the passed checks on the asset's page."""
-    exports = list(load_catalog(BUNDLED_CATALOG).exports)
+    exports = list(load_catalog(DEMO_CATALOG).exports)
     (config,) = [c for c in exports if c.name == EXPORT_NAME]
     checks = dagster_dev.graphql(ASSET_CHECKS_QUERY, {"assetKeys": [{"path": [EXPORT_NAME]}]})
     (node,) = checks["assetNodes"]
@@ -552,7 +546,7 @@ def test_lineage_materialize_and_checks_in_the_ui(
 
 
 @pytest.mark.parametrize(
-    "dagster_dev", [BUNDLED_PARTITIONED_CATALOG], ids=["exports_with_partitions"], indirect=True
+    "dagster_dev", [DEMO_PARTITIONED_CATALOG], ids=["exports_with_partitions"], indirect=True
 )
 def test_backfill_from_the_ui(
     dagster_dev: DagsterDev, browser: BrowserContext, sandbox: Sandbox
@@ -562,7 +556,7 @@ def test_backfill_from_the_ui(
     export per partition, each written under its ``dt=<day>`` prefix."""
     (config,) = [
         c
-        for c in load_catalog(BUNDLED_PARTITIONED_CATALOG).exports
+        for c in load_catalog(DEMO_PARTITIONED_CATALOG).exports
         if c.name == PARTITIONED_EXPORT_NAME
     ]
     assert config.dataset_id == DAILY_ORDERS_ID

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dagster import DagsterInstance, RetryPolicy
+from domo_assets_dev.sandbox import EXPORT_BUCKET, PHARMACY_CLAIMS_ID, Sandbox
 from support import (
     check_outcomes,
     domo_resource,
@@ -23,7 +24,6 @@ from support import (
 )
 
 from domo_assets.catalog import Catalog
-from domo_assets.sandbox import EXPORT_BUCKET, PHARMACY_CLAIMS_ID, Sandbox
 
 SUPPLY_COLUMNS = ["Customer ID", "Date Filled", "Days Supply"]
 LONG_SUPPLY = {

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from domo_assets.verify import (
+from domo_assets.s3.verify import (
     CsvCount,
     MalformedCsvError,
     count_csv_records,

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from domo_assets.errors import DomoResponseError
+from domo_assets.domo.errors import DomoResponseError
 
 # Virtual-hosted S3 hosts: bucket.s3.amazonaws.com, bucket.s3.region.amazonaws.com,
 # bucket.s3-region.amazonaws.com (legacy dash form), bucket.s3.dualstack.region.amazonaws.com.

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from domo_assets.errors import ConfigurationError
-from domo_assets.models import AwsCredentials
+from domo_assets.domo.errors import ConfigurationError
+from domo_assets.domo.models import AwsCredentials
 
 if TYPE_CHECKING:
     import boto3

@@ -1,4 +1,4 @@
-"""Run the sandbox from a shell: ``python -m domo_assets.sandbox [--port 0] [--env-file F]``.
+"""Run the sandbox from a shell: ``python -m domo_assets_dev.sandbox [--port 0] [--env-file F]``.
 
 Prints the URLs, ``export`` lines and an example curl; writes the environment to
 ``--env-file`` (atomically, once both servers are ready; removed again on exit) and runs
@@ -28,7 +28,7 @@ WAIT_POLL_SECONDS = 0.5
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(
-        prog="python -m domo_assets.sandbox",
+        prog="python -m domo_assets_dev.sandbox",
         description="Run a local Domo-compatible server and a moto S3 server.",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="loopback address to bind")

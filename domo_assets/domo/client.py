@@ -1,8 +1,8 @@
 """A plain HTTP client for the Domo endpoints this package uses.
 
 It knows HTTP and Domo, nothing of Dagster. Every response is parsed into the records of
-``domo_assets.models`` at this edge and every failure becomes one of the exceptions of
-``domo_assets.errors``.
+``domo_assets.domo.models`` at this edge and every failure becomes one of the exceptions of
+``domo_assets.domo.errors``.
 
 Retries: GETs retry connection errors, 429 (honouring ``Retry-After``) and 5xx with capped
 exponential backoff and jitter, through urllib3's ``Retry``. The export POST is never retried
@@ -25,8 +25,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from domo_assets.auth import DomoAuth
-from domo_assets.defaults import (
+from domo_assets.domo.auth import DomoAuth
+from domo_assets.domo.defaults import (
     DEFAULT_BACKOFF_FACTOR,
     DEFAULT_BACKOFF_MAX,
     DEFAULT_CONNECT_TIMEOUT,
@@ -36,7 +36,7 @@ from domo_assets.defaults import (
     DEFAULT_READ_TIMEOUT,
     DEFAULT_RETRY_AFTER_MAX,
 )
-from domo_assets.errors import (
+from domo_assets.domo.errors import (
     DomoError,
     DomoErrorDetail,
     DomoExportFailedError,
@@ -51,7 +51,7 @@ from domo_assets.errors import (
     DomoTimeoutError,
     error_for_status,
 )
-from domo_assets.models import (
+from domo_assets.domo.models import (
     DataSetColumn,
     DataSetMetadata,
     DomoUser,
@@ -69,7 +69,7 @@ from domo_assets.models import (
     parse_export_entries,
     skipped_entry,
 )
-from domo_assets.polling import PollSchedule
+from domo_assets.domo.polling import PollSchedule
 from domo_assets.version import __version__
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domo_assets.models import Export, ExportQuery, S3Object
+from domo_assets.domo.models import Export, ExportQuery, S3Object
 
 # Domo writes <path>/<exportId>/export/<file>; copies of another request's export go there too.
 EXPORT_FOLDER = "export"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from domo_assets.models import Export
+    from domo_assets.domo.models import Export
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from domo_assets.errors import DomoForeignExportError
-from domo_assets.manifest import Manifest, read_manifest
-from domo_assets.models import Export, S3Object
-from domo_assets.storage import copy_object
-from domo_assets.target import ExportTarget, folders_of
+from domo_assets.domo.errors import DomoForeignExportError
+from domo_assets.domo.models import Export, S3Object
+from domo_assets.s3.manifest import Manifest, read_manifest
+from domo_assets.s3.storage import copy_object
+from domo_assets.s3.target import ExportTarget, folders_of
 
 
 @dataclass(frozen=True)

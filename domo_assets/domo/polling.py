@@ -29,7 +29,7 @@ import statistics
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from domo_assets.models import Export, ExportStatus
+from domo_assets.domo.models import Export, ExportStatus
 
 DEFAULT_INITIAL_INTERVAL = 1.0
 DEFAULT_MAX_INTERVAL = 600.0

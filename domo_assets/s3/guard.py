@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from domo_assets.errors import ConfigurationError
+from domo_assets.domo.errors import ConfigurationError
 
 PUBLIC_ACCESS_BLOCK_SETTINGS = (
     "BlockPublicAcls",

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
-from domo_assets.defaults import DEFAULT_API_URL
-from domo_assets.errors import DomoAuthenticationError, DomoErrorDetail, DomoResponseError
+from domo_assets.domo.defaults import DEFAULT_API_URL
+from domo_assets.domo.errors import DomoAuthenticationError, DomoErrorDetail, DomoResponseError
 
 DEVELOPER_TOKEN_HEADER = "X-DOMO-Developer-Token"
 OAUTH_TOKEN_PATH = "/oauth/token"

@@ -1,6 +1,6 @@
 """What an export left in S3: object existence, sizes and ETags, read with a boto3 S3 client.
 
-It knows S3 and the records of ``domo_assets.models``, nothing of Domo's HTTP API or Dagster.
+It knows S3 and the records of ``domo_assets.domo.models``, nothing of Domo's HTTP API or Dagster.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from domo_assets.models import S3Object
+from domo_assets.domo.models import S3Object
 
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from dagster import AssetKey, AssetsDefinition
 
-from domo_assets.catalog import BUNDLED_PARTITIONED_CATALOG, EXPORTS_FILE_VAR
-from domo_assets.sandbox import Sandbox
+from domo_assets.catalog import EXPORTS_FILE_VAR
+from domo_assets_dev import DEMO_PARTITIONED_CATALOG
+from domo_assets_dev.sandbox import Sandbox
 
 DEV_UI_PORT = 3000
 DEV_HOME = Path(".dagster_home")
@@ -38,7 +39,7 @@ def dev(ui_port: int = DEV_UI_PORT) -> int:
     (DEV_HOME / "dagster.yaml").write_text(DEV_INSTANCE_YAML)
     with Sandbox() as sandbox:
         env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(DEV_HOME.resolve())}
-        env.setdefault(EXPORTS_FILE_VAR, str(BUNDLED_PARTITIONED_CATALOG))
+        env.setdefault(EXPORTS_FILE_VAR, str(DEMO_PARTITIONED_CATALOG))
         DEV_ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in sandbox.env().items()))
         print(f"Domo sandbox: {sandbox.domo_url}   S3 (moto): {sandbox.s3_url}")
         print(f"Its variables: set -a; . ./{DEV_ENV_FILE}; set +a   (then curl it, see README)")
@@ -54,7 +55,7 @@ def demo() -> int:
     """Materialize every export (one partition of each partitioned one) against the sandbox."""
     with Sandbox() as sandbox, tempfile.TemporaryDirectory() as home:
         os.environ.update(sandbox.env())
-        os.environ.setdefault(EXPORTS_FILE_VAR, str(BUNDLED_PARTITIONED_CATALOG))
+        os.environ.setdefault(EXPORTS_FILE_VAR, str(DEMO_PARTITIONED_CATALOG))
         os.environ["DAGSTER_HOME"] = home
         (Path(home) / "dagster.yaml").write_text(DEV_INSTANCE_YAML)
         from dagster import DagsterInstance, materialize
@@ -149,8 +150,8 @@ def _venv_command(command: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point: ``python -m domo_assets.devtools {dev,demo}``."""
-    parser = argparse.ArgumentParser(prog="python -m domo_assets.devtools")
+    """Command-line entry point: ``python -m domo_assets_dev.devtools {dev,demo}``."""
+    parser = argparse.ArgumentParser(prog="python -m domo_assets_dev.devtools")
     parser.add_argument("command", choices=["dev", "demo"])
     parser.add_argument("--ui-port", type=int, default=DEV_UI_PORT)
     args = parser.parse_args(argv)
