@@ -96,17 +96,11 @@ from dagster import (
 from dagster_aws.s3 import S3Resource
 from domo_assets_dev.sandbox import EXPORT_BUCKET, SandboxControl, synthetic_dataset_id
 
-from domo_assets.assets import (
-    DOMO_POOL,
-    _export_multi_asset,
-    build_dataset_specs,
-    build_export_assets,
-    build_export_spec,
-    export_asset_key,
-)
+from domo_assets.assets import build_export_assets, built_in_body, domo_export_assets
 from domo_assets.catalog import Catalog, load_catalog
 from domo_assets.checks import check_specs
 from domo_assets.resource import AwsCredentialsResource, DomoResource
+from domo_assets.translator import DomoSpecs, export_config, translate
 
 if TYPE_CHECKING:
     from tests.servers import Postgres
@@ -225,9 +219,9 @@ def resources(cap: int = DEFAULT_CAP) -> dict[str, Any]:
 
 def ours_job() -> JobDefinition:
     """Our layout's job (one multi-asset) under the multiprocess executor; reconstructable."""
-    catalog = load_catalog(os.environ[CATALOG_VAR])
-    assets = [*build_dataset_specs(catalog), build_export_assets(catalog, retry_policy=None)]
-    return _multiprocess_job(OURS_JOB, catalog, assets)
+    specs = translate(load_catalog(os.environ[CATALOG_VAR]))
+    assets = [*specs.datasets, build_export_assets(specs, retry_policy=None)]
+    return _multiprocess_job(OURS_JOB, specs, assets)
 
 
 def naive_job() -> JobDefinition:
@@ -236,31 +230,27 @@ def naive_job() -> JobDefinition:
     Module-level, like :func:`ours_job`, so that ``reconstructable`` can rebuild it in each
     step's process; the catalog comes from ``BENCH_FANOUT_CATALOG``.
     """
-    catalog = load_catalog(os.environ[CATALOG_VAR])
+    specs = translate(load_catalog(os.environ[CATALOG_VAR]))
     ops = [
-        _export_multi_asset(
-            [config],
-            name=f"{config.name}_export",
-            pool=DOMO_POOL,
-            retry_policy=None,
-            description=f"Exports {config.name} (naive layout).",
+        domo_export_assets(specs=[spec], name=f"{spec.key.path[-1]}_export", retry_policy=None)(
+            built_in_body()
         )
-        for config in catalog.exports
+        for spec in specs.exports
     ]
-    return _multiprocess_job(NAIVE_JOB, catalog, [*build_dataset_specs(catalog), *ops])
+    return _multiprocess_job(NAIVE_JOB, specs, [*specs.datasets, *ops])
 
 
 def floor_job() -> JobDefinition:
     """Dagster's floor (d) under the multiprocess executor; reconstructable, like ours_job."""
-    catalog = load_catalog(os.environ[CATALOG_VAR])
-    return _multiprocess_job(FLOOR_JOB, catalog, floor_assets(catalog))
+    specs = translate(load_catalog(os.environ[CATALOG_VAR]))
+    return _multiprocess_job(FLOOR_JOB, specs, floor_assets(specs))
 
 
-def _multiprocess_job(name: str, catalog: Catalog, assets: Sequence[Any]) -> JobDefinition:
+def _multiprocess_job(name: str, specs: DomoSpecs, assets: Sequence[Any]) -> JobDefinition:
     """An asset job of every export under the multiprocess executor, resources bound."""
     job = define_asset_job(
         name,
-        selection=AssetSelection.assets(*(export_asset_key(c) for c in catalog.exports)),
+        selection=AssetSelection.assets(*(s.key for s in specs.exports)),
         executor_def=multiprocess_executor,
     )
     cap = int(os.environ.get(CAP_VAR, DEFAULT_CAP))
@@ -268,14 +258,16 @@ def _multiprocess_job(name: str, catalog: Catalog, assets: Sequence[Any]) -> Job
     return defs.resolve_job_def(name)
 
 
-def floor_assets(catalog: Catalog) -> list[AssetsDefinition | AssetSpec]:
+def floor_assets(specs: DomoSpecs) -> list[AssetsDefinition | AssetSpec]:
     """Dagster's floor: our graph from primitives, its op yielding fixed results at once."""
-    configs = catalog.exports
+    catalog = specs.catalog
 
     @multi_asset(
         name=FLOOR_OP,
-        specs=[build_export_spec(c) for c in configs],
-        check_specs=[s for c in configs for s in check_specs(c, export_asset_key(c))],
+        specs=list(specs.exports),
+        check_specs=[
+            s for spec in specs.exports for s in check_specs(export_config(spec), spec.key)
+        ],
         can_subset=True,
     )
     def _floor(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
@@ -290,7 +282,7 @@ def floor_assets(catalog: Catalog) -> list[AssetsDefinition | AssetSpec]:
                 ],
             )
 
-    return [*build_dataset_specs(catalog), _floor]
+    return [*specs.datasets, _floor]
 
 
 # -- runs ---------------------------------------------------------------------------------------
@@ -439,21 +431,22 @@ def open_instance(mode: str) -> Iterator[DagsterInstance]:
 
 def runs_for(mode: str, catalog: Catalog, instance: DagsterInstance, cap: int) -> dict[str, Run]:
     """The runs (a), (b) and (d) of one mode, by label."""
+    specs = translate(catalog)
     names = [c.name for c in catalog.exports]
     count = len(names)
     if mode.startswith("multiprocess"):
-        first = [export_asset_key(catalog.exports[0])]
+        first = [specs.exports[0].key]
         return {
             "(a) 1 export": out_of_process(ours_job, instance, first),
             f"(b) {count} exports, one step": out_of_process(ours_job, instance, None),
             f"(d) Dagster floor, {count} results": out_of_process(floor_job, instance, None),
         }
-    exports = [*build_dataset_specs(catalog), build_export_assets(catalog, retry_policy=None)]
+    exports = [*specs.datasets, build_export_assets(specs, retry_policy=None)]
     return {
         "(a) 1 export": in_process(exports, names[:1], instance, cap),
         f"(b) {count} exports, one step": in_process(exports, names, instance, cap),
         f"(d) Dagster floor, {count} results": in_process(
-            floor_assets(catalog), names, instance, cap
+            floor_assets(specs), names, instance, cap
         ),
     }
 

@@ -10,11 +10,22 @@ from typing import TYPE_CHECKING
 
 from dagster import Definitions
 
-from domo_assets.assets import build_export_assets, build_partitioned_export_assets
+from domo_assets.assets import (
+    EXPORTS_OP_NAME,
+    BoundResources,
+    build_export_assets,
+    build_partitioned_export_assets,
+)
 from domo_assets.catalog import Catalog
 from domo_assets.resource import AwsCredentialsResource, DomoResource, default_s3_resource
 from domo_assets.schedules import build_export_schedules
-from domo_assets.sensors import build_change_sensor, build_dataset_assets
+from domo_assets.sensors import (
+    OBSERVE_OP_NAME,
+    SENSOR_NAME,
+    build_change_sensor,
+    build_dataset_assets,
+)
+from domo_assets.translator import DagsterDomoTranslator, translate
 
 if TYPE_CHECKING:
     from dagster_aws.s3 import S3Resource
@@ -26,6 +37,8 @@ def build_definitions(
     *,
     s3: S3Resource | None = None,
     aws_credentials: AwsCredentialsResource | None = None,
+    translator: DagsterDomoTranslator | None = None,
+    scope: str | None = None,
 ) -> Definitions:
     """The Definitions for a catalog: its assets, change sensor and schedules.
 
@@ -37,22 +50,47 @@ def build_definitions(
         domo: The Domo resource.
         s3: The S3 resource for checks (default: ``S3Resource()``, imported when a run needs
             it: boto3's chain and ``AWS_ENDPOINT_URL``).
-        aws_credentials: The credentials handed to Domo (default: boto3's chain).
+        aws_credentials: The credentials handed to Domo (default: scoped STS sessions).
+        translator: Chooses keys, groups and metadata (``DagsterDomoTranslator()`` by default).
+        scope: Prefixes every op, sensor and schedule name (``<scope>__<name>``) and binds the
+            resources to the definitions themselves (no code-location resource keys), so that
+            several catalogs (e.g. component instances, each with its own Domo connection) live
+            in one project. ``domo`` must then hold resolved settings (no ``EnvVar``).
     """
-    exports = build_export_assets(catalog)
+    specs = translate(catalog, translator)
+    prefix = f"{scope}__" if scope else ""
+    bound = BoundResources(domo, aws_credentials) if scope else None
+    held = domo if scope else None
+    unpartitioned = any(spec.partitions_def is None for spec in specs.exports)
     # An empty catalog has no DataSet to observe or watch (and Dagster rejects empty multi-assets).
     watched = bool(catalog.exports)
     return Definitions(
         assets=[
-            *([build_dataset_assets(catalog)] if watched else []),
-            exports,
-            *build_partitioned_export_assets(catalog),
+            *(
+                [build_dataset_assets(specs, name=f"{prefix}{OBSERVE_OP_NAME}", domo=held)]
+                if watched
+                else []
+            ),
+            *(
+                [build_export_assets(specs, name=f"{prefix}{EXPORTS_OP_NAME}", bound=bound)]
+                if unpartitioned
+                else []
+            ),
+            *build_partitioned_export_assets(specs, op_prefix=prefix, bound=bound),
         ],
-        sensors=[build_change_sensor(catalog, assets=exports)] if watched else [],
-        schedules=build_export_schedules(catalog),
-        resources={
-            "domo": domo,
-            "s3": s3 or default_s3_resource,
-            "aws_credentials": aws_credentials or AwsCredentialsResource(),
-        },
+        sensors=(
+            [build_change_sensor(specs, name=f"{prefix}{SENSOR_NAME}", domo=held)]
+            if watched
+            else []
+        ),
+        schedules=build_export_schedules(specs, name_prefix=prefix),
+        resources=(
+            {}
+            if scope
+            else {
+                "domo": domo,
+                "s3": s3 or default_s3_resource,
+                "aws_credentials": aws_credentials or AwsCredentialsResource(),
+            }
+        ),
     )

@@ -7,9 +7,19 @@ in run config or job snapshots) and builds a client. All HTTP lives in the clien
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dagster import ConfigurableResource, InitResourceContext, get_dagster_logger, resource
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    ConfigurableResource,
+    EnvVar,
+    InitResourceContext,
+    MaterializeResult,
+    get_dagster_logger,
+    resource,
+)
 from pydantic import Field, PrivateAttr
 
 from domo_assets.domo.defaults import (
@@ -158,11 +168,14 @@ class DomoResource(ConfigurableResource):
         # loading the code location does not (see "Load time" in the README).
         from domo_assets.domo.auth import DeveloperTokenAuth, OAuthClientCredentialsAuth
 
-        if self.developer_token:
-            return DeveloperTokenAuth(self.developer_token)
-        if self.client_id or self.client_secret:
+        token, client_id, secret = (
+            _resolved(v) for v in (self.developer_token, self.client_id, self.client_secret)
+        )
+        if token:
+            return DeveloperTokenAuth(token)
+        if client_id or secret:
             return OAuthClientCredentialsAuth(
-                self.client_id or "", self.client_secret or "", api_url=self.api_url
+                client_id or "", secret or "", api_url=_resolved(self.api_url) or ""
             )
         raise DomoAuthenticationError(
             "DomoResource has neither a developer token nor OAuth client credentials",
@@ -179,7 +192,7 @@ class DomoResource(ConfigurableResource):
             from domo_assets.domo.client import DomoClient
 
             self._client = DomoClient(
-                self.instance_url,
+                _resolved(self.instance_url) or "",
                 self.build_auth(),
                 connect_timeout=self.connect_timeout,
                 read_timeout=self.read_timeout,
@@ -190,6 +203,42 @@ class DomoResource(ConfigurableResource):
                 pool_size=max(DEFAULT_POOL_SIZE, self.max_concurrent_exports),
             )
         return self._client
+
+    def export_and_poll(
+        self,
+        context: AssetExecutionContext,
+        *,
+        s3_client: Any | None = None,
+        aws_credentials: AwsCredentialsResource | None = None,
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        """Export the Domo exports a step selected and yield their results, like
+        ``FivetranWorkspace.sync_and_poll``.
+
+        For an asset built by ``domo_export_assets`` (or the built-in ones): each selected
+        asset's catalog entry comes from its spec's ``DomoMetadataSet``. Each export is started
+        (or attached to), polled, verified against its own request and, when every check
+        passed, yielded as a ``MaterializeResult`` with its check results; otherwise its check
+        results alone are yielded. After all of them, the step fails naming each failure.
+
+        Args:
+            context: The asset step's context.
+            s3_client: A boto3 S3 client to read (and copy) what landed; by default
+                dagster-aws's ``S3Resource()`` (boto3's chain and ``AWS_ENDPOINT_URL``).
+            aws_credentials: Which credentials Domo is handed (default: scoped sessions).
+
+        Yields:
+            The results of every selected export.
+
+        Raises:
+            Failure: Some exports failed; the description names each, and step retries are
+                asked for only when a retry could mend one.
+        """
+        # Imported at run time: it pulls in requests and boto3, which loading does not need.
+        from domo_assets.execution import export_selected
+
+        yield from export_selected(
+            context, self, s3_client=s3_client, aws_credentials=aws_credentials
+        )
 
     def teardown_after_execution(self, context: object) -> None:
         """Close pooled connections at the end of a step."""
@@ -308,3 +357,11 @@ def default_s3_resource(_: InitResourceContext) -> S3Resource:
     from dagster_aws.s3 import S3Resource
 
     return S3Resource()
+
+
+def _resolved(value: str | None) -> str | None:
+    """A setting's value: an ``EnvVar`` is read now, as Dagster does when it initializes a
+    resource (a resource bound to a component's definitions is used without that step)."""
+    if isinstance(value, EnvVar):
+        return value.get_value()
+    return value

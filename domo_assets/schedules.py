@@ -27,9 +27,9 @@ from dagster import (
     ScheduleEvaluationContext,
 )
 
-from domo_assets.assets import export_asset_key
-from domo_assets.catalog import DEFAULT_TIMEZONE, Catalog, CatalogError, ExportConfig
+from domo_assets.catalog import DEFAULT_TIMEZONE, CatalogError, ExportConfig
 from domo_assets.dagster_names import IMPLICIT_ASSET_JOB_NAME
+from domo_assets.translator import DomoSpecs, export_config
 
 SCHEDULE_NAME_PREFIX = "domo_exports_schedule_"
 SCHEDULE_TAG = "domo_assets/schedule"
@@ -62,11 +62,11 @@ class ScheduleGroup:
         return f"{SCHEDULE_NAME_PREFIX}{self.slug}"
 
 
-def schedule_groups(catalog: Catalog) -> list[ScheduleGroup]:
+def schedule_groups(specs: DomoSpecs) -> list[ScheduleGroup]:
     """Group the catalog's scheduled exports by (cron, timezone), in order of first appearance.
 
     Args:
-        catalog: The validated catalog.
+        specs: The translated catalog.
 
     Returns:
         One group per distinct (cron, timezone); exports without ``schedule`` are in none.
@@ -75,11 +75,12 @@ def schedule_groups(catalog: Catalog) -> list[ScheduleGroup]:
         CatalogError: A partitioned export has a schedule (a cron run cannot choose partitions).
     """
     members: dict[tuple[str, str], list[AssetKey]] = {}
-    for config in catalog.exports:
+    for spec in specs.exports:
+        config = export_config(spec)
         if config.schedule:
-            _check_unpartitioned(config, catalog.source)
+            _check_unpartitioned(config, specs.catalog.source)
             timezone = config.timezone or DEFAULT_TIMEZONE
-            members.setdefault((config.schedule, timezone), []).append(export_asset_key(config))
+            members.setdefault((config.schedule, timezone), []).append(spec.key)
     slugs = {pair: _slug(*pair) for pair in members}
     taken = Counter(slugs.values())
     return [
@@ -96,22 +97,28 @@ def schedule_groups(catalog: Catalog) -> list[ScheduleGroup]:
 
 
 def build_export_schedules(
-    catalog: Catalog, *, default_status: DefaultScheduleStatus = DEFAULT_SCHEDULE_STATUS
+    specs: DomoSpecs,
+    *,
+    default_status: DefaultScheduleStatus = DEFAULT_SCHEDULE_STATUS,
+    name_prefix: str = "",
 ) -> list[ScheduleDefinition]:
     """One schedule per distinct (cron, timezone) of the catalog.
 
     Args:
-        catalog: The validated catalog.
+        specs: The translated catalog.
         default_status: Whether the schedules run as soon as the code location loads.
+        name_prefix: Prepended to each schedule's name (several catalogs in one project).
 
     Returns:
         The schedules, in order of first appearance in the catalog; each requests a run of its
         exports from Dagster's implicit asset job.
     """
-    return [_schedule(group, default_status) for group in schedule_groups(catalog)]
+    return [_schedule(group, default_status, name_prefix) for group in schedule_groups(specs)]
 
 
-def _schedule(group: ScheduleGroup, default_status: DefaultScheduleStatus) -> ScheduleDefinition:
+def _schedule(
+    group: ScheduleGroup, default_status: DefaultScheduleStatus, name_prefix: str
+) -> ScheduleDefinition:
     names = ", ".join(key.to_user_string() for key in group.keys)
     keys = list(group.keys)
 
@@ -119,7 +126,7 @@ def _schedule(group: ScheduleGroup, default_status: DefaultScheduleStatus) -> Sc
         return RunRequest(asset_selection=keys, tags={SCHEDULE_TAG: group.slug})
 
     return ScheduleDefinition(
-        name=group.schedule_name,
+        name=f"{name_prefix}{group.schedule_name}",
         cron_schedule=group.cron,
         execution_timezone=group.timezone,
         job_name=IMPLICIT_ASSET_JOB_NAME,

@@ -22,7 +22,7 @@ the cursor as it was: the next tick reads the same DataSets again.
 import hashlib
 import json
 import warnings
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Self
@@ -46,12 +46,12 @@ from dagster import (
     sensor,
 )
 
-from domo_assets.assets import build_dataset_specs, dataset_asset_key, export_asset_key
-from domo_assets.catalog import Catalog, ExportConfig, SensorSettings
+from domo_assets.catalog import SensorSettings
 from domo_assets.dagster_names import DATA_VERSION_TAG, IMPLICIT_ASSET_JOB_NAME
 from domo_assets.domo.errors import DomoError
 from domo_assets.domo.models import DataSetMetadata
 from domo_assets.resource import DomoResource
+from domo_assets.translator import DomoMetadataSet, DomoSpecs, export_config
 
 if TYPE_CHECKING:
     from domo_assets.domo.client import DomoClient
@@ -121,45 +121,43 @@ class DataSetReading:
     changed: bool
 
 
+@dataclass(frozen=True)
+class DataSetExports:
+    """What the sensor needs of one watched DataSet, from the translated specs.
+
+    Attributes:
+        dataset_key: The key of the DataSet's node (observed on each change).
+        dataset_name: The DataSet's name in the catalog, for messages.
+        export_keys: The exports requested when it changes (partitioned ones are left out: a
+            run request of them would need a partition key).
+    """
+
+    dataset_key: AssetKey
+    dataset_name: str | None
+    export_keys: tuple[AssetKey, ...]
+
+
 def build_change_sensor(
-    catalog: Catalog,
-    *,
-    assets: AssetsDefinition | None = None,
-    name: str = SENSOR_NAME,
+    specs: DomoSpecs, *, name: str = SENSOR_NAME, domo: DomoResource | None = None
 ) -> SensorDefinition:
     """The sensor that exports each DataSet's exports when the DataSet changes in Domo.
 
     Args:
-        catalog: The validated catalog; its ``sensor:`` section sets interval, budget, first-tick
-            behaviour and default status.
-        assets: An export assets definition, if built: any partitioned asset in it is left out
-            of run requests, like every export with a ``partition:`` (a run request of them
-            would need a partition key; backfill them instead).
+        specs: The translated catalog; its ``sensor:`` section sets interval, budget,
+            first-tick behaviour and default status. Partitioned exports are left out of run
+            requests (a run request of them would need a partition key; backfill them instead).
         name: The sensor's name.
+        domo: A Domo resource bound to the sensor itself (a component's); by default the sensor
+            takes the code location's ``domo`` resource.
 
     Returns:
-        The sensor; it needs the ``domo`` resource.
+        The sensor.
     """
-    settings = catalog.sensor
-    exports = _exports_by_dataset(catalog)
-    skipped = _partitioned_keys(catalog, assets)
+    settings = specs.catalog.sensor
+    exports = exports_by_dataset(specs)
     dataset_ids = sorted(exports)
 
-    @sensor(
-        name=name,
-        # Runs of Dagster's implicit asset job, like the UI's Materialize: a job of its own
-        # (what `target=AssetSelection` builds) costs the code location 0.2 s at every load.
-        job_name=IMPLICIT_ASSET_JOB_NAME,
-        minimum_interval_seconds=settings.minimum_interval_seconds,
-        default_status=_STATUSES[settings.default_status],
-        description=(
-            f"Reads up to {settings.datasets_per_tick} of the catalog's {len(dataset_ids)} Domo "
-            "DataSets per tick and exports those whose last-updated time changed."
-        ),
-    )
-    def _change_sensor(
-        context: SensorEvaluationContext, domo: DomoResource
-    ) -> SensorResult | SkipReason:
+    def tick(context: SensorEvaluationContext, domo: DomoResource) -> SensorResult | SkipReason:
         cursor = ChangeCursor.from_json(context.cursor)
         window, next_offset = tick_window(dataset_ids, cursor.offset, settings.datasets_per_tick)
         try:
@@ -170,37 +168,65 @@ def build_change_sensor(
             context.log.warning(reason)
             return SkipReason(reason)
         next_cursor = ChangeCursor(_updated_versions(cursor, readings, exports), next_offset)
-        result = tick_result(readings, next_cursor, exports, settings, skipped)
+        result = tick_result(readings, next_cursor, exports, settings)
         for request in result.run_requests or ():
             context.log.info(f"Changed in Domo: {request.tags[CHANGED_DATASETS_TAG]}")
         return result
 
-    return _change_sensor
+    if domo is None:
+
+        def _change_sensor(
+            context: SensorEvaluationContext, domo: DomoResource
+        ) -> SensorResult | SkipReason:
+            return tick(context, domo)
+
+    else:
+        bound = domo
+
+        def _change_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+            return tick(context, bound)
+
+    return sensor(
+        name=name,
+        # Runs of Dagster's implicit asset job, like the UI's Materialize: a job of its own
+        # (what `target=AssetSelection` builds) costs the code location 0.2 s at every load.
+        job_name=IMPLICIT_ASSET_JOB_NAME,
+        minimum_interval_seconds=settings.minimum_interval_seconds,
+        default_status=_STATUSES[settings.default_status],
+        description=(
+            f"Reads up to {settings.datasets_per_tick} of the catalog's {len(dataset_ids)} Domo "
+            "DataSets per tick and exports those whose last-updated time changed."
+        ),
+    )(_change_sensor)
 
 
-def build_dataset_assets(catalog: Catalog) -> AssetsDefinition:
+def build_dataset_assets(
+    specs: DomoSpecs, *, name: str = OBSERVE_OP_NAME, domo: DomoResource | None = None
+) -> AssetsDefinition:
     """The catalog's Domo DataSets as observable source assets (one multi-asset).
 
-    Same keys, groups, kinds and metadata as ``assets.build_dataset_specs``; observing one (the
-    UI's "Observe" button, or a run that selects it) reads its last-updated time from Domo as
-    its data version, exactly as the change sensor records it.
+    The translator's DataSet specs; observing one (the UI's "Observe" button, or a run that
+    selects it) reads its last-updated time from Domo as its data version, exactly as the change
+    sensor records it.
 
     Args:
-        catalog: The validated catalog.
+        specs: The translated catalog.
+        name: The op's name.
+        domo: A Domo resource bound to the op itself (a component's); by default the op takes
+            the code location's ``domo`` resource.
     """
-    dataset_ids = {dataset_asset_key(c): c.dataset_id for c in catalog.exports}
+    dataset_ids = {s.key: DomoMetadataSet.extract(s.metadata).dataset_id for s in specs.datasets}
     with warnings.catch_warnings():
         # multi_observable_source_asset is beta in dagster 1.13; we pin dagster exactly.
         warnings.simplefilter("ignore", BetaWarning)
         decorator = multi_observable_source_asset(
-            name=OBSERVE_OP_NAME,
-            specs=build_dataset_specs(catalog),
+            name=name,
+            specs=list(specs.datasets),
             can_subset=True,
             description="Reads each Domo DataSet's last-updated time as its data version.",
         )
 
-    @decorator
-    def _observe(context: OpExecutionContext, domo: DomoResource) -> Iterator[ObserveResult]:
+    def observe(context: OpExecutionContext, domo: DomoResource) -> Iterator[ObserveResult]:
         client = domo.get_client(log=context.log)
         for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
             metadata = client.get_dataset(dataset_ids[key])
@@ -211,7 +237,18 @@ def build_dataset_assets(catalog: Catalog) -> AssetsDefinition:
                 metadata=_observation_metadata(dataset_ids[key], metadata),
             )
 
-    return _observe
+    if domo is None:
+
+        def _observe(context: OpExecutionContext, domo: DomoResource) -> Iterator[ObserveResult]:
+            yield from observe(context, domo)
+
+    else:
+        bound = domo
+
+        def _observe(context: OpExecutionContext) -> Iterator[ObserveResult]:
+            yield from observe(context, bound)
+
+    return decorator(_observe)
 
 
 def tick_window(dataset_ids: Sequence[str], offset: int, size: int) -> tuple[list[str], int]:
@@ -241,7 +278,7 @@ def read_datasets(
     client: "DomoClient",
     dataset_ids: Sequence[str],
     cursor: ChangeCursor,
-    exports: Mapping[str, Sequence[ExportConfig]],
+    exports: Mapping[str, DataSetExports],
 ) -> list[DataSetReading]:
     """Read each DataSet's metadata and compare it with the cursor.
 
@@ -259,7 +296,7 @@ def read_datasets(
         try:
             metadata = client.get_dataset(dataset_id)
         except DomoError as exc:
-            name = exports[dataset_id][0].dataset_name if dataset_id in exports else None
+            name = exports[dataset_id].dataset_name if dataset_id in exports else None
             raise DataSetReadError(
                 f"Could not read Domo DataSet {dataset_id}"
                 + (f" ({name})" if name else "")
@@ -285,9 +322,8 @@ def read_datasets(
 def tick_result(
     readings: Sequence[DataSetReading],
     cursor: ChangeCursor,
-    exports: Mapping[str, Sequence[ExportConfig]],
+    exports: Mapping[str, DataSetExports],
     settings: SensorSettings,
-    skipped: Collection[AssetKey],
 ) -> SensorResult:
     """The tick's run request (if anything changed), observations and new cursor.
 
@@ -296,17 +332,16 @@ def tick_result(
         cursor: The cursor to store.
         exports: The catalog's exports of each DataSet.
         settings: The sensor settings.
-        skipped: Export keys never requested (partitioned).
     """
     to_export = [
         r for r in readings if r.changed or (r.first_seen and settings.export_on_first_tick)
     ]
     observations = [
-        _observation(r, r.version, exports[r.dataset_id][0])
+        _observation(r, r.version, exports[r.dataset_id].dataset_key)
         for r in readings
         if (r.first_seen or r.changed) and r.version is not None
     ]
-    request = _run_request(to_export, exports, skipped)
+    request = _run_request(to_export, exports)
     if request is None:
         return SensorResult(
             skip_reason=_quiet_reason(readings, to_export),
@@ -318,11 +353,10 @@ def tick_result(
 
 def _run_request(
     to_export: Sequence[DataSetReading],
-    exports: Mapping[str, Sequence[ExportConfig]],
-    skipped: Collection[AssetKey],
+    exports: Mapping[str, DataSetExports],
 ) -> RunRequest | None:
     keys = sorted(
-        {export_asset_key(c) for r in to_export for c in exports[r.dataset_id]} - set(skipped),
+        {key for r in to_export for key in exports[r.dataset_id].export_keys},
         key=lambda key: key.to_user_string(),
     )
     if not keys:
@@ -336,9 +370,9 @@ def _run_request(
     )
 
 
-def _observation(reading: DataSetReading, version: str, config: ExportConfig) -> AssetObservation:
+def _observation(reading: DataSetReading, version: str, key: AssetKey) -> AssetObservation:
     return AssetObservation(
-        asset_key=dataset_asset_key(config),
+        asset_key=key,
         description="First read by the change sensor" if reading.first_seen else "Changed in Domo",
         metadata=_observation_metadata(reading.dataset_id, reading.metadata),
         tags={DATA_VERSION_TAG: version},
@@ -372,7 +406,7 @@ def _quiet_reason(readings: Sequence[DataSetReading], to_export: Sequence[DataSe
 def _updated_versions(
     cursor: ChangeCursor,
     readings: Sequence[DataSetReading],
-    exports: Mapping[str, Sequence[ExportConfig]],
+    exports: Mapping[str, DataSetExports],
 ) -> dict[str, str | None]:
     """The cursor's versions with this tick's readings, forgetting DataSets no longer listed."""
     versions = {k: v for k, v in cursor.versions.items() if k in exports}
@@ -380,18 +414,20 @@ def _updated_versions(
     return versions
 
 
-def _exports_by_dataset(catalog: Catalog) -> dict[str, list[ExportConfig]]:
-    exports: dict[str, list[ExportConfig]] = {}
-    for config in catalog.exports:
-        exports.setdefault(config.dataset_id, []).append(config)
-    return exports
-
-
-def _partitioned_keys(catalog: Catalog, assets: AssetsDefinition | None) -> frozenset[AssetKey]:
-    keys = {export_asset_key(c) for c in catalog.exports if c.partition is not None}
-    if assets is not None:
-        keys.update(spec.key for spec in assets.specs if spec.partitions_def is not None)
-    return frozenset(keys)
+def exports_by_dataset(specs: DomoSpecs) -> dict[str, DataSetExports]:
+    """Each watched DataSet (by id) with its node and its requestable exports."""
+    found: dict[str, DataSetExports] = {}
+    for spec in specs.exports:
+        config = export_config(spec)
+        (dep,) = spec.deps
+        known = found.get(config.dataset_id)
+        keys = (known.export_keys if known else ()) + (
+            (spec.key,) if spec.partitions_def is None else ()
+        )
+        found[config.dataset_id] = DataSetExports(
+            dep.asset_key, known.dataset_name if known else config.dataset_name, keys
+        )
+    return found
 
 
 def _version(last_updated: datetime | None) -> str | None:

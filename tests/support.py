@@ -8,22 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dagster import DagsterInstance, RetryPolicy, materialize
+from dagster import AssetKey, DagsterInstance, RetryPolicy, materialize
 from dagster._core.execution.execute_in_process_result import ExecuteInProcessResult
 from dagster_aws.s3 import S3Resource
 from domo_assets_dev.sandbox import EXPORT_BUCKET, Sandbox
 
-from domo_assets.assets import (
-    build_dataset_specs,
-    build_export_assets,
-    build_partitioned_export_assets,
-)
-from domo_assets.catalog import Catalog, load_catalog
+from domo_assets.assets import build_export_assets, build_partitioned_export_assets
+from domo_assets.catalog import Catalog, ExportConfig, load_catalog
 from domo_assets.resource import AwsCredentialsResource, DomoResource
+from domo_assets.translator import DagsterDomoTranslator, translate
 
 DESTINATION = {"bucket": EXPORT_BUCKET, "region": "us-east-1"}
 # Poll quickly: sandbox exports take a fraction of a second.
 FAST_POLLING = {"poll_initial_interval": 0.1, "poll_max_interval": 0.3, "backoff_max": 1.0}
+
+
+def dataset_key(config: ExportConfig) -> AssetKey:
+    """The key of an export's DataSet node, as the default translator gives it."""
+    return DagsterDomoTranslator().get_dataset_spec(config).key
 
 
 def write_catalog(
@@ -57,14 +59,15 @@ def materialize_catalog(
     credentials: AwsCredentialsResource | None = None,
 ) -> ExecuteInProcessResult:
     """Materialize a catalog's exports (or a selection, or one partition) in process."""
+    specs = translate(catalog)
     assets = [
-        *build_dataset_specs(catalog),
+        *specs.datasets,
         *(
-            [build_export_assets(catalog, retry_policy=retry_policy)]
+            [build_export_assets(specs, retry_policy=retry_policy)]
             if any(e.partition is None for e in catalog.exports)
             else []
         ),
-        *build_partitioned_export_assets(catalog, retry_policy=retry_policy),
+        *build_partitioned_export_assets(specs, retry_policy=retry_policy),
     ]
     return materialize(
         assets,

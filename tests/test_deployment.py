@@ -1,8 +1,9 @@
 """The production deployment (deployment/): instance config, compose, Helm values, smoke test.
 
 The fast tests parse and validate the files: the instance configuration against this Dagster
-version, the compose file and its secrets, the image, and the Helm values against the key
-schema in deployment/helm/schema/.
+version, the compose file and its secrets, the image (the production package only, no catalog),
+the Helm values against the key schema in deployment/helm/schema/, and the export catalog that
+compose and Helm must both provide (DOMO_EXPORTS_FILE has no default).
 
 The smoke test (``pytest -m deployment``) runs the deployment for real on this machine:
 a throwaway PostgreSQL cluster (installed from apt first if ``initdb`` is missing), the Domo + S3
@@ -22,7 +23,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jsonschema
@@ -45,6 +46,7 @@ DAGSTER_YAML = DEPLOYMENT / "dagster.yaml"
 DOCKER = DEPLOYMENT / "docker"
 COMPOSE_FILE = DOCKER / "docker-compose.yaml"
 DOCKERFILE = DOCKER / "Dockerfile"
+DOCKERIGNORE = DOCKER / "Dockerfile.dockerignore"
 ENV_EXAMPLE = DOCKER / ".env.example"
 DOCKER_WORKSPACE = DOCKER / "workspace.yaml"
 HELM_VALUES = DEPLOYMENT / "helm" / "values.yaml"
@@ -58,7 +60,22 @@ PG_ENV_VARS = {
     "password": "DAGSTER_PG_PASSWORD",
     "db_name": "DAGSTER_PG_DB",
 }
-CODE_LOCATION_ENV_VARS = ("DOMO_INSTANCE_URL", "DOMO_DEVELOPER_TOKEN", "AWS_DEFAULT_REGION")
+CATALOG_FILE_VAR = "DOMO_EXPORTS_FILE"
+CODE_LOCATION_ENV_VARS = (
+    "DOMO_INSTANCE_URL",
+    "DOMO_DEVELOPER_TOKEN",
+    "AWS_DEFAULT_REGION",
+    CATALOG_FILE_VAR,
+)
+# The export catalog: compose mounts the folder DOMO_CATALOG_DIR (on the docker host), Helm the
+# ConfigMap, both read-only at CATALOG_MOUNT in the image.
+CATALOG_DIR_VAR = "DOMO_CATALOG_DIR"
+CATALOG_MOUNT = "/opt/dagster/catalog"
+CATALOG_CONFIGMAP = "domo-assets-catalog"
+# What the image installs: the project with the Kubernetes extra, never the dev extra.
+IMAGE_INSTALL = 'pip install -c constraints.txt ".[k8s]"'
+# Repository folders that belong to development, never to the image's build context.
+DEV_ONLY_FOLDERS = ("dev", "tests")
 COMPOSE_SERVICES = {"postgres", "domo-assets", "dagster-webserver", "dagster-daemon"}
 CODE_SERVER_PORT = 4000
 CODE_SERVER_COMMAND = [
@@ -89,6 +106,12 @@ TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 def read_yaml(path: Path) -> Any:
     """Parse one YAML file."""
     return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def required_interpolation(name: str) -> re.Pattern[str]:
+    """Compose's ``${NAME:?message}``: compose refuses to start, with the message, while NAME is
+    unset or empty."""
+    return re.compile(rf"^\$\{{{name}:\?.+\}}$")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -231,12 +254,37 @@ def test_env_example_defines_every_variable_with_fake_values() -> None:
     # `$${NAME}` is compose's escape for a variable of the container's own shell.
     compose_text = COMPOSE_FILE.read_text(encoding="utf-8")
     referenced = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", compose_text))
-    assert referenced == set(PG_ENV_VARS.values())
-    assert set(PG_ENV_VARS.values()) | set(CODE_LOCATION_ENV_VARS) <= set(example)
+    assert referenced == set(PG_ENV_VARS.values()) | {CATALOG_DIR_VAR, CATALOG_FILE_VAR}
+    needed = set(PG_ENV_VARS.values()) | set(CODE_LOCATION_ENV_VARS) | {CATALOG_DIR_VAR}
+    assert needed <= set(example), needed - set(example)
 
     for variable, value in example.items():
         if SECRET_NAME.search(variable):
             assert "fake" in value or "EXAMPLE" in value, f"{variable}={value} looks real"
+
+
+def test_compose_mounts_the_required_catalog() -> None:
+    """The code location gets an export catalog or compose does not start: the catalog folder
+    (DOMO_CATALOG_DIR) is bind-mounted read-only and never created empty, DOMO_EXPORTS_FILE is a
+    required variable, and .env.example points it at a file inside that mount."""
+    code_location = compose_services()["domo-assets"]
+
+    (mount,) = [
+        volume
+        for volume in code_location["volumes"]
+        if isinstance(volume, dict) and volume["target"] == CATALOG_MOUNT
+    ]
+    assert mount["type"] == "bind"
+    assert required_interpolation(CATALOG_DIR_VAR).match(mount["source"]), mount["source"]
+    assert mount["read_only"] is True
+    assert mount["bind"] == {"create_host_path": False}
+    catalog_file = code_location["environment"][CATALOG_FILE_VAR]
+    assert required_interpolation(CATALOG_FILE_VAR).match(catalog_file), catalog_file
+
+    example = read_env_file(ENV_EXAMPLE)
+    assert example[CATALOG_DIR_VAR]
+    assert PurePosixPath(example[CATALOG_FILE_VAR]).is_relative_to(CATALOG_MOUNT)
+    assert PurePosixPath(example[CATALOG_FILE_VAR]).suffix in {".yaml", ".yml"}
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -251,13 +299,35 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return instructions
 
 
+def dockerfile_arguments() -> dict[str, list[str]]:
+    """The arguments of each Dockerfile instruction, in order, by instruction name."""
+    by_name: dict[str, list[str]] = {}
+    for instruction, arguments in dockerfile_instructions():
+        by_name.setdefault(instruction, []).append(arguments)
+    return by_name
+
+
+def copied_sources() -> list[str]:
+    """The build-context paths the Dockerfile's COPY instructions read."""
+    return [
+        source for arguments in dockerfile_arguments()["COPY"] for source in arguments.split()[:-1]
+    ]
+
+
+def dockerignore_includes() -> list[str]:
+    """The paths Dockerfile.dockerignore lets into the build context: its ``!`` lines, after a
+    leading ``*`` that excludes everything else."""
+    lines = [line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()]
+    patterns = [line for line in lines if line and not line.startswith("#")]
+    assert patterns[0] == "*", "the build context must start from nothing"
+    return [pattern[1:].rstrip("/") for pattern in patterns if pattern.startswith("!")]
+
+
 def test_dockerfile_builds_a_non_root_code_server_image() -> None:
     """python:3.11-slim, the project installed against the lock file, a non-root user, and the
     code server as the default command (a CMD: Kubernetes passes `args`, see the Dockerfile)."""
     instructions = dockerfile_instructions()
-    by_name: dict[str, list[str]] = {}
-    for instruction, arguments in instructions:
-        by_name.setdefault(instruction, []).append(arguments)
+    by_name = dockerfile_arguments()
 
     assert by_name["FROM"] == ["python:3.11-slim"]
     assert any("pip install -c constraints.txt" in run for run in by_name["RUN"])
@@ -269,10 +339,24 @@ def test_dockerfile_builds_a_non_root_code_server_image() -> None:
     assert json.loads(by_name["CMD"][-1]) == CODE_SERVER_COMMAND
     assert "ENTRYPOINT" not in by_name
 
-    for arguments in by_name["COPY"]:
-        *sources, _destination = arguments.split()
-        for source in sources:
-            assert (REPO / source).exists(), f"COPY source {source} is missing"
+    for source in copied_sources():
+        assert (REPO / source).exists(), f"COPY source {source} is missing"
+
+
+def test_image_ships_the_production_package_without_a_catalog() -> None:
+    """The image installs `.[k8s]` (not the dev extra) from a build context that holds exactly
+    what the Dockerfile copies: no dev/ (sandbox, demo catalogs), no tests/. It bakes in no
+    catalog and no DOMO_EXPORTS_FILE, so the deployment has to provide both."""
+    by_name = dockerfile_arguments()
+    copied = copied_sources()
+
+    assert any(IMAGE_INSTALL in run for run in by_name["RUN"])
+    assert sorted(copied) == sorted(dockerignore_includes())
+    assert [source for source in copied if PurePosixPath(source).parts[0] in DEV_ONLY_FOLDERS] == []
+    for folder in DEV_ONLY_FOLDERS:
+        assert (REPO / folder).is_dir(), f"{folder}/ exists, so leaving it out means something"
+    settings = [*by_name.get("ENV", []), *by_name.get("ARG", [])]
+    assert [setting for setting in settings if CATALOG_FILE_VAR in setting] == []
 
 
 # --- deployment/helm/ -------------------------------------------------------------------------
@@ -389,6 +473,26 @@ def test_helm_values_wire_the_deployment() -> None:
         concurrency["runs"]["tagConcurrencyLimits"]
         == instance["concurrency"]["runs"]["tag_concurrency_limits"]
     )
+
+
+def test_helm_values_mount_the_catalog_from_a_configmap() -> None:
+    """The code server, and every run pod (includeConfigInLaunchedRuns passes env, volumes and
+    mounts on), gets the catalog: the ConfigMap mounted read-only as a folder, DOMO_EXPORTS_FILE
+    naming a file in it (the same path as compose's), and the README creates that ConfigMap."""
+    (deployment,) = read_yaml(HELM_VALUES)["dagster-user-deployments"]["deployments"]
+
+    env = {item["name"]: item["value"] for item in deployment["env"]}
+    volumes = {volume["name"]: volume for volume in deployment["volumes"]}
+    (mount,) = [m for m in deployment["volumeMounts"] if m["mountPath"] == CATALOG_MOUNT]
+    assert mount["readOnly"] is True
+    # A folder, not a subPath: a catalog's `include`s are beside it, and ConfigMap edits arrive.
+    assert "subPath" not in mount
+    assert volumes[mount["name"]]["configMap"]["name"] == CATALOG_CONFIGMAP
+    assert env[CATALOG_FILE_VAR] == read_env_file(ENV_EXAMPLE)[CATALOG_FILE_VAR]
+    assert PurePosixPath(env[CATALOG_FILE_VAR]).is_relative_to(CATALOG_MOUNT)
+    assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
+    readme = (DEPLOYMENT / "README.md").read_text(encoding="utf-8")
+    assert f"create configmap {CATALOG_CONFIGMAP}" in readme
 
 
 def test_helm_targets_the_installed_dagster_version() -> None:

@@ -28,6 +28,7 @@ from domo_assets.catalog import Catalog
 from domo_assets.domo.auth import DeveloperTokenAuth
 from domo_assets.domo.client import DomoClient
 from domo_assets.domo.models import AwsCredentials, ExportRequest
+from domo_assets.translator import translate
 
 EXPORT_PATH = "/api/query/v1/export/"
 CLAIMS = {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "path": "rel/claims"}
@@ -248,7 +249,7 @@ def test_two_runs_at_once_make_one_export(sandbox: Sandbox, instance, tmp_path: 
 
 
 def test_exports_run_in_the_domo_pool(tmp_path: Path) -> None:
-    assets_def = build_export_assets(write_catalog(tmp_path, CLAIMS))
+    assets_def = build_export_assets(translate(write_catalog(tmp_path, CLAIMS)))
     assert assets_def.op.pool == DOMO_POOL
 
 

@@ -36,13 +36,14 @@ from domo_assets_dev.sandbox.datasets import (
     PHARMACY_CLAIMS_ID,
     REGIONAL_SALES_ID,
 )
+from support import dataset_key
 
-from domo_assets.assets import dataset_asset_key
 from domo_assets.catalog import Catalog, CatalogError, load_catalog
 from domo_assets.location import build_definitions
 from domo_assets.resource import DomoResource
 from domo_assets.schedules import build_export_schedules
 from domo_assets.sensors import SENSOR_NAME, build_change_sensor
+from domo_assets.translator import translate
 
 # The sandbox DataSets the analyst's token may read (HR Salaries is hr_admin's only).
 READABLE = (
@@ -113,7 +114,7 @@ def datasource_reads(sandbox: Sandbox) -> list[str]:
 def test_first_tick_records_every_dataset_and_exports_nothing(sandbox: Sandbox) -> None:
     catalog = load_catalog(DEMO_CATALOG)
 
-    data = tick(build_change_sensor(catalog), domo(sandbox))
+    data = tick(build_change_sensor(translate(catalog)), domo(sandbox))
 
     assert data.run_requests == []
     assert "first time" in (data.skip_message or "")
@@ -124,7 +125,7 @@ def test_first_tick_records_every_dataset_and_exports_nothing(sandbox: Sandbox) 
         seen = datetime.fromisoformat(version).timestamp() * 1000
         assert abs(seen - truth[dataset_id]) < 1.5, dataset_id
     observed = {event.asset_key: event.tags[DATA_VERSION_TAG] for event in data.asset_events}
-    assert observed == {dataset_asset_key(c): stored[c.dataset_id] for c in catalog.exports}, (
+    assert observed == {dataset_key(c): stored[c.dataset_id] for c in catalog.exports}, (
         "one observation per DataSet, its data version the last-updated time"
     )
 
@@ -136,13 +137,13 @@ def test_export_on_first_tick_requests_every_export(tmp_path: Path, sandbox: San
         sensor={"export_on_first_tick": True},
     )
 
-    data = tick(build_change_sensor(catalog), domo(sandbox))
+    data = tick(build_change_sensor(translate(catalog)), domo(sandbox))
 
     assert selection(data) == {"claims", "orders"}
 
 
 def test_no_change_requests_nothing(sandbox: Sandbox) -> None:
-    sensor = build_change_sensor(load_catalog(DEMO_CATALOG))
+    sensor = build_change_sensor(translate(load_catalog(DEMO_CATALOG)))
     first = tick(sensor, domo(sandbox))
 
     second = tick(sensor, domo(sandbox), first.cursor)
@@ -154,7 +155,7 @@ def test_no_change_requests_nothing(sandbox: Sandbox) -> None:
 
 
 def test_changed_dataset_requests_exactly_its_exports(sandbox: Sandbox) -> None:
-    sensor = build_change_sensor(load_catalog(DEMO_CATALOG))
+    sensor = build_change_sensor(translate(load_catalog(DEMO_CATALOG)))
     baseline = tick(sensor, domo(sandbox))
     sandbox.control.change_dataset(PHARMACY_CLAIMS_ID, rows=3)
 
@@ -172,7 +173,7 @@ def test_changed_dataset_requests_exactly_its_exports(sandbox: Sandbox) -> None:
 
 
 def test_cursor_round_trip_over_three_ticks(sandbox: Sandbox) -> None:
-    sensor = build_change_sensor(load_catalog(DEMO_CATALOG))
+    sensor = build_change_sensor(translate(load_catalog(DEMO_CATALOG)))
     first = tick(sensor, domo(sandbox))
     sandbox.control.change_dataset(DAILY_ORDERS_ID)
     sandbox.control.change_dataset(REGIONAL_SALES_ID)
@@ -189,7 +190,7 @@ def test_cursor_round_trip_over_three_ticks(sandbox: Sandbox) -> None:
 
 
 def test_domo_server_error_skips_tick_and_keeps_cursor(sandbox: Sandbox) -> None:
-    sensor = build_change_sensor(load_catalog(DEMO_CATALOG))
+    sensor = build_change_sensor(translate(load_catalog(DEMO_CATALOG)))
     baseline = tick(sensor, domo(sandbox))
     sandbox.control.change_dataset(PHARMACY_CLAIMS_ID)
     sandbox.control.add_fault(
@@ -210,7 +211,7 @@ def test_domo_server_error_skips_tick_and_keeps_cursor(sandbox: Sandbox) -> None
 
 
 def test_wrong_token_skips_tick_naming_the_dataset(sandbox: Sandbox) -> None:
-    sensor = build_change_sensor(load_catalog(DEMO_CATALOG))
+    sensor = build_change_sensor(translate(load_catalog(DEMO_CATALOG)))
 
     data = tick(sensor, domo(sandbox, token="not-a-valid-token"))
 
@@ -226,7 +227,7 @@ def test_unreadable_dataset_skips_the_whole_tick(tmp_path: Path, sandbox: Sandbo
         tmp_path, [export("claims", PHARMACY_CLAIMS_ID), export("salaries", HR_SALARIES_ID)]
     )
 
-    data = tick(build_change_sensor(catalog), domo(sandbox))
+    data = tick(build_change_sensor(translate(catalog)), domo(sandbox))
 
     assert data.cursor is None, "the DataSets read before the failure are not half-recorded"
     assert data.asset_events == []
@@ -236,7 +237,7 @@ def test_unreadable_dataset_skips_the_whole_tick(tmp_path: Path, sandbox: Sandbo
 def test_budget_reads_at_most_datasets_per_tick(tmp_path: Path, sandbox: Sandbox) -> None:
     exports = [export(f"e{i:03d}", READABLE[i % len(READABLE)]) for i in range(120)]
     catalog = write_catalog(tmp_path, exports, sensor={"datasets_per_tick": 2})
-    sensor = build_change_sensor(catalog)
+    sensor = build_change_sensor(translate(catalog))
     cursor, read = None, []
 
     for _ in range(3):
@@ -267,9 +268,9 @@ def test_partitioned_exports_are_never_requested(tmp_path: Path, sandbox: Sandbo
         export("sales_by_region", REGIONAL_SALES_ID, partition=REGION_PARTITION),
     ]
     eager = build_change_sensor(
-        write_catalog(tmp_path, exports, sensor={"export_on_first_tick": True})
+        translate(write_catalog(tmp_path, exports, sensor={"export_on_first_tick": True}))
     )
-    lazy = build_change_sensor(write_catalog(tmp_path, exports))
+    lazy = build_change_sensor(translate(write_catalog(tmp_path, exports)))
 
     first = tick(eager, domo(sandbox))
     baseline = tick(lazy, domo(sandbox))
@@ -280,7 +281,7 @@ def test_partitioned_exports_are_never_requested(tmp_path: Path, sandbox: Sandbo
     assert changed.run_requests == []
     assert "partitioned" in (changed.skip_message or "")
     sales = write_catalog(tmp_path, exports).by_name("sales_by_region")
-    assert [e.asset_key for e in changed.asset_events] == [dataset_asset_key(sales)]
+    assert [e.asset_key for e in changed.asset_events] == [dataset_key(sales)]
 
 
 def test_partitioned_export_cannot_take_a_schedule(tmp_path: Path) -> None:
@@ -290,7 +291,7 @@ def test_partitioned_export_cannot_take_a_schedule(tmp_path: Path) -> None:
     )
 
     with pytest.raises(CatalogError) as info:
-        build_export_schedules(catalog)
+        build_export_schedules(translate(catalog))
 
     message = str(info.value)
     assert "exports.yaml: export 'orders_daily': field 'schedule'" in message
@@ -312,7 +313,7 @@ def test_schedules_group_exports_by_cron_and_timezone(tmp_path: Path) -> None:
     catalog = load_catalog(path)
     defs = build_definitions(catalog, DomoResource(instance_url="http://127.0.0.1:9"))
 
-    schedules = build_export_schedules(catalog)
+    schedules = build_export_schedules(translate(catalog))
     requests = {}
     for schedule in schedules:
         with build_schedule_context() as context:
@@ -414,7 +415,7 @@ def test_definitions_register_sensor_and_schedules() -> None:
     stopped = catalog.model_copy(
         update={"sensor": catalog.sensor.model_copy(update={"default_status": "stopped"})}
     )
-    assert build_change_sensor(stopped).default_status == DefaultSensorStatus.STOPPED
+    assert build_change_sensor(translate(stopped)).default_status == DefaultSensorStatus.STOPPED
 
 
 def test_sensor_requested_run_materializes(sandbox: Sandbox) -> None:

@@ -50,8 +50,8 @@ from servers import (
     wait_until,
 )
 
-from domo_assets.assets import dataset_asset_key
 from domo_assets.catalog import ExportConfig, load_catalog
+from domo_assets.translator import DagsterDomoTranslator
 
 if TYPE_CHECKING:
     from conftest import DomoHttp
@@ -363,7 +363,7 @@ def check_lineage(page: Page, exports: list[ExportConfig]) -> None:
     svg = page.locator("svg:has(foreignObject)")
     expect(svg.locator("foreignObject").first).to_be_visible()
     zoom_to_fit(page, svg)
-    datasets = {dataset_asset_key(config) for config in exports}
+    datasets = {DagsterDomoTranslator().get_dataset_spec(config).key for config in exports}
     expect(svg.locator("foreignObject")).to_have_count(len(datasets) + len(exports))
 
     nodes, edges = read_graph(svg)
@@ -374,7 +374,7 @@ def check_lineage(page: Page, exports: list[ExportConfig]) -> None:
         f"the dashed nodes are not the Domo DataSets: {nodes}"
     )
     for config in exports:
-        dataset_label = dataset_asset_key(config).path[-1]
+        dataset_label = DagsterDomoTranslator().get_dataset_spec(config).key.path[-1]
         (dataset_node,) = [n for n in nodes if n.dashed and n.shows(dataset_label)]
         (export_node,) = [n for n in nodes if not n.dashed and n.shows(config.name)]
         assert any(edge.joins(dataset_node, export_node) for edge in edges), (
@@ -488,7 +488,7 @@ def test_lineage_materialize_and_checks_in_the_ui(
     page.screenshot(path=SCREENSHOTS / "lineage.png")
 
     # The export's page: its description and its DataSet upstream, under the DataSet's full key.
-    dataset_key = dataset_asset_key(config)
+    dataset_key = DagsterDomoTranslator().get_dataset_spec(config).key
     page.goto(f"{dagster_dev.url}/assets/{EXPORT_NAME}")
     assert config.description
     expect(page.get_by_text(config.description, exact=True)).to_be_visible()

@@ -1,0 +1,229 @@
+"""From catalog entries to Dagster asset specs: the translator, and the metadata that maps back.
+
+Like ``DagsterFivetranTranslator``: :class:`DagsterDomoTranslator` turns each export's
+:class:`DomoExportProps` into an ``AssetSpec`` (key, group, description, kinds, freshness...) and
+each Domo DataSet into the spec of its lineage node. Subclass it to choose other keys or groups
+(or use a component's ``translation``). Every spec carries :class:`DomoMetadataSet` (``domo/...``
+metadata), which names the catalog entry it stands for: the assets, the sensor, the schedules and
+``DomoResource.export_and_poll`` find an entry from its spec, never by rebuilding a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from dagster import (
+    AssetKey,
+    AssetSpec,
+    FreshnessPolicy,
+    MetadataValue,
+    PartitionsDefinition,
+)
+
+from domo_assets.catalog import DATASET_KEY_PREFIX, DEFAULT_TIMEZONE, Catalog, ExportConfig
+
+DATASET_KEY_SUFFIX = "_dataset"
+KIND_DOMO = "domo"
+KIND_S3 = "s3"
+METADATA_NAMESPACE = "domo"
+
+
+@dataclass(frozen=True)
+class DomoMetadataSet:
+    """The ``domo/...`` metadata every spec of this integration carries.
+
+    Attributes:
+        dataset_id: The Domo DataSet.
+        export: The catalog entry, for an export's spec (None on a DataSet's spec). It is kept
+            as the object itself, like dagster-fivetran keeps its translator in spec metadata:
+            free at load time, there in the run worker, and shown in the UI only by its type.
+    """
+
+    dataset_id: str
+    export: ExportConfig | None = None
+
+    DATASET_ID_KEY = f"{METADATA_NAMESPACE}/dataset_id"
+    EXPORT_NAME_KEY = f"{METADATA_NAMESPACE}/export_name"
+    EXPORT_CONFIG_KEY = f"{METADATA_NAMESPACE}/export_config"
+
+    def to_metadata(self) -> dict[str, Any]:
+        """The metadata entries."""
+        metadata: dict[str, Any] = {self.DATASET_ID_KEY: self.dataset_id}
+        if self.export is not None:
+            metadata[self.EXPORT_NAME_KEY] = self.export.name
+            metadata[self.EXPORT_CONFIG_KEY] = self.export
+        return metadata
+
+    @classmethod
+    def extract(cls, metadata: Mapping[str, Any]) -> DomoMetadataSet:
+        """Read the set back from a spec's metadata.
+
+        Raises:
+            KeyError: The metadata is not a domo_assets spec's.
+        """
+        export = metadata.get(cls.EXPORT_CONFIG_KEY)
+        return cls(
+            dataset_id=str(_plain(metadata[cls.DATASET_ID_KEY])),
+            export=export if isinstance(export, ExportConfig) else None,
+        )
+
+
+@dataclass(frozen=True)
+class DomoExportProps:
+    """What the translator knows of one export.
+
+    Attributes:
+        config: The validated catalog entry.
+        partitions_def: Its partitions, for a partitioned export.
+    """
+
+    config: ExportConfig
+    partitions_def: PartitionsDefinition | None = None
+
+
+class DagsterDomoTranslator:
+    """Translates catalog entries into asset specs; subclass to customize keys, groups, tags.
+
+    The default keys: an export is ``[name]``; its DataSet's node is
+    ``domo/<dataset_name>_dataset`` (the suffix keeps a DataSet's node apart from an export named
+    like it, since the UI labels nodes with a key's last part).
+    """
+
+    def get_asset_spec(self, props: DomoExportProps) -> AssetSpec:
+        """The spec of one export asset (its ``deps`` are filled in with its DataSet's key)."""
+        config = props.config
+        destination = f"s3://{config.bucket}/{config.path}/"
+        metadata: dict[str, Any] = {
+            **DomoMetadataSet(config.dataset_id, config).to_metadata(),
+            "dagster/uri": destination,
+            "s3/region": config.region,
+            # A JSON string would show in the UI as "all", quotes included.
+            "columns": (
+                MetadataValue.json(list(config.columns))
+                if config.columns
+                else MetadataValue.text("all")
+            ),
+        }
+        if config.schedule:
+            # Schedules run Dagster's implicit asset job, so the asset page names its cron here.
+            metadata["domo/schedule"] = f"{config.schedule} ({config.timezone or DEFAULT_TIMEZONE})"
+        return AssetSpec(
+            key=AssetKey([config.name]),
+            partitions_def=props.partitions_def,
+            description=config.description or _default_description(config, destination),
+            group_name=config.group,
+            owners=config.owners,
+            tags=config.tags,
+            kinds={KIND_DOMO, KIND_S3},
+            metadata=metadata,
+            freshness_policy=(
+                FreshnessPolicy.time_window(fail_window=config.max_age) if config.max_age else None
+            ),
+        )
+
+    def get_dataset_spec(self, config: ExportConfig) -> AssetSpec:
+        """The spec of the lineage node standing for an export's Domo DataSet."""
+        label = config.dataset_name or config.dataset_id
+        return AssetSpec(
+            key=AssetKey([DATASET_KEY_PREFIX, f"{config.dataset_key}{DATASET_KEY_SUFFIX}"]),
+            description=f"Domo DataSet {label} (id {config.dataset_id}), the source of its S3 "
+            "exports.",
+            group_name=config.group,
+            kinds={KIND_DOMO},
+            metadata=DomoMetadataSet(config.dataset_id).to_metadata(),
+        )
+
+
+@dataclass(frozen=True)
+class DomoSpecs:
+    """A catalog translated once: each entry's export spec and each DataSet's spec.
+
+    Attributes:
+        catalog: The catalog.
+        exports: One export spec per entry, in catalog order (``deps``: its DataSet's node).
+        datasets: One spec per distinct DataSet node, in order of first appearance.
+    """
+
+    catalog: Catalog
+    exports: tuple[AssetSpec, ...]
+    datasets: tuple[AssetSpec, ...]
+
+    def export_spec(self, config: ExportConfig) -> AssetSpec:
+        """The spec of one entry's export."""
+        return self.exports[self._positions[config.name]]
+
+    def dataset_key(self, config: ExportConfig) -> AssetKey:
+        """The key of the node of an entry's DataSet (its export's only dependency)."""
+        (dep,) = self.export_spec(config).deps
+        return dep.asset_key
+
+    def configs(self, specs: Iterable[AssetSpec] | None = None) -> list[ExportConfig]:
+        """The catalog entries some export specs stand for (all, by default), from metadata."""
+        return [export_config(spec) for spec in (self.exports if specs is None else specs)]
+
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {c.name: i for i, c in enumerate(self.catalog.exports)}
+
+
+def export_config(spec: AssetSpec) -> ExportConfig:
+    """The catalog entry an export spec stands for, from its ``DomoMetadataSet``.
+
+    Raises:
+        ValueError: The spec is not a domo_assets export's.
+    """
+    try:
+        found = DomoMetadataSet.extract(spec.metadata).export
+    except KeyError:
+        found = None
+    if found is None:
+        raise ValueError(
+            f"asset {spec.key.to_user_string()} carries no domo/export metadata: it is not a "
+            "domo_assets export (build its spec with DagsterDomoTranslator)"
+        )
+    return found
+
+
+def translate(catalog: Catalog, translator: DagsterDomoTranslator | None = None) -> DomoSpecs:
+    """Translate every entry of a catalog once.
+
+    Args:
+        catalog: The validated catalog.
+        translator: The translator (``DagsterDomoTranslator()`` by default).
+
+    Raises:
+        ValueError: Two entries got one key, or two DataSet nodes of one key differ.
+    """
+    translator = translator or DagsterDomoTranslator()
+    exports: list[AssetSpec] = []
+    datasets: dict[AssetKey, AssetSpec] = {}
+    for config in catalog.exports:
+        dataset = translator.get_dataset_spec(config)
+        datasets.setdefault(dataset.key, dataset)
+        partitions = config.partition.definition() if config.partition is not None else None
+        spec = translator.get_asset_spec(DomoExportProps(config, partitions))
+        exports.append(spec.replace_attributes(deps=[dataset.key]))
+    keys = [spec.key for spec in exports]
+    if len(set(keys)) != len(keys):
+        twice = sorted({k.to_user_string() for k in keys if keys.count(k) > 1})
+        raise ValueError(f"{catalog.source}: the translator gave several exports the key {twice}")
+    return DomoSpecs(catalog, tuple(exports), tuple(datasets.values()))
+
+
+def _default_description(config: ExportConfig, destination: str) -> str:
+    source = config.dataset_name or config.dataset_id
+    columns = ", ".join(config.columns) if config.columns else "all columns"
+    text = f"CSV export of Domo DataSet {source} to {destination} ({columns})"
+    if config.where:
+        text += ", filtered"
+    if config.group_by:
+        text += f", grouped by {', '.join(config.group_by)}"
+    return text + "."
+
+
+def _plain(value: Any) -> Any:
+    """A metadata entry's value, whether given raw (a spec) or as a MetadataValue (an event)."""
+    return value.value if isinstance(value, MetadataValue) else value
