@@ -165,7 +165,7 @@ def build_primitives(catalog_path: Path) -> Any:
     check_specs = [
         AssetCheckSpec(name, asset=e["name"])
         for e in exports
-        for name in ("row_count", "s3_objects")
+        for name in ("row_count", "s3_objects", "header")
     ]
 
     @multi_asset(specs=export_specs, check_specs=check_specs, can_subset=True, name="domo_exports")

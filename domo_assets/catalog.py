@@ -18,6 +18,7 @@ This module reads files it is given; it does not read environment variables.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import zoneinfo
@@ -406,6 +407,7 @@ class Catalog(_Strict):
         raise KeyError(name)
 
 
+@functools.cache
 def _is_valid_cron(cron: str) -> bool:
     """Whether Dagster accepts a cron string: the schedule it would build is the judge (Dagster
     exposes no public cron validator; ``ScheduleDefinition`` is public and validates it)."""

@@ -77,10 +77,12 @@ class DomoExportProps:
 
     Attributes:
         config: The validated catalog entry.
+        dataset_key: The key of its DataSet's node (the spec's dependency).
         partitions_def: Its partitions, for a partitioned export.
     """
 
     config: ExportConfig
+    dataset_key: AssetKey
     partitions_def: PartitionsDefinition | None = None
 
 
@@ -93,7 +95,7 @@ class DagsterDomoTranslator:
     """
 
     def get_asset_spec(self, props: DomoExportProps) -> AssetSpec:
-        """The spec of one export asset (its ``deps`` are filled in with its DataSet's key)."""
+        """The spec of one export asset, downstream of its DataSet's node."""
         config = props.config
         destination = f"s3://{config.bucket}/{config.path}/"
         metadata: dict[str, Any] = {
@@ -112,6 +114,7 @@ class DagsterDomoTranslator:
             metadata["domo/schedule"] = f"{config.schedule} ({config.timezone or DEFAULT_TIMEZONE})"
         return AssetSpec(
             key=AssetKey([config.name]),
+            deps=[props.dataset_key],
             partitions_def=props.partitions_def,
             description=config.description or _default_description(config, destination),
             group_name=config.group,
@@ -125,7 +128,8 @@ class DagsterDomoTranslator:
         )
 
     def get_dataset_spec(self, config: ExportConfig) -> AssetSpec:
-        """The spec of the lineage node standing for an export's Domo DataSet."""
+        """The spec of the lineage node standing for a Domo DataSet (called with the first
+        catalog entry that exports it: its other exports share the node)."""
         label = config.dataset_name or config.dataset_id
         return AssetSpec(
             key=AssetKey([DATASET_KEY_PREFIX, f"{config.dataset_key}{DATASET_KEY_SUFFIX}"]),
@@ -195,17 +199,17 @@ def translate(catalog: Catalog, translator: DagsterDomoTranslator | None = None)
         translator: The translator (``DagsterDomoTranslator()`` by default).
 
     Raises:
-        ValueError: Two entries got one key, or two DataSet nodes of one key differ.
+        ValueError: Two entries got one key.
     """
     translator = translator or DagsterDomoTranslator()
     exports: list[AssetSpec] = []
-    datasets: dict[AssetKey, AssetSpec] = {}
+    datasets: dict[str, AssetSpec] = {}
     for config in catalog.exports:
-        dataset = translator.get_dataset_spec(config)
-        datasets.setdefault(dataset.key, dataset)
+        dataset = datasets.get(config.dataset_id)
+        if dataset is None:
+            dataset = datasets[config.dataset_id] = translator.get_dataset_spec(config)
         partitions = config.partition.definition() if config.partition is not None else None
-        spec = translator.get_asset_spec(DomoExportProps(config, partitions))
-        exports.append(spec.replace_attributes(deps=[dataset.key]))
+        exports.append(translator.get_asset_spec(DomoExportProps(config, dataset.key, partitions)))
     keys = [spec.key for spec in exports]
     if len(set(keys)) != len(keys):
         twice = sorted({k.to_user_string() for k in keys if keys.count(k) > 1})
