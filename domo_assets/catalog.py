@@ -154,6 +154,66 @@ class CredentialsSettings(_Strict):
         return self
 
 
+Severity = Literal["warn", "error"]
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+class SchemaChangeCheck(_Strict):
+    """``quality.schema_change``: columns added, removed or retyped since the last export."""
+
+    severity: Severity = Field(default="warn", description="warn or error.")
+
+
+class MinRowsCheck(_Strict):
+    """``quality.min_rows``: the latest export has at least ``bound`` rows."""
+
+    bound: int = Field(ge=0, description="Least rows.")
+    severity: Severity = Field(default="error", description="warn or error.")
+
+
+class RowDropCheck(_Strict):
+    """``quality.max_row_drop``: the row count fell by at most ``bound`` since the last export."""
+
+    bound: str | float = Field(description="A percentage such as 50% (or a fraction, 0.5).")
+    severity: Severity = Field(default="error", description="warn or error.")
+
+    @field_validator("bound")
+    @classmethod
+    def _valid_bound(cls, value: str | float) -> str | float:
+        fraction = _fraction(value)
+        if fraction is None or not 0 <= fraction <= 1:
+            raise ValueError(f"{value!r} is not a drop between 0% and 100% (e.g. 50%)")
+        return value
+
+    @property
+    def fraction(self) -> float:
+        """The bound as a fraction of the previous row count."""
+        found = _fraction(self.bound)
+        assert found is not None  # validated
+        return found
+
+
+def _fraction(value: str | float) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = _PERCENT.match(str(value))
+    return float(match.group(1)) / 100 if match else None
+
+
+class QualitySettings(_Strict):
+    """Data-quality checks beyond transfer integrity, each with its severity (off if absent)."""
+
+    schema_change: SchemaChangeCheck | None = Field(
+        default=None, description="Check the columns against the previous export."
+    )
+    max_row_drop: RowDropCheck | None = Field(
+        default=None, description="Bound the row-count drop against the previous export."
+    )
+    min_rows: MinRowsCheck | None = Field(
+        default=None, description="Least rows of every export (not only grouped ones)."
+    )
+
+
 class ExportSettings(_Strict):
     """Keys an export may take from ``defaults:``."""
 
@@ -206,6 +266,11 @@ class ExportSettings(_Strict):
     timezone: str | None = Field(
         default=None,
         description="IANA timezone the schedule's cron is read in (e.g. Europe/Paris); default UTC.",
+    )
+    quality: QualitySettings | None = Field(
+        default=None,
+        description="Data-quality checks against the previous export: schema_change, "
+        "max_row_drop, min_rows, each with a severity (warn or error).",
     )
     max_age: timedelta | None = Field(
         default=None,
@@ -314,6 +379,15 @@ class ExportConfig(ExportSettings):
         if not _NAME.match(value):
             raise ValueError(f"{value!r} is not a valid asset name (letters, digits, underscores)")
         return value
+
+    @model_validator(mode="after")
+    def _row_drop_unpartitioned(self) -> ExportConfig:
+        if self.partition is not None and self.quality and self.quality.max_row_drop:
+            raise ValueError(
+                "quality.max_row_drop compares an export with the asset's previous one, which "
+                "for a partitioned export is another partition's: remove it from this export"
+            )
+        return self
 
     @field_validator("dataset_id")
     @classmethod

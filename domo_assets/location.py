@@ -17,6 +17,7 @@ from domo_assets.assets import (
     build_partitioned_export_assets,
 )
 from domo_assets.catalog import Catalog
+from domo_assets.quality import build_quality_checks
 from domo_assets.resource import AwsCredentialsResource, DomoResource, default_s3_resource
 from domo_assets.schedules import build_export_schedules
 from domo_assets.sensors import (
@@ -78,6 +79,7 @@ def build_definitions(
             ),
             *build_partitioned_export_assets(specs, op_prefix=prefix, bound=bound),
         ],
+        asset_checks=build_quality_checks(specs, name_prefix=prefix),
         sensors=(
             [build_change_sensor(specs, name=f"{prefix}{SENSOR_NAME}", domo=held)]
             if watched
