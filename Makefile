@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml dev/pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-## dev: start the local Domo + S3 sandbox and the Dagster UI (http://127.0.0.1:3000)
+## dev: start the local Domo + S3 sandbox and `dg dev` on the demo dg project (dev/), UI on http://127.0.0.1:3000
 dev: setup
 	$(BIN)/python -m domo_assets_dev.devtools dev
 

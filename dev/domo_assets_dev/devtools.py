@@ -1,7 +1,10 @@
-"""Local development commands behind ``make dev`` and ``make demo``.
+"""Local development commands behind ``make dev`` and ``make demo``, and the demo dg project's
+code location.
 
-``dev``: start the sandbox (Domo + S3 on loopback) and ``dagster dev`` pointed at it.
+``dev``: start the sandbox (Domo + S3 on loopback) and ``dg dev`` on the demo dg project (dev/,
+whose defs folder holds the demo exports as a ``DomoExportsComponent``) pointed at it.
 ``demo``: start the sandbox, materialize every export headless, print a table.
+``defs``: the demo dg project's ``Definitions`` (its ``code_location_target_module``).
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from dagster import AssetKey, AssetsDefinition
+from dagster import AssetKey, AssetsDefinition, Definitions, definitions, load_from_defs_folder
 
 from domo_assets.catalog import EXPORTS_FILE_VAR
 from domo_assets_dev import DEMO_PARTITIONED_CATALOG
-from domo_assets_dev.sandbox import Sandbox
 
 DEV_UI_PORT = 3000
+# The demo dg project: dev/, whose pyproject.toml holds [tool.dg] (this package is installed
+# editable from there, so the folder is found from this file).
+DG_PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEV_HOME = Path(".dagster_home")
 DEV_ENV_FILE = Path(".sandbox.env")
 DEV_INSTANCE_YAML = """\
@@ -34,25 +39,43 @@ concurrency:
 
 
 def dev(ui_port: int = DEV_UI_PORT) -> int:
-    """Run the sandbox and the Dagster UI until interrupted."""
+    """Run the sandbox and ``dg dev`` (the Dagster UI and daemon) until interrupted."""
+    from domo_assets_dev.sandbox import Sandbox  # moto: only the commands that start it pay
+
     DEV_HOME.mkdir(exist_ok=True)
     (DEV_HOME / "dagster.yaml").write_text(DEV_INSTANCE_YAML)
     with Sandbox() as sandbox:
         env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(DEV_HOME.resolve())}
-        env.setdefault(EXPORTS_FILE_VAR, str(DEMO_PARTITIONED_CATALOG))
         DEV_ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in sandbox.env().items()))
         print(f"Domo sandbox: {sandbox.domo_url}   S3 (moto): {sandbox.s3_url}")
         print(f"Its variables: set -a; . ./{DEV_ENV_FILE}; set +a   (then curl it, see README)")
         print(f"Dagster UI:   http://127.0.0.1:{ui_port}  (Ctrl-C stops both)")
-        command = ["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(ui_port)]
         try:
-            return subprocess.call(_venv_command(command), env=env)
+            return subprocess.call(dg_dev_command(ui_port), env=env)
         except KeyboardInterrupt:
             return 0
 
 
+def dg_dev_command(ui_port: int, host: str = "127.0.0.1") -> list[str]:
+    """``dg dev`` on the demo dg project, serving the UI on ``host:ui_port``."""
+    command = ["dg", "dev", "--target-path", str(DG_PROJECT_DIR), "-h", host, "-p", str(ui_port)]
+    return _venv_command(command)
+
+
+@definitions
+def defs() -> Definitions:
+    """The demo dg project's definitions: every component instance of its defs folder.
+
+    Dagster calls this when it loads the code location (``dg dev``, ``dg check defs``), so
+    importing this module for ``make dev`` or ``make demo`` loads nothing.
+    """
+    return load_from_defs_folder(path_within_project=DG_PROJECT_DIR)
+
+
 def demo() -> int:
     """Materialize every export (one partition of each partitioned one) against the sandbox."""
+    from domo_assets_dev.sandbox import Sandbox
+
     with Sandbox() as sandbox, tempfile.TemporaryDirectory() as home:
         os.environ.update(sandbox.env())
         os.environ.setdefault(EXPORTS_FILE_VAR, str(DEMO_PARTITIONED_CATALOG))

@@ -1,0 +1,552 @@
+"""DomoExportsComponent: dg projects with real defs.yaml files, real runs against the sandbox,
+and the dg CLI (list, scaffold, check, launch, dev) as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import requests
+import yaml
+from domo_assets_dev import DEMO_PARTITIONED_CATALOG
+from domo_assets_dev.sandbox import ANALYST, EXPORT_BUCKET, Sandbox
+from domo_assets_dev.sandbox.datasets import (
+    AWKWARD_VALUES_ID,
+    DAILY_ORDERS_ID,
+    PHARMACY_CLAIMS_ID,
+)
+from servers import GraphQL, Processes, free_port, location_loaded, wait_until
+from support import FAST_POLLING, check_outcomes, failure_text, materializations
+
+from domo_assets.catalog import CatalogError, load_catalog
+from domo_assets.component import DomoExportsComponent
+from domo_assets.component_scaffolder import (
+    DomoExportsComponentScaffolder,
+    DomoExportsScaffoldParams,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+DEV_PROJECT = REPO / "dev"
+DEMO_DEFS_YAML = DEV_PROJECT / "domo_assets_dev" / "defs" / "demo_exports" / "defs.yaml"
+COMPONENT_TYPE = "domo_assets.DomoExportsComponent"
+CLI_TIMEOUT_SECONDS = 300
+DEV_STARTUP_SECONDS = 180
+GRAPHQL_TIMEOUT_SECONDS = 30
+OAUTH_TOKEN_PATH = "/oauth/token"
+CONNECTION = {
+    "instance_url": "{{ env.DOMO_INSTANCE_URL }}",
+    "developer_token": "{{ env.DOMO_DEVELOPER_TOKEN }}",
+    **FAST_POLLING,
+}
+OAUTH_CONNECTION = {
+    "instance_url": "{{ env.DOMO_INSTANCE_URL }}",
+    "client_id": "{{ env.DOMO_CLIENT_ID }}",
+    "client_secret": "{{ env.DOMO_CLIENT_SECRET }}",
+    "api_url": "{{ env.DOMO_API_URL }}",
+    **FAST_POLLING,
+}
+DESTINATION = {"bucket": EXPORT_BUCKET, "region": "us-east-1"}
+CLAIMS = {
+    "name": "claims",
+    "dataset_id": PHARMACY_CLAIMS_ID,
+    "dataset_name": "Pharmacy Claims",
+    "path": "component/claims",
+}
+AWKWARD = {
+    "name": "awkward",
+    "dataset_id": AWKWARD_VALUES_ID,
+    "dataset_name": "Awkward Values",
+    "path": "component/awkward",
+    "include_bom": True,
+}
+ORDERS = {
+    "name": "orders_regions",
+    "dataset_id": DAILY_ORDERS_ID,
+    "dataset_name": "Daily Orders",
+    "path": "component/orders_regions",
+    "columns": ["Region"],
+    "group_by": ["Region"],
+    "schedule": "0 6 * * *",
+}
+PROJECT_TOML = """\
+[project]
+name = "{module}"
+version = "0.0.0"
+
+[tool.dg]
+directory_type = "project"
+
+[tool.dg.project]
+root_module = "{module}"
+"""
+DEFINITIONS_PY = """\
+from pathlib import Path
+
+import dagster as dg
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+"""
+INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+
+
+# --- projects -------------------------------------------------------------------------------
+
+
+def instance_document(*exports: Mapping[str, Any], **attributes: Any) -> dict[str, Any]:
+    """A defs.yaml document of the component, with the sandbox's connection and destination."""
+    return {
+        "type": COMPONENT_TYPE,
+        "attributes": {
+            "domo": CONNECTION,
+            "defaults": DESTINATION,
+            "exports": [dict(e) for e in exports],
+            **attributes,
+        },
+    }
+
+
+def write_project(root: Path, instances: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """A dg project in `root` with one defs.yaml per instance (path -> document); returns its
+    root module, named uniquely so that each test imports its own."""
+    module = f"domo_project_{uuid.uuid4().hex[:10]}"
+    (root / "pyproject.toml").write_text(PROJECT_TOML.format(module=module), encoding="utf-8")
+    package = root / module
+    (package / "defs").mkdir(parents=True)
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "definitions.py").write_text(DEFINITIONS_PY, encoding="utf-8")
+    for path, document in (instances or {}).items():
+        write_instance(root / module / "defs" / path, document)
+    return module
+
+
+def write_instance(folder: Path, document: Mapping[str, Any]) -> Path:
+    """Write `document` as `folder`/defs.yaml and return the file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "defs.yaml"
+    path.write_text(yaml.safe_dump(dict(document), sort_keys=False), encoding="utf-8")
+    return path
+
+
+def load_project(root: Path, monkeypatch: pytest.MonkeyPatch) -> dg.Definitions:
+    """The project's Definitions, loaded in process as its code location loads them."""
+    monkeypatch.syspath_prepend(str(root))
+    return dg.load_from_defs_folder(path_within_project=root)
+
+
+@pytest.fixture
+def domo_env(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """The sandbox's Domo variables (URLs, token, OAuth client) in the environment, as the
+    defs.yaml files expect."""
+    for name, value in sandbox.env().items():
+        if name.startswith("DOMO_"):
+            monkeypatch.setenv(name, value)
+    return sandbox
+
+
+def materialize(
+    defs: dg.Definitions, instance: dg.DagsterInstance, selection: Sequence[dg.AssetKey]
+) -> dg.ExecuteInProcessResult:
+    """Materialize some of a project's assets with its own resources."""
+    return dg.materialize(
+        list(defs.assets or []),
+        resources=dict(defs.resources or {}),
+        instance=instance,
+        selection=list(selection),
+        raise_on_error=False,
+    )
+
+
+def exported_paths(sandbox: Sandbox) -> set[str]:
+    """The S3 prefixes of the sandbox's successful exports."""
+    return {e["request"]["path"] for e in sandbox.control.exports() if e["status"] == "success"}
+
+
+def op_names(defs: dg.Definitions) -> set[str]:
+    """The op names of a Definitions' assets."""
+    return {a.op.name for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)}
+
+
+def stored_text(instance: dg.DagsterInstance, run_id: str) -> str:
+    """What Dagster stored of a run: its job snapshot, run config and every event, serialized."""
+    run = instance.get_run_by_id(run_id)
+    assert run is not None and run.job_snapshot_id is not None
+    snapshot = instance.get_job_snapshot(run.job_snapshot_id)
+    events = [dg.serialize_value(entry) for entry in instance.all_logs(run_id)]
+    assert events  # the run's records are there to be searched
+    return "\n".join([dg.serialize_value(snapshot), json.dumps(run.run_config), *events])
+
+
+def exporting_users(sandbox: Sandbox) -> set[str]:
+    """The Domo users whose tokens started the sandbox's exports."""
+    return {e["user"] for e in sandbox.control.exports()}
+
+
+# --- loading and running --------------------------------------------------------------------
+
+
+def test_component_materializes_end_to_end_and_keeps_the_token_out_of_the_snapshot(
+    domo_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance
+) -> None:
+    write_project(tmp_path, {"lake": instance_document(CLAIMS, AWKWARD)})
+    defs = load_project(tmp_path, monkeypatch)
+
+    result = materialize(defs, instance, [dg.AssetKey("claims"), dg.AssetKey("awkward")])
+
+    assert result.success, failure_text(result)
+    found = materializations(result)
+    assert set(found) == {"claims", "awkward"}
+    assert exported_paths(domo_env) == {"component/claims", "component/awkward"}
+    rows = {
+        e["request"]["path"]: sum(e["url_row_count_map"].values())
+        for e in domo_env.control.exports()
+    }
+    assert found["claims"]["dagster/row_count"] == rows["component/claims"] > 0
+    outcomes = check_outcomes(result)
+    assert outcomes and all(outcomes.values()), outcomes
+    # The run authenticated with the token (its user made the exports), yet stored none of it.
+    assert exporting_users(domo_env) == {ANALYST}
+    assert domo_env.token not in stored_text(instance, result.run_id)
+
+
+def test_two_instances_in_one_project_do_not_collide(
+    domo_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance
+) -> None:
+    team_b = instance_document(AWKWARD, ORDERS)
+    team_b["attributes"]["domo"] = OAUTH_CONNECTION  # each instance has a connection of its own
+    write_project(tmp_path, {"team_a/claims": instance_document(CLAIMS), "team-b": team_b})
+    defs = load_project(tmp_path, monkeypatch)
+
+    assert op_names(defs) == {
+        "team_a_claims__domo_exports",
+        "team_a_claims__domo_datasets",
+        "team_b__domo_exports",
+        "team_b__domo_datasets",
+    }
+    assert {s.name for s in defs.sensors or []} == {
+        "team_a_claims__domo_dataset_change_sensor",
+        "team_b__domo_dataset_change_sensor",
+    }
+    assert [s.name for s in defs.schedules or []] == ["team_b__domo_exports_schedule_0_6_x_x_x_UTC"]
+    # One run across both instances, each export through its own instance's connection.
+    result = materialize(defs, instance, [dg.AssetKey("claims"), dg.AssetKey("orders_regions")])
+    assert result.success, failure_text(result)
+    assert set(materializations(result)) == {"claims", "orders_regions"}
+    assert exported_paths(domo_env) == {"component/claims", "component/orders_regions"}
+    # team-b's connection is the OAuth client: it asked Domo for an access token.
+    assert any(
+        r["path"].startswith(OAUTH_TOKEN_PATH) and r["status"] == 200
+        for r in domo_env.control.requests()
+    )
+
+
+def test_translation_and_post_processing_change_key_group_and_tags(
+    domo_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance
+) -> None:
+    document = instance_document(
+        CLAIMS,
+        AWKWARD,
+        translation={"key": "lake/{{ props.config.name }}", "group_name": "curated"},
+    )
+    document["post_processing"] = {
+        "assets": [{"target": "key:lake/claims", "attributes": {"tags": {"tier": "gold"}}}]
+    }
+    write_project(tmp_path, {"exports": document})
+    defs = load_project(tmp_path, monkeypatch)
+    specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
+
+    claims = specs[dg.AssetKey(["lake", "claims"])]
+    assert claims.group_name == "curated"
+    assert claims.tags["tier"] == "gold"
+    assert "tier" not in specs[dg.AssetKey(["lake", "awkward"])].tags
+    assert dg.AssetKey("claims") not in specs
+    # The run finds the catalog entry from the translated spec's metadata.
+    result = materialize(defs, instance, [dg.AssetKey(["lake", "claims"])])
+    assert result.success, failure_text(result)
+    assert set(materializations(result)) == {"lake/claims"}
+    assert exported_paths(domo_env) == {"component/claims"}
+
+
+def test_a_typo_in_an_export_fails_the_load_naming_file_export_and_field(
+    domo_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = write_project(
+        tmp_path, {"exports": instance_document(CLAIMS, {**AWKWARD, "regoin": "us-east-1"})}
+    )
+    defs_yaml = tmp_path / module / "defs" / "exports" / "defs.yaml"
+
+    with pytest.raises(Exception) as failure:
+        load_project(tmp_path, monkeypatch)
+
+    assert _caused_by(failure.value, CatalogError)
+    assert f"{defs_yaml}: export 'awkward' (exports[1]): field 'regoin': unknown key" in _messages(
+        failure.value
+    )
+
+
+@pytest.mark.parametrize(
+    ("domo", "unset", "expected"),
+    [
+        (
+            CONNECTION,
+            "DOMO_DEVELOPER_TOKEN",
+            "developer_token (DOMO_DEVELOPER_TOKEN is not set)",
+        ),
+        (CONNECTION, "DOMO_INSTANCE_URL", "environment variable DOMO_INSTANCE_URL is not set"),
+        (
+            {**CONNECTION, "developer_token": "SECRET-WRITTEN-OUT"},
+            None,
+            "attributes.domo.developer_token: a secret written out in the YAML",
+        ),
+    ],
+    ids=["token-unset", "url-unset", "literal-token"],
+)
+def test_a_bad_connection_fails_the_load_saying_what_to_set(
+    domo_env: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    domo: Mapping[str, Any],
+    unset: str | None,
+    expected: str,
+) -> None:
+    if unset:
+        monkeypatch.delenv(unset)
+    document = instance_document(CLAIMS)
+    document["attributes"]["domo"] = dict(domo)
+    write_project(tmp_path, {"exports": document})
+
+    with pytest.raises(Exception) as failure:
+        load_project(tmp_path, monkeypatch)
+
+    messages = _messages(failure.value)
+    assert expected in messages
+    assert "SECRET-WRITTEN-OUT" not in messages
+    assert domo_env.token not in messages
+
+
+def test_demo_defs_yaml_holds_the_partitioned_demo_catalogs_exports(domo_env: Sandbox) -> None:
+    attributes = yaml.safe_load(DEMO_DEFS_YAML.read_text(encoding="utf-8"))["attributes"]
+    component = DomoExportsComponent.from_attributes_dict(attributes=attributes)
+
+    catalog = component.build_catalog(str(DEMO_DEFS_YAML))
+    expected = load_catalog(DEMO_PARTITIONED_CATALOG)
+
+    assert [e.name for e in catalog.exports] == [e.name for e in expected.exports]
+    assert catalog.exports == expected.exports
+    assert catalog.sensor == expected.sensor
+
+
+def test_the_scaffolded_defs_yaml_loads_as_written(
+    domo_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = write_project(tmp_path)
+    folder = tmp_path / module / "defs" / "my_exports"
+    folder.mkdir()
+    request = dg.ScaffoldRequest(
+        type_name=COMPONENT_TYPE,
+        target_path=folder,
+        scaffold_format="yaml",
+        project_root=tmp_path,
+        params=DomoExportsScaffoldParams(),
+    )
+
+    DomoExportsComponentScaffolder().scaffold(request)
+    defs = load_project(tmp_path, monkeypatch)
+
+    assert {spec.key for spec in defs.resolve_all_asset_specs()} == {
+        dg.AssetKey("my_export"),
+        dg.AssetKey(["domo", "my_dataset_dataset"]),
+    }
+
+
+def test_the_component_is_a_lazy_attribute_of_the_package() -> None:
+    import domo_assets
+    import domo_assets.component
+
+    assert "DomoExportsComponent" in dir(domo_assets)
+    assert domo_assets.DomoExportsComponent is domo_assets.component.DomoExportsComponent
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
+        domo_assets.NoSuchThing  # noqa: B018
+
+
+# --- the dg CLI -----------------------------------------------------------------------------
+
+
+def dg_env(sandbox: Sandbox, home: Path) -> dict[str, str]:
+    """The environment of a dg subprocess: the sandbox's variables and a fresh DAGSTER_HOME."""
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
+    env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(home)}
+    env.pop("DOMO_EXPORTS_FILE", None)  # the dg project needs no catalog file
+    return env
+
+
+def dg_command(*args: str) -> list[str]:
+    """The dg executable of this interpreter's environment, with arguments."""
+    executable = Path(sys.executable).with_name("dg")
+    return [str(executable) if executable.exists() else "dg", *args]
+
+
+def run_dg(
+    cwd: Path, env: Mapping[str, str], *args: str, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``dg <args>`` in `cwd`; when `ok`, fail the test unless it succeeds."""
+    done = subprocess.run(
+        dg_command(*args),
+        cwd=cwd,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+    )
+    if ok:
+        assert done.returncode == 0, (
+            f"dg {' '.join(args)}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
+    return done
+
+
+def json_output(done: subprocess.CompletedProcess[str]) -> Any:
+    """The JSON document a ``--json`` command printed (after any log lines)."""
+    text = done.stdout
+    return json.loads(text[text.index("{") :])
+
+
+def test_dg_lists_scaffolds_checks_and_launches_the_component(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    module = write_project(project)
+    env = dg_env(sandbox, tmp_path / "dagster_home")
+
+    listed = json_output(run_dg(project, env, "list", "components", "--json"))
+    assert COMPONENT_TYPE in {item["key"] for item in listed["items"]}
+
+    params = {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "bucket": EXPORT_BUCKET}
+    run_dg(
+        project,
+        env,
+        *("scaffold", "defs", COMPONENT_TYPE, "my_exports", "--json-params", json.dumps(params)),
+    )
+    defs_yaml = project / module / "defs" / "my_exports" / "defs.yaml"
+    text = defs_yaml.read_text(encoding="utf-8")
+    assert '    developer_token: "{{ env.DOMO_DEVELOPER_TOKEN }}"\n' in text
+    assert "  # The Domo connection. Secrets come from the environment" in text
+
+    run_dg(project, env, "check", "yaml")
+    run_dg(project, env, "check", "defs")
+    listed_defs = json_output(run_dg(project, env, "list", "defs", "--json"))
+    assert {a["asset_key"] for a in listed_defs["assets"]} == {
+        "claims",
+        "domo/my_dataset_dataset",
+    }
+    assert [s["name"] for s in listed_defs["sensors"]] == ["my_exports__domo_dataset_change_sensor"]
+
+    run_dg(project, env, "launch", "--assets", "claims")
+    assert exported_paths(sandbox) == {"domo/claims"}
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        (run,) = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        stored = stored_text(instance, run.run_id)
+    assert exporting_users(sandbox) == {ANALYST}
+    assert sandbox.token not in stored
+    assert sandbox.token not in json.dumps(listed_defs)
+
+    defs_yaml.write_text(text_with_typo(defs_yaml), encoding="utf-8")
+    failed = run_dg(project, env, "check", "defs", ok=False)
+    assert failed.returncode != 0
+    assert f"{defs_yaml}: export 'claims' (exports[0]): field 'regoin': unknown key" in (
+        failed.stdout + failed.stderr
+    )
+
+
+def text_with_typo(defs_yaml: Path) -> str:
+    """The scaffolded defs.yaml with a misspelt key in its export."""
+    text = defs_yaml.read_text(encoding="utf-8")
+    return text.replace("      path: domo/claims\n", "      path: domo/claims\n      regoin: eu\n")
+
+
+def test_the_repositorys_dg_project_checks_lists_and_serves(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    env = dg_env(sandbox, tmp_path / "dagster_home")
+    expected = load_catalog(DEMO_PARTITIONED_CATALOG)
+
+    run_dg(DEV_PROJECT, env, "check", "yaml")
+    run_dg(DEV_PROJECT, env, "check", "defs")
+    listed = json_output(run_dg(DEV_PROJECT, env, "list", "defs", "--json"))
+
+    keys = {a["asset_key"] for a in listed["assets"]}
+    assert {e.name for e in expected.exports} <= keys
+    assert {k for k in keys if not k.startswith("domo/")} == {e.name for e in expected.exports}
+    assert [s["name"] for s in listed["sensors"]] == ["demo_exports__domo_dataset_change_sensor"]
+    assert all(s["name"].startswith("demo_exports__") for s in listed["schedules"])
+    assert listed["schedules"]
+
+    with serving_dg_dev(env, tmp_path) as graphql:
+        assert location_loaded(graphql, "domo_assets_dev")
+
+
+@contextmanager
+def serving_dg_dev(env: Mapping[str, str], log_dir: Path) -> Iterator[GraphQL]:
+    """``dg dev`` on the repository's dg project, on a free loopback port, until the block ends
+    (then its whole process group is stopped); yields a client of its webserver."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = dg_command(
+        "dev", "--target-path", str(DEV_PROJECT), "-h", "127.0.0.1", "-p", str(port)
+    )
+    with Processes(log_dir) as processes, requests.Session() as session:
+        session.trust_env = False
+        processes.start("dg-dev", command, env, cwd=REPO)
+        graphql = GraphQL(f"{url}/graphql", session, GRAPHQL_TIMEOUT_SECONDS)
+        wait_until(
+            lambda: _answers(session, f"{url}/server_info"),
+            "dg dev's webserver",
+            DEV_STARTUP_SECONDS,
+            processes,
+        )
+        wait_until(
+            lambda: location_loaded(graphql, "domo_assets_dev"),
+            "code location domo_assets_dev",
+            DEV_STARTUP_SECONDS,
+            processes,
+        )
+        yield graphql
+
+
+def _answers(session: requests.Session, url: str) -> bool:
+    try:
+        return session.get(url, timeout=5).ok
+    except requests.RequestException:
+        return False
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    return any(isinstance(e, kind) for e in _chain(error))
+
+
+def _messages(error: BaseException) -> str:
+    """Every message of an exception and of the exceptions it came from."""
+    return "\n".join(str(e) for e in _chain(error))
