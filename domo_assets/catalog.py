@@ -155,6 +155,7 @@ class CredentialsSettings(_Strict):
 
 
 Severity = Literal["warn", "error"]
+_GLUE_NAME = re.compile(r"^[a-z0-9_]{1,255}$")
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 
 
@@ -198,6 +199,24 @@ def _fraction(value: str | float) -> float | None:
         return float(value)
     match = _PERCENT.match(str(value))
     return float(match.group(1)) / 100 if match else None
+
+
+class TableSettings(_Strict):
+    """``table:``: register the export as an AWS Glue Data Catalog table."""
+
+    database: str = Field(min_length=1, description="The Glue database (created if missing).")
+    name: str | None = Field(
+        default=None, description="The table's name; default: the export's name."
+    )
+
+    @field_validator("database", "name")
+    @classmethod
+    def _valid_glue_name(cls, value: str | None) -> str | None:
+        if value is not None and not _GLUE_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a Glue name (lowercase letters, digits and underscores)"
+            )
+        return value
 
 
 class QualitySettings(_Strict):
@@ -266,6 +285,22 @@ class ExportSettings(_Strict):
     timezone: str | None = Field(
         default=None,
         description="IANA timezone the schedule's cron is read in (e.g. Europe/Paris); default UTC.",
+    )
+    table: TableSettings | None = Field(
+        default=None,
+        description="Register a Glue table ({database, name}) pointing at the newest verified "
+        "export (one Glue partition per Dagster partition).",
+    )
+    keep_exports: int | None = Field(
+        default=None,
+        ge=1,
+        description="Keep the N newest verified export folders under the asset's prefix and "
+        "remove older ones this project wrote (off by default).",
+    )
+    parquet: bool = Field(
+        default=False,
+        description="Also write the verified export as Parquet, in a downstream asset "
+        "<name>_parquet.",
     )
     quality: QualitySettings | None = Field(
         default=None,

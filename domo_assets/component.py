@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Any, NewType
 
 import dagster as dg
@@ -28,7 +29,7 @@ from dagster.components.utils.translation import (
 )
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from domo_assets.catalog import Catalog, ExportConfig, parse_catalog
+from domo_assets.catalog import Catalog, CatalogError, ExportConfig, load_catalog, parse_catalog
 from domo_assets.component_scaffolder import DomoExportsComponentScaffolder
 from domo_assets.location import build_definitions
 from domo_assets.resource import DomoResource
@@ -273,7 +274,13 @@ class DomoExportsComponent(dg.Component, dg.Model, dg.Resolvable):
             model_field_type=list[dict[str, Any]],
             description="The exports, each with the catalog's keys (name, dataset_id, path, ...).",
         ),
-    ]
+    ] = Field(default_factory=list)
+    catalog: str | None = Field(
+        default=None,
+        description="Instead of defaults, exports and sensor here: a YAML catalog file (path "
+        "relative to this defs.yaml), read with the catalog's fast loader (large catalogs: "
+        "Dagster parses defs.yaml with source positions, about 2 ms an export).",
+    )
     defaults: Annotated[
         dict[str, Any],
         dg.Resolver(
@@ -351,6 +358,14 @@ class DomoExportsComponent(dg.Component, dg.Model, dg.Resolvable):
             CatalogError: An export, default or sensor setting is invalid; the message names
                 the file, the export and the field.
         """
+        if self.catalog is not None:
+            if self.exports or self.defaults or self.sensor:
+                raise CatalogError(
+                    f"{source}: give the exports either inline (defaults, exports, sensor) or "
+                    f"in the catalog file {self.catalog!r}, not both"
+                )
+            folder = Path(source) if Path(source).is_dir() else Path(source).parent
+            return load_catalog(folder / self.catalog)
         document = {"defaults": self.defaults, "exports": self.exports, "sensor": self.sensor}
         return parse_catalog(document, source=source)
 

@@ -14,3 +14,4 @@ DATA_VERSION_TAG = "dagster/data_version"
 # The keys of Dagster's TableMetadataSet, which the UI shows as the row count and the columns.
 ROW_COUNT_KEY = "dagster/row_count"
 COLUMN_SCHEMA_KEY = "dagster/column_schema"
+TABLE_NAME_KEY = "dagster/table_name"

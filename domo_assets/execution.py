@@ -130,6 +130,11 @@ def run_exports(
                 key = keys[config.name]
                 if verified(outcome):
                     yield _result(outcome, key, domo.instance_url)
+                    published = outcome.publication
+                    if published is not None and published.table_error_permanent:
+                        # Recorded (the data is verified), then the step fails saying what to grant.
+                        failures[config.name] = published.table_error or ""
+                        permanent[config.name] = True
                     continue
                 yield from check_results(outcome, key)
                 failures[config.name] = _refusal(outcome)

@@ -17,6 +17,7 @@ from domo_assets.assets import (
     build_partitioned_export_assets,
 )
 from domo_assets.catalog import Catalog
+from domo_assets.parquet_assets import build_parquet_assets
 from domo_assets.quality import build_quality_checks
 from domo_assets.resource import AwsCredentialsResource, DomoResource, default_s3_resource
 from domo_assets.schedules import build_export_schedules
@@ -78,6 +79,7 @@ def build_definitions(
                 else []
             ),
             *build_partitioned_export_assets(specs, op_prefix=prefix, bound=bound),
+            *build_parquet_assets(specs, op_prefix=prefix, bound_s3=scope is not None),
         ],
         asset_checks=build_quality_checks(specs, name_prefix=prefix),
         sensors=(

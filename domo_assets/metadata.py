@@ -19,8 +19,9 @@ from dagster import (
     TableSchema,
 )
 
-from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY
+from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY, TABLE_NAME_KEY
 from domo_assets.outcome import ExportOutcome
+from domo_assets.publish import Publication
 from domo_assets.s3.credentials import CredentialGrant
 
 FILES_SCHEMA = TableSchema(
@@ -114,6 +115,7 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
     if export.finished is not None:
         metadata["finished"] = MetadataValue.timestamp(export.finished)
     metadata.update(credentials_metadata(outcome.credentials))
+    metadata.update(publication_metadata(outcome.publication))
     if export.duration_seconds is not None:
         metadata["duration_seconds"] = round(export.duration_seconds, 3)
     return metadata
@@ -132,4 +134,22 @@ def credentials_metadata(grant: CredentialGrant | None) -> dict[str, Any]:
         metadata["domo/credentials_session"] = grant.session_name
     if grant.expires_at is not None:
         metadata["domo/credentials_expiry"] = MetadataValue.timestamp(grant.expires_at)
+    return metadata
+
+
+def publication_metadata(publication: Publication | None) -> dict[str, Any]:
+    """The pointer, the Redshift manifest, the Glue table (with its status) and retention."""
+    if publication is None:
+        return {}
+    metadata: dict[str, Any] = {"latest_pointer": publication.latest_uri}
+    if publication.redshift_manifest_uri is not None:
+        metadata["redshift_manifest_uri"] = publication.redshift_manifest_uri
+    if publication.table is not None:
+        metadata[TABLE_NAME_KEY] = publication.table.table_name
+        metadata["glue/console_url"] = MetadataValue.url(publication.table.console_url)
+        metadata["glue/status"] = publication.table_error or "registered"
+    if publication.retention is not None:
+        removed = publication.retention.removed
+        metadata["retention/removed_folders"] = MetadataValue.json([r.folder for r in removed])
+        metadata["retention/removed_objects"] = publication.retention.removed_objects
     return metadata

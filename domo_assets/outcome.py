@@ -7,6 +7,7 @@ verdicts (``verdicts.py``) decide whether it is recorded as the asset's data at 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from domo_assets.catalog import ExportConfig
 from domo_assets.domo.models import (
@@ -22,6 +23,9 @@ from domo_assets.s3.guard import DestinationReport
 from domo_assets.s3.storage import StoredObject
 from domo_assets.s3.target import ExportTarget
 from domo_assets.s3.verify import HeaderRead, VerificationReport
+
+if TYPE_CHECKING:
+    from domo_assets.publish import Publication
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class ExportOutcome:
     """The deep verification, for exports with ``verify: deep`` whose objects are all there."""
     credentials: CredentialGrant | None = None
     """The credentials handed to Domo, when this run sent the export request."""
+    publication: Publication | None = None
+    """What made the verified export current (pointer, Glue table, retention)."""
 
     @property
     def partition_key(self) -> str | None:

@@ -54,6 +54,7 @@ from domo_assets.domo.models import (
 )
 from domo_assets.domo.polling import expected_duration
 from domo_assets.outcome import ExportOutcome
+from domo_assets.publish import GlueClients, publish
 from domo_assets.resource import DEFAULT_STALE_EXPORT_AFTER
 from domo_assets.s3.credentials import (
     CredentialGrant,
@@ -143,6 +144,7 @@ class ExportRunner:
         announce: Receives each export's start line ("<name>: Domo export <id> started");
             ``log.info`` by default. A caller driving many exports may gather them.
         stale_after: Seconds after which an export still listed as active is stale.
+        glue_clients: Gives a region's Glue client (exports with ``table:``).
         clock: Monotonic clock for this attempt's waiting budget.
         now: Wall clock, compared with Domo's start times.
     """
@@ -157,6 +159,7 @@ class ExportRunner:
         stop: threading.Event | None = None,
         announce: Callable[[str], None] | None = None,
         stale_after: float = DEFAULT_STALE_EXPORT_AFTER,
+        glue_clients: GlueClients | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
@@ -168,6 +171,7 @@ class ExportRunner:
         self.stop = stop or threading.Event()
         self.announce = announce or log.info
         self.stale_after = stale_after
+        self.glue_clients = glue_clients or _glue_clients()
         self._clock = clock
         self._now = now
         self._lock = threading.Lock()
@@ -222,7 +226,10 @@ class ExportRunner:
             outcome = replace(outcome, credentials=grant)
             if not verified(outcome):
                 return outcome
-            return replace(outcome, manifest_uri=write_manifest(self.s3_client, outcome))
+            outcome = replace(outcome, manifest_uri=write_manifest(self.s3_client, outcome))
+            return replace(
+                outcome, publication=publish(outcome, self.s3_client, self.glue_clients, self.log)
+            )
 
     def _expected_remaining(
         self,
@@ -634,3 +641,19 @@ def _duration(seconds: float) -> str:
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.0f} d"
+
+
+def _glue_clients() -> GlueClients:
+    """A Glue client per region, made when first needed (boto3's chain, AWS_ENDPOINT_URL)."""
+    import boto3
+
+    clients: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def client(region: str) -> Any:
+        with lock:
+            if region not in clients:
+                clients[region] = boto3.client("glue", region_name=region)
+            return clients[region]
+
+    return client

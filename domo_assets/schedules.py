@@ -75,7 +75,7 @@ def schedule_groups(specs: DomoSpecs) -> list[ScheduleGroup]:
         CatalogError: A partitioned export has a schedule (a cron run cannot choose partitions).
     """
     members: dict[tuple[str, str], list[AssetKey]] = {}
-    for spec in specs.exports:
+    for spec in (*specs.exports, *specs.parquets):
         config = export_config(spec)
         if config.schedule:
             _check_unpartitioned(config, specs.catalog.source)

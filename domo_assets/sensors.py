@@ -415,17 +415,17 @@ def _updated_versions(
 
 
 def exports_by_dataset(specs: DomoSpecs) -> dict[str, DataSetExports]:
-    """Each watched DataSet (by id) with its node and its requestable exports."""
+    """Each watched DataSet (by id) with its node and its requestable exports (and their
+    Parquet assets, which follow their exports)."""
     found: dict[str, DataSetExports] = {}
-    for spec in specs.exports:
+    for spec in (*specs.exports, *specs.parquets):
         config = export_config(spec)
-        (dep,) = spec.deps
         known = found.get(config.dataset_id)
         keys = (known.export_keys if known else ()) + (
             (spec.key,) if spec.partitions_def is None else ()
         )
         found[config.dataset_id] = DataSetExports(
-            dep.asset_key, known.dataset_name if known else config.dataset_name, keys
+            specs.dataset_key(config), known.dataset_name if known else config.dataset_name, keys
         )
     return found
 

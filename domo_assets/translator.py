@@ -28,6 +28,8 @@ from domo_assets.catalog import DATASET_KEY_PREFIX, DEFAULT_TIMEZONE, Catalog, E
 DATASET_KEY_SUFFIX = "_dataset"
 KIND_DOMO = "domo"
 KIND_S3 = "s3"
+KIND_PARQUET = "parquet"
+PARQUET_SUFFIX = "_parquet"
 METADATA_NAMESPACE = "domo"
 
 
@@ -127,6 +129,28 @@ class DagsterDomoTranslator:
             ),
         )
 
+    def get_parquet_spec(self, props: DomoExportProps, export: AssetSpec) -> AssetSpec:
+        """The spec of an export's Parquet asset (``parquet: true``), downstream of it.
+
+        Args:
+            props: The export's props.
+            export: The export's own spec (as this translator made it).
+        """
+        config = props.config
+        *parent, last = export.key.path
+        return AssetSpec(
+            key=AssetKey([*parent, f"{last}{PARQUET_SUFFIX}"]),
+            deps=[export.key],
+            partitions_def=props.partitions_def,
+            description=f"The verified export {export.key.to_user_string()} as Parquet, beside "
+            f"it under s3://{config.bucket}/{config.path}/<exportId>/parquet/.",
+            group_name=export.group_name,
+            owners=export.owners,
+            tags=export.tags,
+            kinds={KIND_S3, KIND_PARQUET},
+            metadata=DomoMetadataSet(config.dataset_id, config).to_metadata(),
+        )
+
     def get_dataset_spec(self, config: ExportConfig) -> AssetSpec:
         """The spec of the lineage node standing for a Domo DataSet (called with the first
         catalog entry that exports it: its other exports share the node)."""
@@ -149,11 +173,13 @@ class DomoSpecs:
         catalog: The catalog.
         exports: One export spec per entry, in catalog order (``deps``: its DataSet's node).
         datasets: One spec per distinct DataSet node, in order of first appearance.
+        parquets: One Parquet spec per entry with ``parquet: true``, in catalog order.
     """
 
     catalog: Catalog
     exports: tuple[AssetSpec, ...]
     datasets: tuple[AssetSpec, ...]
+    parquets: tuple[AssetSpec, ...] = ()
 
     def export_spec(self, config: ExportConfig) -> AssetSpec:
         """The spec of one entry's export."""
@@ -203,18 +229,22 @@ def translate(catalog: Catalog, translator: DagsterDomoTranslator | None = None)
     """
     translator = translator or DagsterDomoTranslator()
     exports: list[AssetSpec] = []
+    parquets: list[AssetSpec] = []
     datasets: dict[str, AssetSpec] = {}
     for config in catalog.exports:
         dataset = datasets.get(config.dataset_id)
         if dataset is None:
             dataset = datasets[config.dataset_id] = translator.get_dataset_spec(config)
         partitions = config.partition.definition() if config.partition is not None else None
-        exports.append(translator.get_asset_spec(DomoExportProps(config, dataset.key, partitions)))
-    keys = [spec.key for spec in exports]
+        props = DomoExportProps(config, dataset.key, partitions)
+        exports.append(translator.get_asset_spec(props))
+        if config.parquet:
+            parquets.append(translator.get_parquet_spec(props, exports[-1]))
+    keys = [spec.key for spec in (*exports, *parquets)]
     if len(set(keys)) != len(keys):
         twice = sorted({k.to_user_string() for k in keys if keys.count(k) > 1})
         raise ValueError(f"{catalog.source}: the translator gave several exports the key {twice}")
-    return DomoSpecs(catalog, tuple(exports), tuple(datasets.values()))
+    return DomoSpecs(catalog, tuple(exports), tuple(datasets.values()), tuple(parquets))
 
 
 def _default_description(config: ExportConfig, destination: str) -> str:

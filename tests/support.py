@@ -15,6 +15,7 @@ from domo_assets_dev.sandbox import EXPORT_BUCKET, Sandbox
 
 from domo_assets.assets import build_export_assets, build_partitioned_export_assets
 from domo_assets.catalog import Catalog, ExportConfig, load_catalog
+from domo_assets.parquet_assets import build_parquet_assets
 from domo_assets.quality import build_quality_checks
 from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.translator import DagsterDomoTranslator, translate
@@ -69,6 +70,7 @@ def materialize_catalog(
             else []
         ),
         *build_partitioned_export_assets(specs, retry_policy=retry_policy),
+        *build_parquet_assets(specs),
         *build_quality_checks(specs),
     ]
     return materialize(

@@ -295,6 +295,27 @@ def test_a_typo_in_an_export_fails_the_load_naming_file_export_and_field(
     )
 
 
+def test_the_exports_may_live_in_a_catalog_file_beside_defs_yaml(
+    domo_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document = {"type": COMPONENT_TYPE, "attributes": {"domo": CONNECTION, "catalog": "c.yaml"}}
+    module = write_project(tmp_path, {"exports": document})
+    folder = tmp_path / module / "defs" / "exports"
+    (folder / "c.yaml").write_text(
+        yaml.safe_dump({"defaults": DESTINATION, "exports": [CLAIMS, AWKWARD]}), encoding="utf-8"
+    )
+    defs = load_project(tmp_path, monkeypatch)
+    keys = {spec.key.to_user_string() for spec in defs.resolve_all_asset_specs()}
+    assert {"claims", "awkward"} <= keys
+
+    write_instance(
+        folder, {**document, "attributes": {**document["attributes"], "exports": [CLAIMS]}}
+    )
+    with pytest.raises(Exception) as failure:
+        load_project(tmp_path, monkeypatch)
+    assert "not both" in _messages(failure.value)
+
+
 @pytest.mark.parametrize(
     ("domo", "unset", "expected"),
     [
@@ -490,7 +511,11 @@ def test_the_repositorys_dg_project_checks_lists_and_serves(
 
     keys = {a["asset_key"] for a in listed["assets"]}
     assert {e.name for e in expected.exports} <= keys
-    assert {k for k in keys if not k.startswith("domo/")} == {e.name for e in expected.exports}
+    parquet = {f"{e.name}_parquet" for e in expected.exports if e.parquet}
+    consumers = {"awkward_values_report"}  # the demo's downstream asset (defs/awkward_report)
+    assert {k for k in keys if not k.startswith("domo/")} == (
+        {e.name for e in expected.exports} | parquet | consumers
+    )
     assert [s["name"] for s in listed["sensors"]] == ["demo_exports__domo_dataset_change_sensor"]
     assert all(s["name"].startswith("demo_exports__") for s in listed["schedules"])
     assert listed["schedules"]

@@ -23,6 +23,8 @@ def test_names_match_dagsters_private_constants() -> None:
     assert TableMetadataSet.extract({dagster_names.ROW_COUNT_KEY: 42}).row_count == 42
     table = TableMetadataSet(row_count=1, column_schema=TableSchema(columns=[]))
     assert set(dict(table)) == {dagster_names.ROW_COUNT_KEY, dagster_names.COLUMN_SCHEMA_KEY}
+    named = TableMetadataSet(table_name="domo.claims")
+    assert set(dict(named)) == {dagster_names.TABLE_NAME_KEY}
 
 
 def test_product_code_imports_no_private_dagster_module() -> None:

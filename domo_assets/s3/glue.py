@@ -30,6 +30,21 @@ from domo_assets.domo.errors import ConfigurationError
 from domo_assets.domo.models import DataSetColumn
 
 TABLE_TYPE = "EXTERNAL_TABLE"
+CSV = "csv"
+PARQUET = "parquet"
+FILE_FORMATS = (CSV, PARQUET)
+PARQUET_SERDE_LIBRARY = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+# As s3/parquet.py writes them (DECIMAL: decimal128(38, 18); DATETIME: timestamp[us]).
+PARQUET_GLUE_TYPES = {
+    "STRING": "string",
+    "LONG": "bigint",
+    "DOUBLE": "double",
+    "DECIMAL": "decimal(38,18)",
+    "DATE": "date",
+    "DATETIME": "timestamp",
+}
 SERDE_LIBRARY = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
 INPUT_FORMAT = "org.apache.hadoop.mapred.TextInputFormat"
 OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
@@ -131,6 +146,8 @@ class GlueTable:
             line, which the table skips, so rows read the same; it is recorded as a parameter.
         partition_key: The Hive key of a partitioned export's prefix (``dt``...), or None.
         root: A partitioned table's own location, ``s3://<bucket>/<path>/``.
+        file_format: ``csv`` (the export's files) or ``parquet`` (its Parquet asset's files,
+            typed as ``s3/parquet.py`` writes them).
 
     Raises:
         ValueError: A name Athena cannot use, an unknown compression, or a partition key
@@ -145,6 +162,7 @@ class GlueTable:
     include_bom: bool = False
     partition_key: str | None = None
     root: str | None = None
+    file_format: str = CSV
 
     def __post_init__(self) -> None:
         for what, value in (("database", self.database), ("table", self.name)):
@@ -156,6 +174,11 @@ class GlueTable:
                     f"Glue table {self.table_name}: a partitioned table needs its root location "
                     "(s3://<bucket>/<path>/)"
                 )
+        if self.file_format not in FILE_FORMATS:
+            raise ValueError(
+                f"Glue table {self.table_name}: unknown format {self.file_format!r}; expected "
+                f"one of {', '.join(FILE_FORMATS)}"
+            )
         if self.compression_type not in COMPRESSIONS:
             raise ValueError(
                 f"Glue table {self.table_name}: unknown compression {self.compression!r}; "
@@ -203,6 +226,12 @@ class GlueRegistration:
     partition_value: str | None = None
 
 
+def parquet_glue_type(domo_type: str) -> str:
+    """The Hive type of a Parquet column written from a Domo type (see ``PARQUET_GLUE_TYPES``):
+    the Parquet files carry real dates, timestamps and decimals, unlike the CSV."""
+    return PARQUET_GLUE_TYPES.get(domo_type.strip().upper(), FALLBACK_TYPE)
+
+
 def glue_type(domo_type: str) -> str:
     """The Hive type a Domo column type is declared with (see ``GLUE_TYPES``)."""
     return GLUE_TYPES.get(domo_type.strip().upper(), FALLBACK_TYPE)
@@ -231,12 +260,23 @@ def glue_columns(table: GlueTable) -> list[dict[str, str]]:
             )
         seen[name] = f"column {column.name!r}"
         comment = f"{column.name} (Domo {column.type})"[:COMMENT_MAX_LENGTH]
-        columns.append({"Name": name, "Type": glue_type(column.type), "Comment": comment})
+        kind = parquet_glue_type(column.type) if table.file_format == PARQUET else None
+        columns.append({"Name": name, "Type": kind or glue_type(column.type), "Comment": comment})
     return columns
 
 
 def storage_descriptor(table: GlueTable, location: str) -> dict[str, Any]:
     """The ``StorageDescriptor`` of the table or of one partition, reading ``location``."""
+    if table.file_format == PARQUET:
+        return {
+            "Columns": glue_columns(table),
+            "Location": location,
+            "InputFormat": PARQUET_INPUT_FORMAT,
+            "OutputFormat": PARQUET_OUTPUT_FORMAT,
+            "Compressed": False,
+            "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE_LIBRARY, "Parameters": {}},
+            "Parameters": _format_parameters(table),
+        }
     return {
         "Columns": glue_columns(table),
         "Location": location,
@@ -244,7 +284,7 @@ def storage_descriptor(table: GlueTable, location: str) -> dict[str, Any]:
         "OutputFormat": OUTPUT_FORMAT,
         "Compressed": table.compression_type != "none",
         "SerdeInfo": {"SerializationLibrary": SERDE_LIBRARY, "Parameters": dict(SERDE_PARAMETERS)},
-        "Parameters": _csv_parameters(table),
+        "Parameters": _format_parameters(table),
     }
 
 
@@ -264,7 +304,7 @@ def table_input(table: GlueTable, location: str, export_id: str | None) -> dict[
         "PartitionKeys": [],
         "Parameters": {
             "EXTERNAL": "TRUE",
-            **_csv_parameters(table),
+            **_format_parameters(table),
             INCLUDE_BOM_PARAMETER: str(table.include_bom).lower(),
             MANAGED_BY_PARAMETER: MANAGED_BY,
         },
@@ -494,7 +534,9 @@ def _check_name(what: str, value: str) -> None:
         )
 
 
-def _csv_parameters(table: GlueTable) -> dict[str, str]:
+def _format_parameters(table: GlueTable) -> dict[str, str]:
+    if table.file_format == PARQUET:
+        return {"classification": "parquet"}
     return {
         "classification": "csv",
         "compressionType": table.compression_type,

@@ -25,13 +25,16 @@ import json
 import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from domo_assets.outcome import ExportOutcome
 from domo_assets.s3.target import ExportTarget
 from domo_assets.version import __version__
+
+if TYPE_CHECKING:
+    # The record it is written from; the S3 layer imports nothing of the Dagster layer.
+    from domo_assets.outcome import ExportOutcome
 
 MANIFEST_NAME = "_manifest.json"
 MANIFEST_FORMAT = "domo_assets.s3.manifest/v2"

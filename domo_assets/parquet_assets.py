@@ -1,0 +1,290 @@
+"""``parquet: true``: a downstream asset ``<name>_parquet`` that writes a verified export as Parquet.
+
+Its step reads the export asset's latest materialization (only ever recorded for a verified
+export: see "What a green materialization means"), streams its CSV objects into Parquet with
+bounded memory (``s3/parquet.py``: pyarrow, Domo types mapped to Arrow types) beside them, under
+``<path>/<exportId>/parquet/``, registers the Parquet table in Glue when the export has a
+``table:``, and checks that the Parquet rows equal the export's. The lineage graph then reads
+DataSet, export, Parquet, and whatever consumes it.
+"""
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    AssetsDefinition,
+    AssetSpec,
+    BackfillPolicy,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    ResourceParam,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    multi_asset,
+)
+
+from domo_assets.assets import DOMO_POOL
+from domo_assets.catalog import ExportConfig
+from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY, TABLE_NAME_KEY
+from domo_assets.domo.models import DataSetColumn
+from domo_assets.resource import S3ClientFactory
+from domo_assets.translator import DomoSpecs, export_config
+
+PARQUET_OP_NAME = "domo_parquet"
+PARQUET_CHECK = "parquet_row_count"
+PARQUET_FOLDER = "parquet"
+# The column types materialization metadata records (metadata.py), back to Domo's.
+_DOMO_TYPES = {
+    "int": "LONG",
+    "decimal": "DECIMAL",
+    "float": "DOUBLE",
+    "date": "DATE",
+    "datetime": "DATETIME",
+    "string": "STRING",
+}
+_FILES_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("uri", "string", description="The Parquet object"),
+        TableColumn("rows", "int", description="Rows it holds"),
+        TableColumn("bytes", "int", description="Its size in S3"),
+        TableColumn("source", "string", description="The CSV object it was written from"),
+    ]
+)
+
+
+def build_parquet_assets(
+    specs: DomoSpecs, *, op_prefix: str = "", bound_s3: bool = False
+) -> list[AssetsDefinition]:
+    """The Parquet assets of the exports with ``parquet: true``.
+
+    Unpartitioned ones share one op (``<prefix>domo_parquet``); a partitioned one has an op of
+    its own, with its export's partitions.
+
+    Args:
+        specs: The translated catalog.
+        op_prefix: Prepended to op names (several catalogs in one project).
+        bound_s3: Read and write S3 with dagster-aws's ``S3Resource()`` instead of the code
+            location's ``s3`` resource (a component's definitions hold no resource keys).
+    """
+    unpartitioned = [s for s in specs.parquets if s.partitions_def is None]
+    assets = (
+        [_parquet_multi_asset(unpartitioned, f"{op_prefix}{PARQUET_OP_NAME}", bound_s3)]
+        if unpartitioned
+        else []
+    )
+    for spec in specs.parquets:
+        if spec.partitions_def is not None:
+            name = f"{op_prefix}{export_config(spec).name}_parquet"
+            assets.append(_parquet_multi_asset([spec], name, bound_s3))
+    return assets
+
+
+def _parquet_multi_asset(
+    parquet_specs: Sequence[AssetSpec], name: str, bound_s3: bool
+) -> AssetsDefinition:
+    partitions_def = parquet_specs[0].partitions_def
+
+    def write(context: AssetExecutionContext, s3_client: Any) -> Iterator[MaterializeResult]:
+        # Imported here: pyarrow is a run's cost, not the code location's.
+        from domo_assets.s3.parquet import ParquetConversionError
+
+        failures = []
+        for spec in context.assets_def.specs:
+            if spec.key not in context.selected_asset_keys:
+                continue
+            try:
+                refused, result = _write_parquet(context, spec, s3_client)
+            except (ValueError, ParquetConversionError) as exc:
+                failures.append(f"{spec.key.to_user_string()}: {exc}")
+                context.log.error(failures[-1])
+                continue
+            yield result
+            if refused is not None:
+                failures.append(f"{spec.key.to_user_string()}: {refused}")
+        if failures:
+            raise Failure(description="; ".join(failures))
+
+    decorate = multi_asset(
+        name=name,
+        specs=list(parquet_specs),
+        check_specs=[
+            AssetCheckSpec(
+                PARQUET_CHECK,
+                asset=spec.key,
+                partitions_def=partitions_def,
+                description="The Parquet files hold as many rows as the export they come from",
+            )
+            for spec in parquet_specs
+        ],
+        can_subset=True,
+        pool=DOMO_POOL,
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.multi_run(1) if partitions_def else None,
+        description="Writes verified Domo exports as Parquet beside them.",
+    )
+    if bound_s3:
+
+        def _parquet(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
+            from dagster_aws.s3 import S3Resource
+
+            yield from write(context, S3Resource().get_client())
+
+        return decorate(_parquet)
+
+    def _parquet_s3(
+        context: AssetExecutionContext, s3: ResourceParam[S3ClientFactory]
+    ) -> Iterator[MaterializeResult]:
+        yield from write(context, s3.get_client())
+
+    return decorate(_parquet_s3)
+
+
+def _write_parquet(
+    context: AssetExecutionContext, spec: AssetSpec, s3_client: Any
+) -> tuple[str | None, MaterializeResult]:
+    """Convert the upstream export's latest materialization; raise ValueError if there is none.
+
+    Returns:
+        Why the Glue table could not be registered for want of a permission (or None), and the
+        materialization.
+    """
+    # Imported here: pyarrow is a run's cost, not the code location's.
+    from domo_assets.s3.parquet import convert_export
+
+    config = export_config(spec)
+    (dep,) = spec.deps
+    partition = context.partition_key if context.has_partition_key else None
+    source = _latest_export(context, dep.asset_key, partition)
+    export_id = str(source["export_id"].value)
+    uris = list(source["s3_uris"].value)
+    columns = _columns(source[COLUMN_SCHEMA_KEY].value)
+    objects = [tuple(uri.removeprefix("s3://").split("/", 1)) for uri in uris]
+    folder = f"{config.export_path(partition)}/{export_id}/{PARQUET_FOLDER}"
+    put_args = (
+        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": config.kms_key_id}
+        if config.kms_key_id
+        else None
+    )
+    result = convert_export(
+        s3_client,
+        objects,
+        columns,
+        compression=str(source["compression"].value) if "compression" in source else None,
+        bucket=config.bucket,
+        key_prefix=folder,
+        put_args=put_args,
+    )
+    expected = int(source[ROW_COUNT_KEY].value)
+    metadata: dict[str, Any] = {
+        ROW_COUNT_KEY: result.rows,
+        "export_id": export_id,
+        "dagster/uri": f"s3://{config.bucket}/{folder}/",
+        "parquet_uris": MetadataValue.json([f.uri for f in result.files]),
+        "files": MetadataValue.table(
+            records=[
+                TableRecord({"uri": f.uri, "rows": f.rows, "bytes": f.size, "source": f.source_uri})
+                for f in result.files
+            ],
+            schema=_FILES_SCHEMA,
+        ),
+    }
+    table_metadata, refused = _register_table(config, partition, folder, columns, export_id)
+    metadata.update(table_metadata)
+    return refused, MaterializeResult(
+        asset_key=spec.key,
+        metadata=metadata,
+        check_results=[
+            AssetCheckResult(
+                asset_key=spec.key,
+                check_name=PARQUET_CHECK,
+                passed=result.rows == expected,
+                severity=AssetCheckSeverity.ERROR,
+                description=f"{result.rows} Parquet row(s); the export has {expected}",
+                metadata={"parquet_rows": result.rows, "export_rows": expected},
+            )
+        ],
+    )
+
+
+def _latest_export(
+    context: AssetExecutionContext, key: AssetKey, partition: str | None
+) -> dict[str, Any]:
+    """The metadata of the export asset's latest (verified) materialization."""
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(
+            asset_key=key, asset_partitions=[partition] if partition is not None else None
+        ),
+        limit=1,
+    ).records
+    materialization = records[0].asset_materialization if records else None
+    if materialization is None:
+        where = f" (partition {partition})" if partition is not None else ""
+        raise ValueError(
+            f"{key.to_user_string()}{where} has no materialization yet: materialize the export "
+            "first (only verified exports are recorded, so only they are converted)"
+        )
+    return dict(materialization.metadata)
+
+
+def _columns(schema: TableSchema) -> list[DataSetColumn]:
+    return [DataSetColumn(c.name, _DOMO_TYPES.get(c.type, "STRING")) for c in schema.columns]
+
+
+def _register_table(
+    config: ExportConfig,
+    partition: str | None,
+    folder: str,
+    columns: Sequence[DataSetColumn],
+    export_id: str,
+) -> tuple[dict[str, Any], str | None]:
+    """The Parquet table ``<table>_parquet`` in Glue, when the export has ``table:``.
+
+    Returns:
+        Its metadata, and the error message when Glue refused for want of a permission (the
+        Parquet files are still recorded; the step then fails naming it). An outage is only
+        recorded: the next materialization registers the table again.
+    """
+    if config.table is None:
+        return {}, None
+    import boto3
+
+    from domo_assets.publish import glue_table
+    from domo_assets.s3.glue import (
+        PARQUET,
+        GlueError,
+        GluePermissionError,
+        register_export,
+        table_reference,
+    )
+
+    table = glue_table(config, tuple(columns), None, PARQUET)
+    reference = table_reference(table.database, table.name, config.region)
+    metadata: dict[str, Any] = {
+        TABLE_NAME_KEY: reference.table_name,
+        "glue/console_url": MetadataValue.url(reference.console_url),
+    }
+    permanent = None
+    try:
+        register_export(
+            boto3.client("glue", region_name=config.region),
+            table,
+            f"s3://{config.bucket}/{folder}/",
+            export_id,
+            partition_value=partition,
+        )
+        metadata["glue/status"] = "registered"
+    except GluePermissionError as exc:
+        metadata["glue/status"] = permanent = f"Glue table {reference.table_name}: {exc}"
+    except GlueError as exc:
+        metadata["glue/status"] = (
+            f"not updated ({exc}); the next materialization registers it again"
+        )
+    return metadata, permanent
