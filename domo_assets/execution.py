@@ -70,7 +70,9 @@ def export_selected(
         announce=start_lines.add,
         stale_after=domo.stale_export_after,
     )
-    partition_key = context.partition_key if context.has_partition_key else None
+    # A backfill's run names its partition as a one-key range: has_partition_key is False there.
+    partitioned = context.assets_def.partitions_def is not None
+    partition_key = context.partition_key if partitioned else None
     yield from run_exports(context, runner, exports, domo, start_lines, partition_key)
 
 

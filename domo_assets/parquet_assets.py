@@ -161,7 +161,8 @@ def _write_parquet(
 
     config = export_config(spec)
     (dep,) = spec.deps
-    partition = context.partition_key if context.has_partition_key else None
+    # A backfill's run names its partition as a one-key range: has_partition_key is False there.
+    partition = context.partition_key if context.assets_def.partitions_def is not None else None
     source = _latest_export(context, dep.asset_key, partition)
     export_id = str(source["export_id"].value)
     uris = list(source["s3_uris"].value)

@@ -90,10 +90,12 @@ def typed(value: str, domo_type: str) -> object:
 def expected_rows(
     rows: Sequence[Sequence[str]], columns: Sequence[DataSetColumn]
 ) -> list[tuple[object, ...]]:
+    """The CSV rows typed by hand from the columns' Domo types."""
     return [tuple(typed(v, c.type) for v, c in zip(row, columns, strict=True)) for row in rows]
 
 
 def read_parquet(s3: Any, bucket: str, key: str) -> pq.ParquetFile:
+    """A Parquet object downloaded from S3, opened with pyarrow."""
     return pq.ParquetFile(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
 
 
@@ -107,6 +109,7 @@ def parquet_rows(s3: Any, result: ParquetResult) -> list[tuple[object, ...]]:
 
 
 def keys_under(s3: Any, prefix: str) -> list[str]:
+    """The keys of the export bucket under ``prefix``."""
     listed = s3.list_objects_v2(Bucket=EXPORT_BUCKET, Prefix=prefix)
     return [o["Key"] for o in listed.get("Contents", [])]
 
@@ -131,7 +134,10 @@ def wide_rows(count: int, *, bad_last: bool = False) -> Iterator[tuple[object, .
         yield ("not a number" if last else index, text, f"{rng.randrange(10**6)}.25")
 
 
-def convert(s3: Any, objects: Sequence[tuple[str, str]], columns: Any, **kwargs: Any) -> Any:
+def convert(
+    s3: Any, objects: Sequence[tuple[str, str]], columns: Any, **kwargs: Any
+) -> ParquetResult:
+    """``convert_export`` into the sandbox's export bucket under ``PREFIX``, unless told."""
     settings: dict[str, Any] = {"compression": None, "bucket": EXPORT_BUCKET, "key_prefix": PREFIX}
     return convert_export(s3, objects, columns, **{**settings, **kwargs})
 
@@ -404,3 +410,24 @@ def test_arguments_are_checked_before_anything_is_read(
             key_prefix=prefix,
             part_size=part_size,
         )
+
+
+@pytest.mark.parametrize("rows", [10, WIDE_ROWS], ids=["single-put", "multipart"])
+def test_an_upload_s3_refuses_fails_naming_the_s3_error(s3: Any, rows: int) -> None:
+    """S3's error reaches the caller whether it came from the last PUT or from a part."""
+    put_csv(s3, "hand/wide.csv", [c.name for c in HAND_COLUMNS], wide_rows(rows))
+
+    with pytest.raises(ParquetConversionError) as raised:
+        convert(
+            s3,
+            [(EXPORT_BUCKET, "hand/wide.csv")],
+            HAND_COLUMNS,
+            bucket="no-such-bucket",
+            part_size=MIN_PART_SIZE,
+            row_group_bytes=SMALL_ROW_GROUP_BYTES,
+        )
+
+    message = str(raised.value)
+    assert "s3://no-such-bucket/" + parquet_key(PREFIX, 0) in message
+    assert "S3 NoSuchBucket" in message
+    assert "PutObject, multipart upload" in message

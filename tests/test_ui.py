@@ -358,16 +358,19 @@ def zoom_to_fit(page: Page, svg: Locator) -> None:
 
 
 def check_lineage(page: Page, exports: list[ExportConfig]) -> None:
-    """Each export's node is joined by an edge from its DataSet's (dashed) node, and nothing
-    else is drawn."""
+    """Each export's node is joined by an edge from its DataSet's (dashed) node, each Parquet
+    asset's by an edge from its export's, and nothing else is drawn."""
     svg = page.locator("svg:has(foreignObject)")
     expect(svg.locator("foreignObject").first).to_be_visible()
     zoom_to_fit(page, svg)
     datasets = {DagsterDomoTranslator().get_dataset_spec(config).key for config in exports}
-    expect(svg.locator("foreignObject")).to_have_count(len(datasets) + len(exports))
+    parquet = [config for config in exports if config.parquet]
+    expect(svg.locator("foreignObject")).to_have_count(len(datasets) + len(exports) + len(parquet))
 
     nodes, edges = read_graph(svg)
-    assert len(edges) == len(exports), f"expected one edge per export, drawn: {edges}"
+    assert len(edges) == len(exports) + len(parquet), (
+        f"expected one edge per export and per Parquet asset, drawn: {edges}"
+    )
     dashed = [n for n in nodes if n.dashed]
     assert len(dashed) == len(datasets), f"expected {len(datasets)} DataSet nodes: {nodes}"
     assert all(any(n.shows(key.path[-1]) for key in datasets) for n in dashed), (
@@ -380,6 +383,11 @@ def check_lineage(page: Page, exports: list[ExportConfig]) -> None:
         assert any(edge.joins(dataset_node, export_node) for edge in edges), (
             f"no edge from DataSet node {dataset_node} to export node {export_node}: {edges}"
         )
+        if config.parquet:
+            (parquet_node,) = [n for n in nodes if n.shows(f"{config.name}_parquet")]
+            assert any(edge.joins(export_node, parquet_node) for edge in edges), (
+                f"no edge from export node {export_node} to its Parquet node: {edges}"
+            )
 
 
 # --- runs -------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ CSV object's (``urlRowCountMap`` counts per file). Nothing is ever held whole:
   An empty field is a null in a non-string column; in a STRING column it stays an empty string
   (Domo writes nulls and empty strings alike, so they cannot be told apart).
 * **Row groups**: record batches are gathered until they hold ``row_group_bytes`` of Arrow data,
-  then written as one row group: big enough for readers (Athena, Spark and Trino skip and read
-  per row group), small enough that the batches and their encoding stay a bounded slice of
-  memory.
+  then written as one row group (Athena, Spark and Trino skip and read per row group), encoded
+  in a background thread while the next one is parsed. At most two row groups of batches are
+  held at once.
 * **Writing**: a multipart upload fed as the Parquet writer writes, ``part_size`` bytes a part,
   one part uploading in a background thread while the next fills. Memory stays at about two
   parts, no local disk is used (run pods often have little), and the object appears only when
@@ -79,10 +79,12 @@ PARQUET_CODEC = "snappy"
 """Parquet compression: every Parquet reader has it, and it costs the least CPU."""
 CSV_BLOCK_SIZE = 1024 * 1024
 """Bytes of CSV pyarrow parses at once; also the longest record it can read (a value with a
-line break cannot be split across blocks). pyarrow parses several blocks ahead, so memory grows
-with it: 4 MiB blocks took 4 times the memory of 1 MiB ones, for no speed."""
+line break cannot be split across blocks). pyarrow reads several blocks ahead, so memory grows
+with it: reading with 4 MiB blocks took about three times the memory of 1 MiB ones (pyarrow's
+default), for no speed."""
 ROW_GROUP_BYTES = 32 * 1024 * 1024
-"""Arrow bytes gathered into one Parquet row group."""
+"""Arrow bytes gathered into one Parquet row group (about 10 MB of snappy Parquet). Memory
+grows with it: a 1 GiB conversion peaked at 257 MB with 32 MiB, 317 MB with 64 MiB."""
 PART_SIZE = 8 * 1024 * 1024
 """Bytes of each multipart-upload part (S3: at least 5 MiB, at most 10,000 parts)."""
 MAX_PARTS = 10_000
@@ -161,7 +163,7 @@ def arrow_schema(
 
 
 def parquet_key(key_prefix: str, index: int) -> str:
-    """The key of the ``index``-th Parquet file under ``key_prefix`` (``.../part-00000.parquet``)."""
+    """The key of the ``index``-th Parquet file: ``<key_prefix>/part-00000.parquet``..."""
     return f"{key_prefix.strip('/')}/{PART_NAME.format(index=index)}"
 
 
@@ -330,13 +332,15 @@ def _write_parquet(
     """Write the batches as row groups; return the rows and row groups written.
 
     pyarrow gunzips in a read-ahead thread but parses and converts in the thread that asks for
-    the next batch, so each row group is encoded in a background thread while this one reads
-    the next: the parser and the encoder run at once. At most two row groups of batches are
-    held, the one being encoded and the one being gathered.
+    the next batch, and encodes Parquet in the thread that writes. So each row group is encoded
+    in a background thread while this one parses the next: with a core free, the two run at
+    once. At most two row groups of batches are held: the one encoded, the one gathered.
     """
     rows = row_groups = 0
     with (
-        pq.ParquetWriter(sink, schema, compression=settings.codec) as writer,
+        pq.ParquetWriter(
+            sink, schema, compression=settings.codec, use_dictionary=_dictionary_columns(schema)
+        ) as writer,
         # Leaving this block waits for the row group in flight, so the writer closes idle.
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-encode") as encoder,
     ):
@@ -615,3 +619,11 @@ def _describe_arrow(text: str, columns: Sequence[DataSetColumn], schema: pa.Sche
             "them, or decimal_type=pyarrow.float64()"
         )
     return f"column {column.name!r} (Domo {column.type} -> {arrow_type}): {text}; {advice}"
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth dictionary encoding: strings and dates, which repeat (codes, labels,
+    days). Numbers are left plain: trying a dictionary on every column cost about a third of the
+    encoding time of a 1 GiB export (benchmarks/README.md, "Parquet")."""
+    wanted = (pa.types.is_string, pa.types.is_large_string, pa.types.is_date)
+    return [field.name for field in schema if any(test(field.type) for test in wanted)]
