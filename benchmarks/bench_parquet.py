@@ -27,7 +27,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import os
@@ -49,15 +48,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from bench_verify import (  # the same server, client and measurement as deep verification
+from bench_verify import (  # the same data cache, server, client and measurement
     FRAGMENTS,
     MB,
     NAMES,
+    Dataset,
     _cpu_seconds,
     _status_kb,
+    ensure_dataset,
     free_port,
+    render_csv,
     s3_client,
     start_moto,
+    upload,
 )
 
 from domo_assets.domo.models import DataSetColumn
@@ -175,64 +178,19 @@ def parquet_rows(client: Any) -> int:
 # --- data -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """The cached benchmark object: a local gzip file and what it holds."""
-
-    path: Path
-    records: int
-    data_bytes: int
-    compressed_bytes: int
-
-
-def ensure_dataset(cache_dir: Path, mb: int) -> Dataset:
-    """Reuse the cached object of this size, or generate it."""
-    path = cache_dir / f"parquet-{mb}mb-seed{SEED}.csv.gz"
-    meta_path = path.with_suffix(".json")
-    if path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        return Dataset(path, meta["records"], meta["data_bytes"], path.stat().st_size)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    records, data_bytes = _generate(path, mb * MB)
-    meta_path.write_text(json.dumps({"records": records, "data_bytes": data_bytes}))
-    print(f"generated {path} in {time.perf_counter() - started:.0f}s", file=sys.stderr)
-    return Dataset(path, records, data_bytes, path.stat().st_size)
-
-
-def _generate(path: Path, target_bytes: int) -> tuple[int, int]:
-    """Write about ``target_bytes`` of CSV through ``gzip`` (in parallel); return counts."""
-    partial = path.with_suffix(".partial")
-    with partial.open("wb") as out:
-        zipper = subprocess.Popen(
-            ["gzip", f"-{GZIP_LEVEL}", "-c"], stdin=subprocess.PIPE, stdout=out
-        )
-        assert zipper.stdin is not None
-        records = data_bytes = 0
-        for batch, rows in _batches(target_bytes):
-            zipper.stdin.write(batch)
-            data_bytes += len(batch)
-            records += rows
-        zipper.stdin.close()
-        if zipper.wait() != 0:
-            raise RuntimeError("gzip failed")
-    partial.rename(path)
-    return records, data_bytes
-
-
 def _batches(target_bytes: int) -> Iterator[tuple[bytes, int]]:
     """CSV bytes (BOM and header first) in batches of rows, until ``target_bytes``."""
     rng = random.Random(SEED)
     comments = [" ".join(rng.choices(FRAGMENTS, k=rng.randint(1, 4))) for _ in range(POOL_SIZE)]
     tags = [",".join(rng.sample(("a", "b b", 'c"c', "d\nd", "é"), 3)) for _ in range(POOL_SIZE)]
-    yield _render([[c.name for c in COLUMNS]], bom=True), 0
+    yield render_csv([[c.name for c in COLUMNS]], bom=True), 0
     written, row_id = 0, 0
     while written < target_bytes:
         rows = []
         for _ in range(ROWS_PER_BATCH):
             row_id += 1
             rows.append(_row(rng, row_id, comments, tags))
-        batch = _render(rows, bom=False)
+        batch = render_csv(rows, bom=False)
         written += len(batch)
         yield batch, len(rows)
 
@@ -254,25 +212,6 @@ def _row(rng: random.Random, row_id: int, comments: list[str], tags: list[str]) 
     return [
         "" if i in nullable and rng.randrange(NULL_ONE_IN) == 0 else v for i, v in enumerate(values)
     ]
-
-
-def _render(rows: Sequence[Sequence[object]], *, bom: bool) -> bytes:
-    buffer = io.StringIO()
-    if bom:
-        buffer.write("\ufeff")
-    csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n").writerows(rows)
-    return buffer.getvalue().encode("utf-8")
-
-
-def upload(endpoint: str, dataset: Dataset) -> float:
-    """Create the bucket and put the object; return the seconds it took."""
-    client = s3_client(endpoint)
-    started = time.perf_counter()
-    client.create_bucket(Bucket=BUCKET)
-    client.upload_file(
-        str(dataset.path), BUCKET, KEY, ExtraArgs={"ContentType": "application/gzip"}
-    )
-    return time.perf_counter() - started
 
 
 # --- measurement ------------------------------------------------------------------------------
@@ -361,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.child:
         run_child(args)
         return
-    dataset = ensure_dataset(args.cache_dir, args.mb)
+    dataset = ensure_dataset(args.cache_dir, args.mb, name="parquet", batches=_batches)
     candidates = args.candidates.split(",")
     if REFERENCE not in candidates:
         candidates.insert(0, REFERENCE)
@@ -369,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     endpoint = f"http://127.0.0.1:{port}"
     server = start_moto(port)
     try:
-        upload_seconds = upload(endpoint, dataset)
+        upload_seconds = upload(endpoint, dataset, bucket=BUCKET, key=KEY)
         results = rounds(args, candidates, server.pid, endpoint)
     finally:
         server.terminate()

@@ -219,22 +219,29 @@ class Dataset:
     compressed_bytes: int
 
 
-def ensure_dataset(cache_dir: Path, mb: int) -> Dataset:
-    """Reuse the cached object of this size, or generate it."""
-    path = cache_dir / f"verify-{mb}mb-seed{SEED}.csv.gz"
+BatchSource = Callable[[int], Iterator[tuple[bytes, int]]]
+"""Gives CSV bytes (BOM and header first) in batches of rows, with their counts, up to a size."""
+
+
+def ensure_dataset(
+    cache_dir: Path, mb: int, *, name: str = "verify", batches: BatchSource | None = None
+) -> Dataset:
+    """Reuse the cached object of this size, or generate it (with ``batches``; this benchmark's
+    own rows by default)."""
+    path = cache_dir / f"{name}-{mb}mb-seed{SEED}.csv.gz"
     meta_path = path.with_suffix(".json")
     if path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         return Dataset(path, meta["records"], meta["data_bytes"], path.stat().st_size)
     cache_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    records, data_bytes = _generate(path, mb * MB)
+    records, data_bytes = _generate(path, mb * MB, batches or _batches)
     meta_path.write_text(json.dumps({"records": records, "data_bytes": data_bytes}))
     print(f"generated {path} in {time.perf_counter() - started:.0f}s", file=sys.stderr)
     return Dataset(path, records, data_bytes, path.stat().st_size)
 
 
-def _generate(path: Path, target_bytes: int) -> tuple[int, int]:
+def _generate(path: Path, target_bytes: int, batches: BatchSource) -> tuple[int, int]:
     """Write about ``target_bytes`` of CSV through ``gzip`` (in parallel); return counts."""
     partial = path.with_suffix(".partial")
     with partial.open("wb") as out:
@@ -243,7 +250,7 @@ def _generate(path: Path, target_bytes: int) -> tuple[int, int]:
         )
         assert zipper.stdin is not None
         records = data_bytes = 0
-        for batch, rows in _batches(target_bytes):
+        for batch, rows in batches(target_bytes):
             zipper.stdin.write(batch)
             data_bytes += len(batch)
             records += rows
@@ -259,7 +266,7 @@ def _batches(target_bytes: int) -> Iterator[tuple[bytes, int]]:
     rng = random.Random(SEED)
     comments = [" ".join(rng.choices(FRAGMENTS, k=rng.randint(1, 4))) for _ in range(POOL_SIZE)]
     tags = [",".join(rng.sample(("a", "b b", 'c"c', "d\nd", "é"), 3)) for _ in range(POOL_SIZE)]
-    yield _render([COLUMNS], bom=True), 0
+    yield render_csv([COLUMNS], bom=True), 0
     written, row_id = 0, 0
     while written < target_bytes:
         rows = []
@@ -276,12 +283,13 @@ def _batches(target_bytes: int) -> Iterator[tuple[bytes, int]]:
                     tags[rng.randrange(POOL_SIZE)],
                 )
             )
-        batch = _render(rows, bom=False)
+        batch = render_csv(rows, bom=False)
         written += len(batch)
         yield batch, len(rows)
 
 
-def _render(rows: Sequence[Sequence[object]], *, bom: bool) -> bytes:
+def render_csv(rows: Sequence[Sequence[object]], *, bom: bool) -> bytes:
+    """Rows as Domo writes them: the csv module's minimal quoting, CRLF, an optional BOM."""
     buffer = io.StringIO()
     if bom:
         buffer.write("\ufeff")
@@ -324,13 +332,13 @@ def s3_client(endpoint: str) -> Any:
     return boto3.client("s3", endpoint_url=endpoint, region_name=REGION, **DUMMY_CREDENTIALS)
 
 
-def upload(endpoint: str, dataset: Dataset) -> float:
+def upload(endpoint: str, dataset: Dataset, *, bucket: str = BUCKET, key: str = KEY) -> float:
     """Create the bucket and put the object; return the seconds it took."""
     client = s3_client(endpoint)
     started = time.perf_counter()
-    client.create_bucket(Bucket=BUCKET)
+    client.create_bucket(Bucket=bucket)
     client.upload_file(
-        str(dataset.path), BUCKET, KEY, ExtraArgs={"ContentType": "application/gzip"}
+        str(dataset.path), bucket, key, ExtraArgs={"ContentType": "application/gzip"}
     )
     return time.perf_counter() - started
 
