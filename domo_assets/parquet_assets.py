@@ -257,35 +257,20 @@ def _register_table(
         return {}, None
     import boto3
 
-    from domo_assets.publish import glue_table
-    from domo_assets.s3.glue import (
-        PARQUET,
-        GlueError,
-        GluePermissionError,
-        register_export,
-        table_reference,
-    )
+    from domo_assets.publish import glue_table, register_table
+    from domo_assets.s3.glue import PARQUET
 
-    table = glue_table(config, tuple(columns), None, PARQUET)
-    reference = table_reference(table.database, table.name, config.region)
+    reference, error, permanent = register_table(
+        boto3.client("glue", region_name=config.region),
+        glue_table(config, tuple(columns), None, PARQUET),
+        f"s3://{config.bucket}/{folder}/",
+        export_id,
+        config.region,
+        partition,
+    )
     metadata: dict[str, Any] = {
         TABLE_NAME_KEY: reference.table_name,
         "glue/console_url": MetadataValue.url(reference.console_url),
+        "glue/status": error or "registered",
     }
-    permanent = None
-    try:
-        register_export(
-            boto3.client("glue", region_name=config.region),
-            table,
-            f"s3://{config.bucket}/{folder}/",
-            export_id,
-            partition_value=partition,
-        )
-        metadata["glue/status"] = "registered"
-    except GluePermissionError as exc:
-        metadata["glue/status"] = permanent = f"Glue table {reference.table_name}: {exc}"
-    except GlueError as exc:
-        metadata["glue/status"] = (
-            f"not updated ({exc}); the next materialization registers it again"
-        )
-    return metadata, permanent
+    return metadata, error if permanent else None

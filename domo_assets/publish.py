@@ -154,23 +154,41 @@ def _register(
     outcome: ExportOutcome, glue_clients: GlueClients
 ) -> tuple[TableReference, str | None, bool]:
     config = outcome.config
-    table = export_table(outcome)
-    reference = table_reference(table.database, table.name, config.region)
     location = export_location(config.bucket, outcome.path, outcome.export.export_id)
+    return register_table(
+        glue_clients(config.region),
+        export_table(outcome),
+        location,
+        outcome.export.export_id,
+        config.region,
+        outcome.partition_key,
+    )
+
+
+def register_table(
+    glue_client: Any,
+    table: GlueTable,
+    location: str,
+    export_id: str,
+    region: str,
+    partition_key: str | None,
+) -> tuple[TableReference, str | None, bool]:
+    """Point a Glue table (or its partition) at ``location``, never raising for Glue.
+
+    Returns:
+        The table's reference; why it was not updated (None when it was); and whether that
+        was for want of a permission (the caller fails the step after recording the data), not
+        an outage (the next materialization registers it again).
+    """
+    reference = table_reference(table.database, table.name, region)
     try:
-        register_export(
-            glue_clients(config.region),
-            table,
-            location,
-            outcome.export.export_id,
-            partition_value=outcome.partition_key,
-        )
+        register_export(glue_client, table, location, export_id, partition_value=partition_key)
     except GluePermissionError as exc:
         return reference, f"Glue table {reference.table_name} not updated: {exc}", True
     except GlueError as exc:
         return (
             reference,
-            f"Glue table {reference.table_name} not updated ({exc}); the export is recorded, "
+            f"Glue table {reference.table_name} not updated ({exc}); the data is recorded, "
             "and the next materialization registers it again",
             False,
         )
