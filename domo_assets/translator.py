@@ -10,7 +10,7 @@ metadata), which names the catalog entry it stands for: the assets, the sensor, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -189,10 +189,6 @@ class DomoSpecs:
         """The key of the node of an entry's DataSet (its export's only dependency)."""
         (dep,) = self.export_spec(config).deps
         return dep.asset_key
-
-    def configs(self, specs: Iterable[AssetSpec] | None = None) -> list[ExportConfig]:
-        """The catalog entries some export specs stand for (all, by default), from metadata."""
-        return [export_config(spec) for spec in (self.exports if specs is None else specs)]
 
     @cached_property
     def _positions(self) -> dict[str, int]:
