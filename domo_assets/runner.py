@@ -217,11 +217,11 @@ class ExportRunner:
         # verification and manifest included: the next export of the DataSet may be handed this
         # one back, and its manifest is how it is recognised.
         with self._dataset_lock(config.dataset_id):
-            start, history, grant = self._start(config, target, dataset, ledger, deadline)
+            start, expected, grant = self._start(config, target, dataset, ledger, deadline)
             export = start.export
             if export.is_active:
-                expected = self._expected_remaining(config, target, start, history, ledger)
-                export = self._wait(config, export, expected, ledger, deadline)
+                remaining = self._expected_remaining(start, expected, ledger)
+                export = self._wait(config, export, remaining, ledger, deadline)
             outcome = self._inspect(config, target, dataset, columns, destination, start, export)
             outcome = replace(outcome, credentials=grant)
             if not verified(outcome):
@@ -232,16 +232,10 @@ class ExportRunner:
             )
 
     def _expected_remaining(
-        self,
-        config: ExportConfig,
-        target: ExportTarget,
-        start: ExportStart,
-        history: tuple[Export, ...],
-        ledger: ExportLedger,
+        self, start: ExportStart, expected: float | None, ledger: ExportLedger
     ) -> float | None:
-        """Seconds until the export is expected to end, from the DataSet's recent exports: all
-        of the expectation for a fresh export, what is left of it for one attached to."""
-        expected = expected_duration(history, config.bucket, target.path)
+        """Seconds until the export is expected to end: all of ``expected`` (what the DataSet's
+        recent exports took) for a fresh export, what is left of it for one attached to."""
         if expected is None or start.outcome in _FRESH:
             return expected
         age = self._age(start.export, ledger)
@@ -371,22 +365,25 @@ class ExportRunner:
         dataset: DataSetMetadata,
         ledger: ExportLedger,
         deadline: float,
-    ) -> tuple[ExportStart, tuple[Export, ...], CredentialGrant | None]:
+    ) -> tuple[ExportStart, float | None, CredentialGrant | None]:
         """Start an export, or attach to the one this asset already has.
 
         Returns:
-            The start, the DataSet's exports as listed just before it (its history), and the
-            credentials handed to Domo (None when no request was sent: attached).
+            The start; how long this request's exports took recently (seconds, from the
+            DataSet's exports as listed just before it: ``polling.expected_duration``), or None
+            without such history; and the credentials handed to Domo (None when no request was
+            sent: attached).
         """
         waited_for: list[str] = []
         for _ in range(MAX_START_ATTEMPTS):
             history = self.client.list_exports(config.dataset_id)
+            expected = expected_duration(history, config.bucket, target.path)
             own = self._own_export(target, dataset, history, ledger)
             if own is not None:
-                return self._attached(config, own), history, None
+                return self._attached(config, own), expected, None
             running = self._running(config, history)
             if running is None:
-                request, grant = self._request(config, target, history)
+                request, grant = self._request(config, target, expected)
                 try:
                     start = self.client.start_export(config.dataset_id, request, listed=history)
                 except DomoExportInProgressError as exc:
@@ -402,13 +399,13 @@ class ExportRunner:
                         self.announce(
                             f"{config.name}: Domo export {start.export.export_id} {start.outcome.value}"
                         )
-                        return start, history, grant
+                        return start, expected, grant
                     running = start.export
                     self._refuse_if_stale(config, running)
             # Read the ledger again: a concurrent run of this asset may have just recorded it.
             record = ledger.last_started()
             if _records(record, running, target):
-                return self._attached(config, running), history, None
+                return self._attached(config, running), expected, None
             self._wait_for_other(config, running, deadline)
             waited_for.append(running.export_id)
         raise DomoExportInProgressError(
@@ -487,10 +484,10 @@ class ExportRunner:
             )
 
     def _request(
-        self, config: ExportConfig, target: ExportTarget, history: tuple[Export, ...]
+        self, config: ExportConfig, target: ExportTarget, expected: float | None
     ) -> tuple[ExportRequest, CredentialGrant]:
         """The export request, with credentials minted for it (living about as long as the
-        DataSet's recent exports say it may take)."""
+        ``expected`` seconds the DataSet's recent exports took, or the poll timeout)."""
         provider = self.credentials
         if config.credentials is not None:
             settings = config.credentials
@@ -502,7 +499,6 @@ class ExportRunner:
                 settings.allow_long_lived,
             )
         scope = ExportScope(config.bucket, target.path, config.region, config.kms_key_id)
-        expected = expected_duration(history, config.bucket, target.path)
         grant = provider.grant(
             config.name, scope, session_duration(expected, self.schedule.timeout)
         )
