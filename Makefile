@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# `make test` runs pytest on PYTEST_WORKERS processes (pytest-xdist; logical: one per CPU), each
+# with its own sandbox. They are handed tests one at a time (--maxschedchunk 1), the slow ones
+# first (tests/conftest.py), so that they finish together. PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= logical
 
 .PHONY: setup dev test demo lint format test-deployment test-browser bench clean
 
@@ -24,11 +28,11 @@ dev: setup
 demo: setup
 	$(BIN)/python -m domo_assets_dev.devtools demo
 
-## test: the whole suite (CI runs this)
+## test: the whole suite, in parallel on every CPU (CI runs this)
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1 $(PYTEST_ARGS)
 
 ## test-deployment: only the PostgreSQL deployment smoke test (part of `make test` too)
 test-deployment: setup

@@ -3,6 +3,9 @@
 `sandbox` starts lazily, only for tests that ask for it, and is reset before each of them
 (exports, faults, behaviours, data, request log and moto's buckets).
 `domo` talks to the sandbox with plain `requests` (never through the project's client).
+
+Under pytest-xdist (`make test`) each worker is its own pytest session, with its own sandbox;
+the tests marked ``slow`` are handed out first, so that the workers finish together.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import csv
 import gzip
 import io
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -40,6 +44,17 @@ URL_FORMS = (
     re.compile(r"https://(?P<bucket>[^/]+)\.s3\.[a-z0-9-]+\.amazonaws\.com/(?P<key>.+)"),
     re.compile(r"https://s3\.[a-z0-9-]+\.amazonaws\.com/(?P<bucket>[^/]+)/(?P<key>.+)"),
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In a pytest-xdist worker, put the tests marked ``slow`` first (in their own order).
+
+    xdist hands the tests out in collection order (one at a time with `make test`'s
+    ``--maxschedchunk 1``); slow ones (15 s to over a minute each) at the end would leave one
+    worker running them while the others idle. Every worker sorts the same collection the same
+    way, as xdist requires."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")

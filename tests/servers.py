@@ -9,6 +9,7 @@ benchmarks/bench_fanout.py), and a client of a Dagster webserver's GraphQL API.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pwd
 import secrets
@@ -33,6 +34,9 @@ STOP_GRACE_SECONDS = 20.0
 KILL_WAIT_SECONDS = 5.0
 # How long apt-get waits for another apt-get or dpkg to release its lock.
 APT_LOCK_TIMEOUT_SECONDS = 120
+# Held by `apt_get_install` for its whole update and install, so that test processes running at
+# once (pytest-xdist workers) install one after another, each seeing what the other installed.
+APT_INSTALL_LOCK = Path(tempfile.gettempdir()) / "domo-assets-tests-apt-get.lock"
 
 # The throwaway PostgreSQL cluster.
 PG_USER = "dagster"
@@ -208,24 +212,46 @@ def wait_until(
         time.sleep(poll)
 
 
-def apt_get_install(arguments: Sequence[str], timeout: float) -> str | None:
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock (flock) on `path`, created if missing, until the block ends;
+    waits while another process (e.g. another pytest-xdist worker) holds it."""
+    with path.open("a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def apt_get_install(
+    arguments: Sequence[str], timeout: float, missing: Callable[[], bool] = lambda: True
+) -> str | None:
     """``apt-get update``, then ``apt-get install -y -qq <arguments>``, non-interactive, each
     allowed `timeout` seconds (the caller checks that it runs as root); return why one failed,
-    or None once installed."""
+    or None once installed.
+
+    One test process at a time installs (APT_INSTALL_LOCK): apt's own lock makes a second
+    apt-get wait at most APT_LOCK_TIMEOUT_SECONDS, less than an install may take. Once it holds
+    the lock, `missing()` tells whether what it installs is still missing (another process may
+    have installed it meanwhile); if not, it installs nothing."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     wait_for_lock = ["-o", f"DPkg::Lock::Timeout={APT_LOCK_TIMEOUT_SECONDS}"]
-    for command in (
-        ["apt-get", *wait_for_lock, "update", "-qq"],
-        ["apt-get", *wait_for_lock, "install", "-y", "-qq", *arguments],
-    ):
-        try:
-            result = subprocess.run(
-                command, env=env, capture_output=True, text=True, timeout=timeout
-            )
-        except subprocess.TimeoutExpired:
-            return f"`{' '.join(command)}` timed out"
-        if result.returncode != 0:
-            return f"`{' '.join(command)}` failed: {result.stderr.strip()[-500:]}"
+    with file_lock(APT_INSTALL_LOCK):
+        if not missing():
+            return None
+        for command in (
+            ["apt-get", *wait_for_lock, "update", "-qq"],
+            ["apt-get", *wait_for_lock, "install", "-y", "-qq", *arguments],
+        ):
+            try:
+                result = subprocess.run(
+                    command, env=env, capture_output=True, text=True, timeout=timeout
+                )
+            except subprocess.TimeoutExpired:
+                return f"`{' '.join(command)}` timed out"
+            if result.returncode != 0:
+                return f"`{' '.join(command)}` failed: {result.stderr.strip()[-500:]}"
     return None
 
 
@@ -296,7 +322,11 @@ def install_postgres() -> str | None:
     """Install PostgreSQL from apt (root only); return why not, or None once installed."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return "initdb is not installed and apt-get cannot install it (not root, or no apt-get)"
-    return apt_get_install(["--no-install-recommends", "postgresql"], PG_APT_TIMEOUT_SECONDS)
+    return apt_get_install(
+        ["--no-install-recommends", "postgresql"],
+        PG_APT_TIMEOUT_SECONDS,
+        missing=lambda: postgres_bin_dir() is None,
+    )
 
 
 def installed_postgres_bin_dir() -> Path:
@@ -323,11 +353,17 @@ def cluster_owner() -> str | None:
         return None
     with contextlib.suppress(KeyError):
         return pwd.getpwnam("postgres").pw_name
-    subprocess.run(
+    # Another test process may create the user at the same time: then useradd fails (the user
+    # exists), and what counts is that the user exists afterwards.
+    added = subprocess.run(
         ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"],
-        check=True,
+        capture_output=True,
+        text=True,
     )
-    return "postgres"
+    try:
+        return pwd.getpwnam("postgres").pw_name
+    except KeyError:
+        raise RuntimeError(f"useradd postgres failed: {added.stdout}{added.stderr}") from None
 
 
 def run_checked(command: Sequence[str], what: str, timeout: float) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from dagster import AssetKey, DagsterInstance
 from domo_assets_dev import DEMO_CATALOG
 from domo_assets_dev.sandbox import Sandbox
@@ -269,6 +270,7 @@ def test_deep_verification_catches_a_misreported_count(
     assert materializations(result) == {}
 
 
+@pytest.mark.slow
 def test_cli_validates_and_materializes_every_export(sandbox: Sandbox, tmp_path: Path) -> None:
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {

@@ -444,6 +444,7 @@ def json_output(done: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(text[text.index("{") :])
 
 
+@pytest.mark.slow
 def test_dg_lists_scaffolds_checks_and_launches_the_component(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -499,6 +500,7 @@ def text_with_typo(defs_yaml: Path) -> str:
     return text.replace("      path: domo/claims\n", "      path: domo/claims\n      regoin: eu\n")
 
 
+@pytest.mark.slow
 def test_the_repositorys_dg_project_checks_lists_and_serves(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:

@@ -745,6 +745,7 @@ def exported_keys(env: Mapping[str, str]) -> list[str]:
 
 
 @pytest.mark.deployment
+@pytest.mark.slow
 def test_deployment_smoke(postgres: Postgres, tmp_path: Path) -> None:
     """PostgreSQL + sandbox + code server + daemon + webserver, with deployment/dagster.yaml:
     one export asset materialized through GraphQL ends in SUCCESS, with its events (the

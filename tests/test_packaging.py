@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import yaml
 from domo_assets_dev.sandbox import EXPORT_BUCKET, PHARMACY_CLAIMS_ID, Sandbox
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from servers import file_lock
 
 REPO = Path(__file__).resolve().parents[1]
 CONSTRAINTS = REPO / "constraints.txt"
@@ -70,6 +71,8 @@ UNREACHABLE_DOMO_URL = "http://127.0.0.1:9"
 PIP_TIMEOUT_SECONDS = 600
 COMMAND_TIMEOUT_SECONDS = 300
 MISSING_CATALOG_MESSAGE = "DOMO_EXPORTS_FILE is not set"
+
+pytestmark = pytest.mark.slow
 
 IMPORT_PROBE = """
 import importlib, json, sys
@@ -166,50 +169,89 @@ def site_packages(venv: Path) -> Path:
 
 
 # --- fixtures ---------------------------------------------------------------------------------
+#
+# The copy, the wheel and the production venv take about 50 s to make. They are made once per
+# test run, in a folder of the run's own: under pytest-xdist, the workers' common temporary
+# folder, where the first worker to need one makes it while the others wait (a file lock) and
+# then use it; they only read it. (Not `xdist_group`, which would keep the module on one worker:
+# with pytest 9.2, pytest-xdist 3.8's --dist loadgroup silently stops grouping, its issue 1386.)
 
 
 @pytest.fixture(scope="module")
-def source_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This run's folder for the copy, the wheel and the production venv: under pytest-xdist,
+    in the parent of the worker's base temporary folder (this run's, shared by its workers)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / "packaging"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def made_once(build_dir: Path, name: str, make: Callable[[Path], None]) -> Path:
+    """``build_dir/name``, made by ``make(path)`` unless a process of this run already made it.
+
+    One process at a time, under a lock; the made thing is recorded only once `make` returns,
+    so after a failure the next process tries again, and fails with its own message."""
+    path = build_dir / name
+    made = build_dir / f"{name}.made"
+    with file_lock(build_dir / "lock"):
+        if not made.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            make(path)
+            made.touch()
+    return path
+
+
+@pytest.fixture(scope="module")
+def source_tree(build_dir: Path) -> Path:
     """A copy of the work tree as `pip wheel .` sees it, without local environments and build
     output (so a stale build/ folder or another process's build cannot change the result)."""
-    source = tmp_path_factory.mktemp("packaging") / "source"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*SOURCE_IGNORE))
-    return source
+
+    def copy(source: Path) -> None:
+        shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*SOURCE_IGNORE))
+
+    return made_once(build_dir, "source", copy)
 
 
 @pytest.fixture(scope="module")
-def wheel(source_tree: Path) -> Path:
+def wheel(build_dir: Path, source_tree: Path) -> Path:
     """The project built as a wheel with `pip wheel --no-deps`."""
-    wheel_dir = source_tree.parent / "wheels"
-    done = run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheel_dir), "."],
-        cwd=source_tree,
-        timeout=PIP_TIMEOUT_SECONDS,
-    )
-    assert done.returncode == 0, f"pip wheel failed: {report(done)}"
-    (built,) = wheel_dir.glob(f"{PACKAGE}-*.whl")
+
+    def build(wheel_dir: Path) -> None:
+        done = run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheel_dir), "."],
+            cwd=source_tree,
+            timeout=PIP_TIMEOUT_SECONDS,
+        )
+        assert done.returncode == 0, f"pip wheel failed: {report(done)}"
+
+    (built,) = made_once(build_dir, "wheels", build).glob(f"{PACKAGE}-*.whl")
     return built
 
 
 @pytest.fixture(scope="module")
-def production_venv(wheel: Path) -> Path:
+def production_venv(build_dir: Path, wheel: Path) -> Path:
     """A fresh virtual environment with the wheel installed as production installs it: pinned
     by constraints.txt, no extras. The environment gets no pip of its own: this process's pip
     installs into it (``--python``), and skips byte-compiling, which together save about half a
     minute and change nothing that is installed."""
-    venv = wheel.parent.parent / "production-venv"
-    done = run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=wheel.parent)
-    assert done.returncode == 0, f"python -m venv failed: {report(done)}"
-    done = run(
-        [
-            *(sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")),
-            *("install", "--no-compile", "-c", str(CONSTRAINTS), str(wheel)),
-        ],
-        cwd=wheel.parent,
-        timeout=PIP_TIMEOUT_SECONDS,
-    )
-    assert done.returncode == 0, f"installing the wheel failed: {report(done)}"
-    return venv
+
+    def install(venv: Path) -> None:
+        done = run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=build_dir)
+        assert done.returncode == 0, f"python -m venv failed: {report(done)}"
+        done = run(
+            [
+                *(sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")),
+                *("install", "--no-compile", "-c", str(CONSTRAINTS), str(wheel)),
+            ],
+            cwd=build_dir,
+            timeout=PIP_TIMEOUT_SECONDS,
+        )
+        assert done.returncode == 0, f"installing the wheel failed: {report(done)}"
+
+    return made_once(build_dir, "production-venv", install)
 
 
 # --- the wheel --------------------------------------------------------------------------------

@@ -332,6 +332,7 @@ def test_persistent_fault_fails_with_bounded_retries(
     assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 0
 
 
+@pytest.mark.slow
 def test_termination_while_polling_stops_promptly(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="stuck")
     env = {
@@ -387,6 +388,7 @@ def test_termination_while_polling_stops_promptly(sandbox: Sandbox, tmp_path: Pa
 
 
 @pytest.mark.soak
+@pytest.mark.slow
 def test_soak_many_exports_with_faults(sandbox: Sandbox, instance, tmp_path: Path) -> None:
     count = int(os.environ.get("SOAK_EXPORTS", "40"))
     readable = [

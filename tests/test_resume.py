@@ -70,6 +70,8 @@ START_TIMEOUT_SECONDS = 90.0
 SECOND_RUN_TIMEOUT_SECONDS = 120.0
 POLL_SECONDS = 0.1
 
+pytestmark = pytest.mark.slow
+
 
 # --- helpers ----------------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ from domo_assets.translator import DagsterDomoTranslator
 if TYPE_CHECKING:
     from conftest import DomoHttp
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -217,7 +217,7 @@ def install_chromium() -> str | None:
     """Install Debian's chromium with apt-get (root only); return why not, or None."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return "apt-get cannot install it here (not root, or no apt-get)"
-    return apt_get_install(["chromium"], APT_TIMEOUT_SECONDS)
+    return apt_get_install(["chromium"], APT_TIMEOUT_SECONDS, missing=lambda: not CHROMIUM.exists())
 
 
 @pytest.fixture(scope="session")
