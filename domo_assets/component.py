@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 
 from domo_assets.catalog import Catalog, CatalogError, ExportConfig, load_catalog, parse_catalog
 from domo_assets.component_scaffolder import DomoExportsComponentScaffolder
-from domo_assets.location import build_definitions
+from domo_assets.location import build_definitions, collector_paused
 from domo_assets.resource import DomoResource
 from domo_assets.translator import DagsterDomoTranslator, DomoExportProps
 
@@ -371,12 +371,13 @@ class DomoExportsComponent(dg.Component, dg.Model, dg.Resolvable):
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """The exports' assets and checks, their DataSets' nodes, the sensor and the schedules."""
-        return build_definitions(
-            self.build_catalog(defs_source(context)),
-            self.domo,
-            translator=self.translator,
-            scope=instance_scope(context),
-        )
+        with collector_paused():
+            return build_definitions(
+                self.build_catalog(defs_source(context)),
+                self.domo,
+                translator=self.translator,
+                scope=instance_scope(context),
+            )
 
 
 class DomoComponentTranslator(

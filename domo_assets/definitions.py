@@ -21,7 +21,7 @@ from dagster import EnvVar
 
 from domo_assets.catalog import EXPORTS_FILE_VAR, Catalog, load_catalog
 from domo_assets.domo.defaults import DEFAULT_API_URL
-from domo_assets.location import build_definitions
+from domo_assets.location import build_definitions, collector_paused
 from domo_assets.resource import DomoResource
 
 INSTANCE_URL_VAR = "DOMO_INSTANCE_URL"
@@ -79,4 +79,5 @@ def catalog_from_env() -> Catalog:
     return load_catalog(path)
 
 
-defs = build_definitions(catalog_from_env(), domo_resource_from_env())
+with collector_paused():
+    defs = build_definitions(catalog_from_env(), domo_resource_from_env())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from support import (
 )
 
 from domo_assets.catalog import Catalog, load_catalog, parse_catalog
-from domo_assets.location import build_definitions
+from domo_assets.location import build_definitions, collector_paused
 from domo_assets.resource import DomoResource
 
 
@@ -312,3 +313,33 @@ def test_loading_the_code_location_leaves_http_and_aws_libraries_to_runs(
 
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert loaded.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_loading_the_code_location_gives_the_garbage_collector_back(sandbox: Sandbox) -> None:
+    """The collector is paused while the catalog is built, and running again after."""
+    probe = (
+        "import gc; import domo_assets.definitions as d; print(gc.isenabled(), len(d.defs.assets))"
+    )
+    env = {**os.environ, **sandbox.env(), "DOMO_EXPORTS_FILE": str(DEMO_CATALOG)}
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    enabled, assets = loaded.stdout.split()
+    assert enabled == "True" and int(assets) > 0
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_collector_paused_restores_the_collector_as_it_was(enabled_before: bool) -> None:
+    was = gc.isenabled()
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        with pytest.raises(RuntimeError), collector_paused():
+            paused = gc.isenabled()
+            raise RuntimeError("a build that fails")
+        assert paused is False
+        assert gc.isenabled() is enabled_before
+    finally:
+        (gc.enable if was else gc.disable)()
