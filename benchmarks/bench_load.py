@@ -11,8 +11,23 @@ way, alternating, each load in a fresh subprocess (medians reported):
   ``load_all_definitions()`` (what Dagster's code server does on load: every job resolved);
 * (ii) **primitives**: the same graph written by hand from Dagster's primitives, from the same
   data read as JSON (no YAML parsing, no validation): an external ``AssetSpec`` per DataSet, an
-  ``AssetSpec`` per export with a dep on its DataSet, two ``AssetCheckSpec`` per export, one
+  ``AssetSpec`` per export with a dep on its DataSet, three ``AssetCheckSpec`` per export, one
   subsettable ``multi_asset``; resolved the same way.
+
+Through the ``dg`` component, in a dg project loaded as ``dg dev`` loads it
+(``load_from_defs_folder``: Dagster discovers every installed component package, then builds the
+defs folder):
+
+* (iii) **ours, exports inline**: ``DomoExportsComponent`` with the catalog's exports written in
+  its ``defs.yaml``; its floor (ii-y) is (ii)'s primitives built by the smallest component a
+  user could write, from the same exports inline (Dagster parses a defs.yaml with source
+  positions, about 0.6 to 0.8 ms an export, whichever component reads it);
+* (iv) **ours, catalog file**: the component naming the YAML catalog (``catalog:``); its floor
+  (ii-f) is the same small component naming the catalog as a JSON file (no validation).
+
+For information, (ii-c) is (ii)'s primitives as a Python defs module of a dg project: what
+Dagster's component machinery costs (discovering every installed component package) without a
+YAML component instance, whose loading costs Dagster some more.
 
 For information, (ii+) adds to (ii) the same automation built the usual way from primitives (a
 sensor targeting every export, one asset job and schedule per cron): Dagster resolves one asset
@@ -33,7 +48,13 @@ No network: every child makes socket connects and name lookups raise (and counts
 and ``DOMO_INSTANCE_URL`` points at a closed loopback port; a load that touched the network
 would fail or show attempts.
 
-Goal: (i) <= 1.3 x (ii), with no network call during load.
+Ours pauses Python's cyclic garbage collector while it reads and builds the catalog
+(``domo_assets.location.collector_paused``). Each floor is measured twice: as a user would write
+it, and built under the same pause (``, collector paused``), which charges ours only for its
+own work; the goals are reported against both.
+
+Goals: (i) <= 1.3 x (ii), (iii) <= 1.3 x (ii-y) and (iv) <= 1.3 x (ii-f), on the definitions
+and on the whole process; no network call during load.
 
 Usage::
 
@@ -45,6 +66,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import gc
 import json
 import os
 import statistics
@@ -149,9 +171,23 @@ def build_component_catalog(catalog_path: Path) -> Any:
     return _load_project(catalog_path.parent / COMPONENT_CATALOG_PROJECT)
 
 
+def build_primitives_in_component(catalog_path: Path) -> Any:
+    """(ii-y): the primitives of (ii), built by the smallest component a user could write, its
+    defs.yaml carrying the same exports inline: the floor for (iii). Dagster parses that
+    defs.yaml with source positions whichever component reads it; this one passes the exports
+    through untouched (no templating, no validation) to :func:`primitives_definitions`."""
+    return _load_project(catalog_path.parent / PRIMITIVES_COMPONENT_PROJECT)
+
+
+def build_primitives_in_component_file(catalog_path: Path) -> Any:
+    """(ii-f): the same component, its defs.yaml naming the catalog file (read as JSON): the
+    floor for (iv), which Dagster loads the same way (a YAML component instance)."""
+    return _load_project(catalog_path.parent / PRIMITIVES_COMPONENT_FILE_PROJECT)
+
+
 def build_primitives_in_project(catalog_path: Path) -> Any:
-    """(ii-c): the primitives graph of (ii), loaded through a dg project's defs folder (a Python
-    defs module): the floor for the component, Dagster's component machinery included."""
+    """(ii-c), for information: the primitives graph of (ii) as a Python defs module of a dg
+    project (what Dagster's component machinery costs without a YAML component instance)."""
     return _load_project(catalog_path.parent / PRIMITIVES_PROJECT)
 
 
@@ -177,11 +213,50 @@ def write_component_projects(stem: Path) -> None:
     (defs / "c.yaml").write_text(stem.with_suffix(".yaml").read_text())
     defs = _project(stem.parent / PRIMITIVES_PROJECT, "bench_primitives_project")
     (defs / "defs.py").write_text(
-        "import sys\nfrom pathlib import Path\n"
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "import bench_load\n"
-        f"defs = bench_load.build_primitives(Path({str(stem)!r}))\n"
+        f"{_IMPORT_BENCH_LOAD}defs = bench_load.build_primitives(Path({str(stem)!r}))\n"
     )
+    for project, module, attributes in (
+        (PRIMITIVES_COMPONENT_PROJECT, "bench_primitives_component", document),
+        (
+            PRIMITIVES_COMPONENT_FILE_PROJECT,
+            "bench_primitives_component_file",
+            {"catalog": "c.json"},
+        ),
+    ):
+        defs = _project(stem.parent / project, module)
+        (defs.parents[1] / "component.py").write_text(_IMPORT_BENCH_LOAD + _FLOOR_COMPONENT)
+        floor = {"type": f"{module}.component.PrimitivesComponent", "attributes": attributes}
+        (defs / "defs.yaml").write_text(yaml.safe_dump(floor, sort_keys=False))
+        (defs / "c.json").write_text(stem.with_suffix(".json").read_text())
+
+
+_IMPORT_BENCH_LOAD = (
+    "import sys\nfrom pathlib import Path\n"
+    f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+    "import bench_load\n"
+)
+# The floors' component ((ii-y), (ii-f)): the exports inline, passed through as parsed (the
+# cheapest resolution there is), or a JSON catalog file beside defs.yaml.
+_FLOOR_COMPONENT = """
+import json
+from typing import Annotated, Any
+
+import dagster as dg
+
+AS_PARSED = dg.Resolver(lambda context, value: value, model_field_type=Any)
+
+
+class PrimitivesComponent(dg.Component, dg.Model, dg.Resolvable):
+    defaults: Annotated[dict[str, Any], AS_PARSED] = {}
+    exports: Annotated[list[dict[str, Any]], AS_PARSED] = []
+    catalog: str | None = None
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        exports = self.exports
+        if self.catalog is not None:
+            exports = json.loads((context.path / self.catalog).read_text())["exports"]
+        return bench_load.primitives_definitions(exports)
+"""
 
 
 def _project(root: Path, module: str) -> Path:
@@ -199,9 +274,25 @@ def _project(root: Path, module: str) -> Path:
 def build_primitives(catalog_path: Path) -> Any:
     """(ii): the same graph from Dagster's primitives, from the catalog's data (JSON: no YAML
     parsing and no validation is charged to it)."""
-    from dagster import AssetCheckSpec, AssetKey, AssetSpec, Definitions, multi_asset
+    return primitives_definitions(
+        json.loads(catalog_path.with_suffix(".json").read_text())["exports"]
+    )
 
-    exports = json.loads(catalog_path.with_suffix(".json").read_text())["exports"]
+
+def primitives_definitions(exports: Sequence[dict[str, Any]]) -> Any:
+    """(ii)'s graph for these catalog entries (plain dicts); built with the cyclic garbage
+    collector paused, as ours is, when the environment sets ``PAUSE_COLLECTOR_VAR``."""
+    if not os.environ.get(PAUSE_COLLECTOR_VAR):
+        return _primitives_definitions(exports)
+    gc.disable()
+    try:
+        return _primitives_definitions(exports)
+    finally:
+        gc.enable()
+
+
+def _primitives_definitions(exports: Sequence[dict[str, Any]]) -> Any:
+    from dagster import AssetCheckSpec, AssetKey, AssetSpec, Definitions, multi_asset
 
     def dataset_key(entry: dict[str, Any]) -> AssetKey:
         return AssetKey(["domo", entry["dataset_name"].lower().replace(" ", "_")])
@@ -276,15 +367,29 @@ COMPONENT_TYPE = "domo_assets.DomoExportsComponent"
 COMPONENT_PROJECT = "component_project"
 COMPONENT_CATALOG_PROJECT = "component_catalog_project"
 PRIMITIVES_PROJECT = "primitives_project"
+PRIMITIVES_IN_COMPONENT = "primitives in a component (exports inline)"
+PRIMITIVES_COMPONENT_PROJECT = "primitives_component_project"
+PRIMITIVES_IN_COMPONENT_FILE = "primitives in a component (catalog file)"
+PRIMITIVES_COMPONENT_FILE_PROJECT = "primitives_component_file_project"
+OWN_BUILDS = (OURS, COMPONENT, COMPONENT_CATALOG)
+
+# The floors again, built with the collector paused as ours are (domo_assets.location's
+# collector_paused): the strictest comparison, charging ours only for its own work.
+PAUSED = ", collector paused"
+PAUSE_COLLECTOR_VAR = "BENCH_LOAD_PAUSE_COLLECTOR"
+FLOORS = (PRIMITIVES, PRIMITIVES_IN_COMPONENT, PRIMITIVES_IN_COMPONENT_FILE)
 
 BUILDERS: dict[str, Callable[[Path], Any]] = {
     OURS: build_ours,
     COMPONENT: build_component,
     COMPONENT_CATALOG: build_component_catalog,
     PRIMITIVES_IN_PROJECT: build_primitives_in_project,
+    PRIMITIVES_IN_COMPONENT: build_primitives_in_component,
+    PRIMITIVES_IN_COMPONENT_FILE: build_primitives_in_component_file,
     PRIMITIVES: build_primitives,
     AUTOMATED: build_primitives_automated,
 }
+BUILDERS.update({f"{floor}{PAUSED}": BUILDERS[floor] for floor in FLOORS})
 
 
 def resolve(defs: Any) -> Any:
@@ -325,6 +430,8 @@ def forbid_network() -> list[str]:
 def child(kind: str, catalog_path: Path) -> None:
     """Measure one load in this (fresh) process and print it as JSON."""
     attempts = forbid_network()
+    if kind.endswith(PAUSED):
+        os.environ[PAUSE_COLLECTOR_VAR] = "1"
     began = time.perf_counter()
     import dagster  # noqa: F401  (paid by both: reported apart)
 
@@ -436,7 +543,16 @@ LABELS = {
     "(iv) ours, through the component (catalog file)": COMPONENT_CATALOG,
     "(ii) primitives": PRIMITIVES,
     "(ii-c) primitives, loaded from a dg project": PRIMITIVES_IN_PROJECT,
+    "(ii-y) primitives, from a component with the exports inline": PRIMITIVES_IN_COMPONENT,
+    "(ii-f) primitives, from a component naming the catalog file": PRIMITIVES_IN_COMPONENT_FILE,
     "(ii+) primitives, same sensor and schedule jobs": AUTOMATED,
+    "(ii) primitives, collector paused": f"{PRIMITIVES}{PAUSED}",
+    "(ii-y) primitives, from a component with the exports inline, collector paused": (
+        f"{PRIMITIVES_IN_COMPONENT}{PAUSED}"
+    ),
+    "(ii-f) primitives, from a component naming the catalog file, collector paused": (
+        f"{PRIMITIVES_IN_COMPONENT_FILE}{PAUSED}"
+    ),
 }
 
 
@@ -469,7 +585,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; exit status 0 when the goal passes on our own work."""
+    """Run the benchmark; exit status 0 when every goal passes."""
     args = parse_args(argv)
     compileall.compile_dir(PROJECT_ROOT / "domo_assets", quiet=1)
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
@@ -480,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs[kind].append(measure(kind, stem))
         phases = run_child(PHASES, str(stem))
     medians = {kind: median_times(times) for kind, times in runs.items()}
-    ours, primitives, automated = medians[OURS], medians[PRIMITIVES], medians[AUTOMATED]
+    ours, automated = medians[OURS], medians[AUTOMATED]
     print(
         f"Load: {args.exports} exports over {args.datasets} DataSets, {args.scheduled} of them "
         f"on {len(CRONS)} crons; median of {args.repeat} fresh processes each"
@@ -489,32 +605,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\nWhere (i)'s definitions time goes (one process):")
     print("| step | s |\n| --- | ---: |")
     print("\n".join(f"| {step} | {seconds:.2f} |" for step, seconds in phases.items()))
-    silent = ours.network_attempts == 0
+    silent = all(medians[kind].network_attempts == 0 for kind in OWN_BUILDS)
     print()
-    floor = medians[PRIMITIVES_IN_PROJECT]
-    for build, times, base, name in (
-        ("(i)", ours, primitives, "(ii)"),
-        ("(iii)", medians[COMPONENT], floor, "(ii-c)"),
-        ("(iv)", medians[COMPONENT_CATALOG], floor, "(ii-c)"),
-    ):
+    ratios = [
+        (f"{build} <= {MAX_RATIO:g} x {name}{paused}, {label}", ratio)
+        for build, times, floor, name in (
+            ("(i)", ours, PRIMITIVES, "(ii)"),
+            ("(iii)", medians[COMPONENT], PRIMITIVES_IN_COMPONENT, "(ii-y)"),
+            ("(iv)", medians[COMPONENT_CATALOG], PRIMITIVES_IN_COMPONENT_FILE, "(ii-f)"),
+        )
+        for paused in ("", PAUSED)
+        for base in (medians[f"{floor}{paused}"],)
         for label, ratio in (
             ("definitions (dagster pre-imported)", times.load / base.load),
             ("whole process (incl. import dagster)", times.process / base.process),
-        ):
-            verdict = "PASS" if ratio <= MAX_RATIO and silent else "MISS"
-            print(
-                f"Goal {build} <= {MAX_RATIO:g} x {name}, {label}: ratio {ratio:.2f} -> {verdict}"
-            )
+        )
+    ]
+    for goal, ratio in ratios:
+        print(f"Goal {goal}: ratio {ratio:.2f} -> {'PASS' if ratio <= MAX_RATIO else 'MISS'}")
     print(
         f"For information, (i) / (ii+) (same automation on both sides): "
         f"{ours.load / automated.load:.2f} (definitions), {ours.process / automated.process:.2f} "
         "(whole process)"
     )
+    attempts = sum(medians[kind].network_attempts for kind in OWN_BUILDS)
     print(
-        f"No network call during load: {ours.network_attempts} attempts -> "
+        f"No network call during load of (i), (iii), (iv): {attempts} attempts -> "
         f"{'PASS' if silent else 'MISS'}"
     )
-    return 0 if silent and ours.load / primitives.load <= MAX_RATIO else 1
+    return 0 if silent and all(ratio <= MAX_RATIO for _, ratio in ratios) else 1
 
 
 if __name__ == "__main__":
