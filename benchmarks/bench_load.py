@@ -227,7 +227,8 @@ def write_component_projects(stem: Path) -> None:
         (defs.parents[1] / "component.py").write_text(_IMPORT_BENCH_LOAD + _FLOOR_COMPONENT)
         floor = {"type": f"{module}.component.PrimitivesComponent", "attributes": attributes}
         (defs / "defs.yaml").write_text(yaml.safe_dump(floor, sort_keys=False))
-        (defs / "c.json").write_text(stem.with_suffix(".json").read_text())
+        if "catalog" in attributes:
+            (defs / attributes["catalog"]).write_text(stem.with_suffix(".json").read_text())
 
 
 _IMPORT_BENCH_LOAD = (
@@ -281,7 +282,11 @@ def build_primitives(catalog_path: Path) -> Any:
 
 def primitives_definitions(exports: Sequence[dict[str, Any]]) -> Any:
     """(ii)'s graph for these catalog entries (plain dicts); built with the cyclic garbage
-    collector paused, as ours is, when the environment sets ``PAUSE_COLLECTOR_VAR``."""
+    collector paused, as ours is, when the environment sets ``PAUSE_COLLECTOR_VAR``.
+
+    The pause is written out rather than ``domo_assets.location.collector_paused``: importing
+    domo_assets would charge the floor with our own import.
+    """
     if not os.environ.get(PAUSE_COLLECTOR_VAR):
         return _primitives_definitions(exports)
     gc.disable()
