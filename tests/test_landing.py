@@ -551,7 +551,7 @@ def test_retention_removes_exactly_the_older_verified_exports(sandbox: Sandbox, 
         *put_export(s3, "domo/claims_supply", "s1", day(1)),  # a sibling prefix, older
         *put_export(s3, f"{prefix}/manual-upload", "x", day(1), manifest=False),
         *put_export(s3, prefix, "unverified", day(1), manifest=False),
-        *put_export(s3, prefix, "old-format", day(1), manifest_format="domo_assets.s3.manifest/v1"),
+        *put_export(s3, prefix, "old-format", day(1), manifest_format="domo_assets.manifest/v1"),
         *put_export(s3, prefix, "moved", day(1), manifest_export_id="e1"),
         *exports["e4"],
         *exports["e5"],
@@ -571,9 +571,9 @@ def test_retention_removes_exactly_the_older_verified_exports(sandbox: Sandbox, 
     assert report.removed_objects == 7 and report.removed_bytes > 0
     assert report.prefix == f"s3://{EXPORT_BUCKET}/{prefix}/"
     assert {i.folder.rsplit("/", 2)[-2]: i.reason.split(":")[0] for i in report.ignored} == {
-        "manual-upload": "no _manifest.json of format domo_assets.s3.manifest/v2",
-        "unverified": "no _manifest.json of format domo_assets.s3.manifest/v2",
-        "old-format": "no _manifest.json of format domo_assets.s3.manifest/v2",
+        "manual-upload": "no _manifest.json of format domo_assets.manifest/v2",
+        "unverified": "no _manifest.json of format domo_assets.manifest/v2",
+        "old-format": "no _manifest.json of format domo_assets.manifest/v2",
         "moved": "its _manifest.json names export 'e1', not this folder",
     }
 

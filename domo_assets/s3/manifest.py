@@ -4,9 +4,9 @@ Readers of the lake (Spark, Athena, a downstream asset) learn from it that an ex
 verified and what it holds, without calling Domo. Hadoop-style readers skip files starting with
 ``_``, so it sits in the same folder as the CSV files. It is written only when every check of the
 export passed (location, header, row count, objects, and deep verification when asked): a folder
-without a manifest holds nothing this project vouches for. Format ``domo_assets.s3.manifest/v2``::
+without a manifest holds nothing this project vouches for. Format ``domo_assets.manifest/v2``::
 
-    {"format": "domo_assets.s3.manifest/v2", "export_id": "...",
+    {"format": "domo_assets.manifest/v2", "export_id": "...",
      "dataset": {"id": "...", "name": "..."}, "partition_key": "2026-11-28" | null,
      "query": {<Domo queryRequest.query>}, "include_bom": false, "request": "<fingerprint>",
      "columns": ["..."], "compression": "gzip", "row_count": 360,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from domo_assets.outcome import ExportOutcome
 
 MANIFEST_NAME = "_manifest.json"
-MANIFEST_FORMAT = "domo_assets.s3.manifest/v2"
+MANIFEST_FORMAT = "domo_assets.manifest/v2"
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 
 
