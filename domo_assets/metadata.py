@@ -31,6 +31,8 @@ FILES_SCHEMA = TableSchema(
         TableColumn("bytes", "int", description="The object's size in S3"),
     ]
 )
+# What ``compression`` records when Domo's export object does not say.
+UNKNOWN_COMPRESSION = "unknown"
 _DOMO_TYPES = {
     "LONG": "int",
     "DECIMAL": "decimal",
@@ -79,7 +81,7 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
         "export_status": export.status.value,
         "start_outcome": outcome.outcome.value,
         "reused_previous_export": outcome.reused_previous_export,
-        "compression": export.compression or "unknown",
+        "compression": export.compression or UNKNOWN_COMPRESSION,
         "format": export.export_format or "csv",
         "domo/dataset_id": outcome.config.dataset_id,
         "domo/dataset_name": outcome.dataset.name,

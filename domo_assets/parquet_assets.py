@@ -8,7 +8,7 @@ bounded memory (``s3/parquet.py``: pyarrow, Domo types mapped to Arrow types) be
 DataSet, export, Parquet, and whatever consumes it.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from dagster import (
@@ -178,7 +178,7 @@ def _write_parquet(
         s3_client,
         objects,
         columns,
-        compression=str(source["compression"].value) if "compression" in source else None,
+        compression=_recorded_compression(source),
         bucket=config.bucket,
         key_prefix=folder,
         put_args=put_args,
@@ -233,6 +233,16 @@ def _latest_export(
             "first (only verified exports are recorded, so only they are converted)"
         )
     return dict(materialization.metadata)
+
+
+def _recorded_compression(source: Mapping[str, Any]) -> str | None:
+    """The compression the export's materialization recorded; None when Domo did not say (each
+    object's headers or magic bytes decide then)."""
+    from domo_assets.metadata import UNKNOWN_COMPRESSION
+
+    recorded = source.get("compression")
+    value = None if recorded is None else str(recorded.value)
+    return None if value == UNKNOWN_COMPRESSION else value
 
 
 def _columns(schema: TableSchema) -> list[DataSetColumn]:

@@ -49,6 +49,22 @@ def keys(s3: Any, prefix: str) -> list[str]:
     return sorted(o["Key"] for o in found)
 
 
+def test_parquet_converts_an_export_whose_compression_domo_did_not_state(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
+) -> None:
+    """Domo lists ``compression`` but does not say it is always there: without it the export is
+    recorded as ``unknown`` and the Parquet step reads each object's own encoding (gzip here)."""
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, omit_compression=True)
+    result = run(tmp_path, sandbox, instance, {**CLAIMS, "table": None})
+    assert result.success, failure_text(result)
+    export = metadata_of(result, "claims")
+    assert export["compression"] == "unknown"
+    assert all(uri.endswith(".csv.gz") for uri in export["s3_uris"])
+    parquet = metadata_of(result, "claims_parquet")
+    assert check_outcomes(result)[("claims_parquet", "parquet_row_count")] is True
+    assert parquet["dagster/row_count"] == export["dagster/row_count"] == 1000
+
+
 def test_table_pointer_parquet_and_retention_follow_verified_exports(
     sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
 ) -> None:

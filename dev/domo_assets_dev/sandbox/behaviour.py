@@ -87,6 +87,8 @@ class Behaviour:
         queue_seconds: Time a new export spends with status ``none`` (queued) first.
         misreport_rows: Added to the reported row count of the first file.
         omit_object: Report the files in urlRowCountMap but do not write them.
+        omit_compression: Leave ``compression`` out of the export object (Domo lists the field
+            but does not say it is always there).
         url_style: ``s3``, ``virtual`` or ``path`` form of urlRowCountMap keys.
         timestamp_style: ``epoch_ms`` or ``iso`` form of started/finished.
         busy_behaviour: A POST while an export runs: ``error`` (400) or ``return_running``.
@@ -108,6 +110,7 @@ class Behaviour:
     queue_seconds: float = 0.0
     misreport_rows: int = 0
     omit_object: bool = False
+    omit_compression: bool = False
     url_style: str = "s3"
     timestamp_style: str = "epoch_ms"
     busy_behaviour: str = "error"

@@ -144,7 +144,7 @@ class SandboxControl:
         Args:
             dataset_id: DataSet id.
             **behaviour: Any of export_outcome, export_seconds, queue_seconds,
-                misreport_rows, omit_object, url_style, timestamp_style, busy_behaviour,
+                misreport_rows, omit_object, omit_compression, url_style, timestamp_style, busy_behaviour,
                 new_export_status_code, rows_per_file, previous_export, post_answer,
                 query_shape, sql_quotes.
         """
