@@ -97,7 +97,7 @@ def run_exports(
         context: The step's context.
         runner: Drives one export.
         exports: The exports to drive, by asset key.
-        domo: The Domo resource (its cap on concurrent exports, its instance URL).
+        domo: The Domo resource (its cap on concurrent exports).
         start_lines: Where the runner's start lines gather (the runner's ``announce``);
             logged together at most every ``START_LINES_INTERVAL`` seconds.
         partition_key: The partition to export, for a partitioned asset.
@@ -131,7 +131,8 @@ def run_exports(
                     continue
                 key = keys[config.name]
                 if verified(outcome):
-                    yield _result(outcome, key, domo.instance_url)
+                    # The client's URL: a component's bound resource still holds EnvVar settings.
+                    yield _result(outcome, key, runner.client.instance_url)
                     published = outcome.publication
                     if published is not None and published.table_error_permanent:
                         # Recorded (the data is verified), then the step fails saying what to grant.

@@ -213,6 +213,8 @@ def test_component_materializes_end_to_end_and_keeps_the_token_out_of_the_snapsh
         for e in domo_env.control.exports()
     }
     assert found["claims"]["dagster/row_count"] == rows["component/claims"] > 0
+    # The DataSet's page is on the instance the environment names, not on the variable's name.
+    assert found["claims"]["domo/dataset_url"].startswith(f"{domo_env.domo_url}/datasources/")
     outcomes = check_outcomes(result)
     assert outcomes and all(outcomes.values()), outcomes
     # The run authenticated with the token (its user made the exports), yet stored none of it.
