@@ -127,7 +127,9 @@ def resolve_domo_connection(context: dg.ResolutionContext, model: BaseModel) -> 
     settings: dict[str, Any] = {}
     unset: dict[str, str] = {}
     for name, raw in model.model_dump(exclude_none=True).items():
-        variable = _env_reference(raw)
+        # Only the connection's strings are kept as EnvVar (read at run time); a tuning setting
+        # (a number) is rendered now, like any other template.
+        variable = _env_reference(raw) if name in CONNECTION_FIELDS else None
         if variable is not None:
             # Reading the variable is the component's templating: `{{ env.X }}` reads it too.
             if os.environ.get(variable):

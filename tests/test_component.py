@@ -358,6 +358,19 @@ def test_a_bad_connection_fails_the_load_saying_what_to_set(
     assert domo_env.token not in messages
 
 
+def test_a_tuning_setting_may_come_from_the_environment(
+    domo_env: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOMO_MAX_EXPORTS", "3")
+    attributes = instance_document(CLAIMS)["attributes"]
+    attributes["domo"] = {**CONNECTION, "max_concurrent_exports": "{{ env.DOMO_MAX_EXPORTS }}"}
+
+    component = DomoExportsComponent.from_attributes_dict(attributes=attributes)
+
+    assert component.domo.max_concurrent_exports == 3
+    assert isinstance(component.domo.instance_url, dg.EnvVar)
+
+
 def test_demo_defs_yaml_holds_the_partitioned_demo_catalogs_exports(domo_env: Sandbox) -> None:
     attributes = yaml.safe_load(DEMO_DEFS_YAML.read_text(encoding="utf-8"))["attributes"]
     component = DomoExportsComponent.from_attributes_dict(attributes=attributes)
