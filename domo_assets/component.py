@@ -388,9 +388,6 @@ class DomoComponentTranslator(
 ):
     """The component's translator: its ``get_asset_spec`` (overridable), then ``translation``."""
 
-    def __init__(self, component: DomoExportsComponent) -> None:
-        self._component = component
-
     def get_asset_spec(self, props: DomoExportProps) -> dg.AssetSpec:
         """The export's spec with the component's ``translation`` applied."""
         spec = super().get_asset_spec(props)

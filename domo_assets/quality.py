@@ -19,7 +19,7 @@ instance API. Dagster's builders are beta in 1.13.27 (pinned exactly).
 
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -52,7 +52,7 @@ def build_quality_checks(specs: DomoSpecs, *, name_prefix: str = "") -> list[Ass
     """
     schema: dict[Severity, list[AssetKey]] = defaultdict(list)
     minimum: dict[tuple[int, Severity], list[AssetKey]] = defaultdict(list)
-    drops: list[tuple[AssetKey, QualitySettings]] = []
+    drops: dict[AssetKey, QualitySettings] = {}
     for spec in specs.exports:
         quality = export_config(spec).quality
         if quality is None:
@@ -62,7 +62,7 @@ def build_quality_checks(specs: DomoSpecs, *, name_prefix: str = "") -> list[Ass
         if quality.min_rows is not None:
             minimum[quality.min_rows.bound, quality.min_rows.severity].append(spec.key)
         if quality.max_row_drop is not None:
-            drops.append((spec.key, quality))
+            drops[spec.key] = quality
     checks: list[AssetChecksDefinition] = []
     with warnings.catch_warnings():
         # Dagster's check builders are beta in 1.13; we pin dagster exactly.
@@ -81,10 +81,7 @@ def build_quality_checks(specs: DomoSpecs, *, name_prefix: str = "") -> list[Ass
     return checks
 
 
-def _row_drop_checks(
-    drops: Sequence[tuple[AssetKey, QualitySettings]], name: str
-) -> AssetChecksDefinition:
-    bounds = {key: quality for key, quality in drops}
+def _row_drop_checks(drops: Mapping[AssetKey, QualitySettings], name: str) -> AssetChecksDefinition:
 
     @multi_asset_check(
         name=name,
@@ -95,13 +92,13 @@ def _row_drop_checks(
                 description=f"The row count fell by at most {_percent(q)} against the previous "
                 "materialization",
             )
-            for key, q in drops
+            for key, q in drops.items()
         ],
         can_subset=True,
     )
     def _drops(context: AssetCheckExecutionContext) -> Iterable[AssetCheckResult]:
         for check_key in context.selected_asset_check_keys:
-            quality = bounds[check_key.asset_key]
+            quality = drops[check_key.asset_key]
             yield row_drop_result(context, check_key.asset_key, quality)
 
     return _drops
