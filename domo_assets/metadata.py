@@ -23,6 +23,7 @@ from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY, TABLE_NA
 from domo_assets.outcome import ExportOutcome
 from domo_assets.publish import Publication
 from domo_assets.s3.credentials import CredentialGrant
+from domo_assets.s3.glue import TableReference
 
 FILES_SCHEMA = TableSchema(
     columns=[
@@ -139,6 +140,15 @@ def credentials_metadata(grant: CredentialGrant | None) -> dict[str, Any]:
     return metadata
 
 
+def glue_metadata(table: TableReference, error: str | None) -> dict[str, Any]:
+    """A Glue table's name, console link and status (``registered`` or why not)."""
+    return {
+        TABLE_NAME_KEY: table.table_name,
+        "glue/console_url": MetadataValue.url(table.console_url),
+        "glue/status": error or "registered",
+    }
+
+
 def publication_metadata(publication: Publication | None) -> dict[str, Any]:
     """The pointer, the Redshift manifest, the Glue table (with its status) and retention."""
     if publication is None:
@@ -147,9 +157,7 @@ def publication_metadata(publication: Publication | None) -> dict[str, Any]:
     if publication.redshift_manifest_uri is not None:
         metadata["redshift_manifest_uri"] = publication.redshift_manifest_uri
     if publication.table is not None:
-        metadata[TABLE_NAME_KEY] = publication.table.table_name
-        metadata["glue/console_url"] = MetadataValue.url(publication.table.console_url)
-        metadata["glue/status"] = publication.table_error or "registered"
+        metadata.update(glue_metadata(publication.table, publication.table_error))
     if publication.retention is not None:
         removed = publication.retention.removed
         metadata["retention/removed_folders"] = MetadataValue.json([r.folder for r in removed])

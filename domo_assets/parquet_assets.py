@@ -9,7 +9,7 @@ DataSet, export, Parquet, and whatever consumes it.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetCheckResult,
@@ -33,10 +33,13 @@ from dagster import (
 
 from domo_assets.assets import DOMO_POOL
 from domo_assets.catalog import ExportConfig
-from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY, TABLE_NAME_KEY
+from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY
 from domo_assets.domo.models import DataSetColumn
 from domo_assets.resource import S3ClientFactory
 from domo_assets.translator import DomoSpecs, export_config
+
+if TYPE_CHECKING:
+    from domo_assets.publish import GlueClients
 
 PARQUET_OP_NAME = "domo_parquet"
 PARQUET_CHECK = "parquet_row_count"
@@ -94,14 +97,16 @@ def _parquet_multi_asset(
 
     def write(context: AssetExecutionContext, s3_client: Any) -> Iterator[MaterializeResult]:
         # Imported here: pyarrow is a run's cost, not the code location's.
+        from domo_assets.publish import new_glue_clients
         from domo_assets.s3.parquet import ParquetConversionError
 
+        glue_clients = new_glue_clients()
         failures = []
         for spec in context.assets_def.specs:
             if spec.key not in context.selected_asset_keys:
                 continue
             try:
-                refused, result = _write_parquet(context, spec, s3_client)
+                refused, result = _write_parquet(context, spec, s3_client, glue_clients)
             except (ValueError, ParquetConversionError) as exc:
                 failures.append(f"{spec.key.to_user_string()}: {exc}")
                 context.log.error(failures[-1])
@@ -148,7 +153,7 @@ def _parquet_multi_asset(
 
 
 def _write_parquet(
-    context: AssetExecutionContext, spec: AssetSpec, s3_client: Any
+    context: AssetExecutionContext, spec: AssetSpec, s3_client: Any, glue_clients: "GlueClients"
 ) -> tuple[str | None, MaterializeResult]:
     """Convert the upstream export's latest materialization; raise ValueError if there is none.
 
@@ -197,7 +202,9 @@ def _write_parquet(
             schema=_FILES_SCHEMA,
         ),
     }
-    table_metadata, refused = _register_table(config, partition, folder, columns, export_id)
+    table_metadata, refused = _register_table(
+        config, partition, folder, columns, export_id, glue_clients
+    )
     metadata.update(table_metadata)
     return refused, MaterializeResult(
         asset_key=spec.key,
@@ -255,6 +262,7 @@ def _register_table(
     folder: str,
     columns: Sequence[DataSetColumn],
     export_id: str,
+    glue_clients: "GlueClients",
 ) -> tuple[dict[str, Any], str | None]:
     """The Parquet table ``<table>_parquet`` in Glue, when the export has ``table:``.
 
@@ -265,22 +273,16 @@ def _register_table(
     """
     if config.table is None:
         return {}, None
-    import boto3
-
+    from domo_assets.metadata import glue_metadata
     from domo_assets.publish import glue_table, register_table
     from domo_assets.s3.glue import PARQUET
 
     reference, error, permanent = register_table(
-        boto3.client("glue", region_name=config.region),
+        glue_clients(config.region),
         glue_table(config, tuple(columns), None, PARQUET),
         f"s3://{config.bucket}/{folder}/",
         export_id,
         config.region,
         partition,
     )
-    metadata: dict[str, Any] = {
-        TABLE_NAME_KEY: reference.table_name,
-        "glue/console_url": MetadataValue.url(reference.console_url),
-        "glue/status": error or "registered",
-    }
-    return metadata, error if permanent else None
+    return glue_metadata(reference, error), error if permanent else None

@@ -18,6 +18,7 @@ Plain Python over boto3 clients: no Dagster.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,23 @@ from domo_assets.s3.landing import (
 
 GlueClients = Callable[[str], Any]
 """A region's boto3 Glue client."""
+
+
+def new_glue_clients() -> GlueClients:
+    """A Glue client per region, made when first needed and shared by the threads of a step
+    (boto3's chain, ``AWS_ENDPOINT_URL``)."""
+    import boto3
+
+    clients: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def client(region: str) -> Any:
+        with lock:
+            if region not in clients:
+                clients[region] = boto3.client("glue", region_name=region)
+            return clients[region]
+
+    return client
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from domo_assets.domo.models import (
 )
 from domo_assets.domo.polling import expected_duration
 from domo_assets.outcome import ExportOutcome
-from domo_assets.publish import GlueClients, publish
+from domo_assets.publish import GlueClients, new_glue_clients, publish
 from domo_assets.resource import DEFAULT_STALE_EXPORT_AFTER
 from domo_assets.s3.credentials import (
     CredentialGrant,
@@ -171,7 +171,7 @@ class ExportRunner:
         self.stop = stop or threading.Event()
         self.announce = announce or log.info
         self.stale_after = stale_after
-        self.glue_clients = glue_clients or _glue_clients()
+        self.glue_clients = glue_clients or new_glue_clients()
         self._clock = clock
         self._now = now
         self._lock = threading.Lock()
@@ -637,19 +637,3 @@ def _duration(seconds: float) -> str:
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.0f} d"
-
-
-def _glue_clients() -> GlueClients:
-    """A Glue client per region, made when first needed (boto3's chain, AWS_ENDPOINT_URL)."""
-    import boto3
-
-    clients: dict[str, Any] = {}
-    lock = threading.Lock()
-
-    def client(region: str) -> Any:
-        with lock:
-            if region not in clients:
-                clients[region] = boto3.client("glue", region_name=region)
-            return clients[region]
-
-    return client
