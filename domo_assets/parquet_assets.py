@@ -163,6 +163,7 @@ def _write_parquet(
     """
     # Imported here: pyarrow is a run's cost, not the code location's.
     from domo_assets.s3.parquet import convert_export
+    from domo_assets.s3.storage import kms_write_args
 
     config = export_config(spec)
     (dep,) = spec.deps
@@ -174,11 +175,6 @@ def _write_parquet(
     columns = _columns(source[COLUMN_SCHEMA_KEY].value)
     objects = [tuple(uri.removeprefix("s3://").split("/", 1)) for uri in uris]
     folder = f"{config.export_path(partition)}/{export_id}/{PARQUET_FOLDER}"
-    put_args = (
-        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": config.kms_key_id}
-        if config.kms_key_id
-        else None
-    )
     result = convert_export(
         s3_client,
         objects,
@@ -186,7 +182,7 @@ def _write_parquet(
         compression=_recorded_compression(source),
         bucket=config.bucket,
         key_prefix=folder,
-        put_args=put_args,
+        put_args=kms_write_args(config.kms_key_id),
     )
     expected = int(source[ROW_COUNT_KEY].value)
     metadata: dict[str, Any] = {

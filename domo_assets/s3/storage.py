@@ -61,6 +61,14 @@ def _head(s3_client: Any, obj: S3Object) -> StoredObject:
     )
 
 
+def kms_write_args(kms_key_id: str | None) -> dict[str, str] | None:
+    """The arguments that make an S3 write encrypt with this KMS key (SSE-KMS); None without
+    a key (the bucket's default encryption applies)."""
+    if not kms_key_id:
+        return None
+    return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+
+
 def copy_object(
     s3_client: Any, source: S3Object, bucket: str, key: str, kms_key_id: str | None = None
 ) -> S3Object:
@@ -76,10 +84,10 @@ def copy_object(
     Returns:
         The copy, with the source's row count.
     """
-    extra: dict[str, str] = {}
-    if kms_key_id:
-        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
     s3_client.copy(
-        {"Bucket": source.bucket, "Key": source.key}, bucket, key, ExtraArgs=extra or None
+        {"Bucket": source.bucket, "Key": source.key},
+        bucket,
+        key,
+        ExtraArgs=kms_write_args(kms_key_id),
     )
     return S3Object(bucket=bucket, key=key, row_count=source.row_count)
