@@ -28,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from domo_assets.domo.errors import ConfigurationError
 from domo_assets.domo.models import DataSetColumn
+from domo_assets.s3.storage import error_code
 
 TABLE_TYPE = "EXTERNAL_TABLE"
 CSV = "csv"
@@ -487,7 +488,7 @@ class _Caller:
         try:
             return method(**kwargs)
         except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
+            code = error_code(exc)
             if code in absent:
                 return None
             if _access_denied(exc):
@@ -567,7 +568,7 @@ def _covers(current: Any, wanted: Any) -> bool:
 
 
 def _access_denied(exc: ClientError) -> bool:
-    code = str(exc.response.get("Error", {}).get("Code", ""))
+    code = error_code(exc)
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return code in _ACCESS_DENIED_CODES or status == 403
 

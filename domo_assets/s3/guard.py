@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from domo_assets.domo.errors import ConfigurationError
+from domo_assets.s3.storage import error_code
 
 PUBLIC_ACCESS_BLOCK_SETTINGS = (
     "BlockPublicAcls",
@@ -152,7 +153,7 @@ def _call(
     try:
         return method(Bucket=bucket)
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = error_code(exc)
         if code in absent:
             return None
         if code in {"NoSuchBucket", "404"}:

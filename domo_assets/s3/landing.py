@@ -36,7 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from domo_assets.domo.errors import DomoResponseError
 from domo_assets.domo.models import S3Object, parse_timestamp
 from domo_assets.s3.manifest import MANIFEST_FORMAT, MANIFEST_NAME, manifest_key
-from domo_assets.s3.storage import StoredObject
+from domo_assets.s3.storage import StoredObject, error_code, is_missing
 from domo_assets.s3.target import EXPORT_FOLDER
 
 LATEST_NAME = "_latest.json"
@@ -46,7 +46,6 @@ JSON_CONTENT_TYPE = "application/json"
 MIN_KEEP_EXPORTS = 1
 # DeleteObjects takes at most 1,000 keys a request.
 DELETE_BATCH = 1000
-_MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 _ACCESS_DENIED_CODES = {"AccessDenied", "403"}
 
 
@@ -466,7 +465,7 @@ def _get_json(s3_client: Any, bucket: str, key: str) -> tuple[bool, Any]:
     try:
         body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
-        if str(exc.response.get("Error", {}).get("Code", "")) in _MISSING_CODES:
+        if is_missing(exc):
             return False, None
         raise _s3_error(exc, "read", "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}") from None
     except BotoCoreError as exc:
@@ -481,7 +480,7 @@ def _s3_error(
     exc: ClientError | BotoCoreError, verb: str, permission: str, resource: str
 ) -> LandingError:
     if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = error_code(exc)
         if code in _ACCESS_DENIED_CODES:
             return LandingError(
                 f"S3 refused to {verb} {resource} ({code}): grant {permission} on {resource} "

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from domo_assets.s3.storage import is_missing
 from domo_assets.s3.target import ExportTarget
 from domo_assets.version import __version__
 
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 MANIFEST_NAME = "_manifest.json"
 MANIFEST_FORMAT = "domo_assets.manifest/v2"
-_MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def read_manifest(s3_client: Any, bucket: str, folder_key: str) -> Manifest | No
     try:
         body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
-        if str(exc.response.get("Error", {}).get("Code", "")) in _MISSING_CODES:
+        if is_missing(exc):
             return None
         raise
     try:

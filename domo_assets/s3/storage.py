@@ -45,11 +45,21 @@ def inspect_objects(s3_client: Any, objects: Sequence[S3Object]) -> tuple[Stored
     return tuple(_head(s3_client, obj) for obj in objects)
 
 
+def error_code(exc: ClientError) -> str:
+    """The error code of a call AWS refused (``NoSuchKey``, ``AccessDenied``, ``404``...)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_missing(exc: ClientError) -> bool:
+    """Whether S3 refused the call because the object is not there."""
+    return error_code(exc) in _MISSING_CODES
+
+
 def _head(s3_client: Any, obj: S3Object) -> StoredObject:
     try:
         head = s3_client.head_object(Bucket=obj.bucket, Key=obj.key)
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = error_code(exc)
         if code in _MISSING_CODES:
             return StoredObject(obj, exists=False)
         return StoredObject(obj, exists=False, error=f"S3 {code or 'error'} on HEAD {obj.uri}")
