@@ -417,17 +417,21 @@ def _updated_versions(
 def exports_by_dataset(specs: DomoSpecs) -> dict[str, DataSetExports]:
     """Each watched DataSet (by id) with its node and its requestable exports (and their
     Parquet assets, which follow their exports)."""
-    found: dict[str, DataSetExports] = {}
+    nodes: dict[str, tuple[AssetKey, str | None]] = {}
+    keys: dict[str, list[AssetKey]] = {}
     for spec in (*specs.exports, *specs.parquets):
         config = export_config(spec)
-        known = found.get(config.dataset_id)
-        keys = (known.export_keys if known else ()) + (
-            (spec.key,) if spec.partitions_def is None else ()
-        )
-        found[config.dataset_id] = DataSetExports(
-            specs.dataset_key(config), known.dataset_name if known else config.dataset_name, keys
-        )
-    return found
+        if config.dataset_id not in nodes:
+            # Exports come first, and an export's only dependency is its DataSet's node.
+            (dep,) = spec.deps
+            nodes[config.dataset_id] = (dep.asset_key, config.dataset_name)
+            keys[config.dataset_id] = []
+        if spec.partitions_def is None:
+            keys[config.dataset_id].append(spec.key)
+    return {
+        dataset_id: DataSetExports(node, name, tuple(keys[dataset_id]))
+        for dataset_id, (node, name) in nodes.items()
+    }
 
 
 def _version(last_updated: datetime | None) -> str | None:

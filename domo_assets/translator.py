@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from dagster import (
@@ -180,19 +179,6 @@ class DomoSpecs:
     exports: tuple[AssetSpec, ...]
     datasets: tuple[AssetSpec, ...]
     parquets: tuple[AssetSpec, ...] = ()
-
-    def export_spec(self, config: ExportConfig) -> AssetSpec:
-        """The spec of one entry's export."""
-        return self.exports[self._positions[config.name]]
-
-    def dataset_key(self, config: ExportConfig) -> AssetKey:
-        """The key of the node of an entry's DataSet (its export's only dependency)."""
-        (dep,) = self.export_spec(config).deps
-        return dep.asset_key
-
-    @cached_property
-    def _positions(self) -> dict[str, int]:
-        return {c.name: i for i, c in enumerate(self.catalog.exports)}
 
 
 def export_config(spec: AssetSpec) -> ExportConfig:
