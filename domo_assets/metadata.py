@@ -24,6 +24,7 @@ from domo_assets.outcome import ExportOutcome
 from domo_assets.publish import Publication
 from domo_assets.s3.credentials import CredentialGrant
 from domo_assets.s3.glue import TableReference
+from domo_assets.s3.target import prefix_uri
 
 FILES_SCHEMA = TableSchema(
     columns=[
@@ -46,11 +47,6 @@ _DOMO_TYPES = {
 def dataset_url(instance_url: str, dataset_id: str) -> str:
     """The DataSet's page in Domo."""
     return f"{instance_url.rstrip('/')}/datasources/{dataset_id}/details/overview"
-
-
-def export_prefix_uri(bucket: str, path: str) -> str:
-    """Where an export's files land, before Domo adds ``<exportId>/export/``."""
-    return f"s3://{bucket}/{path}/"
 
 
 def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[str, Any]:
@@ -87,7 +83,7 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
         "domo/dataset_id": outcome.config.dataset_id,
         "domo/dataset_name": outcome.dataset.name,
         "domo/dataset_url": MetadataValue.url(dataset_url(instance_url, outcome.config.dataset_id)),
-        "dagster/uri": export_prefix_uri(outcome.config.bucket, outcome.path),
+        "dagster/uri": prefix_uri(outcome.config.bucket, outcome.path),
         # What was proved before this was recorded (see verdicts.py and provenance.py).
         "domo/request": outcome.target.fingerprint,
         "verified_location": f"{outcome.target.prefix_uri}{export.export_id}/",

@@ -43,6 +43,7 @@ from domo_assets.s3.landing import (
     write_latest,
     write_redshift_manifest,
 )
+from domo_assets.s3.target import prefix_uri
 
 GlueClients = Callable[[str], Any]
 """A region's boto3 Glue client."""
@@ -163,7 +164,7 @@ def glue_table(
         compression=compression if file_format == CSV else None,
         include_bom=config.include_bom and file_format == CSV,
         partition_key=config.partition.hive_key if config.partition is not None else None,
-        root=f"s3://{config.bucket}/{config.path}/" if partitioned else None,
+        root=prefix_uri(config.bucket, config.path) if partitioned else None,
         file_format=file_format,
     )
 

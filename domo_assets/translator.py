@@ -23,6 +23,7 @@ from dagster import (
 )
 
 from domo_assets.catalog import DATASET_KEY_PREFIX, DEFAULT_TIMEZONE, Catalog, ExportConfig
+from domo_assets.s3.target import prefix_uri
 
 DATASET_KEY_SUFFIX = "_dataset"
 KIND_DOMO = "domo"
@@ -98,7 +99,7 @@ class DagsterDomoTranslator:
     def get_asset_spec(self, props: DomoExportProps) -> AssetSpec:
         """The spec of one export asset, downstream of its DataSet's node."""
         config = props.config
-        destination = f"s3://{config.bucket}/{config.path}/"
+        destination = prefix_uri(config.bucket, config.path)
         metadata: dict[str, Any] = {
             **DomoMetadataSet(config.dataset_id, config).to_metadata(),
             "dagster/uri": destination,
@@ -142,7 +143,7 @@ class DagsterDomoTranslator:
             deps=[export.key],
             partitions_def=props.partitions_def,
             description=f"The verified export {export.key.to_user_string()} as Parquet, beside "
-            f"it under s3://{config.bucket}/{config.path}/<exportId>/parquet/.",
+            f"it under {prefix_uri(config.bucket, config.path)}<exportId>/parquet/.",
             group_name=export.group_name,
             owners=export.owners,
             tags=export.tags,

@@ -26,6 +26,12 @@ EXPORT_FOLDER = "export"
 FINGERPRINT_LENGTH = 16
 
 
+def prefix_uri(bucket: str, path: str) -> str:
+    """``s3://<bucket>/<path>/``: where exports to ``path`` land, before Domo adds
+    ``<exportId>/export/``."""
+    return f"s3://{bucket}/{path}/"
+
+
 @dataclass(frozen=True)
 class ExportTarget:
     """One asset's request, with the DataSet's columns resolved.
@@ -73,7 +79,7 @@ class ExportTarget:
     @property
     def prefix_uri(self) -> str:
         """``s3://<bucket>/<path>/``: where this asset's exports lie."""
-        return f"s3://{self.bucket}/{self.path}/"
+        return prefix_uri(self.bucket, self.path)
 
     def folder(self, export_id: str) -> str:
         """The key prefix of one export of this asset: ``<path>/<exportId>/``."""
