@@ -12,8 +12,9 @@ does not).
 from __future__ import annotations
 
 import logging
+import posixpath
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -21,6 +22,8 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
+    AssetSpec,
+    DagsterEventType,
     DataVersion,
     Failure,
     MaterializeResult,
@@ -30,17 +33,25 @@ from dagster import (
 from domo_assets.catalog import ExportConfig
 from domo_assets.checks import check_results
 from domo_assets.domo.errors import is_permanent
-from domo_assets.ledger import InstanceLedger
+from domo_assets.ledger import InstanceLedger, Materialized
 from domo_assets.metadata import materialization_metadata
 from domo_assets.outcome import ExportOutcome
+from domo_assets.publish import GlueClients, Publication, new_glue_clients, publish
 from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.runner import ExportRunner
-from domo_assets.translator import export_config
+from domo_assets.s3.landing import LandingError
+from domo_assets.s3.manifest import ExportManifest, read_manifest
+from domo_assets.translator import PARQUET_ASSET_KEY, export_config
 from domo_assets.verdicts import HEADER_CHECK, verdicts, verified
 
 # Start lines of a step's exports wait at most this long to be logged together: Dagster stores
 # each log line as an event, one by one, so 100 starts would otherwise be 100 events.
 START_LINES_INTERVAL = 1.0
+# On run termination, publications under way (a few S3 and Glue calls) get this long to finish.
+PUBLISH_GRACE_SECONDS = 30.0
+# The step failure's metadata: every failed export with its reason, and the permanent ones.
+FAILED_EXPORTS_KEY = "failed_exports"
+PERMANENT_FAILURES_KEY = "permanent_failures"
 
 
 def export_selected(
@@ -51,11 +62,12 @@ def export_selected(
     aws_credentials: AwsCredentialsResource | None = None,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Export every asset the step selected, as ``DomoResource.export_and_poll`` documents."""
-    exports = {
-        spec.key: export_config(spec)
+    specs = {
+        spec.key: spec
         for spec in context.assets_def.specs
         if spec.key in context.selected_asset_keys
     }
+    exports = {key: export_config(spec) for key, spec in specs.items()}
     if s3_client is None:
         from dagster_aws.s3 import S3Resource
 
@@ -73,7 +85,10 @@ def export_selected(
     # A backfill's run names its partition as a one-key range: has_partition_key is False there.
     partitioned = context.assets_def.partitions_def is not None
     partition_key = context.partition_key if partitioned else None
-    yield from run_exports(context, runner, exports, domo, start_lines, partition_key)
+    publisher = Publisher(
+        context, s3_client, new_glue_clients(), start_lines, partition_key, _parquet_keys(specs)
+    )
+    yield from run_exports(context, runner, exports, domo, start_lines, partition_key, publisher)
 
 
 def run_exports(
@@ -82,16 +97,19 @@ def run_exports(
     exports: Mapping[AssetKey, ExportConfig],
     domo: DomoResource,
     start_lines: StartLines,
-    partition_key: str | None = None,
+    partition_key: str | None,
+    publisher: Publisher,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Drive exports concurrently, yielding each one's result as soon as it is known.
 
-    An export is materialized only when every check passed; otherwise its check results are
-    recorded without a materialization. A failed export does not hide the others: every verified
-    one is materialized, then the step fails naming each failure. On a step retry, exports an
-    earlier attempt of this run materialized are not exported again; a failure that a retry
-    cannot mend (access, configuration, another request's export, a spent wait) does not ask
-    for one.
+    An export is materialized only when every check passed, then published (pointer, Glue
+    table, retention) once Dagster shows the materialization recorded; a refused export records
+    nothing (its failed checks are in the failure), so the asset's previous materialization keeps
+    its green checks. A failed export does not hide the others: every verified one is
+    materialized, then the step fails naming each failure. On a step retry, exports an earlier
+    attempt of this run materialized are only published (if they were not), and exports that
+    failed for a reason a retry cannot mend (access, configuration, another request's export, a
+    spent wait, a wrong header) are not tried again; such failures do not ask for a retry.
 
     Args:
         context: The step's context.
@@ -101,6 +119,7 @@ def run_exports(
         start_lines: Where the runner's start lines gather (the runner's ``announce``);
             logged together at most every ``START_LINES_INTERVAL`` seconds.
         partition_key: The partition to export, for a partitioned asset.
+        publisher: Publishes each recorded export.
     """
     keys = {config.name: key for key, config in exports.items()}
     configs = list(exports.values())
@@ -108,55 +127,75 @@ def run_exports(
         c.name: InstanceLedger(context.instance, keys[c.name], partition_key, context.run_id)
         for c in configs
     }
-    pending = _not_yet_materialized(context, configs, ledgers)
     failures: dict[str, str] = {}
     permanent: dict[str, bool] = {}
-    workers = max(1, min(len(pending), domo.max_concurrent_exports))
+    recorded = _recorded_by_this_run(context, configs, ledgers)
+    for name, reason in _permanent_failures_before(context, configs).items():
+        failures[name], permanent[name] = reason, True
+    pending = [c for c in configs if c.name not in recorded and c.name not in failures]
+    workers = max(1, min(len(pending) + len(recorded), domo.max_concurrent_exports))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domo-export") as executor:
-        futures: dict[Future[ExportOutcome], ExportConfig] = {
+        exporting: dict[Future[Any], ExportConfig] = {
             executor.submit(
                 runner.run, config, partition_key=partition_key, ledger=ledgers[config.name]
             ): config
             for config in pending
         }
+        publishing: dict[Future[Any], ExportConfig] = {
+            executor.submit(publisher.publish_recorded, config, recorded[config.name]): config
+            for config in configs
+            if config.name in recorded
+        }
+        waiting = set(exporting) | set(publishing)
         try:
-            for future in _completed(futures, start_lines, context.log):
-                config = futures[future]
+            for future in _completed(waiting, start_lines, context.log):
+                config = publishing.get(future) or exporting[future]
                 try:
-                    outcome = future.result()
+                    done = future.result()
                 except Exception as exc:
                     failures[config.name] = str(exc)
-                    permanent[config.name] = is_permanent(exc)
+                    permanent[config.name] = _is_permanent(exc)
                     context.log.error(f"{config.name}: {exc}")
                     continue
-                key = keys[config.name]
-                if verified(outcome):
-                    # The client's URL: a component's bound resource still holds EnvVar settings.
-                    yield _result(outcome, key, runner.client.instance_url)
-                    published = outcome.publication
-                    if published is not None and published.table_error_permanent:
-                        # Recorded (the data is verified), then the step fails saying what to grant.
-                        failures[config.name] = published.table_error or ""
-                        permanent[config.name] = True
+                if future in publishing:
+                    problem = publisher.report(config, done)
+                    if problem is not None:
+                        failures[config.name], permanent[config.name] = problem
                     continue
-                yield from check_results(outcome, key)
-                failures[config.name] = _refusal(outcome)
-                permanent[config.name] = _refusal_is_permanent(outcome)
-                context.log.error(f"{config.name}: {failures[config.name]}")
+                outcome: ExportOutcome = done
+                key = keys[config.name]
+                if not verified(outcome):
+                    failures[config.name] = _refusal(outcome)
+                    permanent[config.name] = _refusal_is_permanent(outcome)
+                    context.log.error(f"{config.name}: {failures[config.name]}")
+                    continue
+                # The client's URL: a component's bound resource still holds EnvVar settings.
+                yield _result(outcome, key, runner.client.instance_url)
+                # Dagster stores a yielded result's events before it resumes this generator:
+                # the materialization is recorded now, and publication may follow it.
+                published = executor.submit(
+                    publisher.publish_verified, config, outcome, ledgers[config.name]
+                )
+                publishing[published] = config
+                waiting.add(published)
         except BaseException:
-            # Run termination: stop polling at once and say where each export stands.
+            # Run termination: stop polling at once, let publications under way finish (they
+            # follow a recorded materialization: stopping them would leave readers behind it),
+            # and say where each export stands.
             runner.stop.set()
+            wait([f for f in publishing if not f.done()], timeout=PUBLISH_GRACE_SECONDS)
             executor.shutdown(wait=True, cancel_futures=True)
             start_lines.flush(context.log)
-            _log_positions(context, futures)
+            _log_positions(context, exporting)
             raise
+    start_lines.flush(context.log)
     if failures:
         raise Failure(
             description=f"{len(failures)} of {len(configs)} Domo export(s) failed: "
             + "; ".join(f"{name}: {reason}" for name, reason in failures.items()),
             metadata={
-                "failed_exports": MetadataValue.json(failures),
-                "permanent_failures": MetadataValue.json(
+                FAILED_EXPORTS_KEY: MetadataValue.json(failures),
+                PERMANENT_FAILURES_KEY: MetadataValue.json(
                     sorted(n for n, p in permanent.items() if p)
                 ),
             },
@@ -166,34 +205,184 @@ def run_exports(
         )
 
 
-def _not_yet_materialized(
+class Publisher:
+    """Publishes a step's recorded exports (``publish.py``), from its worker threads.
+
+    Args:
+        context: The step's context (its instance: what Dagster recorded).
+        s3_client: A boto3 S3 client with the worker's credentials.
+        glue_clients: Gives a region's Glue client.
+        lines: Where the one-line summaries gather (logged with the start lines).
+        partition_key: The partition exported, for a partitioned asset.
+        parquet_keys: The Parquet asset of each export with ``parquet: true``, by export name.
+    """
+
+    def __init__(
+        self,
+        context: AssetExecutionContext,
+        s3_client: Any,
+        glue_clients: GlueClients,
+        lines: StartLines,
+        partition_key: str | None,
+        parquet_keys: Mapping[str, AssetKey],
+    ) -> None:
+        self._context = context
+        self._s3 = s3_client
+        self._glue = glue_clients
+        self._lines = lines
+        self._partition_key = partition_key
+        self._parquet_keys = parquet_keys
+
+    def publish_verified(
+        self, config: ExportConfig, outcome: ExportOutcome, ledger: InstanceLedger
+    ) -> Publication:
+        """Publish an export this step just materialized, once Dagster shows it recorded.
+
+        Raises:
+            RecordMissingError: Dagster's latest materialization of the asset is not this
+                export (nothing is published: readers stay where Dagster's record is).
+        """
+        export_id = outcome.export.export_id
+        latest = ledger.latest_materialization()
+        if latest is None or latest.export_id != export_id:
+            raise RecordMissingError(
+                f"Dagster's latest materialization of {config.name} names export "
+                f"{latest.export_id if latest else None}, not {export_id} that this step just "
+                "recorded; nothing was published. Materialize it again"
+            )
+        if outcome.manifest_uri is None:
+            raise RecordMissingError(f"export {export_id} has no manifest to publish from")
+        return self._publish(config, outcome.to_manifest(), outcome.manifest_uri, export_id)
+
+    def publish_recorded(self, config: ExportConfig, recorded: Materialized) -> Publication:
+        """Publish an export an earlier attempt of this run recorded (it may have failed or
+        been stopped before publishing), from its manifest.
+
+        Raises:
+            RecordMissingError: The materialization names no manifest that can be read.
+        """
+        uri = recorded.manifest_uri
+        bucket, _, key = (uri or "").removeprefix("s3://").partition("/")
+        stored = read_manifest(self._s3, bucket, posixpath.dirname(key)) if key else None
+        if stored is None:
+            raise RecordMissingError(
+                f"the materialization of export {recorded.export_id} names no readable "
+                f"manifest ({uri}); materialize {config.name} again"
+            )
+        return self._publish(config, stored.manifest, stored.uri, recorded.export_id)
+
+    def report(self, config: ExportConfig, publication: Publication) -> tuple[str, bool] | None:
+        """Log a publication's summary; the failure it leaves (reason, permanent), if any."""
+        self._lines.add(f"{config.name}: {publication.summary}")
+        if publication.table_error is None:
+            return None
+        self._context.log.warning(f"{config.name}: {publication.table_error}")
+        # Missing permissions fail the step after the export is recorded and its pointer
+        # moved; an outage only warns (the next materialization registers the table again).
+        return (publication.table_error, True) if publication.table_error_permanent else None
+
+    def _publish(
+        self, config: ExportConfig, manifest: ExportManifest, manifest_uri: str, export_id: str
+    ) -> Publication:
+        protected = {export_id, *self._parquet_exports(config)}
+        return publish(config, manifest, manifest_uri, self._s3, self._glue, protected=protected)
+
+    def _parquet_exports(self, config: ExportConfig) -> tuple[str, ...]:
+        """The export the Parquet asset's latest materialization was written from: retention
+        must keep its folder, where the Parquet files lie."""
+        key = self._parquet_keys.get(config.name)
+        if key is None:
+            return ()
+        latest = InstanceLedger(
+            self._context.instance, key, self._partition_key, self._context.run_id
+        ).latest_materialization()
+        return (latest.export_id,) if latest is not None and latest.export_id else ()
+
+
+class RecordMissingError(Exception):
+    """Dagster's record does not show what publication was to follow."""
+
+
+def _parquet_keys(specs: Mapping[AssetKey, AssetSpec]) -> dict[str, AssetKey]:
+    """The Parquet asset of each export that has one, by export name."""
+    found = {}
+    for spec in specs.values():
+        key = spec.metadata.get(PARQUET_ASSET_KEY)
+        if key is not None:
+            found[export_config(spec).name] = AssetKey.from_user_string(str(key))
+    return found
+
+
+def _recorded_by_this_run(
     context: AssetExecutionContext,
     configs: Sequence[ExportConfig],
     ledgers: Mapping[str, InstanceLedger],
-) -> list[ExportConfig]:
-    """The exports to drive: on a step retry, those an earlier attempt did not materialize.
-
-    Dagster keeps an earlier attempt's materializations as the run's outputs, so downstream
-    steps of the run still see them.
-    """
+) -> dict[str, Materialized]:
+    """On a step retry, the exports an earlier attempt of this run materialized: they are not
+    exported again (Dagster keeps those materializations as the run's outputs, so downstream
+    steps still see them), only published."""
     if context.retry_number == 0:
-        return list(configs)
+        return {}
     done = {}
     for config in configs:
         latest = ledgers[config.name].latest_materialization()
         if latest is not None and latest.run_id == context.run_id:
-            done[config.name] = latest.export_id
+            done[config.name] = latest
     if done:
         context.log.info(
             f"Attempt {context.retry_number + 1}: {len(done)} export(s) were materialized by an "
             "earlier attempt of this run and are not exported again: "
-            + ", ".join(f"{name} (export {export_id})" for name, export_id in done.items())
+            + ", ".join(f"{name} (export {m.export_id})" for name, m in done.items())
         )
-    return [c for c in configs if c.name not in done]
+    return done
+
+
+def _permanent_failures_before(
+    context: AssetExecutionContext, configs: Sequence[ExportConfig]
+) -> dict[str, str]:
+    """On a step retry, the exports an earlier attempt of this run failed permanently (its
+    failure's ``permanent_failures``): a retry cannot mend them, so they are not tried again."""
+    if context.retry_number == 0:
+        return {}
+    names = {c.name for c in configs}
+    found: dict[str, str] = {}
+    for record in context.instance.get_records_for_run(
+        context.run_id, of_type=DagsterEventType.STEP_FAILURE
+    ).records:
+        event = record.event_log_entry.dagster_event
+        if event is None or event.step_key != context.op_handle.to_string():
+            continue
+        metadata = event.step_failure_data.user_failure_data
+        entries = metadata.metadata if metadata is not None else {}
+        reasons = _json_value(entries.get(FAILED_EXPORTS_KEY)) or {}
+        for name in _json_value(entries.get(PERMANENT_FAILURES_KEY)) or []:
+            if name in names:
+                found[name] = (
+                    f"not tried again: an earlier attempt failed in a way a retry cannot mend "
+                    f"({reasons.get(name, 'see the earlier attempt')})"
+                )
+    if found:
+        context.log.info(
+            f"Attempt {context.retry_number + 1}: not retrying {', '.join(sorted(found))} "
+            "(failed permanently in an earlier attempt)"
+        )
+    return found
+
+
+def _is_permanent(exc: BaseException) -> bool:
+    """Whether a retry cannot mend a failure: Domo's and configuration errors say so
+    (``is_permanent``), and an S3 refusal of the landing says so (``LandingError.retryable``)."""
+    if isinstance(exc, LandingError):
+        return not exc.retryable
+    return is_permanent(exc)
+
+
+def _json_value(value: Any) -> Any:
+    return value.value if isinstance(value, MetadataValue) else value
 
 
 def _refusal(outcome: ExportOutcome) -> str:
-    """Why a verified-nothing export was not recorded."""
+    """Why a verified-nothing export was not recorded: each failed check."""
     failed = [v for v in verdicts(outcome) if not v.passed]
     return f"Domo export {outcome.export.export_id} was not recorded: " + "; ".join(
         f"check {v.check} failed ({v.description})" for v in failed
@@ -235,19 +424,21 @@ class StartLines:
 
 
 def _completed(
-    futures: Iterable[Future[ExportOutcome]], start_lines: StartLines, log: logging.Logger
-) -> Iterator[Future[ExportOutcome]]:
-    """The futures as they complete, like ``as_completed``, logging gathered start lines
-    whenever one completes and at least every ``START_LINES_INTERVAL`` seconds."""
-    pending = set(futures)
+    pending: set[Future[Any]], start_lines: StartLines, log: logging.Logger
+) -> Iterator[Future[Any]]:
+    """The futures as they complete, like ``as_completed``, logging gathered lines whenever one
+    completes and at least every ``START_LINES_INTERVAL`` seconds. Futures the caller adds to
+    ``pending`` meanwhile are waited for too."""
     while pending:
-        done, pending = wait(pending, timeout=START_LINES_INTERVAL, return_when=FIRST_COMPLETED)
+        done, _ = wait(pending, timeout=START_LINES_INTERVAL, return_when=FIRST_COMPLETED)
         start_lines.flush(log)
-        yield from done
+        for future in done:
+            pending.discard(future)
+            yield future
 
 
 def _log_positions(
-    context: AssetExecutionContext, futures: dict[Future[ExportOutcome], ExportConfig]
+    context: AssetExecutionContext, futures: Mapping[Future[Any], ExportConfig]
 ) -> None:
     for future, config in futures.items():
         if future.cancelled():

@@ -24,16 +24,22 @@ from domo_assets.runner import StartRecord
 STARTED_EXPORT_KEY = "domo/started_export_id"
 REQUEST_KEY = "domo/request"
 RUN_ID_KEY = "domo/run_id"
+# How many of an asset's recorded starts are searched for the one that started an export.
+REQUEST_LOOKBACK = 100
 EXPORT_ID_KEY = "export_id"
 """The materialization metadata key naming the export (see ``metadata.py``)."""
+MANIFEST_URI_KEY = "manifest_uri"
+"""The materialization metadata key naming the export's ``_manifest.json``."""
 
 
 @dataclass(frozen=True)
 class Materialized:
-    """The export an asset's latest materialization recorded, and the run that recorded it."""
+    """The export an asset's latest materialization recorded, the run that recorded it, and
+    the export's manifest (publication is read from it)."""
 
     export_id: str | None
     run_id: str
+    manifest_uri: str | None = None
 
 
 class InstanceLedger:
@@ -91,6 +97,20 @@ class InstanceLedger:
             )
         )
 
+    def request_of(self, export_id: str) -> str | None:
+        """The request fingerprint this asset recorded when it started ``export_id`` (among its
+        latest ``REQUEST_LOOKBACK`` starts), or None when it did not start it."""
+        for record in self._instance.fetch_observations(
+            self._filter, limit=REQUEST_LOOKBACK
+        ).records:
+            observation = record.asset_observation
+            metadata = observation.metadata if observation is not None else {}
+            started = metadata.get(STARTED_EXPORT_KEY)
+            request = metadata.get(REQUEST_KEY)
+            if started is not None and request is not None and started.value == export_id:
+                return str(request.value)
+        return None
+
     def last_materialized(self) -> str | None:
         """The export id the asset's latest materialization recorded, if any."""
         latest = self.latest_materialization()
@@ -102,7 +122,10 @@ class InstanceLedger:
             materialization = record.asset_materialization
             metadata = materialization.metadata if materialization is not None else {}
             export_id = metadata.get(EXPORT_ID_KEY)
+            manifest = metadata.get(MANIFEST_URI_KEY)
             return Materialized(
-                str(export_id.value) if export_id is not None else None, record.run_id
+                str(export_id.value) if export_id is not None else None,
+                record.run_id,
+                str(manifest.value) if manifest is not None else None,
             )
         return None

@@ -19,11 +19,13 @@ from dagster import (
     TableSchema,
 )
 
+from domo_assets.catalog import ExportConfig
 from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY, TABLE_NAME_KEY
 from domo_assets.outcome import ExportOutcome
-from domo_assets.publish import Publication
+from domo_assets.publish import glue_table
 from domo_assets.s3.credentials import CredentialGrant
-from domo_assets.s3.glue import TableReference
+from domo_assets.s3.glue import CSV, TableReference, table_reference
+from domo_assets.s3.landing import latest_key
 from domo_assets.s3.target import prefix_uri
 
 FILES_SCHEMA = TableSchema(
@@ -95,6 +97,9 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
     destination = outcome.destination
     if outcome.manifest_uri is not None:
         metadata["manifest_uri"] = outcome.manifest_uri
+    if outcome.redshift_manifest_uri is not None:
+        metadata["redshift_manifest_uri"] = outcome.redshift_manifest_uri
+    metadata.update(landing_metadata(outcome.config, outcome.path))
     if outcome.partition_key is not None:
         metadata["partition_key"] = outcome.partition_key
     metadata["s3/bucket_region"] = destination.region
@@ -114,7 +119,6 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
     if export.finished is not None:
         metadata["finished"] = MetadataValue.timestamp(export.finished)
     metadata.update(credentials_metadata(outcome.credentials))
-    metadata.update(publication_metadata(outcome.publication))
     if export.duration_seconds is not None:
         metadata["duration_seconds"] = round(export.duration_seconds, 3)
     return metadata
@@ -145,17 +149,14 @@ def glue_metadata(table: TableReference, error: str | None) -> dict[str, Any]:
     }
 
 
-def publication_metadata(publication: Publication | None) -> dict[str, Any]:
-    """The pointer, the Redshift manifest, the Glue table (with its status) and retention."""
-    if publication is None:
-        return {}
-    metadata: dict[str, Any] = {"latest_pointer": publication.latest_uri}
-    if publication.redshift_manifest_uri is not None:
-        metadata["redshift_manifest_uri"] = publication.redshift_manifest_uri
-    if publication.table is not None:
-        metadata.update(glue_metadata(publication.table, publication.table_error))
-    if publication.retention is not None:
-        removed = publication.retention.removed
-        metadata["retention/removed_folders"] = MetadataValue.json([r.folder for r in removed])
-        metadata["retention/removed_objects"] = publication.retention.removed_objects
+def landing_metadata(config: ExportConfig, prefix: str) -> dict[str, Any]:
+    """Where readers find the current export once it is published: the pointer and, with
+    ``table:``, the Glue table (both move only after this materialization is recorded, and never
+    to an older export: see ``publish.py``)."""
+    metadata: dict[str, Any] = {"latest_pointer": f"s3://{config.bucket}/{latest_key(prefix)}"}
+    if config.table is not None:
+        table = glue_table(config, (), None, CSV)
+        reference = table_reference(table.database, table.name, config.region)
+        metadata[TABLE_NAME_KEY] = reference.table_name
+        metadata["glue/console_url"] = MetadataValue.url(reference.console_url)
     return metadata

@@ -7,7 +7,6 @@ verdicts (``verdicts.py``) decide whether it is recorded as the asset's data at 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from domo_assets.catalog import ExportConfig
 from domo_assets.domo.models import (
@@ -20,12 +19,10 @@ from domo_assets.domo.models import (
 )
 from domo_assets.s3.credentials import CredentialGrant
 from domo_assets.s3.guard import DestinationReport
+from domo_assets.s3.manifest import ExportManifest, ManifestFile
 from domo_assets.s3.storage import StoredObject
 from domo_assets.s3.target import ExportTarget
 from domo_assets.s3.verify import HeaderRead, VerificationReport
-
-if TYPE_CHECKING:
-    from domo_assets.publish import Publication
 
 
 @dataclass(frozen=True)
@@ -55,12 +52,13 @@ class ExportOutcome:
     """Source URIs, when Domo handed back another request's export and it was copied."""
     acting_user: DomoUser | None = None
     manifest_uri: str | None = None
+    """The ``_manifest.json`` written for it (verified exports only)."""
+    redshift_manifest_uri: str | None = None
+    """The ``_redshift_manifest.json`` written beside it (verified exports only)."""
     verification: VerificationReport | None = None
     """The deep verification, for exports with ``verify: deep`` whose objects are all there."""
     credentials: CredentialGrant | None = None
     """The credentials handed to Domo, when this run sent the export request."""
-    publication: Publication | None = None
-    """What made the verified export current (pointer, Glue table, retention)."""
 
     @property
     def partition_key(self) -> str | None:
@@ -86,3 +84,40 @@ class ExportOutcome:
     def exported_columns(self) -> tuple[str, ...]:
         """The columns in the files, in order."""
         return self.target.columns
+
+    @property
+    def exported_schema(self) -> tuple[DataSetColumn, ...]:
+        """The columns in the files, in order, with the DataSet's types (STRING if unknown)."""
+        by_name = {c.name: c for c in self.columns}
+        return tuple(
+            by_name.get(name, DataSetColumn(name, "STRING")) for name in self.exported_columns
+        )
+
+    def to_manifest(self) -> ExportManifest:
+        """The record of this export that the S3 layer writes and publishes from."""
+        stored = {s.reported.uri: s for s in self.stored}
+        return ExportManifest(
+            export_id=self.export.export_id,
+            dataset_id=self.target.dataset_id,
+            dataset_name=self.dataset.name,
+            partition_key=self.target.partition_key,
+            query=self.target.query_document,
+            include_bom=self.target.include_bom,
+            request=self.target.fingerprint,
+            schema=self.exported_schema,
+            compression=self.export.compression,
+            files=tuple(
+                ManifestFile(
+                    uri=obj.uri,
+                    bucket=obj.bucket,
+                    key=obj.key,
+                    rows=obj.row_count,
+                    bytes=stored[obj.uri].size if obj.uri in stored else None,
+                    etag=stored[obj.uri].etag if obj.uri in stored else None,
+                )
+                for obj in self.objects
+            ),
+            started=self.export.started,
+            finished=self.export.finished,
+            copied_from=self.copied_from,
+        )

@@ -8,7 +8,9 @@ bounded memory (``s3/parquet.py``: pyarrow, Domo types mapped to Arrow types) be
 DataSet, export, Parquet, and whatever consumes it.
 """
 
+import posixpath
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dagster import (
@@ -33,8 +35,8 @@ from dagster import (
 
 from domo_assets.assets import DOMO_POOL
 from domo_assets.catalog import ExportConfig
-from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY
-from domo_assets.domo.models import DataSetColumn
+from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY, TABLE_NAME_KEY
+from domo_assets.domo.models import DataSetColumn, S3Object
 from domo_assets.resource import S3ClientFactory
 from domo_assets.translator import DomoSpecs, export_config
 
@@ -98,6 +100,7 @@ def _parquet_multi_asset(
     def write(context: AssetExecutionContext, s3_client: Any) -> Iterator[MaterializeResult]:
         # Imported here: pyarrow is a run's cost, not the code location's.
         from domo_assets.publish import new_glue_clients
+        from domo_assets.s3.landing import LandingError
         from domo_assets.s3.parquet import ParquetConversionError
 
         glue_clients = new_glue_clients()
@@ -106,14 +109,20 @@ def _parquet_multi_asset(
             if spec.key not in context.selected_asset_keys:
                 continue
             try:
-                refused, result = _write_parquet(context, spec, s3_client, glue_clients)
+                written, result = _write_parquet(context, spec, s3_client)
             except (ValueError, ParquetConversionError) as exc:
                 failures.append(f"{spec.key.to_user_string()}: {exc}")
                 context.log.error(failures[-1])
                 continue
             yield result
+            # Dagster has stored the materialization: the pointer and the table may follow it.
+            try:
+                refused = _publish_parquet(context, spec, written, s3_client, glue_clients)
+            except LandingError as exc:
+                refused = str(exc)
             if refused is not None:
                 failures.append(f"{spec.key.to_user_string()}: {refused}")
+                context.log.error(failures[-1])
         if failures:
             raise Failure(description="; ".join(failures))
 
@@ -152,14 +161,26 @@ def _parquet_multi_asset(
     return decorate(_parquet_s3)
 
 
+@dataclass(frozen=True)
+class _Written:
+    """What a Parquet step wrote, for its publication once Dagster recorded it."""
+
+    config: ExportConfig
+    partition: str | None
+    folder: str
+    export_id: str
+    columns: tuple[DataSetColumn, ...]
+    manifest_uri: str | None
+    files: tuple[S3Object, ...]
+
+
 def _write_parquet(
-    context: AssetExecutionContext, spec: AssetSpec, s3_client: Any, glue_clients: "GlueClients"
-) -> tuple[str | None, MaterializeResult]:
+    context: AssetExecutionContext, spec: AssetSpec, s3_client: Any
+) -> tuple[_Written, MaterializeResult]:
     """Convert the upstream export's latest materialization; raise ValueError if there is none.
 
     Returns:
-        Why the Glue table could not be registered for want of a permission (or None), and the
-        materialization.
+        What was written (for its publication), and the materialization.
     """
     # Imported here: pyarrow is a run's cost, not the code location's.
     from domo_assets.s3.parquet import convert_export
@@ -198,11 +219,19 @@ def _write_parquet(
             schema=_FILES_SCHEMA,
         ),
     }
-    table_metadata, refused = _register_table(
-        config, partition, folder, columns, export_id, glue_clients
+    if config.table is not None:
+        metadata.update(_table_metadata(config, columns))
+    manifest = source.get("manifest_uri")
+    written = _Written(
+        config=config,
+        partition=partition,
+        folder=folder,
+        export_id=export_id,
+        columns=tuple(columns),
+        manifest_uri=str(manifest.value) if manifest is not None else None,
+        files=tuple(_parquet_object(f.uri, f.rows) for f in result.files),
     )
-    metadata.update(table_metadata)
-    return refused, MaterializeResult(
+    return written, MaterializeResult(
         asset_key=spec.key,
         metadata=metadata,
         check_results=[
@@ -252,33 +281,80 @@ def _columns(schema: TableSchema) -> list[DataSetColumn]:
     return [DataSetColumn(c.name, _DOMO_TYPES.get(c.type, "STRING")) for c in schema.columns]
 
 
-def _register_table(
-    config: ExportConfig,
-    partition: str | None,
-    folder: str,
-    columns: Sequence[DataSetColumn],
-    export_id: str,
+def _parquet_object(uri: str, rows: int) -> S3Object:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return S3Object(bucket, key, rows)
+
+
+def _table_metadata(config: ExportConfig, columns: Sequence[DataSetColumn]) -> dict[str, Any]:
+    """The Parquet table's name and console link (it is registered after the record)."""
+    from domo_assets.publish import glue_table
+    from domo_assets.s3.glue import PARQUET, table_reference
+
+    table = glue_table(config, tuple(columns), None, PARQUET)
+    reference = table_reference(table.database, table.name, config.region)
+    return {
+        TABLE_NAME_KEY: reference.table_name,
+        "glue/console_url": MetadataValue.url(reference.console_url),
+    }
+
+
+def _publish_parquet(
+    context: AssetExecutionContext,
+    spec: AssetSpec,
+    written: _Written,
+    s3_client: Any,
     glue_clients: "GlueClients",
-) -> tuple[dict[str, Any], str | None]:
-    """The Parquet table ``<table>_parquet`` in Glue, when the export has ``table:``.
+) -> str | None:
+    """Once Dagster recorded the Parquet materialization: ``_latest_parquet.json`` and, with
+    ``table:``, the Parquet table move to it, never to files older (by the export's Domo times)
+    than the ones they name.
 
     Returns:
-        Its metadata, and the error message when Glue refused for want of a permission (the
-        Parquet files are still recorded; the step then fails naming it). An outage is only
-        recorded: the next materialization registers the table again.
+        Why the step must fail (a Glue permission is missing), or None. An outage only warns.
+
+    Raises:
+        LandingError: S3 refused or failed the pointer.
     """
-    if config.table is None:
-        return {}, None
-    from domo_assets.metadata import glue_metadata
     from domo_assets.publish import glue_table, register_table
     from domo_assets.s3.glue import PARQUET
+    from domo_assets.s3.landing import PARQUET_LATEST_NAME, publish_pointer
+    from domo_assets.s3.manifest import read_manifest
 
-    reference, error, permanent = register_table(
-        glue_clients(config.region),
-        glue_table(config, tuple(columns), None, PARQUET),
-        f"s3://{config.bucket}/{folder}/",
-        export_id,
-        config.region,
-        partition,
+    config = written.config
+    bucket, _, key = (written.manifest_uri or "").removeprefix("s3://").partition("/")
+    stored = read_manifest(s3_client, bucket, posixpath.dirname(key)) if key else None
+    if stored is None:
+        return (
+            f"the export's manifest ({written.manifest_uri}) cannot be read: the Parquet files "
+            "are recorded but not published; materialize the export again"
+        )
+    move = publish_pointer(
+        s3_client,
+        config.bucket,
+        config.export_path(written.partition),
+        stored.manifest,
+        stored.uri,
+        name=PARQUET_LATEST_NAME,
+        folder=PARQUET_FOLDER,
+        files=written.files,
     )
-    return glue_metadata(reference, error), error if permanent else None
+    if move.superseded_by is not None:
+        context.log.info(
+            f"{spec.key.to_user_string()}: not published: {move.pointer.uri} names the Parquet "
+            f"files of export {move.superseded_by}, which Domo made later"
+        )
+        return None
+    if config.table is None:
+        return None
+    _, error, permanent = register_table(
+        glue_clients(config.region),
+        glue_table(config, written.columns, None, PARQUET),
+        f"s3://{config.bucket}/{written.folder}/",
+        written.export_id,
+        config.region,
+        written.partition,
+    )
+    if error is not None:
+        context.log.warning(f"{spec.key.to_user_string()}: {error}")
+    return error if permanent else None

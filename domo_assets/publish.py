@@ -1,31 +1,34 @@
-"""What happens once an export is verified: it becomes the current one for its readers.
+"""What happens once Dagster has recorded a verified export: it becomes the current one.
 
-Only ever called for an export whose checks all passed (after ``_manifest.json``), so a reader
-never sees a half-verified export, in this order:
+Called only after the export's materialization is in Dagster's event log (the asset layer
+checks it there first), so neither Dagster nor a reader is ever ahead of the other for long and
+nothing a recorded materialization names is deleted before its replacement is recorded. In this
+order, each step only if the one before it held:
 
-1. the Redshift COPY manifest beside ``_manifest.json``, naming exactly the export's files;
-2. ``<prefix>/_latest.json`` (the asset's path, or its partition's), replaced in one PutObject;
-3. the Glue table (``table:``), or the partition's Glue partition, switched to the export's
-   folder. A Glue outage never loses the S3 data: the export is still recorded, the failure is
-   in the metadata and the log, and the next materialization registers the table again. Missing
-   Glue permissions are recorded the same way and then fail the step, naming the permission;
-4. retention (``keep_exports: N``): export folders older than the N newest verified ones under
-   the asset's own prefix are removed (only folders whose manifest this project wrote).
+1. ``<prefix>/_latest.json`` is made to name the export, by a conditional PutObject, unless it
+   names a newer export (by Domo's times): then nothing else moves either (``superseded_by``);
+2. the Glue table (``table:``), or the partition's Glue partition, is switched to the export's
+   folder. A Glue outage never loses the S3 data: the export stays recorded, the failure is
+   logged, and the next materialization registers the table again. Missing Glue permissions fail
+   the step, naming the permission;
+3. retention (``keep_exports: N``): this request's export folders older than the N newest under
+   the asset's own prefix are removed, never one the pointer or a live materialization names.
+
+Everything is read from the export's :class:`ExportManifest`, so an export recorded by a run
+that died before publishing can be published later from its manifest alone.
 
 Plain Python over boto3 clients: no Dagster.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 from domo_assets.catalog import ExportConfig
 from domo_assets.domo.models import DataSetColumn
-from domo_assets.outcome import ExportOutcome
 from domo_assets.s3.glue import (
     CSV,
     PARQUET,
@@ -37,12 +40,14 @@ from domo_assets.s3.glue import (
     table_reference,
 )
 from domo_assets.s3.landing import (
+    LATEST_NAME,
+    PointerMove,
     RetentionReport,
     apply_retention,
     export_location,
-    write_latest,
-    write_redshift_manifest,
+    publish_pointer,
 )
+from domo_assets.s3.manifest import ExportManifest
 from domo_assets.s3.target import prefix_uri
 
 GlueClients = Callable[[str], Any]
@@ -68,77 +73,91 @@ def new_glue_clients() -> GlueClients:
 
 @dataclass(frozen=True)
 class Publication:
-    """What publishing a verified export did.
+    """What publishing a recorded export did.
 
     Attributes:
-        redshift_manifest_uri: The Redshift COPY manifest.
-        latest_uri: The ``_latest.json`` pointer.
-        table: The Glue table, when the export has ``table:`` (registered or not).
-        table_error: Why the Glue step failed, when it did (the export is still recorded).
+        export_id: The export published.
+        pointer: What became of ``_latest.json``.
+        table: The Glue table, when the export has ``table:`` and the pointer names it.
+        table_error: Why the Glue step failed, when it did (the export stays recorded).
         table_error_permanent: The Glue step failed for want of a permission (the step fails
-            after recording the export); otherwise it is retried at the next materialization.
+            saying what to grant); otherwise it is retried at the next materialization.
         retention: What retention removed, with ``keep_exports``.
     """
 
-    redshift_manifest_uri: str | None
-    latest_uri: str
+    export_id: str
+    pointer: PointerMove
     table: TableReference | None = None
     table_error: str | None = None
     table_error_permanent: bool = False
     retention: RetentionReport | None = None
 
+    @property
+    def summary(self) -> str:
+        """One line for the run log."""
+        if self.pointer.superseded_by is not None:
+            return (
+                f"export {self.export_id} not published: {self.pointer.pointer.uri} names "
+                f"export {self.pointer.superseded_by}, which Domo made later; the table and "
+                "retention follow that one"
+            )
+        parts = [f"published export {self.export_id} ({self.pointer.pointer.uri})"]
+        if self.table is not None:
+            parts.append(f"Glue table {self.table.table_name}: {self.table_error or 'registered'}")
+        if self.retention is not None and self.retention.removed:
+            parts.append(
+                "retention removed "
+                + ", ".join(f"{r.folder} ({r.objects} object(s))" for r in self.retention.removed)
+            )
+        return "; ".join(parts)
+
 
 def publish(
-    outcome: ExportOutcome,
+    config: ExportConfig,
+    manifest: ExportManifest,
+    manifest_uri: str,
     s3_client: Any,
     glue_clients: GlueClients,
-    log: logging.Logger,
+    *,
+    protected: Collection[str] = (),
 ) -> Publication:
-    """Make a verified export the current one: manifest for Redshift, pointer, table, retention.
+    """Make a recorded, verified export the current one: pointer, table, retention.
 
     Args:
-        outcome: The verified export (its manifest written).
+        config: The catalog entry.
+        manifest: The export (its ``_manifest.json`` written).
+        manifest_uri: Where that manifest lies.
         s3_client: A boto3 S3 client with the worker's credentials.
         glue_clients: Gives the Glue client of a region.
-        log: Where the Glue failures and removals are reported.
+        protected: Export ids retention must keep (what a live materialization names: the
+            asset's, and its Parquet asset's).
+
+    Raises:
+        LandingError: S3 refused or failed the pointer or retention (``retryable`` says whether
+            trying again may help); what was done before stays done.
     """
-    config = outcome.config
-    export_id = outcome.export.export_id
-    redshift = write_redshift_manifest(s3_client, outcome.stored)
-    latest = write_latest(
-        s3_client,
-        config.bucket,
-        outcome.path,
-        export_id,
-        outcome.manifest_uri or "",
-        outcome.objects,
-        partition_key=outcome.partition_key,
+    prefix = config.export_path(manifest.partition_key)
+    pointer = publish_pointer(
+        s3_client, config.bucket, prefix, manifest, manifest_uri, name=LATEST_NAME
     )
+    if pointer.superseded_by is not None:
+        return Publication(manifest.export_id, pointer)
     table, error, permanent = None, None, False
     if config.table is not None:
-        table, error, permanent = _register(outcome, glue_clients)
-        if error is not None:
-            log.warning(f"{config.name}: {error}")
+        table, error, permanent = register_table(
+            glue_clients(config.region),
+            glue_table(config, manifest.schema, manifest.compression, CSV),
+            export_location(config.bucket, prefix, manifest.export_id),
+            manifest.export_id,
+            config.region,
+            manifest.partition_key,
+        )
     retention = None
     if config.keep_exports is not None:
         retention = apply_retention(
-            s3_client, config.bucket, outcome.path, config.keep_exports, export_id
+            s3_client, config.bucket, prefix, config.keep_exports, manifest, protected
         )
-        for removed in retention.removed:
-            log.info(
-                f"{config.name}: retention (keep_exports {config.keep_exports}) removed "
-                f"{removed.folder} ({removed.objects} object(s))"
-            )
-    return Publication(redshift, latest.uri, table, error, permanent, retention)
-
-
-def export_table(outcome: ExportOutcome) -> GlueTable:
-    """The Glue table of an export asset: its exported columns, with their Domo types."""
-    by_name = {c.name: c for c in outcome.columns}
-    columns = tuple(
-        by_name.get(name, DataSetColumn(name, "STRING")) for name in outcome.exported_columns
-    )
-    return glue_table(outcome.config, columns, outcome.export.compression, CSV)
+    return Publication(manifest.export_id, pointer, table, error, permanent, retention)
 
 
 def glue_table(
@@ -166,21 +185,6 @@ def glue_table(
         partition_key=config.partition.hive_key if config.partition is not None else None,
         root=prefix_uri(config.bucket, config.path) if partitioned else None,
         file_format=file_format,
-    )
-
-
-def _register(
-    outcome: ExportOutcome, glue_clients: GlueClients
-) -> tuple[TableReference, str | None, bool]:
-    config = outcome.config
-    location = export_location(config.bucket, outcome.path, outcome.export.export_id)
-    return register_table(
-        glue_clients(config.region),
-        export_table(outcome),
-        location,
-        outcome.export.export_id,
-        config.region,
-        outcome.partition_key,
     )
 
 

@@ -54,7 +54,6 @@ from domo_assets.domo.models import (
 )
 from domo_assets.domo.polling import expected_duration
 from domo_assets.outcome import ExportOutcome
-from domo_assets.publish import GlueClients, new_glue_clients, publish
 from domo_assets.resource import DEFAULT_STALE_EXPORT_AFTER
 from domo_assets.s3.credentials import (
     CredentialGrant,
@@ -63,6 +62,7 @@ from domo_assets.s3.credentials import (
     session_duration,
 )
 from domo_assets.s3.guard import DestinationReport, check_destination
+from domo_assets.s3.landing import write_redshift_manifest
 from domo_assets.s3.manifest import write_manifest
 from domo_assets.s3.provenance import settle
 from domo_assets.s3.storage import StoredObject, inspect_objects
@@ -114,6 +114,10 @@ class ExportLedger(Protocol):
         """The export id of the asset's latest materialization, if any."""
         ...
 
+    def request_of(self, export_id: str) -> str | None:
+        """The request fingerprint this asset recorded when it started ``export_id``, if it did."""
+        ...
+
 
 class NoLedger:
     """A ledger that remembers nothing (scripts driving one export; never the assets)."""
@@ -127,6 +131,10 @@ class NoLedger:
 
     def last_materialized(self) -> str | None:
         """Nothing was materialized."""
+        return None
+
+    def request_of(self, export_id: str) -> str | None:
+        """Nothing was started."""
         return None
 
 
@@ -144,7 +152,6 @@ class ExportRunner:
         announce: Receives each export's start line ("<name>: Domo export <id> started");
             ``log.info`` by default. A caller driving many exports may gather them.
         stale_after: Seconds after which an export still listed as active is stale.
-        glue_clients: Gives a region's Glue client (exports with ``table:``).
         clock: Monotonic clock for this attempt's waiting budget.
         now: Wall clock, compared with Domo's start times.
     """
@@ -159,7 +166,6 @@ class ExportRunner:
         stop: threading.Event | None = None,
         announce: Callable[[str], None] | None = None,
         stale_after: float = DEFAULT_STALE_EXPORT_AFTER,
-        glue_clients: GlueClients | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
@@ -171,7 +177,6 @@ class ExportRunner:
         self.stop = stop or threading.Event()
         self.announce = announce or log.info
         self.stale_after = stale_after
-        self.glue_clients = glue_clients or new_glue_clients()
         self._clock = clock
         self._now = now
         self._lock = threading.Lock()
@@ -222,14 +227,28 @@ class ExportRunner:
             if export.is_active:
                 remaining = self._expected_remaining(start, expected, ledger)
                 export = self._wait(config, export, remaining, ledger, deadline)
-            outcome = self._inspect(config, target, dataset, columns, destination, start, export)
+            outcome = self._inspect(
+                config, target, dataset, columns, destination, start, export, ledger
+            )
             outcome = replace(outcome, credentials=grant)
             if not verified(outcome):
                 return outcome
-            outcome = replace(outcome, manifest_uri=write_manifest(self.s3_client, outcome))
-            return replace(
-                outcome, publication=publish(outcome, self.s3_client, self.glue_clients, self.log)
-            )
+            return self._write_manifests(outcome)
+
+    def _write_manifests(self, outcome: ExportOutcome) -> ExportOutcome:
+        """Write ``_manifest.json`` and the Redshift manifest beside a verified export's files.
+
+        Both name only the export's own files: no reader is sent to them until the export is
+        recorded and published. An export Domo handed back keeps the manifest it has.
+        """
+        manifest = outcome.to_manifest()
+        return replace(
+            outcome,
+            manifest_uri=write_manifest(
+                self.s3_client, manifest, keep_existing=outcome.reused_previous_export
+            ),
+            redshift_manifest_uri=write_redshift_manifest(self.s3_client, manifest),
+        )
 
     def _expected_remaining(
         self, start: ExportStart, expected: float | None, ledger: ExportLedger
@@ -252,14 +271,17 @@ class ExportRunner:
         destination: DestinationReport,
         start: ExportStart,
         export: Export,
+        ledger: ExportLedger,
     ) -> ExportOutcome:
         """Settle whose files a successful export contributes, then read what the checks need."""
+        returned_previous = start.outcome is StartOutcome.REUSED_PREVIOUS
         provenance = settle(
             self.s3_client,
             target,
             export,
-            returned_previous=start.outcome is StartOutcome.REUSED_PREVIOUS,
+            returned_previous=returned_previous,
             export_name=config.name,
+            started_for=ledger.request_of(export.export_id) if returned_previous else None,
             kms_key_id=config.kms_key_id,
         )
         if provenance.copied_from:

@@ -30,6 +30,8 @@ KIND_DOMO = "domo"
 KIND_S3 = "s3"
 KIND_PARQUET = "parquet"
 PARQUET_SUFFIX = "_parquet"
+PARQUET_ASSET_KEY = "domo/parquet_asset"
+"""Export spec metadata: the key of its Parquet asset (``parquet: true``)."""
 METADATA_NAMESPACE = "domo"
 
 
@@ -223,6 +225,11 @@ def translate(catalog: Catalog, translator: DagsterDomoTranslator | None = None)
         exports.append(translator.get_asset_spec(props))
         if config.parquet:
             parquets.append(translator.get_parquet_spec(props, exports[-1]))
+            # Retention keeps what the Parquet asset's latest materialization names: the export
+            # step finds that asset by this key, whatever the translator named it.
+            exports[-1] = exports[-1].merge_attributes(
+                metadata={PARQUET_ASSET_KEY: parquets[-1].key.to_user_string()}
+            )
     keys = [spec.key for spec in (*exports, *parquets)]
     if len(set(keys)) != len(keys):
         twice = sorted({k.to_user_string() for k in keys if keys.count(k) > 1})

@@ -17,6 +17,7 @@ from support import (
     check_outcomes,
     domo_resource,
     failure_text,
+    log_messages,
     materialize_catalog,
     metadata_of,
     read_json,
@@ -73,7 +74,11 @@ def test_table_pointer_parquet_and_retention_follow_verified_exports(
     export = metadata_of(first, "claims")
     e1 = export["export_id"]
     assert export["dagster/table_name"] == "domo.claims"
-    assert export["glue/status"] == "registered"
+    assert export["latest_pointer"] == f"s3://{EXPORT_BUCKET}/lake/claims/_latest.json"
+    assert any(
+        f"published export {e1}" in m and "Glue table domo.claims: registered" in m
+        for m in log_messages(instance, first)
+    )
     assert table_location("claims") == f"s3://{EXPORT_BUCKET}/lake/claims/{e1}/export/"
     latest = read_json(s3, f"s3://{EXPORT_BUCKET}/lake/claims/_latest.json")
     assert latest["export_id"] == e1 and latest["row_count"] == export["dagster/row_count"]
@@ -90,17 +95,25 @@ def test_table_pointer_parquet_and_retention_follow_verified_exports(
     assert rows.num_rows == 1000 and str(rows.schema.field("Days Supply").type) == "int64"
     assert table_location("claims_parquet") == f"s3://{EXPORT_BUCKET}/lake/claims/{e1}/parquet/"
 
-    # A newer verified export: the table and the pointer move; retention removes the old one.
+    # A newer verified export: the table and the pointer move. Retention keeps the old folder
+    # while the Parquet asset's latest materialization still names its Parquet files (the
+    # export is published before its Parquet step runs), and removes it on the next export.
     sandbox.control.change_dataset(PHARMACY_CLAIMS_ID, rows=2)
     second = run(tmp_path, sandbox, instance, CLAIMS)
     assert second.success, failure_text(second)
     e2 = metadata_of(second, "claims")["export_id"]
     assert table_location("claims") == f"s3://{EXPORT_BUCKET}/lake/claims/{e2}/export/"
-    assert metadata_of(second, "claims")["retention/removed_folders"] == [
-        f"s3://{EXPORT_BUCKET}/lake/claims/{e1}/"
-    ]
-    assert keys(s3, f"lake/claims/{e1}/") == [], "the old export folder is gone"
+    assert keys(s3, f"lake/claims/{e1}/parquet/"), "the Parquet asset's files were kept"
     assert metadata_of(second, "claims_parquet")["dagster/row_count"] == 1002
+    sandbox.control.change_dataset(PHARMACY_CLAIMS_ID, rows=1)
+    again = run(tmp_path, sandbox, instance, CLAIMS)
+    assert again.success, failure_text(again)
+    e2 = metadata_of(again, "claims")["export_id"]
+    assert keys(s3, f"lake/claims/{e1}/") == [], "the old export folder is gone"
+    assert any(
+        f"retention removed s3://{EXPORT_BUCKET}/lake/claims/{e1}/" in m
+        for m in log_messages(instance, again)
+    )
 
     # An export that fails its checks moves nothing.
     sandbox.control.change_dataset(PHARMACY_CLAIMS_ID)
@@ -149,8 +162,8 @@ def test_a_glue_outage_loses_nothing(
     result = run(tmp_path, sandbox, instance, entry)
     assert result.success, "a Glue outage does not fail the export"
     metadata = metadata_of(result, "claims")
-    assert (
-        "not updated" in metadata["glue/status"] and "registers it again" in metadata["glue/status"]
+    assert any(
+        "not updated" in m and "registers it again" in m for m in log_messages(instance, result)
     )
     assert (
         json.loads(
@@ -158,3 +171,28 @@ def test_a_glue_outage_loses_nothing(
         )["export_id"]
         == metadata["export_id"]
     )
+
+
+def test_retention_never_removes_what_the_parquet_asset_names(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
+) -> None:
+    """keep_exports: 1 with parquet: materialize all, then only the export, twice, on changed
+    data: the Parquet asset's latest files (and its pointer and table) stay readable."""
+    first = run(tmp_path, sandbox, instance, CLAIMS)
+    assert first.success, failure_text(first)
+    parquet_uris = metadata_of(first, "claims_parquet")["parquet_uris"]
+    for rows in (2, 3):
+        sandbox.control.change_dataset(PHARMACY_CLAIMS_ID, rows=rows)
+        only_export = run(tmp_path, sandbox, instance, CLAIMS, selection=["claims"])
+        assert only_export.success, failure_text(only_export)
+        for uri in parquet_uris:
+            assert keys(s3, uri.split("/", 3)[3]), f"{uri} was deleted after {rows} changes"
+        pointer = read_json(s3, f"s3://{EXPORT_BUCKET}/lake/claims/_latest_parquet.json")
+        assert pointer["files"] == parquet_uris
+        location = table_location("claims_parquet")
+        assert keys(s3, location.split("/", 3)[3]), "the Parquet table reads existing files"
+    # The export folders in between were not the Parquet asset's: retention removed them.
+    latest = read_json(s3, f"s3://{EXPORT_BUCKET}/lake/claims/_latest.json")["export_id"]
+    parquet_export = metadata_of(first, "claims_parquet")["export_id"]
+    folders = {k.split("/")[2] for k in keys(s3, "lake/claims/") if k.count("/") > 2}
+    assert folders == {latest, parquet_export}

@@ -8,13 +8,16 @@ not follow Dagster's metadata or Glue, this module keeps, beside those folders:
 
       {"format": "domo_assets.latest/v1", "export_id": "...", "partition_key": null,
        "location": "s3://<bucket>/<prefix>/<exportId>/export/",
-       "manifest": "s3://.../_manifest.json", "row_count": 360,
+       "manifest": "s3://.../_manifest.json", "request": "<fingerprint>",
+       "started": "<Domo's start>", "finished": "<Domo's end>", "row_count": 360,
        "files": ["s3://.../data.csv.gz"], "written_at": "<ISO-8601>"}
 
-  replaced by one PutObject, which S3 makes visible whole: a reader sees the old pointer or the
-  new one, never a mix;
-* **retention**: only the N newest export folders under the prefix are kept, and only folders
-  holding a ``_manifest.json`` this project wrote for that export are ever removed;
+  replaced by one conditional PutObject, which S3 makes visible whole (a reader sees the old
+  pointer or the new one, never a mix), and never moved to an export older, by Domo's times,
+  than the one it names; ``_latest_parquet.json`` names the Parquet files the same way;
+* **retention**: only the N newest export folders of the asset's request under the prefix are
+  kept, ranked by Domo's times; only folders whose ``_manifest.json`` this project wrote for
+  that export and that request are ever removed, never one a live materialization names;
 * ``_redshift_manifest.json`` beside ``_manifest.json``, in AWS's documented format, so
   ``COPY ... MANIFEST`` loads exactly the export's files.
 
@@ -26,7 +29,8 @@ It knows S3 (through boto3) and the Domo layer's records, nothing of Dagster.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import posixpath
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,18 +39,32 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from domo_assets.domo.errors import DomoResponseError
 from domo_assets.domo.models import S3Object, parse_timestamp
-from domo_assets.s3.manifest import MANIFEST_FORMAT, MANIFEST_NAME, manifest_key
-from domo_assets.s3.storage import StoredObject, error_code, is_missing
+from domo_assets.s3.manifest import (
+    JSON_CONTENT_TYPE,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    ExportManifest,
+    ManifestFile,
+    export_order,
+    iso,
+    manifest_key,
+    parse_manifest,
+)
+from domo_assets.s3.storage import error_code, is_missing
 from domo_assets.s3.target import EXPORT_FOLDER
 
 LATEST_NAME = "_latest.json"
+PARQUET_LATEST_NAME = "_latest_parquet.json"
 LATEST_FORMAT = "domo_assets.latest/v1"
 REDSHIFT_MANIFEST_NAME = "_redshift_manifest.json"
-JSON_CONTENT_TYPE = "application/json"
 MIN_KEEP_EXPORTS = 1
 # DeleteObjects takes at most 1,000 keys a request.
 DELETE_BATCH = 1000
+# A conditional pointer write that lost a race is read and decided again, this many times.
+MAX_POINTER_ATTEMPTS = 8
 _ACCESS_DENIED_CODES = {"AccessDenied", "403"}
+# S3's answers to a conditional write that lost: the object changed, or a concurrent write.
+_LOST_RACE_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
 class LandingError(Exception):
@@ -71,12 +89,18 @@ class LatestPointer:
     Attributes:
         uri: Where the pointer lies.
         export_id: The current export.
-        location: Its folder, ``s3://<bucket>/<prefix>/<exportId>/export/``.
+        location: Its folder, ``s3://<bucket>/<prefix>/<exportId>/export/`` (``parquet/`` for
+            the Parquet pointer).
         manifest: Its ``_manifest.json``.
         row_count: Data rows over its files.
         files: Its files' ``s3://`` URIs.
-        written_at: When the pointer was written (ISO-8601, UTC).
+        written_at: When the pointer was written (ISO-8601, UTC; informative only).
         partition_key: The partition, for a partition's prefix.
+        request: The fingerprint of the request the export answers (None in pointers written
+            before it was recorded).
+        started: Domo's start time of the export (the publication order).
+        finished: Domo's end time of the export.
+        etag: The pointer object's ETag when it was read (what a conditional replace names).
     """
 
     uri: str
@@ -87,6 +111,15 @@ class LatestPointer:
     files: tuple[str, ...]
     written_at: str
     partition_key: str | None = None
+    request: str | None = None
+    started: datetime | None = None
+    finished: datetime | None = None
+    etag: str | None = None
+
+    @property
+    def order_key(self) -> tuple[datetime, datetime, str]:
+        """The export's publication order (``manifest.export_order``)."""
+        return export_order(self.export_id, self.started, self.finished)
 
     def to_document(self) -> dict[str, Any]:
         """The pointer's JSON document."""
@@ -96,10 +129,29 @@ class LatestPointer:
             "partition_key": self.partition_key,
             "location": self.location,
             "manifest": self.manifest,
+            "request": self.request,
+            "started": iso(self.started),
+            "finished": iso(self.finished),
             "row_count": self.row_count,
             "files": list(self.files),
             "written_at": self.written_at,
         }
+
+
+@dataclass(frozen=True)
+class PointerMove:
+    """What publishing an export did to a pointer.
+
+    Attributes:
+        pointer: The pointer in place afterwards.
+        moved: Whether this call made it name the export (False: it named it already, or a
+            newer export).
+        superseded_by: The newer export the pointer names instead, when it was left on it.
+    """
+
+    pointer: LatestPointer
+    moved: bool
+    superseded_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +163,7 @@ class RemovedExport:
     """``s3://<bucket>/<prefix>/<exportId>/``."""
     objects: int
     bytes: int
-    written_at: str
+    started: str | None
 
 
 @dataclass(frozen=True)
@@ -130,7 +182,8 @@ class RetentionReport:
         prefix: ``s3://<bucket>/<prefix>/``.
         kept: The export ids kept, newest first (the current one included).
         removed: The folders removed, newest first.
-        ignored: Folders that are not exports this project verified, left alone.
+        ignored: Folders that are not exports this project verified for this request, left
+            alone.
     """
 
     prefix: str
@@ -149,76 +202,101 @@ class RetentionReport:
         return sum(r.bytes for r in self.removed)
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    export_id: str
-    written: datetime
-    written_at: str
+def export_location(bucket: str, prefix: str, export_id: str, folder: str = EXPORT_FOLDER) -> str:
+    """An export's folder of files: ``s3://<bucket>/<prefix>/<exportId>/export/`` (or another
+    sub-folder of the export, such as ``parquet``)."""
+    return f"s3://{bucket}/{_folder_key(_clean(prefix), export_id)}{folder}/"
 
 
-def export_location(bucket: str, prefix: str, export_id: str) -> str:
-    """An export's folder of files: ``s3://<bucket>/<prefix>/<exportId>/export/``."""
-    return f"s3://{bucket}/{_folder_key(_clean(prefix), export_id)}{EXPORT_FOLDER}/"
+def latest_key(prefix: str, name: str = LATEST_NAME) -> str:
+    """The pointer's key: ``<prefix>/_latest.json`` (or ``name``)."""
+    return f"{_clean(prefix)}/{name}"
 
 
-def latest_key(prefix: str) -> str:
-    """The pointer's key: ``<prefix>/_latest.json``."""
-    return f"{_clean(prefix)}/{LATEST_NAME}"
-
-
-def write_latest(
+def publish_pointer(
     s3_client: Any,
     bucket: str,
     prefix: str,
-    export_id: str,
+    manifest: ExportManifest,
     manifest_uri: str,
-    files: Sequence[S3Object],
-    partition_key: str | None = None,
-) -> LatestPointer:
-    """Replace ``<prefix>/_latest.json`` with a pointer to a verified export (one PutObject).
+    *,
+    name: str = LATEST_NAME,
+    folder: str = EXPORT_FOLDER,
+    files: Sequence[S3Object] | None = None,
+) -> PointerMove:
+    """Make the pointer name a verified export, unless it names a newer one (monotonic).
 
-    Call it only once the export's checks passed and its manifest is written.
+    The pointer is read, compared by Domo's times (``ExportManifest.order_key``; never the
+    worker's clock) and replaced by a conditional PutObject (``If-Match`` its ETag, or
+    ``If-None-Match: *`` where there is none): two publishers finishing out of order cannot move
+    it back to the older export. A write that lost a race is decided again.
+
+    Call it only once the export's materialization is recorded in Dagster.
 
     Args:
         s3_client: A boto3 S3 client with the worker's credentials.
         bucket: The bucket.
         prefix: The asset's path, or ``<path>/<partition segment>`` for a partition.
-        export_id: The export.
+        manifest: The verified export.
         manifest_uri: Its ``_manifest.json``.
-        files: Its files, with their row counts.
-        partition_key: The partition, for a partition's prefix.
+        name: The pointer's name (``_latest.json``; ``_latest_parquet.json`` for Parquet).
+        folder: The export's sub-folder the pointer's ``location`` names.
+        files: The files the pointer lists (default: the export's own).
 
     Returns:
-        The pointer written.
+        The pointer in place, and whether this call moved it.
 
     Raises:
-        LandingError: S3 refused or failed the write (the message names the permission).
+        LandingError: S3 refused or failed a read or the write (the message names the
+            permission), or the pointer kept changing under it.
+        PointerFormatError: The pointer is not one this project wrote.
     """
-    key = latest_key(prefix)
-    pointer = LatestPointer(
+    listed = tuple(files) if files is not None else manifest.objects
+    key = latest_key(prefix, name)
+    wanted = LatestPointer(
         uri=f"s3://{bucket}/{key}",
-        export_id=export_id,
-        location=export_location(bucket, prefix, export_id),
+        export_id=manifest.export_id,
+        location=export_location(bucket, prefix, manifest.export_id, folder),
         manifest=manifest_uri,
-        row_count=sum(obj.row_count for obj in files),
-        files=tuple(obj.uri for obj in files),
+        row_count=sum(obj.row_count for obj in listed),
+        files=tuple(obj.uri for obj in listed),
         written_at=_now(),
-        partition_key=partition_key,
+        partition_key=manifest.partition_key,
+        request=manifest.request,
+        started=manifest.started,
+        finished=manifest.finished,
     )
-    _put_json(s3_client, bucket, key, pointer.to_document())
-    return pointer
+    for _ in range(MAX_POINTER_ATTEMPTS):
+        current = read_latest(s3_client, bucket, prefix, name)
+        if current is not None and current.export_id == manifest.export_id:
+            return PointerMove(current, moved=False)
+        if current is not None and _order_of(s3_client, current) > manifest.order_key:
+            return PointerMove(current, moved=False, superseded_by=current.export_id)
+        condition = (
+            {"IfMatch": current.etag}
+            if current is not None and current.etag
+            else {"IfNoneMatch": "*"}
+        )
+        if _put_json(s3_client, bucket, key, wanted.to_document(), condition):
+            return PointerMove(wanted, moved=True)
+    raise LandingError(
+        f"s3://{bucket}/{key} kept changing while this export was published "
+        f"({MAX_POINTER_ATTEMPTS} attempts); it is tried again on the next materialization"
+    )
 
 
-def read_latest(s3_client: Any, bucket: str, prefix: str) -> LatestPointer | None:
+def read_latest(
+    s3_client: Any, bucket: str, prefix: str, name: str = LATEST_NAME
+) -> LatestPointer | None:
     """The pointer under ``prefix``, or None when there is none yet.
 
     Raises:
         PointerFormatError: ``_latest.json`` is not a pointer of format ``domo_assets.latest/v1``.
         LandingError: S3 refused or failed the read.
     """
-    key = latest_key(prefix)
+    key = latest_key(prefix, name)
     uri = f"s3://{bucket}/{key}"
-    exists, document = _get_json(s3_client, bucket, key)
+    exists, document, etag = _get_json(s3_client, bucket, key)
     if not exists:
         return None
     if not isinstance(document, dict) or document.get("format") != LATEST_FORMAT:
@@ -236,34 +314,44 @@ def read_latest(s3_client: Any, bucket: str, prefix: str) -> LatestPointer | Non
             files=tuple(str(f) for f in document["files"]),
             written_at=str(document["written_at"]),
             partition_key=document.get("partition_key"),
+            request=document.get("request"),
+            started=parse_timestamp(document.get("started")),
+            finished=parse_timestamp(document.get("finished")),
+            etag=etag,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, DomoResponseError) as exc:
         raise PointerFormatError(
             f"{uri} lacks or garbles field {exc}: rewrite it by materializing the asset again"
         ) from None
 
 
 def apply_retention(
-    s3_client: Any, bucket: str, prefix: str, keep: int, current_export_id: str
+    s3_client: Any,
+    bucket: str,
+    prefix: str,
+    keep: int,
+    current: ExportManifest,
+    protected: Collection[str] = (),
 ) -> RetentionReport:
-    """Remove the export folders under ``prefix`` older than its ``keep`` newest.
+    """Remove this request's export folders under ``prefix`` older than its ``keep`` newest.
 
     Only direct sub-folders of ``prefix`` whose ``export/_manifest.json`` this project wrote for
-    that very export (the current manifest format, naming the folder's export id) count as
-    exports, ranked by the manifest's ``written_at`` (else ``finished``). Anything else (another
-    prefix that merely starts alike, partition folders, unverified or foreign folders, a folder
-    whose manifest has no readable time) is left alone, and so are ``current_export_id`` and the
-    export ``_latest.json`` names (should the pointer lag behind, its readers keep their data). In a
-    folder, the manifest is deleted last: a folder half removed keeps it, and is removed on the
-    next call. In a versioned bucket the deletions leave delete markers (lifecycle rules expire
-    the old versions).
+    that very export AND for this very request (its ``request`` is ``current.request``) count,
+    ranked by Domo's times (``ExportManifest.order_key``), never the worker's clock. Anything
+    else (another prefix that merely starts alike, partition folders, unverified folders, another
+    request's exports) is left alone, and so are ``current``, every export newer than it, the
+    export ``_latest.json`` names and the ``protected`` ones (what a live materialization names:
+    the caller reads them from Dagster). In a folder, the manifest is deleted last: a folder half
+    removed keeps it, and is removed on the next call. In a versioned bucket the deletions leave
+    delete markers (lifecycle rules expire the old versions).
 
     Args:
         s3_client: A boto3 S3 client with the worker's credentials.
         bucket: The bucket.
         prefix: The asset's path, or ``<path>/<partition segment>`` for a partition.
         keep: How many of the newest exports to keep (at least 1).
-        current_export_id: The export just materialized: never removed.
+        current: The export just published: never removed, and its request is the owner.
+        protected: Export ids never to remove.
 
     Returns:
         What was kept, removed and left alone.
@@ -276,21 +364,23 @@ def apply_retention(
     if keep < MIN_KEEP_EXPORTS:
         raise ValueError(f"keep_exports must be at least {MIN_KEEP_EXPORTS}, not {keep}")
     root = _clean(prefix)
-    protected = {current_export_id, *_pointed_export(s3_client, bucket, root)}
-    candidates: list[_Candidate] = []
+    spared = {current.export_id, *protected, *_pointed_export(s3_client, bucket, root)}
+    candidates: list[ExportManifest] = []
     ignored: list[IgnoredFolder] = []
     for export_id in _child_folders(s3_client, bucket, root):
-        found = _candidate(s3_client, bucket, root, export_id)
-        if isinstance(found, _Candidate):
+        found = _candidate(s3_client, bucket, root, export_id, current.request)
+        if isinstance(found, ExportManifest):
             candidates.append(found)
         else:
             ignored.append(IgnoredFolder(f"s3://{bucket}/{_folder_key(root, export_id)}", found))
-    candidates.sort(key=lambda c: c.written, reverse=True)
+    candidates.sort(key=lambda m: m.order_key, reverse=True)
     kept = tuple(
-        c.export_id for i, c in enumerate(candidates) if i < keep or c.export_id in protected
+        m.export_id
+        for i, m in enumerate(candidates)
+        if i < keep or m.export_id in spared or m.order_key >= current.order_key
     )
     removed = [
-        _remove_folder(s3_client, bucket, root, c) for c in candidates if c.export_id not in kept
+        _remove_folder(s3_client, bucket, root, m) for m in candidates if m.export_id not in kept
     ]
     return RetentionReport(
         prefix=f"s3://{bucket}/{root}/",
@@ -300,13 +390,13 @@ def apply_retention(
     )
 
 
-def build_redshift_manifest(objects: Sequence[StoredObject]) -> dict[str, Any]:
+def build_redshift_manifest(files: Sequence[ManifestFile]) -> dict[str, Any]:
     """The Redshift COPY manifest of an export's files, with their sizes.
 
     Raises:
-        ValueError: A file was not found in S3 (HEAD them with ``inspect_objects`` first).
+        ValueError: A file's size is unknown (it was not found in S3 when verified).
     """
-    missing = [s.reported.uri for s in objects if not s.exists or s.size is None]
+    missing = [f.uri for f in files if f.bytes is None]
     if missing:
         raise ValueError(
             f"cannot list {', '.join(missing)} in a Redshift manifest: not found in S3 (its size "
@@ -314,37 +404,39 @@ def build_redshift_manifest(objects: Sequence[StoredObject]) -> dict[str, Any]:
         )
     return {
         "entries": [
-            {"url": s.reported.uri, "mandatory": True, "meta": {"content_length": s.size}}
-            for s in objects
+            {"url": f.uri, "mandatory": True, "meta": {"content_length": f.bytes}} for f in files
         ]
     }
 
 
-def write_redshift_manifest(s3_client: Any, objects: Sequence[StoredObject]) -> str | None:
+def write_redshift_manifest(s3_client: Any, manifest: ExportManifest) -> str | None:
     """Write ``_redshift_manifest.json`` beside the export's ``_manifest.json``.
+
+    It names only the export's own files, so it is written with the manifest, before the
+    export is recorded: no reader is sent to it until the pointer is.
 
     Args:
         s3_client: A boto3 S3 client with the worker's credentials.
-        objects: The export's files as S3 sees them (``inspect_objects``), all in one folder.
+        manifest: The verified export, its files all in one folder.
 
     Returns:
         The manifest's ``s3://`` URI, or None when the export wrote no file.
 
     Raises:
-        ValueError: A file is missing, or the files lie in more than one folder.
+        ValueError: A file's size is unknown, or the files lie in more than one bucket.
         LandingError: S3 refused or failed the write.
     """
-    if not objects:
+    if manifest.folder is None:
         return None
-    folders = {(s.reported.bucket, s.reported.key.rsplit("/", 1)[0]) for s in objects}
-    if len(folders) != 1:
+    buckets = sorted({f.bucket for f in manifest.files})
+    if len(buckets) != 1:
         raise ValueError(
-            "an export's files must lie in one folder for its Redshift manifest, found "
-            + ", ".join(f"s3://{b}/{f}/" for b, f in sorted(folders))
+            "an export's files must lie in one bucket for its Redshift manifest, found "
+            + ", ".join(buckets)
         )
-    ((bucket, folder),) = folders
+    bucket, folder = manifest.folder
     key = f"{folder}/{REDSHIFT_MANIFEST_NAME}"
-    _put_json(s3_client, bucket, key, build_redshift_manifest(objects))
+    _put_json(s3_client, bucket, key, build_redshift_manifest(manifest.files))
     return f"s3://{bucket}/{key}"
 
 
@@ -357,25 +449,45 @@ def _pointed_export(s3_client: Any, bucket: str, root: str) -> tuple[str, ...]:
     return (pointer.export_id,) if pointer else ()
 
 
-def _candidate(s3_client: Any, bucket: str, root: str, export_id: str) -> _Candidate | str:
-    """The folder as a ranked export, or why it is not one."""
-    key = manifest_key(f"{_folder_key(root, export_id)}{EXPORT_FOLDER}")
-    _, document = _get_json(s3_client, bucket, key)
-    if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
+def _candidate(
+    s3_client: Any, bucket: str, root: str, export_id: str, request: str
+) -> ExportManifest | str:
+    """The folder as a ranked export of ``request``, or why it is not one."""
+    found = _read_folder_manifest(
+        s3_client, bucket, f"{_folder_key(root, export_id)}{EXPORT_FOLDER}"
+    )
+    if found is None:
         return f"no {MANIFEST_NAME} of format {MANIFEST_FORMAT}: not an export domo_assets verified"
-    if document.get("export_id") != export_id:
-        return f"its {MANIFEST_NAME} names export {document.get('export_id')!r}, not this folder"
-    for field in ("written_at", "finished"):
-        try:
-            written = parse_timestamp(document.get(field))
-        except DomoResponseError:
-            written = None
-        if written is not None:
-            return _Candidate(export_id, written, str(document[field]))
-    return f"its {MANIFEST_NAME} has no readable written_at or finished: its age is unknown"
+    if found.export_id != export_id:
+        return f"its {MANIFEST_NAME} names export {found.export_id!r}, not this folder"
+    if found.request != request:
+        return (
+            f"its {MANIFEST_NAME} answers request {found.request}, not this asset's ({request}): "
+            "another request's export (or this asset's before its catalog entry changed)"
+        )
+    return found
 
 
-def _remove_folder(s3_client: Any, bucket: str, root: str, candidate: _Candidate) -> RemovedExport:
+def _read_folder_manifest(s3_client: Any, bucket: str, folder_key: str) -> ExportManifest | None:
+    """The manifest in a folder (None when absent or not this project's), errors as LandingError."""
+    key = manifest_key(folder_key)
+    exists, _, body = _get(s3_client, bucket, key)
+    return parse_manifest(body) if exists else None
+
+
+def _order_of(s3_client: Any, pointer: LatestPointer) -> tuple[datetime, datetime, str]:
+    """The publication order of the export a pointer names: from the pointer, or (pointers
+    written before they recorded Domo's times) from the export's manifest."""
+    if pointer.started is not None or pointer.finished is not None:
+        return pointer.order_key
+    bucket, _, key = pointer.manifest.removeprefix("s3://").partition("/")
+    found = _read_folder_manifest(s3_client, bucket, posixpath.dirname(key)) if key else None
+    return found.order_key if found is not None else pointer.order_key
+
+
+def _remove_folder(
+    s3_client: Any, bucket: str, root: str, candidate: ExportManifest
+) -> RemovedExport:
     folder = _folder_key(root, candidate.export_id)
     manifest = manifest_key(f"{folder}{EXPORT_FOLDER}")
     objects = list(_objects(s3_client, bucket, folder))
@@ -389,7 +501,7 @@ def _remove_folder(s3_client: Any, bucket: str, root: str, candidate: _Candidate
         folder=f"s3://{bucket}/{folder}",
         objects=len(objects),
         bytes=sum(size for _, size in objects),
-        written_at=candidate.written_at,
+        started=iso(candidate.started),
     )
 
 
@@ -448,32 +560,60 @@ def _delete(s3_client: Any, bucket: str, folder: str, keys: list[str]) -> None:
         )
 
 
-def _put_json(s3_client: Any, bucket: str, key: str, document: dict[str, Any]) -> None:
+def _put_json(
+    s3_client: Any,
+    bucket: str,
+    key: str,
+    document: dict[str, Any],
+    condition: Mapping[str, str] | None = None,
+) -> bool:
+    """Write a JSON object; with a ``condition`` (``IfMatch``/``IfNoneMatch``), False when S3
+    refused it because the object changed meanwhile."""
     body = json.dumps(document, indent=2).encode("utf-8")
     try:
-        s3_client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=JSON_CONTENT_TYPE)
-    except (ClientError, BotoCoreError) as exc:
+        s3_client.put_object(
+            Bucket=bucket, Key=key, Body=body, ContentType=JSON_CONTENT_TYPE, **(condition or {})
+        )
+    except ClientError as exc:
+        if condition and error_code(exc) in _LOST_RACE_CODES:
+            return False
         raise _s3_error(exc, "write", "s3:PutObject", f"arn:aws:s3:::{bucket}/{key}") from None
+    except BotoCoreError as exc:
+        raise _s3_error(exc, "write", "s3:PutObject", f"arn:aws:s3:::{bucket}/{key}") from None
+    return True
 
 
-def _get_json(s3_client: Any, bucket: str, key: str) -> tuple[bool, Any]:
-    """Whether the object at ``key`` exists, and its decoded JSON (None when it is not JSON).
+def _get_json(s3_client: Any, bucket: str, key: str) -> tuple[bool, Any, str | None]:
+    """Whether the object at ``key`` exists, its decoded JSON (None when it is not JSON) and
+    its ETag.
+
+    Raises:
+        LandingError: S3 refused or failed the read.
+    """
+    exists, etag, body = _get(s3_client, bucket, key)
+    if not exists:
+        return False, None, None
+    try:
+        return True, json.loads(body), etag
+    except ValueError:
+        return True, None, etag
+
+
+def _get(s3_client: Any, bucket: str, key: str) -> tuple[bool, str | None, bytes]:
+    """Whether the object at ``key`` exists, its ETag and its bytes.
 
     Raises:
         LandingError: S3 refused or failed the read.
     """
     try:
-        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        answer = s3_client.get_object(Bucket=bucket, Key=key)
+        return True, answer.get("ETag"), answer["Body"].read()
     except ClientError as exc:
         if is_missing(exc):
-            return False, None
+            return False, None, b""
         raise _s3_error(exc, "read", "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}") from None
     except BotoCoreError as exc:
         raise _s3_error(exc, "read", "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}") from None
-    try:
-        return True, json.loads(body)
-    except ValueError:
-        return True, None
 
 
 def _s3_error(

@@ -5,8 +5,12 @@ export" instead of a new one, and says nothing of which request that export was 
 may lie under another asset's prefix and hold other columns or other rows. Before an export is
 recorded as an asset's data, :func:`settle` decides:
 
-* its objects lie under this asset's ``<path>/<exportId>/`` and, if Domo returned it as a
-  previous export, no manifest there says it was made for another query: it is this asset's;
+* its objects lie under this asset's ``<path>/<exportId>/`` and this run started it, or, if
+  Domo returned it as a previous export, its manifest names this asset's request (fingerprint),
+  or (no manifest: its run died before writing one) this asset's ledger shows it started that
+  export for this very request: it is this asset's. A previous export under the asset's own
+  prefix that nothing shows to answer this request (the catalog entry changed since, in a way
+  neither the header nor the row count can see, such as ``order_by``) is refused;
 * it lies elsewhere, but the ``_manifest.json`` this project wrote beside it (only ever for a
   verified export) records the same DataSet, query and BOM setting: its objects are copied
   server-side under this asset's ``<path>/<exportId>/export/`` and the copies are recorded;
@@ -18,13 +22,12 @@ Domo): no Dagster, no Domo HTTP.
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 from typing import Any
 
 from domo_assets.domo.errors import DomoForeignExportError
 from domo_assets.domo.models import Export, S3Object
-from domo_assets.s3.manifest import Manifest, read_manifest
+from domo_assets.s3.manifest import ExportManifest, files_folder, read_manifest
 from domo_assets.s3.storage import copy_object
 from domo_assets.s3.target import ExportTarget, folders_of
 
@@ -49,6 +52,7 @@ def settle(
     *,
     returned_previous: bool,
     export_name: str,
+    started_for: str | None = None,
     kms_key_id: str | None = None,
 ) -> Provenance:
     """Decide which files an export contributes to the asset requesting ``target``.
@@ -59,6 +63,8 @@ def settle(
         export: The successful export Domo answered with.
         returned_previous: Domo answered with an export that existed before the request.
         export_name: The asset's name, for messages.
+        started_for: The request fingerprint this asset's ledger recorded when it started this
+            export, if it did.
         kms_key_id: The KMS key copies are encrypted with, as the export's own files would be.
 
     Raises:
@@ -69,9 +75,11 @@ def settle(
         return Provenance(export.objects)
     manifest = _manifest_of(s3_client, export)
     if not foreign:
-        if manifest is None or manifest.answers(target):
+        if manifest is not None and manifest.request == target.fingerprint:
             return Provenance(export.objects)
-        raise _refusal(target, export, export_name, manifest)
+        if manifest is None and started_for == target.fingerprint:
+            return Provenance(export.objects)
+        raise _refusal(target, export, export_name, manifest, own_prefix=True)
     if manifest is None or not manifest.answers(target):
         raise _refusal(target, export, export_name, manifest)
     copies = tuple(
@@ -87,26 +95,42 @@ def settle(
     return Provenance(copies, tuple(obj.uri for obj in export.objects))
 
 
-def _manifest_of(s3_client: Any, export: Export) -> Manifest | None:
-    """The manifest beside the export's first file, if this project wrote one."""
+def _manifest_of(s3_client: Any, export: Export) -> ExportManifest | None:
+    """The manifest beside the export's files, if this project wrote one."""
     if not export.objects:
         return None
-    first = export.objects[0]
-    return read_manifest(s3_client, first.bucket, posixpath.dirname(first.key))
+    folder = files_folder(obj.key for obj in export.objects)
+    stored = read_manifest(s3_client, export.objects[0].bucket, folder)
+    return stored.manifest if stored is not None else None
 
 
 def _refusal(
-    target: ExportTarget, export: Export, export_name: str, manifest: Manifest | None
+    target: ExportTarget,
+    export: Export,
+    export_name: str,
+    manifest: ExportManifest | None,
+    own_prefix: bool = False,
 ) -> DomoForeignExportError:
     where = ", ".join(folders_of(export.objects)) or "nowhere (it lists no file)"
-    if manifest is None:
+    if manifest is None and own_prefix:
+        why = (
+            "and neither a manifest beside it (its run was stopped or its checks failed before "
+            "one was written) nor this asset's ledger shows it was made for this request "
+            f"({target.fingerprint}): the catalog entry may have changed since"
+        )
+    elif manifest is None:
         why = "and no manifest of this project beside it says which request it answers"
     else:
-        why = f"and its manifest ({manifest.uri}) records another query or BOM setting"
+        why = (
+            f"and its manifest records another request ({manifest.request}: another query, "
+            "order or BOM setting)"
+        )
     started = export.started.isoformat() if export.started else "an unknown time"
     return DomoForeignExportError(
         f"Domo answered {export_name}'s export request with export {export.export_id}, "
         f"written to {where} (this asset's exports belong under {target.prefix_uri}), {why}. "
         f"Domo returned it because DataSet {target.dataset_id} is unchanged since that export "
-        f"(started {started}). Its files were not recorded as {export_name}'s"
+        f"(started {started}). Its files were not recorded as {export_name}'s. Domo hands "
+        "back the previous export until the DataSet's data changes: materialize again once it "
+        "has, or give this query a DataSet of its own (a Domo DataSet View)"
     )
