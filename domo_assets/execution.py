@@ -11,6 +11,7 @@ does not).
 
 from __future__ import annotations
 
+import json
 import logging
 import posixpath
 import threading
@@ -23,7 +24,6 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
-    DagsterEventType,
     DataVersion,
     Failure,
     MaterializeResult,
@@ -52,6 +52,8 @@ PUBLISH_GRACE_SECONDS = 30.0
 # The step failure's metadata: every failed export with its reason, and the permanent ones.
 FAILED_EXPORTS_KEY = "failed_exports"
 PERMANENT_FAILURES_KEY = "permanent_failures"
+# Run tag (suffixed with the step's key) naming the exports a step failed permanently.
+PERMANENT_FAILURES_TAG_PREFIX = "domo_assets/permanent_failures."
 
 
 def export_selected(
@@ -190,6 +192,7 @@ def run_exports(
             raise
     start_lines.flush(context.log)
     if failures:
+        _remember_permanent_failures(context, permanent)
         raise Failure(
             description=f"{len(failures)} of {len(configs)} Domo export(s) failed: "
             + "; ".join(f"{name}: {reason}" for name, reason in failures.items()),
@@ -337,36 +340,44 @@ def _recorded_by_this_run(
     return done
 
 
+def _permanent_failures_tag(context: AssetExecutionContext) -> str:
+    """The run tag naming the exports this step failed permanently (read by its retries)."""
+    return f"{PERMANENT_FAILURES_TAG_PREFIX}{context.op_handle}"
+
+
+def _remember_permanent_failures(
+    context: AssetExecutionContext, permanent: Mapping[str, bool]
+) -> None:
+    """Record, as a run tag, which exports failed for a reason a retry cannot mend, so the
+    retry this step asks for (for the others) does not try them again. Dagster's retry event
+    carries the error but not the failure's metadata, so the run's tags hold it."""
+    names = sorted(n for n, p in permanent.items() if p)
+    if names and not all(permanent.values()):
+        context.instance.add_run_tags(
+            context.run_id, {_permanent_failures_tag(context): json.dumps(names)}
+        )
+
+
 def _permanent_failures_before(
     context: AssetExecutionContext, configs: Sequence[ExportConfig]
 ) -> dict[str, str]:
-    """On a step retry, the exports an earlier attempt of this run failed permanently (its
-    failure's ``permanent_failures``): a retry cannot mend them, so they are not tried again."""
+    """On a step retry, the exports an earlier attempt of this run failed permanently: a retry
+    cannot mend them, so they are not tried again."""
     if context.retry_number == 0:
         return {}
-    names = {c.name for c in configs}
-    found: dict[str, str] = {}
-    for record in context.instance.get_records_for_run(
-        context.run_id, of_type=DagsterEventType.STEP_FAILURE
-    ).records:
-        event = record.event_log_entry.dagster_event
-        if event is None or event.step_key != context.op_handle.to_string():
-            continue
-        metadata = event.step_failure_data.user_failure_data
-        entries = metadata.metadata if metadata is not None else {}
-        reasons = _json_value(entries.get(FAILED_EXPORTS_KEY)) or {}
-        for name in _json_value(entries.get(PERMANENT_FAILURES_KEY)) or []:
-            if name in names:
-                found[name] = (
-                    f"not tried again: an earlier attempt failed in a way a retry cannot mend "
-                    f"({reasons.get(name, 'see the earlier attempt')})"
-                )
-    if found:
+    run = context.instance.get_run_by_id(context.run_id)
+    recorded = run.tags.get(_permanent_failures_tag(context)) if run is not None else None
+    names = {c.name for c in configs} & set(json.loads(recorded) if recorded else [])
+    if names:
         context.log.info(
-            f"Attempt {context.retry_number + 1}: not retrying {', '.join(sorted(found))} "
-            "(failed permanently in an earlier attempt)"
+            f"Attempt {context.retry_number + 1}: not retrying {', '.join(sorted(names))} "
+            "(failed permanently in an earlier attempt of this run)"
         )
-    return found
+    return {
+        name: "not tried again: an earlier attempt of this run failed in a way a retry cannot "
+        "mend (see its failure)"
+        for name in names
+    }
 
 
 def _is_permanent(exc: BaseException) -> bool:
@@ -375,10 +386,6 @@ def _is_permanent(exc: BaseException) -> bool:
     if isinstance(exc, LandingError):
         return not exc.retryable
     return is_permanent(exc)
-
-
-def _json_value(value: Any) -> Any:
-    return value.value if isinstance(value, MetadataValue) else value
 
 
 def _refusal(outcome: ExportOutcome) -> str:

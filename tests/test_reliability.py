@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, RetryPolicy
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, RetryPolicy
 from domo_assets_dev.sandbox import PHARMACY_CLAIMS_ID, SAMPLE_DATASETS, Sandbox
 from support import (
     domo_resource,
@@ -133,6 +133,57 @@ def test_permanent_failure_is_not_retried(sandbox: Sandbox, instance, tmp_path: 
     assert not result.success
     assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
     assert "DataSet no-such-dataset" in failure_text(result)
+
+
+def test_retry_does_not_redo_a_permanent_failure(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    """One export fails for good (an unknown DataSet), another transiently (an export error):
+    the retry the second asks for does not try the first again (one metadata read, not two)."""
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_outcome="error")
+    entries = [
+        CLAIMS,
+        {"name": "ghost", "dataset_id": "no-such-dataset", "path": "rel/ghost"},
+    ]
+    result = run(
+        write_catalog(tmp_path, *entries),
+        sandbox,
+        instance,
+        retry_policy=RetryPolicy(max_retries=1),
+    )
+    assert not result.success
+    restarts = [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"]
+    assert len(restarts) == 1, "the export error is worth one retry"
+    reads = [r for r in sandbox.control.requests() if "no-such-dataset" in r["path"]]
+    assert len(reads) == 1, f"the unknown DataSet was asked for again: {reads}"
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 2
+    assert "ghost: not tried again" in failure_text(result)
+
+
+def test_a_refused_export_leaves_the_previous_materialization_green(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    """A verification that fails records no check result: Dagster would pin it to the previous,
+    good materialization, which would then show red. The failure names each failed check."""
+    catalog = write_catalog(tmp_path, CLAIMS)
+    good = run(catalog, sandbox, instance)
+    assert good.success, failure_text(good)
+    sandbox.control.change_dataset(PHARMACY_CLAIMS_ID)
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, misreport_rows=3)
+    refused = run(catalog, sandbox, instance)
+    assert not refused.success
+    assert "check row_count failed" in failure_text(refused)
+    assert not [e for e in refused.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    key = AssetKey("claims")
+    for check in ("row_count", "s3_objects", "header"):
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(key, check), limit=5
+        )
+        statuses = {e.run_id: e.status.value for e in history}
+        # The good run's result stands; the refused run's check never evaluated (planned in a
+        # failed run: "execution failed" in the UI), so no verdict is pinned to the good export.
+        assert statuses[good.run_id] == "SUCCEEDED"
+        assert statuses[refused.run_id] in {"PLANNED", "EXECUTION_FAILED"}
 
 
 # -- bounded waits -------------------------------------------------------------------------------
