@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -22,7 +23,12 @@ from domo_assets_dev.sandbox import EXPORT_BUCKET, PHARMACY_CLAIMS_ID, Sandbox
 from test_layers import import_with_blocked
 
 from domo_assets.domo.errors import is_permanent
-from domo_assets.domo.models import DataSetColumn, Export, S3Object, parse_columns
+from domo_assets.domo.models import (
+    DataSetColumn,
+    Export,
+    parse_columns,
+    parse_timestamp,
+)
 from domo_assets.s3.glue import (
     GluePermissionError,
     GlueTable,
@@ -39,17 +45,19 @@ from domo_assets.s3.landing import (
     PointerFormatError,
     apply_retention,
     export_location,
+    publish_pointer,
     read_latest,
-    write_latest,
     write_redshift_manifest,
 )
-from domo_assets.s3.manifest import MANIFEST_FORMAT, manifest_key
+from domo_assets.s3.manifest import MANIFEST_FORMAT, ExportManifest, ManifestFile, manifest_key
 from domo_assets.s3.storage import inspect_objects
 
 if TYPE_CHECKING:
     from conftest import DomoHttp
 
 REGION = "us-east-1"
+# The request fingerprint of the exports these tests plant (an asset's own).
+REQUEST = "0123456789abcdef"
 ACCOUNT = "123456789012"
 CLAIMS_PATH = "domo/pharmacy_claims"
 SERDE = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
@@ -209,6 +217,7 @@ def put_export(
     manifest_export_id: str | None = None,
     manifest_format: str = MANIFEST_FORMAT,
     manifest: bool = True,
+    request: str = REQUEST,
 ) -> list[str]:
     """Write an export folder as Domo and this project leave it; return its keys."""
     folder = f"{prefix}/{export_id}/export"
@@ -225,11 +234,20 @@ def put_export(
             "partition_key": None,
             "query": {"columns": [], "groupByColumns": [], "orderByColumns": []},
             "include_bom": False,
-            "request": "0123456789abcdef",
+            "request": request,
             "columns": ["ID", "Label"],
             "compression": "gzip",
             "row_count": len(files),
-            "files": [{"uri": f"s3://{EXPORT_BUCKET}/{folder}/{name}"} for name in files],
+            "files": [
+                {
+                    "uri": f"s3://{EXPORT_BUCKET}/{folder}/{name}",
+                    "bucket": EXPORT_BUCKET,
+                    "key": f"{folder}/{name}",
+                    "rows": 1,
+                    "bytes": 15,
+                }
+                for name in files
+            ],
             "started": written_at,
             "finished": written_at,
             "written_at": written_at,
@@ -237,6 +255,35 @@ def put_export(
         }
         s3.put_object(Bucket=EXPORT_BUCKET, Key=keys[-1], Body=json.dumps(document).encode())
     return keys
+
+
+def manifest_of(
+    prefix: str,
+    export_id: str,
+    started: str,
+    files: tuple[tuple[str, int], ...] = (("data.csv.gz", 1),),
+    request: str = REQUEST,
+    partition_key: str | None = None,
+) -> ExportManifest:
+    """The record of a verified export under ``prefix``, started by Domo at ``started``."""
+    folder = f"{prefix}/{export_id}/export"
+    return ExportManifest(
+        export_id=export_id,
+        dataset_id=PHARMACY_CLAIMS_ID,
+        dataset_name="Pharmacy Claims",
+        partition_key=partition_key,
+        query={"columns": [], "groupByColumns": [], "orderByColumns": []},
+        include_bom=False,
+        request=request,
+        schema=(DataSetColumn("ID", "LONG"), DataSetColumn("Label", "STRING")),
+        compression="gzip",
+        files=tuple(
+            ManifestFile(f"s3://{EXPORT_BUCKET}/{folder}/{n}", EXPORT_BUCKET, f"{folder}/{n}", r, 9)
+            for n, r in files
+        ),
+        started=parse_timestamp(started),
+        finished=parse_timestamp(started),
+    )
 
 
 def bucket_keys(s3: Any, prefix: str = "") -> set[str]:
@@ -475,32 +522,46 @@ def test_the_glue_module_imports_without_dagster() -> None:
 def test_pointer_written_and_read_back(sandbox: Sandbox, s3: Any) -> None:
     prefix = "domo/orders/dt=2026-11-28"
     assert read_latest(s3, EXPORT_BUCKET, prefix) is None
-    first = (S3Object(EXPORT_BUCKET, f"{prefix}/e1/export/data.csv.gz", 12),)
-    files = (
-        S3Object(EXPORT_BUCKET, f"{prefix}/e2/export/data-00000.csv.gz", 100_000),
-        S3Object(EXPORT_BUCKET, f"{prefix}/e2/export/data-00001.csv.gz", 360),
+    first = manifest_of(prefix, "e1", day(1), partition_key="2026-11-28")
+    second = manifest_of(
+        prefix,
+        "e2",
+        day(2),
+        (("data-00000.csv.gz", 100_000), ("data-00001.csv.gz", 360)),
+        partition_key="2026-11-28",
     )
     manifest = f"s3://{EXPORT_BUCKET}/{prefix}/e2/export/_manifest.json"
 
-    write_latest(s3, EXPORT_BUCKET, prefix, "e1", "s3://x/_manifest.json", first, "2026-11-28")
-    written = write_latest(s3, EXPORT_BUCKET, f"/{prefix}/", "e2", manifest, files, "2026-11-28")
+    assert publish_pointer(s3, EXPORT_BUCKET, prefix, first, "s3://x/_manifest.json").moved
+    move = publish_pointer(s3, EXPORT_BUCKET, f"/{prefix}/", second, manifest)
+    written = move.pointer
 
     body = s3.get_object(Bucket=EXPORT_BUCKET, Key=f"{prefix}/_latest.json")
     document = json.loads(body["Body"].read())
     assert body["ContentType"] == "application/json"
+    assert move.moved and move.superseded_by is None
     assert document == {
         "format": LATEST_FORMAT,
         "export_id": "e2",
         "partition_key": "2026-11-28",
         "location": f"s3://{EXPORT_BUCKET}/{prefix}/e2/export/",
         "manifest": manifest,
+        "request": REQUEST,
+        "started": "2026-11-02T06:00:00Z",
+        "finished": "2026-11-02T06:00:00Z",
         "row_count": 100_360,
-        "files": [f.uri for f in files],
+        "files": [f.uri for f in second.files],
         "written_at": written.written_at,
     }
     assert written.written_at.endswith("Z")
-    assert read_latest(s3, EXPORT_BUCKET, prefix) == written
+    read = read_latest(s3, EXPORT_BUCKET, prefix)
+    assert read is not None and read.etag == body["ETag"]
+    assert read == replace(written, etag=read.etag)
     assert written.uri == f"s3://{EXPORT_BUCKET}/{prefix}/_latest.json"
+    # Publishing the older export again (a slower run finishing last) leaves the pointer.
+    late = publish_pointer(s3, EXPORT_BUCKET, prefix, first, "s3://x/_manifest.json")
+    assert not late.moved and late.superseded_by == "e2"
+    assert read_latest(s3, EXPORT_BUCKET, prefix).export_id == "e2"
 
 
 def test_a_pointer_this_project_did_not_write_is_refused(sandbox: Sandbox, s3: Any) -> None:
@@ -523,10 +584,11 @@ def test_refused_writes_and_deletions_name_the_permission(
         before = bucket_keys(s3)
     reader = client_as("s3", restricted_identity(sandbox, "lake-reader", S3_READER_POLICY))
 
+    current = manifest_of("domo/claims", "e2", day(2))
     with pytest.raises(LandingError) as write_refused:
-        write_latest(reader, EXPORT_BUCKET, "domo/claims", "e2", "s3://m", ())
+        publish_pointer(reader, EXPORT_BUCKET, "domo/claims", current, "s3://m")
     with pytest.raises(LandingError) as delete_refused:
-        apply_retention(reader, EXPORT_BUCKET, "domo/claims", keep=1, current_export_id="e2")
+        apply_retention(reader, EXPORT_BUCKET, "domo/claims", keep=1, current=current)
     reader.close()
 
     assert "grant s3:PutObject on arn:aws:s3:::domo-exports/domo/claims/_latest.json" in str(
@@ -553,13 +615,16 @@ def test_retention_removes_exactly_the_older_verified_exports(sandbox: Sandbox, 
         *put_export(s3, prefix, "unverified", day(1), manifest=False),
         *put_export(s3, prefix, "old-format", day(1), manifest_format="domo_assets.manifest/v1"),
         *put_export(s3, prefix, "moved", day(1), manifest_export_id="e1"),
+        *put_export(s3, prefix, "other-request", day(1), request="fedcba9876543210"),
         *exports["e4"],
         *exports["e5"],
     }
     s3.put_object(Bucket=EXPORT_BUCKET, Key=f"{prefix}/_latest.json", Body=b"{}")
     survivors.add(f"{prefix}/_latest.json")
 
-    report = apply_retention(s3, EXPORT_BUCKET, prefix, keep=2, current_export_id="e5")
+    report = apply_retention(
+        s3, EXPORT_BUCKET, prefix, keep=2, current=manifest_of(prefix, "e5", day(5))
+    )
 
     assert bucket_keys(s3) == survivors
     assert report.kept == ("e5", "e4")
@@ -575,19 +640,40 @@ def test_retention_removes_exactly_the_older_verified_exports(sandbox: Sandbox, 
         "unverified": "no _manifest.json of format domo_assets.manifest/v2",
         "old-format": "no _manifest.json of format domo_assets.manifest/v2",
         "moved": "its _manifest.json names export 'e1', not this folder",
+        "other-request": f"its _manifest.json answers request fedcba9876543210, not this asset's ({REQUEST})",
     }
 
 
-def test_retention_never_removes_the_current_or_pointed_export(sandbox: Sandbox, s3: Any) -> None:
-    for n in range(1, 6):
+def test_retention_never_removes_the_current_pointed_protected_or_newer_export(
+    sandbox: Sandbox, s3: Any
+) -> None:
+    for n in range(1, 8):
         put_export(s3, "domo/claims", f"e{n}", day(n))
-    write_latest(s3, EXPORT_BUCKET, "domo/claims", "e2", "s3://m", ())
+    publish_pointer(
+        s3, EXPORT_BUCKET, "domo/claims", manifest_of("domo/claims", "e2", day(2)), "s3://m"
+    )
 
-    report = apply_retention(s3, EXPORT_BUCKET, "domo/claims", keep=1, current_export_id="e1")
+    report = apply_retention(
+        s3,
+        EXPORT_BUCKET,
+        "domo/claims",
+        keep=1,
+        current=manifest_of("domo/claims", "e5", day(5)),
+        protected={"e3"},
+    )
 
-    assert report.kept == ("e5", "e2", "e1")
-    assert [r.export_id for r in report.removed] == ["e4", "e3"]
-    assert {k.split("/")[2] for k in bucket_keys(s3)} == {"e1", "e2", "e5", "_latest.json"}
+    # e6 and e7 are newer than the export being published (a run that recorded them has yet to
+    # publish): kept. e3 is protected (a live materialization names it), e2 the pointer's.
+    assert report.kept == ("e7", "e6", "e5", "e3", "e2")
+    assert [r.export_id for r in report.removed] == ["e4", "e1"]
+    assert {k.split("/")[2] for k in bucket_keys(s3)} == {
+        "e2",
+        "e3",
+        "e5",
+        "e6",
+        "e7",
+        "_latest.json",
+    }
 
 
 def test_retention_on_a_partition_leaves_its_siblings_alone(sandbox: Sandbox, s3: Any) -> None:
@@ -597,9 +683,15 @@ def test_retention_on_a_partition_leaves_its_siblings_alone(sandbox: Sandbox, s3
             put_export(s3, f"{base}/dt={dt}", f"{dt[-2:]}-e{n}", day(n))
     everything = bucket_keys(s3)
 
-    at_base = apply_retention(s3, EXPORT_BUCKET, base, keep=1, current_export_id="none")
+    at_base = apply_retention(
+        s3, EXPORT_BUCKET, base, keep=1, current=manifest_of(base, "none", day(9))
+    )
     in_partition = apply_retention(
-        s3, EXPORT_BUCKET, f"{base}/dt=2026-11-28", keep=1, current_export_id="28-e3"
+        s3,
+        EXPORT_BUCKET,
+        f"{base}/dt=2026-11-28",
+        keep=1,
+        current=manifest_of(f"{base}/dt=2026-11-28", "28-e3", day(3)),
     )
 
     assert at_base.removed == () and len(at_base.ignored) == 2
@@ -614,10 +706,11 @@ def test_retention_on_a_partition_leaves_its_siblings_alone(sandbox: Sandbox, s3
 
 
 def test_retention_refuses_to_keep_nothing(sandbox: Sandbox, s3: Any) -> None:
+    current = manifest_of("domo/claims", "e1", day(1))
     with pytest.raises(ValueError, match="at least 1"):
-        apply_retention(s3, EXPORT_BUCKET, "domo/claims", keep=0, current_export_id="e1")
+        apply_retention(s3, EXPORT_BUCKET, "domo/claims", keep=0, current=current)
     with pytest.raises(ValueError, match="not the bucket's root"):
-        apply_retention(s3, EXPORT_BUCKET, "/", keep=1, current_export_id="e1")
+        apply_retention(s3, EXPORT_BUCKET, "/", keep=1, current=current)
 
 
 # The Redshift COPY manifest
@@ -626,8 +719,11 @@ def test_retention_refuses_to_keep_nothing(sandbox: Sandbox, s3: Any) -> None:
 def test_redshift_manifest_of_a_real_export(domo: DomoHttp, s3: Any) -> None:
     export = run_export(domo, CLAIMS_PATH)
     stored = inspect_objects(s3, export.objects)
+    files = tuple(
+        ManifestFile(o.reported.uri, o.reported.bucket, o.reported.key, 1, o.size) for o in stored
+    )
 
-    uri = write_redshift_manifest(s3, stored)
+    uri = write_redshift_manifest(s3, replace(manifest_of(CLAIMS_PATH, "x", day(1)), files=files))
 
     folder = f"{CLAIMS_PATH}/{export.export_id}/export"
     assert uri == f"s3://{EXPORT_BUCKET}/{folder}/{REDSHIFT_MANIFEST_NAME}"
@@ -649,9 +745,13 @@ def test_redshift_manifest_lists_every_file_in_order(sandbox: Sandbox, s3: Any) 
     sizes = {"data-00000.csv.gz": 1024, "data-00001.csv.gz": 2048, "data-00002.csv.gz": 7}
     for name, size in sizes.items():
         s3.put_object(Bucket=EXPORT_BUCKET, Key=f"{folder}/{name}", Body=b"x" * size)
-    objects = [S3Object(EXPORT_BUCKET, f"{folder}/{name}", 1) for name in sizes]
+    manifest = manifest_of("domo/events", "e9", day(9))
+    files = tuple(
+        ManifestFile(f"s3://{EXPORT_BUCKET}/{folder}/{n}", EXPORT_BUCKET, f"{folder}/{n}", 1, size)
+        for n, size in sizes.items()
+    )
 
-    write_redshift_manifest(s3, inspect_objects(s3, objects))
+    write_redshift_manifest(s3, replace(manifest, files=files))
 
     body = s3.get_object(Bucket=EXPORT_BUCKET, Key=f"{folder}/{REDSHIFT_MANIFEST_NAME}")
     assert json.loads(body["Body"].read()) == {
@@ -664,7 +764,7 @@ def test_redshift_manifest_lists_every_file_in_order(sandbox: Sandbox, s3: Any) 
             for name, size in sizes.items()
         ]
     }
-    missing = [S3Object(EXPORT_BUCKET, f"{folder}/gone.csv.gz", 1)]
+    gone = ManifestFile(f"s3://{EXPORT_BUCKET}/{folder}/gone.csv.gz", EXPORT_BUCKET, "k", 1)
     with pytest.raises(ValueError, match=re.escape("gone.csv.gz")):
-        write_redshift_manifest(s3, inspect_objects(s3, missing))
-    assert write_redshift_manifest(s3, []) is None
+        write_redshift_manifest(s3, replace(manifest, files=(gone,)))
+    assert write_redshift_manifest(s3, replace(manifest, files=())) is None

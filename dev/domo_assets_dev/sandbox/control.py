@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from .datasets import DEFAULT_SYNTHETIC_ROWS
+from .s3_delays import DEFAULT_S3_DELAY_SECONDS
 from .users import MAIN_USER
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -133,6 +134,39 @@ class SandboxControl:
     def clear_faults(self) -> None:
         """Remove every fault rule."""
         self._call("DELETE", "/faults")
+
+    def s3_delays(self) -> list[dict[str, Any]]:
+        """Return the S3 delay rules: id, method, path_regex, delay, remaining, hits (requests
+        held so far) and holding (requests held right now)."""
+        return self._call("GET", "/s3/delays")
+
+    def add_s3_delay(
+        self,
+        *,
+        method: str = "*",
+        path_regex: str = ".*",
+        delay: float = DEFAULT_S3_DELAY_SECONDS,
+        times: int | None = 1,
+    ) -> dict[str, Any]:
+        """Hold matching requests to the moto server (S3, Glue, STS...) before moto answers.
+
+        Args:
+            method: HTTP method to match (``GET``, ``HEAD``, ``PUT``, ``POST``, ``DELETE``),
+                or ``*``.
+            path_regex: Regex searched in the request path (``/<bucket>/<key>`` for S3).
+            delay: Seconds each matching request is held (at most 300), unless
+                `clear_s3_delays` releases it first.
+            times: How many matching requests to hold; None for every one.
+
+        Returns:
+            The rule (see `s3_delays`).
+        """
+        rule = {"method": method, "path_regex": path_regex, "delay": delay, "times": times}
+        return self._call("POST", "/s3/delays", rule)
+
+    def clear_s3_delays(self) -> None:
+        """Remove every S3 delay rule; the requests they hold proceed at once."""
+        self._call("DELETE", "/s3/delays")
 
     def behaviour(self, dataset_id: str) -> dict[str, Any]:
         """Return a DataSet's export behaviour."""

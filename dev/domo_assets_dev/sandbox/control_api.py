@@ -35,6 +35,9 @@ class ControlApi:
         router.add("GET", f"{PREFIX}/faults", self.faults)
         router.add("POST", f"{PREFIX}/faults", self.add_fault)
         router.add("DELETE", f"{PREFIX}/faults", self.clear_faults)
+        router.add("GET", f"{PREFIX}/s3/delays", self.s3_delays)
+        router.add("POST", f"{PREFIX}/s3/delays", self.add_s3_delay)
+        router.add("DELETE", f"{PREFIX}/s3/delays", self.clear_s3_delays)
         router.add("GET", f"{PREFIX}/datasets", self.datasets)
         router.add("POST", f"{PREFIX}/datasets/synthetic", self.add_synthetic)
         router.add("GET", f"{DATASET}/behaviour", self.behaviour)
@@ -83,6 +86,23 @@ class ControlApi:
     def clear_faults(self, request: Request, match: re.Match[str]) -> Response:
         """``DELETE /_sandbox/faults``."""
         self._state.faults.clear()
+        return json_response({"cleared": True})
+
+    def s3_delays(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /_sandbox/s3/delays``: the S3 delay rules with their hits and held requests."""
+        return json_response(self._state.s3.delays.rules())
+
+    def add_s3_delay(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /_sandbox/s3/delays`` ``{method, path_regex, delay, times}``: add a rule."""
+        try:
+            rule = self._state.s3.delays.add(request.json_object())
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from exc
+        return json_response(rule.to_dict(), 201)
+
+    def clear_s3_delays(self, request: Request, match: re.Match[str]) -> Response:
+        """``DELETE /_sandbox/s3/delays``: remove every rule, releasing what they hold."""
+        self._state.s3.delays.clear()
         return json_response({"cleared": True})
 
     def datasets(self, request: Request, match: re.Match[str]) -> Response:

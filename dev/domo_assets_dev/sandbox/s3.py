@@ -6,7 +6,9 @@ running at the same time in one process would therefore share (and reset) one S3
 
 moto's application is served behind `StsMiddleware`, which logs every STS request, refuses
 denied STS actions and gives minted credentials unique values (see ``sts_wsgi.py``); the
-server's `StsLedger` (``MotoS3.sts``) is what the export engine asks about a key.
+server's `StsLedger` (``MotoS3.sts``) is what the export engine asks about a key. In front of
+both, `S3DelayMiddleware` holds requests matching a delay rule (``MotoS3.delays``) and makes
+the PUTs of one object atomic (see ``s3_delays.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from botocore.config import Config
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from .s3_delays import S3DelayMiddleware, S3Delays
 from .sts import StsLedger
 from .sts_wsgi import StsMiddleware
 
@@ -147,6 +150,7 @@ class MotoS3:
     Attributes:
         sts: What the server's STS was asked and minted (kept across `reset`, which only
             wipes moto; `SandboxState.reset` empties its log).
+        delays: The S3 delay rules (`SandboxState.reset` clears them).
     """
 
     def __init__(self, host: str, port: int = 0, verbose: bool = False) -> None:
@@ -154,6 +158,7 @@ class MotoS3:
         self._port = port
         self._verbose = verbose
         self.sts = StsLedger()
+        self.delays = S3Delays()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._url: str | None = None
@@ -170,8 +175,12 @@ class MotoS3:
         """Start the server, reset moto's state and seed the buckets."""
         if not self._verbose:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        # What moto's ThreadedMotoServer runs, with the STS middleware in front of moto's app.
-        app = StsMiddleware(DomainDispatcherApplication(create_backend_app), self.sts, ACCOUNT_ID)
+        # What moto's ThreadedMotoServer runs, with the STS middleware in front of moto's app
+        # and the delay rules in front of both.
+        app = S3DelayMiddleware(
+            StsMiddleware(DomainDispatcherApplication(create_backend_app), self.sts, ACCOUNT_ID),
+            self.delays,
+        )
         self._server = make_server(
             self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler
         )
@@ -185,7 +194,8 @@ class MotoS3:
         self.reset()
 
     def stop(self) -> None:
-        """Stop the server and free its port."""
+        """Stop the server and free its port (held requests are released first)."""
+        self.delays.clear()
         if self._admin is not None:
             self._admin.close()
             self._admin = None

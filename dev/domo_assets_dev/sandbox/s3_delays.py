@@ -190,7 +190,9 @@ def _build_rule(rule_id: int, spec: Mapping[str, Any]) -> S3DelayRule:
         or not isinstance(delay, int | float)
         or not 0 <= delay <= MAX_S3_DELAY_SECONDS
     ):
-        raise ValueError(f"S3 delay 'delay' must be a number of seconds in 0..{MAX_S3_DELAY_SECONDS:g}")
+        raise ValueError(
+            f"S3 delay 'delay' must be a number of seconds in 0..{MAX_S3_DELAY_SECONDS:g}"
+        )
     times = spec.get("times", 1)
     if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
         raise ValueError("S3 delay 'times' must be a positive integer or null (every request)")

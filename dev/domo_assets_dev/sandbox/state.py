@@ -171,15 +171,17 @@ class SandboxState:
         return [spec.id for spec in specs]
 
     def reset(self, s3: bool = True) -> None:
-        """Put exports (injected history too), faults, behaviours, data, the request log, the
-        STS log and refused STS actions, the token lifetime and (when `s3`) moto's buckets
-        back to their initial state. The mode stays: the fresh behaviours get its preset.
-        Credentials STS issued keep their session policy and expiration."""
+        """Put exports (injected history too), faults, S3 delay rules (releasing what they
+        hold), behaviours, data, the request log, the STS log and refused STS actions, the token
+        lifetime and (when `s3`) moto's buckets back to their initial state. The mode stays: the
+        fresh behaviours get its preset. Credentials STS issued keep their session policy and
+        expiration."""
         with self.lock:
             self.engine.reset()
             self.faults.reset()
             self.requests.clear()
             self.s3.sts.reset()
+            self.s3.delays.reset()
             self.auth.reset()
             self._initial_data()
             if s3:
