@@ -149,6 +149,8 @@ def run_exports(
             if config.name in recorded
         }
         waiting = set(exporting) | set(publishing)
+        # The export whose result was yielded and is not yet handed to a publisher.
+        in_flight: tuple[ExportConfig, ExportOutcome] | None = None
         try:
             for future in _completed(waiting, start_lines, context.log):
                 config = publishing.get(future) or exporting[future]
@@ -171,6 +173,7 @@ def run_exports(
                     permanent[config.name] = _refusal_is_permanent(outcome)
                     context.log.error(f"{config.name}: {failures[config.name]}")
                     continue
+                in_flight = (config, outcome)
                 # The client's URL: a component's bound resource still holds EnvVar settings.
                 yield _result(outcome, key, runner.client.instance_url)
                 # Dagster stores a yielded result's events before it resumes this generator:
@@ -178,14 +181,18 @@ def run_exports(
                 published = executor.submit(
                     publisher.publish_verified, config, outcome, ledgers[config.name]
                 )
+                in_flight = None
                 publishing[published] = config
                 waiting.add(published)
         except BaseException:
             # Run termination: stop polling at once, let publications under way finish (they
             # follow a recorded materialization: stopping them would leave readers behind it),
-            # and say where each export stands.
+            # publish the export whose result Dagster was recording if it did record it, and
+            # say where each export stands.
             runner.stop.set()
             wait([f for f in publishing if not f.done()], timeout=PUBLISH_GRACE_SECONDS)
+            if in_flight is not None:
+                publisher.publish_on_termination(*in_flight, ledgers[in_flight[0].name])
             executor.shutdown(wait=True, cancel_futures=True)
             start_lines.flush(context.log)
             _log_positions(context, exporting)
@@ -256,6 +263,22 @@ class Publisher:
         if outcome.manifest_uri is None:
             raise RecordMissingError(f"export {export_id} has no manifest to publish from")
         return self._publish(config, outcome.to_manifest(), outcome.manifest_uri, export_id)
+
+    def publish_on_termination(
+        self, config: ExportConfig, outcome: ExportOutcome, ledger: InstanceLedger
+    ) -> None:
+        """Publish, while the run is being terminated, the export whose result Dagster was
+        recording when the termination came, if Dagster did record it; never raises (the
+        termination goes on), but says what was left."""
+        try:
+            publication = self.publish_verified(config, outcome, ledger)
+        except Exception as exc:
+            self._context.log.warning(
+                f"{config.name}: export {outcome.export.export_id} not published before the run "
+                f"stopped ({exc}); the next materialization of {config.name} publishes"
+            )
+            return
+        self._context.log.info(f"{config.name}: {publication.summary}")
 
     def publish_recorded(self, config: ExportConfig, recorded: Materialized) -> Publication:
         """Publish an export an earlier attempt of this run recorded (it may have failed or
