@@ -12,14 +12,20 @@ Shape::
         columns: [Customer ID, Days Supply]   # optional: omitted means all columns
 
 Any unknown key, duplicate name, missing field or malformed value raises :class:`CatalogError`
-naming the file, the export and the field, so a code location never loads half a catalog.
+naming the file, the export and the field, so a code location never loads half a catalog. So
+does a prefix with IAM pattern characters, and two exports (included catalogs' too) whose
+``s3://<bucket>/<path>/`` are equal or nested: each export owns its prefix (its pointer, table and
+retention act on everything under it). :mod:`domo_assets.ownership` extends that check across
+the catalogs of one project.
 This module reads files it is given; it does not read environment variables.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
+import itertools
 import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
@@ -34,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from domo_assets.domo.models import Condition, ExportQuery, FilterOp, OrderBy, RowFilter
 from domo_assets.partitions import PartitionSettings
 from domo_assets.s3.credentials import STS_MAX_DURATION, STS_MIN_DURATION, CredentialsMode
-from domo_assets.s3.target import ExportTarget
+from domo_assets.s3.target import ExportTarget, check_prefix_path, prefix_uri
 
 # The environment variable naming the catalog file (read by definitions.py only).
 EXPORTS_FILE_VAR = "DOMO_EXPORTS_FILE"
@@ -374,6 +380,7 @@ class ExportSettings(_Strict):
         cleaned = value.strip().strip("/")
         if not cleaned:
             raise ValueError("path must be a non-empty S3 prefix")
+        check_prefix_path(cleaned)
         return cleaned
 
     @field_validator("group")
@@ -499,14 +506,61 @@ class SensorSettings(_Strict):
     )
 
 
+class EntryOrigin(_Strict):
+    """Where a catalog entry was declared, for messages that name it."""
+
+    source: str = Field(description="The file it is declared in.")
+    index: int = Field(description="Its position in that file's exports list.")
+    name: str = Field(description="The export's name.")
+    path_from_defaults: bool = Field(
+        default=False, description="Whether its path comes from the file's defaults."
+    )
+
+    @property
+    def label(self) -> str:
+        """``<file>: export '<name>' (exports[<index>])``, as every catalog message names it."""
+        return f"{self.source}: export {self.name!r} (exports[{self.index}])"
+
+
+@dataclasses.dataclass(frozen=True)
+class PrefixClaim:
+    """One export's claim on its prefix, ``s3://<bucket>/<path>/`` (its partitions lie under it).
+
+    Attributes:
+        bucket: The destination bucket.
+        path: The export's path.
+        origin: Where the export is declared.
+    """
+
+    bucket: str
+    path: str
+    origin: EntryOrigin
+
+    @property
+    def uri(self) -> str:
+        """``s3://<bucket>/<path>/``."""
+        return prefix_uri(self.bucket, self.path)
+
+
 class Catalog(_Strict):
     """A validated catalog."""
 
     source: str = Field(description="Where the catalog was read from.")
     exports: tuple[ExportConfig, ...] = Field(description="The exports, in file order.")
+    origins: tuple[EntryOrigin, ...] = Field(
+        description="Where each export is declared, one per export in the same order."
+    )
     sensor: SensorSettings = Field(
         default_factory=SensorSettings, description="The DataSet change sensor's settings."
     )
+
+    @property
+    def prefix_claims(self) -> tuple[PrefixClaim, ...]:
+        """Each export's claim on its prefix, in catalog order."""
+        return tuple(
+            PrefixClaim(export.bucket, export.path, origin)
+            for export, origin in zip(self.exports, self.origins, strict=True)
+        )
 
     def by_name(self, name: str) -> ExportConfig:
         """The export of that name."""
@@ -545,20 +599,20 @@ def load_catalog(path: str | Path, _seen: frozenset[Path] = frozenset()) -> Cata
     return parse_catalog(document, source=str(path), included=included)
 
 
-def _load_includes(document: Any, path: Path, seen: frozenset[Path]) -> tuple[ExportConfig, ...]:
-    """The exports of the catalogs a catalog includes (paths relative to it; own defaults)."""
+def _load_includes(document: Any, path: Path, seen: frozenset[Path]) -> tuple[Catalog, ...]:
+    """The catalogs a catalog includes (paths relative to it; each with its own defaults)."""
     if not isinstance(document, Mapping) or "include" not in document:
         return ()
     names = document["include"]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise CatalogError(f"{path}: field 'include': must be a list of catalog file names")
-    exports: list[ExportConfig] = []
+    catalogs: list[Catalog] = []
     for name in names:
         target = path.parent / name
         if target.resolve() in seen:
             raise CatalogError(f"{path}: field 'include': {name} includes itself")
-        exports.extend(load_catalog(target, seen).exports)
-    return tuple(exports)
+        catalogs.append(load_catalog(target, seen))
+    return tuple(catalogs)
 
 
 def _read_yaml(path: Path) -> Any:
@@ -573,13 +627,18 @@ def _read_yaml(path: Path) -> Any:
     return document
 
 
-def parse_catalog(document: Any, source: str, included: Sequence[ExportConfig] = ()) -> Catalog:
+def parse_catalog(document: Any, source: str, included: Sequence[Catalog] = ()) -> Catalog:
     """Validate a decoded catalog document.
 
     Args:
         document: The decoded YAML.
         source: The file name, for messages.
-        included: Exports of the catalogs it includes (already validated).
+        included: The catalogs it includes (already validated); their exports come first.
+
+    Raises:
+        CatalogError: The document is invalid, two exports share a name, or two exports'
+            prefixes are equal or nested; the message names the file(s), the export(s) and the
+            field.
     """
     if not isinstance(document, Mapping):
         raise CatalogError(f"{source}: the catalog must be a mapping with an 'exports:' list")
@@ -594,12 +653,20 @@ def parse_catalog(document: Any, source: str, included: Sequence[ExportConfig] =
     entries = document.get("exports")
     if not isinstance(entries, list):
         raise CatalogError(f"{source}: 'exports' must be a list of exports")
-    exports = tuple(included) + tuple(
-        _parse_export(entry, index, defaults, source) for index, entry in enumerate(entries)
+    parsed = [_parse_export(entry, index, defaults, source) for index, entry in enumerate(entries)]
+    exports = (
+        *(export for catalog in included for export in catalog.exports),
+        *(export for export, _ in parsed),
     )
-    _check_unique_names(exports, source, included=len(included))
-    _check_dataset_names(exports, source)
-    return Catalog(source=source, exports=exports, sensor=sensor)
+    origins = (
+        *(origin for catalog in included for origin in catalog.origins),
+        *(origin for _, origin in parsed),
+    )
+    _check_unique_names(exports, origins)
+    _check_dataset_names(exports, origins)
+    catalog = Catalog(source=source, exports=exports, origins=origins, sensor=sensor)
+    check_prefix_owners(catalog.prefix_claims)
+    return catalog
 
 
 def _parse_sensor(section: Any, source: str) -> SensorSettings:
@@ -621,16 +688,25 @@ def _parse_defaults(defaults: Any, source: str) -> dict[str, Any]:
     return dict(defaults)
 
 
-def _parse_export(entry: Any, index: int, defaults: Mapping[str, Any], source: str) -> ExportConfig:
+def _parse_export(
+    entry: Any, index: int, defaults: Mapping[str, Any], source: str
+) -> tuple[ExportConfig, EntryOrigin]:
     label = f"exports[{index}]"
     if not isinstance(entry, Mapping):
         raise CatalogError(f"{source}: {label} must be a mapping, not {type(entry).__name__}")
     if entry.get("name"):
         label = f"export {entry['name']!r} ({label})"
     try:
-        return ExportConfig.model_validate({**defaults, **entry})
+        export = ExportConfig.model_validate({**defaults, **entry})
     except ValidationError as exc:
         raise CatalogError(_describe(exc, source, label)) from None
+    origin = EntryOrigin(
+        source=source,
+        index=index,
+        name=export.name,
+        path_from_defaults="path" not in entry and "path" in defaults,
+    )
+    return export, origin
 
 
 def _describe(exc: ValidationError, source: str, label: str) -> str:
@@ -646,32 +722,66 @@ def _describe(exc: ValidationError, source: str, label: str) -> str:
     return f"{source}: {label}: " + "; ".join(problems)
 
 
-def _check_unique_names(exports: Sequence[ExportConfig], source: str, included: int = 0) -> None:
-    """Names are unique; the first ``included`` exports come from included catalogs."""
-    seen: dict[str, int] = {}
-
-    def label(index: int) -> str:
-        return f"exports[{index - included}]" if index >= included else "an included catalog"
-
-    for index, export in enumerate(exports):
-        if export.name in seen:
+def _check_unique_names(exports: Sequence[ExportConfig], origins: Sequence[EntryOrigin]) -> None:
+    """Names are unique, across included catalogs too."""
+    seen: dict[str, EntryOrigin] = {}
+    for export, origin in zip(exports, origins, strict=True):
+        first = seen.setdefault(export.name, origin)
+        if first is not origin:
             raise CatalogError(
-                f"{source}: export {export.name!r} ({label(index)}): field 'name': duplicate of "
-                f"{label(seen[export.name])}; asset names must be unique"
+                f"{origin.label}: field 'name': duplicate of {first.label}; asset names must "
+                "be unique"
             )
-        seen[export.name] = index
 
 
-def _check_dataset_names(exports: Sequence[ExportConfig], source: str) -> None:
+def _check_dataset_names(exports: Sequence[ExportConfig], origins: Sequence[EntryOrigin]) -> None:
     """Exports of one DataSet share its lineage node, so they must agree on its name."""
-    keys: dict[str, str] = {}
-    for export in exports:
-        previous = keys.setdefault(export.dataset_id, export.dataset_key)
-        if previous != export.dataset_key:
+    keys: dict[str, tuple[str, EntryOrigin]] = {}
+    for export, origin in zip(exports, origins, strict=True):
+        key, first = keys.setdefault(export.dataset_id, (export.dataset_key, origin))
+        if key != export.dataset_key:
             raise CatalogError(
-                f"{source}: export {export.name!r}: field 'dataset_name': DataSet {export.dataset_id} "
-                f"is named differently by another export; give every export of it the same dataset_name"
+                f"{origin.label}: field 'dataset_name': DataSet {export.dataset_id} is named "
+                f"differently by {first.label}; give every export of it the same dataset_name"
             )
+
+
+def check_prefix_owners(claims: Sequence[PrefixClaim]) -> None:
+    """Refuse two claims whose prefixes are equal or nested (``domo/x`` and ``domo/x/sub``).
+
+    Sorted by ``<bucket>, <path>/``, every key between a prefix and one nested in it starts with
+    that prefix, so a prefix's successor is nested in it whenever anything is: comparing
+    neighbours finds an overlap if there is one, in O(n log n) for thousands of exports.
+
+    Args:
+        claims: The prefixes of every export that must not overlap.
+
+    Raises:
+        CatalogError: Naming both exports, the prefixes and what to do.
+    """
+    ordered = sorted(claims, key=lambda claim: (claim.bucket, f"{claim.path}/"))
+    for outer, inner in itertools.pairwise(ordered):
+        if outer.bucket == inner.bucket and f"{inner.path}/".startswith(f"{outer.path}/"):
+            raise CatalogError(_overlap_message(outer, inner))
+
+
+def _overlap_message(outer: PrefixClaim, inner: PrefixClaim) -> str:
+    if inner.path == outer.path:
+        where = f"{inner.uri} is also the prefix of {outer.origin.label}"
+    else:
+        where = f"{inner.uri} lies inside {outer.uri}, the prefix of {outer.origin.label}"
+    from_defaults = [c.origin.name for c in (inner, outer) if c.origin.path_from_defaults]
+    note = ""
+    if len(from_defaults) == 2:
+        note = " (both take their path from defaults)"
+    elif from_defaults:
+        note = f" ({from_defaults[0]!r} takes its path from defaults)"
+    return (
+        f"{inner.origin.label}: field 'path': {where}{note}. Each export must own its prefix: "
+        "its _latest.json, Glue table and retention act on everything under it, so two exports "
+        "there would replace or delete each other's data. Give each export a path of its own, "
+        "neither equal to nor inside another export's (partitions lie under their export's path)"
+    )
 
 
 def parse_duration(value: Any) -> timedelta:

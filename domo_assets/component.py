@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 from domo_assets.catalog import Catalog, CatalogError, ExportConfig, load_catalog, parse_catalog
 from domo_assets.component_scaffolder import DomoExportsComponentScaffolder
 from domo_assets.location import build_definitions, collector_paused
+from domo_assets.ownership import PREFIX_OWNERS
 from domo_assets.resource import DomoResource
 from domo_assets.translator import DagsterDomoTranslator, DomoExportProps
 
@@ -372,13 +373,24 @@ class DomoExportsComponent(dg.Component, dg.Model, dg.Resolvable):
         return parse_catalog(document, source=source)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        """The exports' assets and checks, their DataSets' nodes, the sensor and the schedules."""
+        """The exports' assets and checks, their DataSets' nodes, the sensor and the schedules.
+
+        Raises:
+            CatalogError: The catalog is invalid, or one of its prefixes equals or nests in
+                another instance's of the project (or a classic catalog's in this process).
+        """
         with collector_paused():
+            catalog = self.build_catalog(defs_source(context))
+            # Every instance of the project builds in this load: the last one built of two
+            # that overlap fails the load, naming both (domo_assets.ownership).
+            PREFIX_OWNERS.claim_for_component(
+                catalog,
+                project=context.project_root.resolve(),
+                load=context.component_tree,
+                owner=context.component_loc,
+            )
             return build_definitions(
-                self.build_catalog(defs_source(context)),
-                self.domo,
-                translator=self.translator,
-                scope=instance_scope(context),
+                catalog, self.domo, translator=self.translator, scope=instance_scope(context)
             )
 
 

@@ -16,12 +16,14 @@ job snapshots. Loading makes no network call.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from dagster import EnvVar
 
 from domo_assets.catalog import EXPORTS_FILE_VAR, Catalog, load_catalog
 from domo_assets.domo.defaults import DEFAULT_API_URL
 from domo_assets.location import build_definitions, collector_paused
+from domo_assets.ownership import PREFIX_OWNERS
 from domo_assets.resource import DomoResource
 
 INSTANCE_URL_VAR = "DOMO_INSTANCE_URL"
@@ -80,4 +82,7 @@ def catalog_from_env() -> Catalog:
 
 
 with collector_paused():
-    defs = build_definitions(catalog_from_env(), domo_resource_from_env())
+    _catalog = catalog_from_env()
+    # Beside DomoExportsComponent instances in one process, no two may share a prefix either.
+    PREFIX_OWNERS.claim_for_classic(_catalog, owner=Path(_catalog.source).resolve())
+    defs = build_definitions(_catalog, domo_resource_from_env())

@@ -7,6 +7,14 @@ value list) and writes under ``<path>/<key>=<partition>/``, Hive style:
 * ``monthly`` on a DATE column: ``column IN (every day of the month)``, prefix ``month=2026-11``;
 * ``static`` values: ``column = 'value'``, prefix ``<column>=<value>``.
 
+The value in a prefix is escaped as Hive escapes partition paths: every UTF-8 byte outside
+``A-Z a-z 0-9 _ . -`` (``%`` included) becomes ``%XX`` in upper-case hex, so ``A/B`` is ``A%2FB``
+and ``A B`` is ``A%20B``. The encoding is injective (two values never share a prefix), a value
+can never add a path segment, and IAM's wildcard and policy-variable characters (``* ? $ { }``)
+never appear raw in the prefix the session policy is scoped to. Readers that discover partitions
+by listing decode ``%XX`` as Hive does; the Glue partitions this project registers name their
+folder and carry the raw value.
+
 A DATETIME column would need a range (``>=`` and ``<``), which Domo's documentation does not show
 for the export endpoint, so time partitions are refused on DATETIME columns at run time.
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import calendar
 import re
+import string
 from datetime import date
 from enum import StrEnum
 from typing import Self
@@ -25,16 +34,19 @@ from dagster import (
     PartitionsDefinition,
     StaticPartitionsDefinition,
 )
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domo_assets.domo.errors import ConfigurationError
 from domo_assets.domo.models import Condition, FilterOp
+from domo_assets.s3.target import check_prefix_text
 
 DAILY_KEY = "dt"
 MONTHLY_KEY = "month"
 DAILY_FORMAT = "%Y-%m-%d"
 MONTH_FORMAT = "%Y-%m"
 TIME_COLUMN_TYPES = {"DATE"}
+# Characters a prefix segment carries as they are; every other byte is escaped (see above).
+HIVE_SAFE_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_.-")
 _HIVE_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -66,8 +78,25 @@ class PartitionSettings(BaseModel):
         description="Also offer the current, still-filling day or month as a partition.",
     )
     key_name: str | None = Field(
-        default=None, description="Hive key of the S3 prefix (default dt, month or the column)."
+        default=None,
+        description="Hive key of the S3 prefix (default dt, month or the column); letters, "
+        "digits, _ . -",
     )
+
+    @field_validator("key_name")
+    @classmethod
+    def _valid_key_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        check_prefix_text(value, "key_name")
+        unsafe = next((c for c in value if c not in HIVE_SAFE_CHARACTERS), None)
+        if not value or unsafe is not None:
+            found = f"{unsafe!r} is not allowed" if unsafe is not None else "it is empty"
+            raise ValueError(
+                f"key_name {value!r}: {found}; a Hive key is letters, digits, _ . - (it is the "
+                "key of every partition's key=value prefix and the Glue partition column)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -76,6 +105,12 @@ class PartitionSettings(BaseModel):
                 raise ValueError("a static partition needs values")
             if len(set(self.values)) != len(self.values):
                 raise ValueError("static partition values must be unique")
+            if not self.hive_key:
+                raise ValueError(
+                    f"column {self.column!r} gives no Hive key (it has no letter or digit): "
+                    "set key_name"
+                )
+            self._check_distinct_prefixes()
         elif self.start is None:
             raise ValueError(f"a {self.scheme.value} partition needs start (YYYY-MM-DD)")
         elif self.end is not None and self.end <= self.start:
@@ -122,8 +157,21 @@ class PartitionSettings(BaseModel):
         return Condition(self.column, FilterOp.EQUALS, (partition_key,))
 
     def prefix(self, partition_key: str) -> str:
-        """The Hive-style path segment of one partition."""
-        return f"{self.hive_key}={_HIVE_UNSAFE.sub('_', partition_key)}"
+        """The Hive-style path segment of one partition: ``<key>=<escaped value>``."""
+        return f"{self.hive_key}={hive_escape(partition_key)}"
+
+    def _check_distinct_prefixes(self) -> None:
+        """Two static values never share a prefix (the encoding is injective; this states it
+        where a catalog is read, so a future encoding cannot merge two partitions silently)."""
+        seen: dict[str, str] = {}
+        for value in self.values:
+            prefix = self.prefix(value)
+            if prefix in seen:
+                raise ValueError(
+                    f"static values {seen[prefix]!r} and {value!r} would both be written under "
+                    f"{prefix}/; make them distinct"
+                )
+            seen[prefix] = value
 
     def check_column_type(self, column_type: str | None, export_name: str) -> None:
         """Refuse time partitions on columns other than DATE (see the module docstring).
@@ -145,6 +193,16 @@ class PartitionSettings(BaseModel):
                 "which Domo's export endpoint does not document. Use a DATE column (e.g. one derived "
                 "in a Domo DataFlow) or static partitions"
             )
+
+
+def hive_escape(value: str) -> str:
+    """A partition value as a path segment: every UTF-8 byte outside ``A-Z a-z 0-9 _ . -`` as
+    ``%XX`` (upper-case hex), as Hive escapes partition paths; injective, and never holding a raw
+    ``/``, ``%`` or IAM pattern character (``* ? $ { }``)."""
+    return "".join(
+        char if char in HIVE_SAFE_CHARACTERS else "".join(f"%{b:02X}" for b in char.encode())
+        for char in value
+    )
 
 
 def _format(day: date | None, fmt: str) -> str | None:

@@ -534,6 +534,13 @@ def test_count_rows_reads_an_array_of_row_objects(
     ("url", "expected"),
     [
         ("s3://bucket-a/p/x/export/data.csv.gz", ("bucket-a", "p/x/export/data.csv.gz")),
+        # An s3:// URI names its key as written, escapes of a partition prefix included.
+        ("s3://bucket-a/p/k=A%2FB/data.csv", ("bucket-a", "p/k=A%2FB/data.csv")),
+        ("s3://bucket-a/p/a b#c?d.csv", ("bucket-a", "p/a b#c?d.csv")),
+        (
+            "https://bucket-a.s3.us-east-1.amazonaws.com/p/k%3DA%252FB/data.csv",
+            ("bucket-a", "p/k=A%2FB/data.csv"),
+        ),
         (
             "https://bucket-a.s3.us-east-1.amazonaws.com/p/data.csv.gz",
             ("bucket-a", "p/data.csv.gz"),

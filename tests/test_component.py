@@ -68,6 +68,7 @@ AWKWARD = {
     "path": "component/awkward",
     "include_bom": True,
 }
+AWKWARD_WITHOUT_PATH = {k: v for k, v in AWKWARD.items() if k != "path"}
 ORDERS = {
     "name": "orders_regions",
     "dataset_id": DAILY_ORDERS_ID,
@@ -99,6 +100,7 @@ def defs() -> dg.Definitions:
     return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
 """
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+DAGSTER = (sys.executable, "-m", "dagster")
 
 
 # --- projects -------------------------------------------------------------------------------
@@ -416,6 +418,61 @@ def test_the_component_is_a_lazy_attribute_of_the_package() -> None:
         domo_assets.NoSuchThing  # noqa: B018
 
 
+# --- one owner per prefix across instances --------------------------------------------------
+
+
+def test_instances_of_one_project_may_not_share_or_nest_prefixes(
+    domo_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # team_b's orders land inside team_a's claims prefix; its awkward export shares it outright
+    # through its defaults.
+    team_b = instance_document({**ORDERS, "path": "component/claims/orders"})
+    module = write_project(tmp_path, {"team_a": instance_document(CLAIMS), "team_b": team_b})
+    defs = tmp_path / module / "defs"
+
+    with pytest.raises(Exception) as failure:
+        load_project(tmp_path, monkeypatch)
+
+    assert _caused_by(failure.value, CatalogError)
+    assert (
+        f"{defs / 'team_b' / 'defs.yaml'}: export 'orders_regions' (exports[0]): field 'path': "
+        f"s3://{EXPORT_BUCKET}/component/claims/orders/ lies inside "
+        f"s3://{EXPORT_BUCKET}/component/claims/, the prefix of "
+        f"{defs / 'team_a' / 'defs.yaml'}: export 'claims' (exports[0])"
+    ) in _messages(failure.value)
+
+    shared = {"defaults": {**DESTINATION, "path": "component/claims"}}
+    write_instance(defs / "team_b", instance_document(AWKWARD_WITHOUT_PATH, **shared))
+    with pytest.raises(Exception) as failure:
+        load_project(tmp_path, monkeypatch)
+    assert (
+        f"{defs / 'team_b' / 'defs.yaml'}: export 'awkward' (exports[0]): field 'path': "
+        f"s3://{EXPORT_BUCKET}/component/claims/ is also the prefix of "
+        f"{defs / 'team_a' / 'defs.yaml'}: export 'claims' (exports[0]) ('awkward' takes its "
+        "path from defaults)"
+    ) in _messages(failure.value)
+
+    # Given a prefix of its own, the same project loads in the same process: the refused
+    # loads left no claim behind.
+    write_instance(defs / "team_b", instance_document(AWKWARD))
+    keys = {
+        s.key.to_user_string()
+        for s in load_project(tmp_path, monkeypatch).resolve_all_asset_specs()
+    }
+    assert {"claims", "awkward"} <= keys
+
+
+def test_two_projects_in_one_process_may_reuse_a_prefix(
+    domo_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two dg projects are two code locations: only instances of one project are compared."""
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        write_project(tmp_path / name, {"lake": instance_document(CLAIMS)})
+        defs = load_project(tmp_path / name, monkeypatch)
+        assert dg.AssetKey("claims") in {s.key for s in defs.resolve_all_asset_specs()}
+
+
 # --- the dg CLI -----------------------------------------------------------------------------
 
 
@@ -507,6 +564,57 @@ def test_dg_lists_scaffolds_checks_and_launches_the_component(
     assert f"{defs_yaml}: export 'claims' (exports[0]): field 'regoin': unknown key" in (
         failed.stdout + failed.stderr
     )
+
+
+@pytest.mark.slow
+def test_dg_check_defs_and_definitions_validate_refuse_overlapping_prefixes(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    nested = instance_document({**ORDERS, "path": "component/claims/orders"})
+    module = write_project(project, {"team_a": instance_document(CLAIMS), "team_b": nested})
+    defs = project / module / "defs"
+    env = dg_env(sandbox, tmp_path / "dagster_home")
+
+    failed = run_dg(project, env, "check", "defs", ok=False)
+    assert failed.returncode != 0
+    assert (
+        f"{defs / 'team_b' / 'defs.yaml'}: export 'orders_regions' (exports[0]): field 'path': "
+        f"s3://{EXPORT_BUCKET}/component/claims/orders/ lies inside "
+        f"s3://{EXPORT_BUCKET}/component/claims/"
+    ) in failed.stdout + failed.stderr
+
+    # A classic catalog (DOMO_EXPORTS_FILE) loaded beside the instances in one code location.
+    (defs / "team_b" / "defs.yaml").unlink()
+    (defs / "team_b").rmdir()
+    (defs / "classic.py").write_text(
+        "from domo_assets.definitions import defs as classic\n", encoding="utf-8"
+    )
+    catalog = tmp_path / "classic.yaml"
+    catalog.write_text(
+        yaml.safe_dump({"defaults": DESTINATION, "exports": [{**AWKWARD, "path": "component"}]}),
+        encoding="utf-8",
+    )
+    validate = subprocess.run(
+        [*DAGSTER, "definitions", "validate", "-m", f"{module}.definitions"],
+        cwd=project,
+        env={**env, "DOMO_EXPORTS_FILE": str(catalog), "PYTHONPATH": _pythonpath(project)},
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+    )
+    assert validate.returncode != 0
+    assert (
+        f"s3://{EXPORT_BUCKET}/component/claims/ lies inside s3://{EXPORT_BUCKET}/component/"
+    ) in validate.stdout + validate.stderr
+    assert f"{catalog}: export 'awkward' (exports[0])" in validate.stdout + validate.stderr
+    assert sandbox.control.exports() == []
+
+
+def _pythonpath(*folders: Path) -> str:
+    """PYTHONPATH with `folders` first, then the current one."""
+    return os.pathsep.join([*map(str, folders), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 def text_with_typo(defs_yaml: Path) -> str:

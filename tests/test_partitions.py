@@ -9,12 +9,14 @@ import json
 import threading
 from pathlib import Path
 
+import boto3
 import pytest
 import support
 import yaml
 from dagster import DagsterInstance
 from domo_assets_dev import DEMO_CATALOG, DEMO_PARTITIONED_CATALOG
-from domo_assets_dev.sandbox import DAILY_ORDERS_ID, Sandbox
+from domo_assets_dev.sandbox import DAILY_ORDERS_ID, EXPORT_BUCKET, Sandbox
+from domo_assets_dev.sandbox.datasets import AWKWARD_VALUES_ID
 from support import domo_resource, materializations, materialize_catalog, write_catalog
 
 from domo_assets.catalog import Catalog, CatalogError, load_catalog
@@ -143,6 +145,63 @@ def test_static_partition(sandbox: Sandbox, instance, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("url_style", ["s3", "virtual"])
+def test_static_values_land_under_their_escaped_prefix(
+    sandbox: Sandbox, instance, tmp_path: Path, s3, url_style: str
+) -> None:
+    """`A/B` and `A B` are two partitions with two prefixes (the old `_` substitution wrote both
+    under `A_B`); each export lands, is verified and is registered in Glue under its own."""
+    sandbox.control.set_behaviour(AWKWARD_VALUES_ID, url_style=url_style)
+    entry = {
+        "name": "by_text",
+        "dataset_id": AWKWARD_VALUES_ID,
+        "dataset_name": "Awkward Values",
+        "path": "part/text",
+        "table": {"database": "domo"},
+        "partition": {
+            "column": "Text",
+            "scheme": "static",
+            "key_name": "text_value",
+            "values": ["A/B", "A B", "comma, inside", "café au lait"],
+        },
+    }
+    catalog = write_catalog(tmp_path, entry)
+    glue = boto3.client("glue", region_name="us-east-1")
+    for value, segment in [
+        ("comma, inside", "text_value=comma%2C%20inside"),
+        ("café au lait", "text_value=caf%C3%A9%20au%20lait"),
+        ("A/B", "text_value=A%2FB"),
+        ("A B", "text_value=A%20B"),
+    ]:
+        result = run_partition(catalog, sandbox, instance, value, name="by_text")
+        assert result.success, support.failure_text(result)
+        metadata = metadata_of(result)
+        folder = f"part/text/{segment}/{metadata['export_id']}/export/"
+        stored = {
+            f"s3://{EXPORT_BUCKET}/{o['Key']}"
+            for o in s3.list_objects_v2(Bucket=EXPORT_BUCKET, Prefix=folder).get("Contents", [])
+        }
+        assert metadata["s3_uris"] and set(metadata["s3_uris"]) <= stored
+        assert metadata["manifest_uri"] == f"s3://{EXPORT_BUCKET}/{folder}_manifest.json"
+        rows = [row for uri in metadata["s3_uris"] for row in read_rows(s3, uri)]
+        assert {r["Text"] for r in rows} <= {value}
+        assert len(rows) == sandbox.control.true_row_count(
+            AWKWARD_VALUES_ID, f"\"Text\" = '{value}'"
+        )
+        partition = glue.get_partition(
+            DatabaseName="domo", TableName="by_text", PartitionValues=[value]
+        )["Partition"]
+        assert partition["StorageDescriptor"]["Location"] == f"s3://{EXPORT_BUCKET}/{folder}"
+    # Four partitions, four prefixes, nothing written anywhere else.
+    listed = s3.list_objects_v2(Bucket=EXPORT_BUCKET, Prefix="part/text/")["Contents"]
+    assert {o["Key"].split("/")[2] for o in listed} == {
+        "text_value=comma%2C%20inside",
+        "text_value=caf%C3%A9%20au%20lait",
+        "text_value=A%2FB",
+        "text_value=A%20B",
+    }
+
+
 def test_monthly_partition_uses_in_list(sandbox: Sandbox, instance, tmp_path: Path) -> None:
     entry = {
         **DAILY,
@@ -236,5 +295,8 @@ def test_include_cycle_and_duplicates_are_named(tmp_path: Path) -> None:
             }
         )
     )
-    with pytest.raises(CatalogError, match="duplicate of an included catalog"):
+    with pytest.raises(
+        CatalogError,
+        match=r"field .name.: duplicate of .*exports\.yaml: export .pharmacy_claims. \(exports\[0\]\)",
+    ):
         load_catalog(tmp_path / "c.yaml")

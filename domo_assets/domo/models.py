@@ -416,7 +416,9 @@ def normalize_s3_url(url: str, bucket_hint: str | None = None) -> tuple[str, str
     Accepts ``s3://bucket/key``, virtual-hosted ``https://bucket.s3.region.amazonaws.com/key``
     and path-style ``https://s3.region.amazonaws.com/bucket/key``, plus non-AWS endpoints (such as
     a local S3 server) when ``bucket_hint`` names the bucket as the host's first label or the
-    path's first segment. Percent-encoded keys are decoded.
+    path's first segment. An ``https`` URL's key is percent-decoded, as URLs encode keys; an
+    ``s3://`` URI's key is read as written, as AWS writes them (the key ``dt%3D1`` stays
+    ``dt%3D1``; partition prefixes hold such ``%XX`` escapes).
 
     Raises:
         DomoResponseError: The URL names no bucket and key.
@@ -426,7 +428,8 @@ def normalize_s3_url(url: str, bucket_hint: str | None = None) -> tuple[str, str
     path = unquote(parts.path).lstrip("/")
     bucket, key = "", ""
     if parts.scheme == "s3":
-        bucket, key = parts.netloc, path
+        # Taken from the text itself: urlsplit would also cut a key at '?' or '#'.
+        bucket, _, key = url.strip().split("://", 1)[1].partition("/")
     elif match := _VIRTUAL_HOST.match(host):
         bucket, key = match.group("bucket"), path
     elif _PATH_HOST.match(host) or (bucket_hint and path.startswith(f"{bucket_hint}/")):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,12 +25,56 @@ from domo_assets.domo.models import Export, ExportQuery, S3Object
 # Domo writes <path>/<exportId>/export/<file>; copies of another request's export go there too.
 EXPORT_FOLDER = "export"
 FINGERPRINT_LENGTH = 16
+# IAM reads these in a resource ARN as wildcards (* ?) or policy variables (${...}): a prefix
+# holding one would widen the session policy Domo is handed beyond the export's own prefix.
+IAM_PATTERN_CHARACTERS = frozenset("*?${}")
+# Unicode's category of control characters (tab, newline, DEL...), refused in a prefix.
+CONTROL_CATEGORY = "Cc"
 
 
 def prefix_uri(bucket: str, path: str) -> str:
     """``s3://<bucket>/<path>/``: where exports to ``path`` land, before Domo adds
     ``<exportId>/export/``."""
     return f"s3://{bucket}/{path}/"
+
+
+def check_prefix_text(value: str, field: str) -> None:
+    """Refuse text that would widen the IAM resource a prefix is scoped to.
+
+    Raises:
+        ValueError: ``value`` holds an IAM wildcard or policy-variable character, or a control
+            character; the message names the field and the character.
+    """
+    for char in value:
+        if char in IAM_PATTERN_CHARACTERS:
+            raise ValueError(
+                f"{field} {value!r} contains {char!r}, which IAM reads as a wildcard or a policy "
+                "variable (* ? ${...}): the credentials handed to Domo would reach other "
+                "prefixes. Remove it from the prefix"
+            )
+        if unicodedata.category(char) == CONTROL_CATEGORY:
+            raise ValueError(
+                f"{field} {value!r} contains the control character {char!r}: remove it"
+            )
+
+
+def check_prefix_path(path: str, field: str = "path") -> None:
+    """Refuse an S3 prefix (``a/b/c``, no leading or trailing ``/``) that would not name exactly
+    the keys under it: IAM pattern or control characters, an empty segment (``a//b``), or a ``.``
+    or ``..`` segment (which some HTTP clients resolve, writing elsewhere than the policy, the
+    ownership check and the checks assume).
+
+    Raises:
+        ValueError: The message names the field and what to change.
+    """
+    check_prefix_text(path, field)
+    for segment in path.split("/"):
+        if segment in ("", ".", ".."):
+            shown = "an empty segment (//)" if not segment else f"a {segment!r} segment"
+            raise ValueError(
+                f"{field} {path!r} has {shown}: S3 keeps it literally but clients may not, "
+                "so the files could land outside the prefix; use plain names between the /"
+            )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,104 @@
+"""One owner per S3 prefix across the catalogs one process loads.
+
+A catalog file refuses overlapping prefixes among its own exports and those it includes
+(:func:`domo_assets.catalog.check_prefix_owners`). A dg project may hold several
+``DomoExportsComponent`` instances, and a project may load the classic catalog
+(``domo_assets.definitions``) beside them: each builds its own definitions, so no single catalog
+sees the others. :data:`PREFIX_OWNERS` records the prefixes each one claims when it builds, and
+refuses a catalog whose prefixes equal or nest in another's of the same load, so ``dg check
+defs``, ``dagster definitions validate`` and the code location's load fail with both exports
+named, whichever is built last.
+
+Scope: component instances are compared with the instances of the same project in the same load
+(one ``ComponentTree``; a new load of the project starts afresh, and an instance built again
+replaces its own claim), and with every classic catalog of the process; a classic catalog, which
+Python imports once per process, with everything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Hashable, Iterator
+from pathlib import Path
+
+from domo_assets.catalog import Catalog, PrefixClaim, check_prefix_owners
+
+
+@dataclasses.dataclass
+class _ProjectLoad:
+    """The claims of one load of one project: its instances' prefixes, by instance.
+
+    ``load`` is held, not its ``id()``: an id may be reused once a load is freed, which would
+    mix a new load with an old one's claims (one load per project is kept, the latest).
+    """
+
+    load: object
+    owners: dict[Hashable, tuple[PrefixClaim, ...]] = dataclasses.field(default_factory=dict)
+
+
+class PrefixOwners:
+    """The prefixes claimed in this process, by project load and catalog; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._projects: dict[Path, _ProjectLoad] = {}
+        self._classic: dict[Hashable, tuple[PrefixClaim, ...]] = {}
+
+    def claim_for_component(
+        self, catalog: Catalog, *, project: Path, load: object, owner: Hashable
+    ) -> None:
+        """Record a component instance's prefixes, refusing any that overlap another's.
+
+        Args:
+            catalog: The instance's validated catalog.
+            project: The dg project's root.
+            load: The object standing for this load of the project (its ``ComponentTree``):
+                claims of an earlier load are dropped, not compared.
+            owner: The instance (its ``ComponentLoadContext.component_loc``); building it again
+                replaces its claim.
+
+        Raises:
+            CatalogError: A prefix equals or nests in another instance's or a classic
+                catalog's; the message names both exports.
+        """
+        with self._lock:
+            current = self._projects.get(project)
+            if current is None or current.load is not load:
+                current = self._projects[project] = _ProjectLoad(load)
+            others = _claims(current.owners, except_owner=owner)
+            check_prefix_owners([*others, *_claims(self._classic), *catalog.prefix_claims])
+            current.owners[owner] = catalog.prefix_claims
+
+    def claim_for_classic(self, catalog: Catalog, *, owner: Hashable) -> None:
+        """Record a classic catalog's prefixes (``DOMO_EXPORTS_FILE``), refusing overlaps with
+        any other classic catalog and with every project's component instances.
+
+        Args:
+            catalog: The validated catalog.
+            owner: The catalog (its file); claiming it again replaces its claim.
+
+        Raises:
+            CatalogError: A prefix equals or nests in another catalog's; the message names both
+                exports.
+        """
+        with self._lock:
+            classic = [*_claims(self._classic, except_owner=owner), *catalog.prefix_claims]
+            # Projects are compared one at a time: two projects in one process (tests, tools)
+            # are separate code locations and may reuse prefixes between them.
+            projects = [list(_claims(p.owners)) for p in self._projects.values()] or [[]]
+            for claims in projects:
+                check_prefix_owners([*claims, *classic])
+            self._classic[owner] = catalog.prefix_claims
+
+
+def _claims(
+    owners: dict[Hashable, tuple[PrefixClaim, ...]], except_owner: Hashable | None = None
+) -> Iterator[PrefixClaim]:
+    for owner, claims in owners.items():
+        if owner != except_owner:
+            yield from claims
+
+
+# The process's record: one per process, as a code location is one process.
+PREFIX_OWNERS = PrefixOwners()
