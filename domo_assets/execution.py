@@ -36,7 +36,7 @@ from domo_assets.outcome import ExportOutcome
 from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.runner import ExportRunner
 from domo_assets.translator import export_config
-from domo_assets.verdicts import HEADER_CHECK, verdicts, verified
+from domo_assets.verdicts import refused_for_good, verdicts, verified
 
 # Start lines of a step's exports wait at most this long to be logged together: Dagster stores
 # each log line as an event, one by one, so 100 starts would otherwise be 100 events.
@@ -141,7 +141,7 @@ def run_exports(
                     continue
                 yield from check_results(outcome, key)
                 failures[config.name] = _refusal(outcome)
-                permanent[config.name] = _refusal_is_permanent(outcome)
+                permanent[config.name] = refused_for_good(outcome)
                 context.log.error(f"{config.name}: {failures[config.name]}")
         except BaseException:
             # Run termination: stop polling at once and say where each export stands.
@@ -198,13 +198,6 @@ def _refusal(outcome: ExportOutcome) -> str:
     return f"Domo export {outcome.export.export_id} was not recorded: " + "; ".join(
         f"check {v.check} failed ({v.description})" for v in failed
     )
-
-
-def _refusal_is_permanent(outcome: ExportOutcome) -> bool:
-    """Whether a retry cannot mend the failed checks: a wrong header does not heal, while a
-    row count or an object may (data changing under the export, S3 catching up)."""
-    failed = {v.check for v in verdicts(outcome) if not v.passed}
-    return failed == {HEADER_CHECK}
 
 
 class StartLines:

@@ -104,7 +104,7 @@ def publish(
     """
     config = outcome.config
     export_id = outcome.export.export_id
-    redshift = write_redshift_manifest(s3_client, outcome.stored)
+    redshift = write_redshift_manifest(s3_client, outcome.stored, export_id)
     latest = write_latest(
         s3_client,
         config.bucket,

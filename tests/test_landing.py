@@ -627,7 +627,7 @@ def test_redshift_manifest_of_a_real_export(domo: DomoHttp, s3: Any) -> None:
     export = run_export(domo, CLAIMS_PATH)
     stored = inspect_objects(s3, export.objects)
 
-    uri = write_redshift_manifest(s3, stored)
+    uri = write_redshift_manifest(s3, stored, export.export_id)
 
     folder = f"{CLAIMS_PATH}/{export.export_id}/export"
     assert uri == f"s3://{EXPORT_BUCKET}/{folder}/{REDSHIFT_MANIFEST_NAME}"
@@ -651,7 +651,7 @@ def test_redshift_manifest_lists_every_file_in_order(sandbox: Sandbox, s3: Any) 
         s3.put_object(Bucket=EXPORT_BUCKET, Key=f"{folder}/{name}", Body=b"x" * size)
     objects = [S3Object(EXPORT_BUCKET, f"{folder}/{name}", 1) for name in sizes]
 
-    write_redshift_manifest(s3, inspect_objects(s3, objects))
+    write_redshift_manifest(s3, inspect_objects(s3, objects), "e9")
 
     body = s3.get_object(Bucket=EXPORT_BUCKET, Key=f"{folder}/{REDSHIFT_MANIFEST_NAME}")
     assert json.loads(body["Body"].read()) == {
@@ -666,5 +666,5 @@ def test_redshift_manifest_lists_every_file_in_order(sandbox: Sandbox, s3: Any) 
     }
     missing = [S3Object(EXPORT_BUCKET, f"{folder}/gone.csv.gz", 1)]
     with pytest.raises(ValueError, match=re.escape("gone.csv.gz")):
-        write_redshift_manifest(s3, inspect_objects(s3, missing))
-    assert write_redshift_manifest(s3, []) is None
+        write_redshift_manifest(s3, inspect_objects(s3, missing), "e9")
+    assert write_redshift_manifest(s3, [], "e9") is None

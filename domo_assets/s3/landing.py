@@ -37,7 +37,7 @@ from domo_assets.domo.errors import DomoResponseError
 from domo_assets.domo.models import S3Object, parse_timestamp
 from domo_assets.s3.manifest import MANIFEST_FORMAT, MANIFEST_NAME, manifest_key
 from domo_assets.s3.storage import StoredObject, error_code, is_missing
-from domo_assets.s3.target import EXPORT_FOLDER
+from domo_assets.s3.target import EXPORT_FOLDER, export_folder
 
 LATEST_NAME = "_latest.json"
 LATEST_FORMAT = "domo_assets.latest/v1"
@@ -320,23 +320,27 @@ def build_redshift_manifest(objects: Sequence[StoredObject]) -> dict[str, Any]:
     }
 
 
-def write_redshift_manifest(s3_client: Any, objects: Sequence[StoredObject]) -> str | None:
+def write_redshift_manifest(
+    s3_client: Any, objects: Sequence[StoredObject], export_id: str
+) -> str | None:
     """Write ``_redshift_manifest.json`` beside the export's ``_manifest.json``.
 
     Args:
         s3_client: A boto3 S3 client with the worker's credentials.
-        objects: The export's files as S3 sees them (``inspect_objects``), all in one folder.
+        objects: The export's files as S3 sees them (``inspect_objects``), all in one export
+            folder (``<exportId>/export/``, nested keys included: ``target.export_folder``).
+        export_id: The export's id.
 
     Returns:
         The manifest's ``s3://`` URI, or None when the export wrote no file.
 
     Raises:
-        ValueError: A file is missing, or the files lie in more than one folder.
+        ValueError: A file is missing, or the files lie in more than one export folder.
         LandingError: S3 refused or failed the write.
     """
     if not objects:
         return None
-    folders = {(s.reported.bucket, s.reported.key.rsplit("/", 1)[0]) for s in objects}
+    folders = {(s.reported.bucket, export_folder(export_id, s.reported.key)) for s in objects}
     if len(folders) != 1:
         raise ValueError(
             "an export's files must lie in one folder for its Redshift manifest, found "

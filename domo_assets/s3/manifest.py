@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from domo_assets.s3.storage import is_missing
-from domo_assets.s3.target import ExportTarget
+from domo_assets.s3.target import ExportTarget, export_folder
 from domo_assets.version import __version__
 
 if TYPE_CHECKING:
@@ -99,7 +99,8 @@ def build_manifest(outcome: ExportOutcome) -> dict[str, Any]:
 
 
 def write_manifest(s3_client: Any, outcome: ExportOutcome) -> str | None:
-    """Write the manifest of a verified export (a reused export keeps the one it has).
+    """Write the manifest of a verified export (a reused export keeps the one it has), in its
+    ``<exportId>/export/`` folder (``target.export_folder``).
 
     Returns:
         The manifest's ``s3://`` URI, or None when the export wrote no file.
@@ -107,7 +108,8 @@ def write_manifest(s3_client: Any, outcome: ExportOutcome) -> str | None:
     if not outcome.objects:
         return None
     first = outcome.objects[0]
-    bucket, key = first.bucket, manifest_key(posixpath.dirname(first.key))
+    bucket = first.bucket
+    key = manifest_key(export_folder(outcome.export.export_id, first.key))
     if not (outcome.reused_previous_export and _exists(s3_client, bucket, key)):
         body = json.dumps(build_manifest(outcome), indent=2).encode("utf-8")
         s3_client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
