@@ -184,6 +184,6 @@ def deep_verification(outcome: ExportOutcome) -> Verdict:
         not problems,
         "; ".join(problems) or f"{report.records} record(s) parsed in {len(report.files)} file(s)",
         metadata,
-        # A file with another header is what a retry gets back: Domo returns the same export.
+        # A retry reads the same files: Domo hands the export back while the DataSet is unchanged.
         permanent=bool(report.wrong_headers),
     )

@@ -2,9 +2,10 @@
 
 Readers of the lake (Spark, Athena, a downstream asset) learn from it that an export is complete,
 verified and what it holds, without calling Domo. Hadoop-style readers skip files starting with
-``_``, so it sits in the same folder as the CSV files. It is written only when every check of the
-export passed (location, header, row count, objects, and deep verification when asked): a folder
-without a manifest holds nothing this project vouches for. Format ``domo_assets.manifest/v2``::
+``_``, so it sits in the export's folder with the CSV files (``<exportId>/export/``, above any
+sub-folders). It is written only when every check of the export passed (location, header, row
+count, objects, and deep verification when asked): a folder without a manifest holds nothing
+this project vouches for. Format ``domo_assets.manifest/v2``::
 
     {"format": "domo_assets.manifest/v2", "export_id": "...",
      "dataset": {"id": "...", "name": "..."}, "partition_key": "2026-11-28" | null,
