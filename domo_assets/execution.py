@@ -35,7 +35,8 @@ from domo_assets.metadata import materialization_metadata
 from domo_assets.outcome import ExportOutcome
 from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.runner import ExportRunner
-from domo_assets.translator import export_config
+from domo_assets.sightings import InstanceSightings
+from domo_assets.translator import dataset_node, export_config
 from domo_assets.verdicts import refused_for_good, verdicts, verified
 
 # Start lines of a step's exports wait at most this long to be logged together: Dagster stores
@@ -51,11 +52,10 @@ def export_selected(
     aws_credentials: AwsCredentialsResource | None = None,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Export every asset the step selected, as ``DomoResource.export_and_poll`` documents."""
-    exports = {
-        spec.key: export_config(spec)
-        for spec in context.assets_def.specs
-        if spec.key in context.selected_asset_keys
-    }
+    specs = [spec for spec in context.assets_def.specs if spec.key in context.selected_asset_keys]
+    exports = {spec.key: export_config(spec) for spec in specs}
+    # An export spec of each DataSet: its dependency is the DataSet's node, where sightings go.
+    dataset_specs = {exports[spec.key].dataset_id: spec for spec in specs}
     if s3_client is None:
         from dagster_aws.s3 import S3Resource
 
@@ -69,6 +69,9 @@ def export_selected(
         log=context.log,
         announce=start_lines.add,
         stale_after=domo.stale_export_after,
+        sightings=InstanceSightings(
+            context.instance, lambda dataset_id: dataset_node(dataset_specs[dataset_id])
+        ),
     )
     # A backfill's run names its partition as a one-key range: has_partition_key is False there.
     partitioned = context.assets_def.partitions_def is not None
