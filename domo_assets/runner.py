@@ -437,7 +437,7 @@ class ExportRunner:
                     running = exc.active_export
                     if running is None:
                         continue
-                    self._refuse_if_stale(config, running)
+                    self._refuse_if_stale(config, running, history)
                 else:
                     if start.outcome is not StartOutcome.ALREADY_RUNNING:
                         if start.outcome in _FRESH:
@@ -447,7 +447,7 @@ class ExportRunner:
                         )
                         return start, expected, grant
                     running = start.export
-                    self._refuse_if_stale(config, running)
+                    self._refuse_if_stale(config, running, history)
             # Read the ledger again: a concurrent run of this asset may have just recorded it.
             record = ledger.last_started()
             if _records(record, running, target):
@@ -519,9 +519,12 @@ class ExportRunner:
             "history can keep exports that never finished"
         )
 
-    def _refuse_if_stale(self, config: ExportConfig, running: Export) -> None:
-        """Domo refuses a new export because of an export too old to still be running."""
-        self._sight(config.dataset_id, (running,))
+    def _refuse_if_stale(
+        self, config: ExportConfig, running: Export, history: tuple[Export, ...]
+    ) -> None:
+        """Domo refuses a new export because of an export too old to still be running (one
+        named in the refusal, or listed in ``history``, the list just read)."""
+        self._sight(config.dataset_id, (*history, running))
         age = self._age(running)
         if age is not None and age > self.stale_after:
             raise DomoStaleExportError(
