@@ -41,8 +41,9 @@ from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.runner import ExportRunner
 from domo_assets.s3.landing import LandingError
 from domo_assets.s3.manifest import ExportManifest, read_manifest
-from domo_assets.translator import PARQUET_ASSET_KEY, export_config
-from domo_assets.verdicts import HEADER_CHECK, verdicts, verified
+from domo_assets.sightings import InstanceSightings
+from domo_assets.translator import PARQUET_ASSET_KEY, dataset_node, export_config
+from domo_assets.verdicts import refused_for_good, verdicts, verified
 
 # Start lines of a step's exports wait at most this long to be logged together: Dagster stores
 # each log line as an event, one by one, so 100 starts would otherwise be 100 events.
@@ -70,6 +71,8 @@ def export_selected(
         if spec.key in context.selected_asset_keys
     }
     exports = {key: export_config(spec) for key, spec in specs.items()}
+    # An export spec of each DataSet: its dependency is the DataSet's node, where sightings go.
+    dataset_specs = {exports[key].dataset_id: spec for key, spec in specs.items()}
     if s3_client is None:
         from dagster_aws.s3 import S3Resource
 
@@ -83,6 +86,9 @@ def export_selected(
         log=context.log,
         announce=start_lines.add,
         stale_after=domo.stale_export_after,
+        sightings=InstanceSightings(
+            context.instance, lambda dataset_id: dataset_node(dataset_specs[dataset_id])
+        ),
     )
     # A backfill's run names its partition as a one-key range: has_partition_key is False there.
     partitioned = context.assets_def.partitions_def is not None
@@ -170,7 +176,7 @@ def run_exports(
                 key = keys[config.name]
                 if not verified(outcome):
                     failures[config.name] = _refusal(outcome)
-                    permanent[config.name] = _refusal_is_permanent(outcome)
+                    permanent[config.name] = refused_for_good(outcome)
                     context.log.error(f"{config.name}: {failures[config.name]}")
                     continue
                 in_flight = (config, outcome)
@@ -417,13 +423,6 @@ def _refusal(outcome: ExportOutcome) -> str:
     return f"Domo export {outcome.export.export_id} was not recorded: " + "; ".join(
         f"check {v.check} failed ({v.description})" for v in failed
     )
-
-
-def _refusal_is_permanent(outcome: ExportOutcome) -> bool:
-    """Whether a retry cannot mend the failed checks: a wrong header does not heal, while a
-    row count or an object may (data changing under the export, S3 catching up)."""
-    failed = {v.check for v in verdicts(outcome) if not v.passed}
-    return failed == {HEADER_CHECK}
 
 
 class StartLines:

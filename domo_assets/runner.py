@@ -11,7 +11,11 @@ One active export per DataSet (Domo's rule) is respected like this:
 * another export is active (another asset's query, another run, another tool): Domo's API does
   not say which request it serves, so it is waited for, then this asset's export starts; an
   active export older than ``stale_after`` is not waited for (Domo's history can keep exports
-  that never finished), and if Domo refuses to start because of it, the asset fails naming it;
+  that never finished), a wait ends when the export it waits for turns that old, and if Domo
+  refuses to start because of it, the asset fails naming it. An export's age is counted from
+  Domo's start time, or, for an entry Domo lists without one (a ghost entry, or one without a
+  status, read as queued), from when this project first saw it listed: ``ExportSightings``,
+  kept by the asset layer in the Dagster instance, so that the count goes on across runs;
 * Domo refuses the POST because an export is running (or answers with the running export):
   the same waiting, bounded by ``MAX_START_ATTEMPTS``.
 
@@ -29,7 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -138,6 +142,41 @@ class NoLedger:
         return None
 
 
+class ExportSightings(Protocol):
+    """When this project first saw each export a DataSet lists as active without a start time,
+    across processes: the age of such an export is counted from then."""
+
+    def first_seen(
+        self, dataset_id: str, export_ids: Collection[str], now: datetime
+    ) -> Mapping[str, datetime]:
+        """When each of ``export_ids`` was first seen; those never seen before are recorded as
+        first seen ``now``.
+
+        Args:
+            dataset_id: The DataSet whose export list was read.
+            export_ids: Every export the list shows as active without a start time (the record
+                may forget the others).
+            now: The current time.
+        """
+        ...
+
+
+class MemorySightings:
+    """Sightings kept by this object only (scripts driving exports; never the assets, whose
+    sightings must outlive the run)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def first_seen(
+        self, dataset_id: str, export_ids: Collection[str], now: datetime
+    ) -> Mapping[str, datetime]:
+        """When each export was first seen by this object (``now`` for a new one)."""
+        with self._lock:
+            return {i: self._seen.setdefault(i, now) for i in export_ids}
+
+
 class ExportRunner:
     """Drives exports for one step.
 
@@ -152,6 +191,8 @@ class ExportRunner:
         announce: Receives each export's start line ("<name>: Domo export <id> started");
             ``log.info`` by default. A caller driving many exports may gather them.
         stale_after: Seconds after which an export still listed as active is stale.
+        sightings: When exports listed without a start time were first seen (read once per
+            DataSet, then only for an entry this runner has not seen yet).
         clock: Monotonic clock for this attempt's waiting budget.
         now: Wall clock, compared with Domo's start times.
     """
@@ -166,6 +207,7 @@ class ExportRunner:
         stop: threading.Event | None = None,
         announce: Callable[[str], None] | None = None,
         stale_after: float = DEFAULT_STALE_EXPORT_AFTER,
+        sightings: ExportSightings | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
@@ -177,6 +219,7 @@ class ExportRunner:
         self.stop = stop or threading.Event()
         self.announce = announce or log.info
         self.stale_after = stale_after
+        self.sightings = sightings or MemorySightings()
         self._clock = clock
         self._now = now
         self._lock = threading.Lock()
@@ -186,6 +229,8 @@ class ExportRunner:
         self._guard_lock = threading.Lock()
         self._destinations: dict[tuple[str, str, bool], DestinationReport] = {}
         self._stale_noted: set[str] = set()
+        # When each export listed without a start time was first seen, by export id.
+        self._first_seen: dict[str, datetime] = {}
 
     def run(
         self,
@@ -399,6 +444,7 @@ class ExportRunner:
         waited_for: list[str] = []
         for _ in range(MAX_START_ATTEMPTS):
             history = self.client.list_exports(config.dataset_id)
+            self._sight(config.dataset_id, history)
             expected = expected_duration(history, config.bucket, target.path)
             own = self._own_export(target, dataset, history, ledger)
             if own is not None:
@@ -413,7 +459,7 @@ class ExportRunner:
                     running = exc.active_export
                     if running is None:
                         continue
-                    self._refuse_if_stale(config, running)
+                    self._refuse_if_stale(config, running, history)
                 else:
                     if start.outcome is not StartOutcome.ALREADY_RUNNING:
                         if start.outcome in _FRESH:
@@ -423,7 +469,7 @@ class ExportRunner:
                         )
                         return start, expected, grant
                     running = start.export
-                    self._refuse_if_stale(config, running)
+                    self._refuse_if_stale(config, running, history)
             # Read the ledger again: a concurrent run of this asset may have just recorded it.
             record = ledger.last_started()
             if _records(record, running, target):
@@ -490,19 +536,23 @@ class ExportRunner:
             self._stale_noted.add(export.export_id)
         self.log.warning(
             f"{config.name}: not waiting for export {export.export_id} of DataSet "
-            f"{config.dataset_id}: listed as '{export.status_text}' for {_duration(age)}, longer "
-            f"than stale_export_after ({_duration(self.stale_after)}); Domo's history can keep "
-            "exports that never finished"
+            f"{config.dataset_id}: listed as '{export.status_text}', {_since(export, age)}, "
+            f"longer ago than stale_export_after ({_duration(self.stale_after)}); Domo's "
+            "history can keep exports that never finished"
         )
 
-    def _refuse_if_stale(self, config: ExportConfig, running: Export) -> None:
-        """Domo refuses a new export because of an export too old to still be running."""
+    def _refuse_if_stale(
+        self, config: ExportConfig, running: Export, history: tuple[Export, ...]
+    ) -> None:
+        """Domo refuses a new export because of an export too old to still be running (one
+        named in the refusal, or listed in ``history``, the list just read)."""
+        self._sight(config.dataset_id, (*history, running))
         age = self._age(running)
         if age is not None and age > self.stale_after:
             raise DomoStaleExportError(
                 f"Domo refuses to start an export of DataSet {config.dataset_id} "
                 f"because it counts export {running.export_id} as '{running.status_text}', "
-                f"started {_duration(age)} ago (stale_export_after {_duration(self.stale_after)})"
+                f"{_since(running, age)} (stale_export_after {_duration(self.stale_after)})"
             )
 
     def _request(
@@ -541,18 +591,30 @@ class ExportRunner:
     # -- waiting ---------------------------------------------------------------------------
 
     def _wait_for_other(self, config: ExportConfig, running: Export, deadline: float) -> None:
-        """Wait for an export this asset did not start; its own outcome does not matter here."""
+        """Wait for an export this asset did not start; its own outcome does not matter here.
+
+        The wait ends when the export ends, or when it turns stale (older than ``stale_after``:
+        the next attempt leaves it aside), at the latest at this attempt's deadline.
+        """
         export_id = running.export_id
         remaining = deadline - self._clock()
+        age = self._age(running)
+        until_stale = None if age is None else self.stale_after - age
+        wait = remaining if until_stale is None else min(remaining, until_stale)
         self.log.info(
             f"{config.name}: DataSet {config.dataset_id} has export {export_id} running (not this "
             "asset's); waiting for it to end before starting this one"
+            + (
+                f" (at most {_duration(max(wait, 0.0))}: then it is stale)"
+                if wait != remaining
+                else ""
+            )
         )
         try:
             ended = self.client.wait_for_export(
                 config.dataset_id,
                 export_id,
-                replace(self.schedule, timeout=max(remaining, 0.0)),
+                replace(self.schedule, timeout=max(wait, 0.0)),
                 stop=self.stop,
                 current=running,
             )
@@ -560,12 +622,14 @@ class ExportRunner:
             self.log.info(f"{config.name}: the other export {export_id} ended: {exc.summary}")
             return
         except DomoExportTimeoutError:
+            if wait < remaining:
+                return  # it turned stale: the next attempt leaves it aside
             age = self._age(running)
             raise DomoExportTimeoutError(
                 f"DataSet {config.dataset_id}'s export {export_id} (not this "
                 f"asset's) was still running when this attempt had waited "
                 f"{_duration(self.schedule.timeout)} (poll_timeout) in all"
-                + (f"; it started {_duration(age)} ago" if age is not None else "")
+                + (f"; it {_since(running, age)}" if age is not None else "")
                 + f". Domo runs one export per DataSet at a time, so {config.name}'s export "
                 "could not start",
                 hint="Materialize again once it has ended, or raise poll_timeout",
@@ -622,13 +686,30 @@ class ExportRunner:
                 f"{_duration(self.schedule.timeout)}, across every attempt that waited for it)",
             ) from None
 
+    def _sight(self, dataset_id: str, exports: Iterable[Export]) -> None:
+        """Learn when the active exports listed without a start time were first seen: asked of
+        the sightings only when one of them is new to this runner (once per DataSet, as a rule),
+        handing them every such export listed, so that they record the new ones."""
+        undated = {e.export_id for e in exports if e.is_active and e.started is None}
+        with self._lock:
+            if undated <= self._first_seen.keys():
+                return
+        seen = self.sightings.first_seen(dataset_id, sorted(undated), self._now())
+        with self._lock:
+            for export_id, when in seen.items():
+                self._first_seen.setdefault(export_id, when)
+
     def _age(self, export: Export, ledger: ExportLedger | None = None) -> float | None:
-        """Seconds since the export started (Domo's start time, else when it was recorded)."""
+        """Seconds since the export started: Domo's start time, else when this asset's ledger
+        recorded it, else when it was first seen listed (``_sight``)."""
         started = export.started
         if started is None and ledger is not None:
             record = ledger.last_started()
             if record is not None and record.export_id == export.export_id:
                 started = record.recorded_at
+        if started is None:
+            with self._lock:
+                started = self._first_seen.get(export.export_id)
         if started is None:
             return None
         return max((self._now() - started).total_seconds(), 0.0)
@@ -648,6 +729,14 @@ def _unchanged_since(dataset: DataSetMetadata, export: Export) -> bool:
     if dataset.last_updated is None or export.started is None:
         return False
     return dataset.last_updated <= export.started
+
+
+def _since(export: Export, age: float) -> str:
+    """Where an export's age comes from, for messages: ``started 3 d ago``, or ``first seen 7 s
+    ago (Domo lists no start time)``."""
+    if export.started is None:
+        return f"first seen {_duration(age)} ago (Domo lists no start time)"
+    return f"started {_duration(age)} ago"
 
 
 def _duration(seconds: float) -> str:

@@ -51,7 +51,7 @@ from domo_assets.dagster_names import DATA_VERSION_TAG, IMPLICIT_ASSET_JOB_NAME
 from domo_assets.domo.errors import DomoError
 from domo_assets.domo.models import DataSetMetadata
 from domo_assets.resource import DomoResource
-from domo_assets.translator import DomoMetadataSet, DomoSpecs, export_config
+from domo_assets.translator import DomoMetadataSet, DomoSpecs, dataset_node, export_config
 
 if TYPE_CHECKING:
     from domo_assets.domo.client import DomoClient
@@ -422,9 +422,8 @@ def exports_by_dataset(specs: DomoSpecs) -> dict[str, DataSetExports]:
     for spec in (*specs.exports, *specs.parquets):
         config = export_config(spec)
         if config.dataset_id not in nodes:
-            # Exports come first, and an export's only dependency is its DataSet's node.
-            (dep,) = spec.deps
-            nodes[config.dataset_id] = (dep.asset_key, config.dataset_name)
+            # Exports come first: a Parquet spec depends on its export, not on the DataSet.
+            nodes[config.dataset_id] = (dataset_node(spec), config.dataset_name)
             keys[config.dataset_id] = []
         if spec.partitions_def is None:
             keys[config.dataset_id].append(spec.key)

@@ -184,6 +184,22 @@ class DomoSpecs:
     parquets: tuple[AssetSpec, ...] = ()
 
 
+def dataset_node(spec: AssetSpec) -> AssetKey:
+    """The key of an export spec's DataSet node: the spec's only dependency.
+
+    Raises:
+        ValueError: The spec does not depend on exactly one asset.
+    """
+    if len(spec.deps) != 1:
+        raise ValueError(
+            f"asset {spec.key.to_user_string()} depends on {len(spec.deps)} assets: a domo_assets "
+            "export depends on its DataSet's node alone (keep the deps DagsterDomoTranslator "
+            "gives it)"
+        )
+    (dep,) = spec.deps
+    return dep.asset_key
+
+
 def export_config(spec: AssetSpec) -> ExportConfig:
     """The catalog entry an export spec stands for, from its ``DomoMetadataSet``.
 

@@ -11,6 +11,11 @@ still shows which check refused it. Plain Python: no Dagster.
   with a UTF-8 BOM only if the export asked for one;
 * ``deep_verification`` (``verify: deep``): every object parsed as CSV, with the header and
   record count Domo reports.
+
+A failed verdict says whether a retry could mend it (``permanent``): a wrong header does not
+heal (Domo hands back the same files while the DataSet is unchanged), whether the ``header``
+check found it in the first file or deep verification in any; a row count or an object may
+(data changing under the export, S3 catching up, a read that failed).
 """
 
 from __future__ import annotations
@@ -37,12 +42,14 @@ class Verdict:
         passed: Whether the export passed it.
         description: One line saying what was compared and found.
         metadata: Plain values (numbers, strings, booleans, lists) to record with it.
+        permanent: It failed for a reason a retry cannot mend (a wrong header).
     """
 
     check: str
     passed: bool
     description: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    permanent: bool = False
 
 
 def verdicts(outcome: ExportOutcome) -> tuple[Verdict, ...]:
@@ -56,6 +63,16 @@ def verdicts(outcome: ExportOutcome) -> tuple[Verdict, ...]:
 def verified(outcome: ExportOutcome) -> bool:
     """Whether every check passed: the export answers this asset's request."""
     return all(v.passed for v in verdicts(outcome))
+
+
+def refused_for_good(outcome: ExportOutcome) -> bool:
+    """Whether a retry cannot mend the checks that failed: each failed for a permanent reason.
+
+    Args:
+        outcome: An export that failed at least one check.
+    """
+    failed = [v for v in verdicts(outcome) if not v.passed]
+    return bool(failed) and all(v.permanent for v in failed)
 
 
 def row_count(outcome: ExportOutcome) -> Verdict:
@@ -114,6 +131,7 @@ def header(outcome: ExportOutcome) -> Verdict:
             False,
             f"Header not read: {problem}",
             {"expected_columns": expected},
+            permanent=True,
         )
     problems = []
     if read.columns != outcome.target.columns:
@@ -136,6 +154,7 @@ def header(outcome: ExportOutcome) -> Verdict:
             "bom": read.had_bom,
             "bytes_read": read.bytes_read,
         },
+        permanent=bool(problems),
     )
 
 
@@ -152,14 +171,19 @@ def deep_verification(outcome: ExportOutcome) -> Verdict:
     problems = list(report.problems)
     if report.records != exported:
         problems.append(f"{report.records} record(s) parsed but Domo reports {exported}")
+    metadata: dict[str, Any] = {
+        "records_parsed": report.records,
+        "exported_rows": exported,
+        "bytes_read": sum(f.bytes_read for f in report.files),
+        "problems": problems,
+    }
+    if report.wrong_headers:
+        metadata["wrong_headers"] = list(report.wrong_headers)
     return Verdict(
         DEEP_CHECK,
         not problems,
         "; ".join(problems) or f"{report.records} record(s) parsed in {len(report.files)} file(s)",
-        {
-            "records_parsed": report.records,
-            "exported_rows": exported,
-            "bytes_read": sum(f.bytes_read for f in report.files),
-            "problems": problems,
-        },
+        metadata,
+        # A retry reads the same files: Domo hands the export back while the DataSet is unchanged.
+        permanent=bool(report.wrong_headers),
     )

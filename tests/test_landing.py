@@ -723,7 +723,8 @@ def test_redshift_manifest_of_a_real_export(domo: DomoHttp, s3: Any) -> None:
         ManifestFile(o.reported.uri, o.reported.bucket, o.reported.key, 1, o.size) for o in stored
     )
 
-    uri = write_redshift_manifest(s3, replace(manifest_of(CLAIMS_PATH, "x", day(1)), files=files))
+    current = manifest_of(CLAIMS_PATH, export.export_id, day(1))
+    uri = write_redshift_manifest(s3, replace(current, files=files))
 
     folder = f"{CLAIMS_PATH}/{export.export_id}/export"
     assert uri == f"s3://{EXPORT_BUCKET}/{folder}/{REDSHIFT_MANIFEST_NAME}"

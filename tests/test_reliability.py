@@ -12,9 +12,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from dagster import AssetCheckKey, AssetKey, DagsterInstance, RetryPolicy
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    AssetObservation,
+    AssetRecordsFilter,
+    DagsterInstance,
+    RetryPolicy,
+)
 from domo_assets_dev.sandbox import PHARMACY_CLAIMS_ID, SAMPLE_DATASETS, Sandbox
 from support import (
+    dataset_key,
     domo_resource,
     failure_text,
     log_messages,
@@ -25,13 +33,16 @@ from support import (
 
 from domo_assets.assets import DOMO_POOL, build_export_assets
 from domo_assets.catalog import Catalog
+from domo_assets.dagster_names import DATA_VERSION_TAG
 from domo_assets.domo.auth import DeveloperTokenAuth
 from domo_assets.domo.client import DomoClient
 from domo_assets.domo.models import AwsCredentials, ExportRequest
+from domo_assets.sightings import FIRST_SEEN_KEY
 from domo_assets.translator import translate
 
 EXPORT_PATH = "/api/query/v1/export/"
 CLAIMS = {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "path": "rel/claims"}
+STALE_SECONDS = 2.0
 
 
 def run(
@@ -229,6 +240,57 @@ def test_stale_and_malformed_history_does_not_hold_an_export(
     ignored = [m for m in log_messages(instance, result) if m.startswith("Ignoring entry")]
     assert len(ignored) == 2, ignored
     assert all(any(export_id in m for m in ignored) for export_id in malformed[1:]), ignored
+
+
+def test_undated_history_is_stale_from_when_it_was_first_seen(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    """Entries Domo lists as running without a start time (one ``EXPORTING``, one without any
+    status, read as queued): their age counts from when a run first saw them. The first run
+    waits for them only until that age passes ``stale_export_after``; the sighting is kept in
+    the instance, on the DataSet's node (its data version unchanged), so a later run of another
+    instance object on the same DAGSTER_HOME leaves them aside at once."""
+    ghosts = sandbox.control.add_history(
+        PHARMACY_CLAIMS_ID,
+        entries=[
+            {"exportId": "ghost-exporting", "exportStatus": "EXPORTING"},
+            {"exportId": "ghost-without-status"},
+        ],
+    )
+    catalog = write_catalog(tmp_path, CLAIMS)
+    node = dataset_key(catalog.exports[0])
+    # The DataSet's version as the change sensor would have recorded it.
+    instance.report_runless_asset_event(
+        AssetObservation(asset_key=node, tags={DATA_VERSION_TAG: "2026-12-01T00:00:00.000+00:00"})
+    )
+
+    started = time.monotonic()
+    first = run(catalog, sandbox, instance, stale_export_after=STALE_SECONDS, poll_timeout=60)
+    assert first.success, failure_text(first)
+    assert time.monotonic() - started < 30, "waited for the ghosts only until they were stale"
+    messages = "\n".join(log_messages(instance, first))
+    assert "waiting for it to end before starting this one (at most 2 s: then it is stale)" in (
+        messages
+    )
+    for ghost in ghosts:
+        assert f"not waiting for export {ghost} of DataSet {PHARMACY_CLAIMS_ID}" in messages
+    assert "ago (Domo lists no start time), longer ago than stale_export_after (2 s)" in messages
+
+    (latest,) = instance.fetch_observations(AssetRecordsFilter(asset_key=node), limit=1).records
+    observation = latest.asset_observation
+    assert observation is not None
+    assert observation.tags[DATA_VERSION_TAG] == "2026-12-01T00:00:00.000+00:00"
+    assert sorted(observation.metadata[FIRST_SEEN_KEY].value) == sorted(ghosts)
+
+    with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as other:
+        second = run(catalog, sandbox, other, stale_export_after=STALE_SECONDS, poll_timeout=60)
+        assert second.success, failure_text(second)
+        messages = "\n".join(log_messages(other, second))
+    assert "waiting for it to end" not in messages, "the ghosts' first sighting was kept"
+    for ghost in ghosts:
+        assert f"not waiting for export {ghost}" in messages
+    assert metadata_of(second, "claims")["export_id"] == metadata_of(first, "claims")["export_id"]
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
 
 
 def test_stale_export_domo_still_runs_fails_naming_it(

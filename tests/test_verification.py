@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from dagster import DagsterInstance, RetryPolicy
 from domo_assets_dev.sandbox import EXPORT_BUCKET, PHARMACY_CLAIMS_ID, Sandbox
 from support import (
@@ -84,6 +85,82 @@ def test_same_query_elsewhere_is_copied_into_the_assets_own_prefix(
     assert all(check_outcomes(result).values())
 
 
+def test_copies_keep_each_objects_key_relative_to_its_export_folder(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
+) -> None:
+    """Domo documents an export's files under ``<exportId>/export/...`` without saying they lie
+    flat there: files in sub-folders, every one with the same name, must each get a copy of
+    their own under the copying asset's prefix."""
+    any_request(sandbox)
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, key_layout="nested", rows_per_file=100)
+    catalog = write_catalog(
+        tmp_path,
+        {"name": "supply_a", "path": "v/a", **LONG_SUPPLY},
+        {"name": "supply_b", "path": "v/b", **LONG_SUPPLY},
+    )
+    result = run(catalog, sandbox, instance)
+    assert result.success, failure_text(result)
+    (export,) = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
+    export_id = export["export_id"]
+    found = materializations(result)
+    (name,) = [name for name, metadata in found.items() if "copied_from" in metadata]
+    own, source = ("v/b", "v/a") if name == "supply_b" else ("v/a", "v/b")
+    relative = sorted(key.split(f"/{export_id}/export/", 1)[1] for key in export["object_keys"])
+    assert len(relative) > 1 and len({r.rsplit("/", 1)[1] for r in relative}) == 1, (
+        "several files, one name, one sub-folder each"
+    )
+
+    metadata = found[name]
+    own_keys = [f"{own}/{export_id}/export/{r}" for r in relative]
+    assert metadata["s3_uris"] == [f"s3://{EXPORT_BUCKET}/{k}" for k in own_keys]
+    assert metadata["copied_from"] == [
+        f"s3://{EXPORT_BUCKET}/{source}/{export_id}/export/{r}" for r in relative
+    ]
+    manifests = [f"{own}/{export_id}/export/_{n}.json" for n in ("manifest", "redshift_manifest")]
+    assert keys_under(s3, f"{own}/{export_id}/") == sorted([*own_keys, *manifests])
+    for r in relative:
+        original = s3.head_object(Bucket=EXPORT_BUCKET, Key=f"{source}/{export_id}/export/{r}")
+        copy = s3.head_object(Bucket=EXPORT_BUCKET, Key=f"{own}/{export_id}/export/{r}")
+        assert copy["ETag"] == original["ETag"], r
+    expected = sandbox.control.true_row_count(PHARMACY_CLAIMS_ID, where_sql="`Days Supply` >= 30")
+    assert metadata["dagster/row_count"] == expected
+    manifest = read_json(s3, metadata["manifest_uri"])
+    assert (
+        metadata["manifest_uri"] == f"s3://{EXPORT_BUCKET}/{own}/{export_id}/export/_manifest.json"
+    )
+    assert [f["key"] for f in manifest["files"]] == own_keys
+    assert sum(f["rows"] for f in manifest["files"]) == expected
+    assert all(check_outcomes(result).values())
+
+
+def test_a_copy_of_an_object_outside_an_export_folder_is_refused(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
+) -> None:
+    """Files Domo wrote straight under ``<exportId>/``, without the ``export/`` folder: their
+    own asset records them, but where another asset's copy of one belongs cannot be told."""
+    any_request(sandbox)
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, key_layout="bare")
+    catalog = write_catalog(
+        tmp_path,
+        {"name": "supply_a", "path": "v/a", **LONG_SUPPLY},
+        {"name": "supply_b", "path": "v/b", **LONG_SUPPLY},
+    )
+    first = run(catalog, sandbox, instance, selection=["supply_a"])
+    assert first.success, failure_text(first)
+    (export,) = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
+    export_id = export["export_id"]
+
+    result = run(catalog, sandbox, instance, selection=["supply_b"], retry_policy=RetryPolicy(2))
+
+    assert not result.success
+    assert materializations(result) == {}
+    text = failure_text(result)
+    assert f"its object s3://{EXPORT_BUCKET}/v/a/{export_id}/data.csv.gz does not lie" in text
+    assert f"under an {export_id}/export/ folder" in text and "nothing was copied" in text
+    assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
+    assert keys_under(s3, "v/b/") == []
+
+
 def test_another_querys_export_is_refused_and_not_retried(
     sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
 ) -> None:
@@ -146,6 +223,52 @@ def test_previous_export_of_other_columns_fails_the_header_check(
         header.description or ""
     )
     assert header.metadata["found_columns"].value == SUPPLY_COLUMNS
+    assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events), (
+        "a wrong header does not heal on retry"
+    )
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+
+
+@pytest.mark.parametrize("wrong_files", [1, 1000], ids=["last-file", "every-file"])
+def test_a_wrong_header_found_by_deep_verification_is_not_retried(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, wrong_files: int
+) -> None:
+    """Files naming a column otherwise: only the last one (the header check reads the first
+    file and passes; deep verification reads every file) or all of them (both checks fail).
+    Either way a retry would read the same files again: the step is not retried."""
+    sandbox.control.set_behaviour(
+        PHARMACY_CLAIMS_ID, rows_per_file=100, wrong_header_files=wrong_files
+    )
+    entry = {
+        "name": "claims",
+        "dataset_id": PHARMACY_CLAIMS_ID,
+        "path": "v/claims",
+        "verify": "deep",
+    }
+
+    result = run(
+        write_catalog(tmp_path, entry),
+        sandbox,
+        instance,
+        retry_policy=RetryPolicy(max_retries=2),
+    )
+
+    assert not result.success
+    assert materializations(result) == {}
+    assert check_outcomes(result) == {
+        ("claims", "row_count"): True,
+        ("claims", "s3_objects"): True,
+        ("claims", "header"): wrong_files == 1,
+        ("claims", "deep_verification"): False,
+    }
+    (export,) = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
+    uris = [f"s3://{EXPORT_BUCKET}/{key}" for key in sorted(export["object_keys"])]
+    assert len(uris) > 1
+    deep = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "deep_verification"
+    )
+    assert deep.metadata["wrong_headers"].value == uris[-wrong_files:]
+    assert "unexpected ['Customer ID (renamed)']" in (deep.description or "")
     assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events), (
         "a wrong header does not heal on retry"
     )

@@ -2,9 +2,10 @@
 
 Readers of the lake (Spark, Athena, a downstream asset) learn from it that an export is complete,
 verified and what it holds, without calling Domo. Hadoop-style readers skip files starting with
-``_``, so it sits in the same folder as the CSV files. It is written only when every check of the
-export passed (location, header, row count, objects, and deep verification when asked): a folder
-without a manifest holds nothing this project vouches for. Format ``domo_assets.manifest/v2``::
+``_``, so it sits in the export's folder with the CSV files (``<exportId>/export/``, above any
+sub-folders). It is written only when every check of the export passed (location, header, row
+count, objects, and deep verification when asked): a folder without a manifest holds nothing
+this project vouches for. Format ``domo_assets.manifest/v2``::
 
     {"format": "domo_assets.manifest/v2", "export_id": "...",
      "dataset": {"id": "...", "name": "..."}, "partition_key": "2026-11-28" | null,
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +40,7 @@ from botocore.exceptions import ClientError
 from domo_assets.domo.errors import DomoResponseError
 from domo_assets.domo.models import DataSetColumn, S3Object, parse_timestamp
 from domo_assets.s3.storage import is_missing
-from domo_assets.s3.target import ExportTarget
+from domo_assets.s3.target import ExportTarget, export_folder
 from domo_assets.version import __version__
 
 MANIFEST_NAME = "_manifest.json"
@@ -117,11 +117,12 @@ class ExportManifest:
 
     @property
     def folder(self) -> tuple[str, str] | None:
-        """``(bucket, key of the folder)`` holding every file (their common folder: an export's
-        files may lie in sub-folders of it), or None without files."""
+        """``(bucket, key of the export's folder)``: its ``<exportId>/export`` folder, where the
+        manifest goes (files may lie in sub-folders of it), or None without files."""
         if not self.files:
             return None
-        return self.files[0].bucket, files_folder(f.key for f in self.files)
+        first = self.files[0]
+        return first.bucket, export_folder(self.export_id, first.key)
 
     @property
     def order_key(self) -> tuple[datetime, datetime, str]:
@@ -183,11 +184,6 @@ def export_order(
     """The publication order of an export from Domo's times (see ``ExportManifest.order_key``)."""
     floor = datetime.min.replace(tzinfo=UTC)
     return (started or finished or floor, finished or started or floor, export_id)
-
-
-def files_folder(keys: Iterable[str]) -> str:
-    """The deepest folder holding every key (``a/b/x.csv`` and ``a/b/c/y.csv``: ``a/b``)."""
-    return posixpath.commonpath([posixpath.dirname(k) for k in keys])
 
 
 def manifest_key(folder_key: str) -> str:

@@ -13,7 +13,9 @@ recorded as an asset's data, :func:`settle` decides:
   neither the header nor the row count can see, such as ``order_by``) is refused;
 * it lies elsewhere, but the ``_manifest.json`` this project wrote beside it (only ever for a
   verified export) records the same DataSet, query and BOM setting: its objects are copied
-  server-side under this asset's ``<path>/<exportId>/export/`` and the copies are recorded;
+  server-side under this asset's ``<path>/<exportId>/export/``, each keeping its key relative to
+  the source's ``<exportId>/export/`` folder, and the copies are recorded (an object outside
+  such a folder is refused rather than placed by guess);
 * otherwise it is refused with :class:`DomoForeignExportError`, and its files are not recorded.
 
 Plain Python over a boto3 S3 client (the worker's own credentials, never the ones handed to
@@ -27,9 +29,9 @@ from typing import Any
 
 from domo_assets.domo.errors import DomoForeignExportError
 from domo_assets.domo.models import Export, S3Object
-from domo_assets.s3.manifest import ExportManifest, files_folder, read_manifest
+from domo_assets.s3.manifest import ExportManifest, read_manifest
 from domo_assets.s3.storage import copy_object
-from domo_assets.s3.target import ExportTarget, folders_of
+from domo_assets.s3.target import EXPORT_FOLDER, ExportTarget, export_folder, folders_of
 
 
 @dataclass(frozen=True)
@@ -82,25 +84,47 @@ def settle(
         raise _refusal(target, export, export_name, manifest, own_prefix=True)
     if manifest is None or not manifest.answers(target):
         raise _refusal(target, export, export_name, manifest)
+    # Every destination first: nothing is copied unless every object has its place.
+    keys = _own_keys(target, export, export_name)
     copies = tuple(
-        copy_object(
-            s3_client,
-            obj,
-            target.bucket,
-            target.own_key(export.export_id, obj.key),
-            kms_key_id,
-        )
-        for obj in export.objects
+        copy_object(s3_client, obj, target.bucket, key, kms_key_id)
+        for obj, key in zip(export.objects, keys, strict=True)
     )
     return Provenance(copies, tuple(obj.uri for obj in export.objects))
 
 
+def _own_keys(target: ExportTarget, export: Export, export_name: str) -> tuple[str, ...]:
+    """Where each object's copy goes (``ExportTarget.own_key``).
+
+    Raises:
+        DomoForeignExportError: An object lies outside an ``<exportId>/export/`` folder.
+    """
+    keys = []
+    for obj in export.objects:
+        try:
+            keys.append(target.own_key(export.export_id, obj.key))
+        except ValueError:
+            raise DomoForeignExportError(
+                f"Domo answered {export_name}'s export request with export {export.export_id} "
+                f"of the same query, written under another prefix, but its object {obj.uri} "
+                f"does not lie under an {export.export_id}/{EXPORT_FOLDER}/ folder, where Domo "
+                "writes an export's files: where its copy belongs under "
+                f"{target.prefix_uri}{export.export_id}/{EXPORT_FOLDER}/ cannot be told, so "
+                "nothing was copied",
+                hint=(
+                    "Materialize again after the DataSet next changes (Domo then writes a new "
+                    "export under this asset's own prefix), and report the export's layout"
+                ),
+            ) from None
+    return tuple(keys)
+
+
 def _manifest_of(s3_client: Any, export: Export) -> ExportManifest | None:
-    """The manifest beside the export's files, if this project wrote one."""
+    """The manifest in the export's ``<exportId>/export/`` folder, if this project wrote one."""
     if not export.objects:
         return None
-    folder = files_folder(obj.key for obj in export.objects)
-    stored = read_manifest(s3_client, export.objects[0].bucket, folder)
+    first = export.objects[0]
+    stored = read_manifest(s3_client, first.bucket, export_folder(export.export_id, first.key))
     return stored.manifest if stored is not None else None
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -131,9 +132,20 @@ class ExportTarget:
         return f"{self.path}/{export_id}/"
 
     def own_key(self, export_id: str, source_key: str) -> str:
-        """Where a copy of another request's object goes: ``<path>/<exportId>/export/<name>``."""
-        name = source_key.rsplit("/", 1)[-1]
-        return f"{self.folder(export_id)}{EXPORT_FOLDER}/{name}"
+        """Where a copy of another request's object goes: ``<path>/<exportId>/export/<relative
+        key>``, its key relative to the source export's ``<exportId>/export/`` folder (nested
+        keys such as ``a/part-0.csv`` and ``b/part-0.csv`` stay apart).
+
+        Raises:
+            ValueError: The source key does not lie under an ``<exportId>/export/`` folder of
+                this export: where its copy belongs cannot be told.
+        """
+        relative = relative_key(export_id, source_key)
+        if relative is None:
+            raise ValueError(
+                f"{source_key} does not lie under a {export_id}/{EXPORT_FOLDER}/ folder"
+            )
+        return f"{self.folder(export_id)}{EXPORT_FOLDER}/{relative}"
 
     def foreign_objects(self, export: Export) -> tuple[S3Object, ...]:
         """The export's objects that lie outside this asset's ``<path>/<exportId>/``."""
@@ -151,6 +163,30 @@ class ExportTarget:
             and _canonical(query) == _canonical(self.query_document)
             and include_bom == self.include_bom
         )
+
+
+def relative_key(export_id: str, key: str) -> str | None:
+    """An object's key relative to its export's folder (``<...>/<exportId>/export/``, where
+    Domo writes an export's files), or None when the key does not lie under such a folder."""
+    marker = f"{export_id}/{EXPORT_FOLDER}/"
+    if key.startswith(marker):
+        start = len(marker)
+    else:
+        found = key.find(f"/{marker}")
+        if found < 0:
+            return None
+        start = found + 1 + len(marker)
+    return key[start:] or None
+
+
+def export_folder(export_id: str, key: str) -> str:
+    """The folder of an export that holds one of its objects, where ``_manifest.json`` goes:
+    ``<...>/<exportId>/export`` for Domo's layout (a nested key's too), else the object's own
+    folder (files Domo wrote without an ``export/`` folder)."""
+    relative = relative_key(export_id, key)
+    if relative is None:
+        return posixpath.dirname(key)
+    return key[: -len(relative) - 1]
 
 
 def folders_of(objects: Iterable[S3Object]) -> tuple[str, ...]:

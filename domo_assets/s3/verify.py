@@ -104,6 +104,8 @@ class VerificationReport:
     """Every object was read and its header equals the expected columns."""
     problems: tuple[str, ...]
     """One message per thing wrong, each naming the object's URI."""
+    wrong_headers: tuple[str, ...] = ()
+    """The URIs of the objects read whose header is not the expected columns."""
 
     @property
     def ok(self) -> bool:
@@ -187,6 +189,7 @@ def verify_objects(
     expected = tuple(expected_columns)
     files: list[FileVerification] = []
     problems: list[str] = [] if objects else ["no objects to verify"]
+    wrong_headers: list[str] = []
     for bucket, key in objects:
         uri = f"s3://{bucket}/{key}"
         try:
@@ -200,11 +203,13 @@ def verify_objects(
             )
         )
         if found.header != expected:
+            wrong_headers.append(uri)
             problems.append(f"{uri}: {header_mismatch(expected, found.header)}")
-    header_ok = bool(objects) and len(files) == len(objects)
-    header_ok = header_ok and all(f.header == expected for f in files)
+    header_ok = bool(objects) and len(files) == len(objects) and not wrong_headers
     records = sum(f.records for f in files)
-    return VerificationReport(tuple(files), records, header_ok, tuple(problems))
+    return VerificationReport(
+        tuple(files), records, header_ok, tuple(problems), tuple(wrong_headers)
+    )
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,10 @@ POST_ANSWERS = (ACCEPT_POST, REJECT_POST)
 COLUMNAR_SHAPE = "columnar"
 OBJECTS_SHAPE = "objects"
 QUERY_SHAPES = (COLUMNAR_SHAPE, OBJECTS_SHAPE)
+EXPORT_LAYOUT = "export"
+NESTED_LAYOUT = "nested"
+BARE_LAYOUT = "bare"
+KEY_LAYOUTS = (EXPORT_LAYOUT, NESTED_LAYOUT, BARE_LAYOUT)
 CHOICES: dict[str, tuple[object, ...]] = {
     "export_outcome": EXPORT_OUTCOMES,
     "url_style": URL_STYLES,
@@ -37,8 +41,9 @@ CHOICES: dict[str, tuple[object, ...]] = {
     "post_answer": POST_ANSWERS,
     "query_shape": QUERY_SHAPES,
     "sql_quotes": SQL_QUOTE_MODES,
+    "key_layout": KEY_LAYOUTS,
 }
-NON_NEGATIVE = ("export_seconds", "queue_seconds")
+NON_NEGATIVE = ("export_seconds", "queue_seconds", "wrong_header_files")
 
 DEFAULT_MODE = "default"
 STRICT_MODE = "strict"
@@ -103,6 +108,12 @@ class Behaviour:
             or ``objects`` (an array of row objects).
         sql_quotes: ``lenient`` (``"Name"`` is a column) or ``mysql`` (``"Name"`` is a
             string literal; only back-ticks quote names).
+        key_layout: Where an export's files go under ``<path>/<exportId>/``: ``export``
+            (``export/<file>``, as Domo documents), ``nested`` (``export/<n>/<file>``: one
+            sub-folder per file, every file with the same name) or ``bare`` (``<file>``, no
+            ``export/`` folder).
+        wrong_header_files: The last N files of an export name their first column otherwise
+            (``<name> (renamed)``); the first file keeps the right header unless N covers it.
     """
 
     export_outcome: str = "success"
@@ -120,6 +131,8 @@ class Behaviour:
     post_answer: str = ACCEPT_POST
     query_shape: str = COLUMNAR_SHAPE
     sql_quotes: str = LENIENT_QUOTES
+    key_layout: str = EXPORT_LAYOUT
+    wrong_header_files: int = 0
 
     @classmethod
     def for_dataset(cls, spec: DatasetSpec, mode: str = DEFAULT_MODE) -> Behaviour:

@@ -180,7 +180,7 @@ class SandboxControl:
             **behaviour: Any of export_outcome, export_seconds, queue_seconds,
                 misreport_rows, omit_object, omit_compression, url_style, timestamp_style, busy_behaviour,
                 new_export_status_code, rows_per_file, previous_export, post_answer,
-                query_shape, sql_quotes.
+                query_shape, sql_quotes, key_layout, wrong_header_files.
         """
         return self._call("POST", f"/datasets/{quote(dataset_id)}/behaviour", behaviour)
 

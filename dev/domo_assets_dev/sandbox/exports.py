@@ -2,7 +2,8 @@
 
 An export is written to ``<bucket>/<path>/<exportId>/export/`` as ``data.csv.gz`` (gzip
 DataSets) or ``data.csv`` (compression none); more rows than the DataSet's `rows_per_file`
-are split into ``data-00000.csv.gz``, ``data-00001.csv.gz``... Each file holds an optional
+are split into ``data-00000.csv.gz``, ``data-00001.csv.gz``... (the `key_layout` behaviour
+can nest each file in a sub-folder of ``export/`` or leave ``export/`` out). Each file holds an optional
 UTF-8 BOM, a header row and the data rows, written by the `csv` module (QUOTE_MINIMAL,
 ``\\r\\n`` line ends; a null and an empty string both appear as an empty field).
 """
@@ -23,7 +24,7 @@ from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .behaviour import REJECT_POST, SAME_REQUEST, Behaviour
+from .behaviour import BARE_LAYOUT, NESTED_LAYOUT, REJECT_POST, SAME_REQUEST, Behaviour
 from .datasets import Dataset, DatasetSpec, Row, iso_from_ms, now_ms
 from .policy import (
     KMS_GENERATE_DATA_KEY,
@@ -60,6 +61,8 @@ DENIED_WRITE_HINT = (
 )
 WORKER_JOIN_SECONDS = 10.0
 URL_SAFE_CHARACTERS = "/-_.~"
+EXPORT_FOLDER = "export"
+RENAMED_SUFFIX = " (renamed)"
 
 
 class ExportWriteError(Exception):
@@ -322,6 +325,28 @@ def file_names(file_count: int, compression: str) -> list[str]:
     return [f"data-{index:05d}{extension}" for index in range(file_count)]
 
 
+def file_keys(
+    path: str, export_id: str, file_count: int, compression: str, layout: str
+) -> list[str]:
+    """Return the keys of an export's files under `layout` (see ``Behaviour.key_layout``)."""
+    folder = f"{path}/{export_id}"
+    if layout == BARE_LAYOUT:
+        return [f"{folder}/{name}" for name in file_names(file_count, compression)]
+    if layout == NESTED_LAYOUT:
+        (name,) = file_names(1, compression)
+        return [f"{folder}/{EXPORT_FOLDER}/{index:05d}/{name}" for index in range(file_count)]
+    return [f"{folder}/{EXPORT_FOLDER}/{name}" for name in file_names(file_count, compression)]
+
+
+def file_header(names: Sequence[str], index: int, file_count: int, wrong_files: int) -> list[str]:
+    """Return the header row of file `index`: the names, the first one renamed in the last
+    `wrong_files` files (``Behaviour.wrong_header_files``)."""
+    header = list(names)
+    if header and index >= file_count - wrong_files:
+        header[0] += RENAMED_SUFFIX
+    return header
+
+
 def chunked(rows: Sequence[Row], size: int) -> list[Sequence[Row]]:
     """Split rows into chunks of at most `size` (always at least one, maybe empty)."""
     return [rows[start : start + size] for start in range(0, len(rows), size)] or [rows]
@@ -567,8 +592,9 @@ class ExportEngine:
                 "sessionToken"
             )
         chunks = chunked(request.query.run(rows, visible), behaviour.rows_per_file)
-        names = file_names(len(chunks), record.compression)
-        keys = [f"{request.path}/{record.export_id}/export/{name}" for name in names]
+        keys = file_keys(
+            request.path, record.export_id, len(chunks), record.compression, behaviour.key_layout
+        )
         self._authorize(request, keys)
         counts: dict[str, int] = {}
         client = self._client(request)
@@ -576,7 +602,10 @@ class ExportEngine:
             if cancel.is_set():
                 return None
             if not behaviour.omit_object:
-                self._put(client, record, key, chunk)
+                header = file_header(
+                    request.query.names, index, len(chunks), behaviour.wrong_header_files
+                )
+                self._put(client, record, key, header, chunk)
             url = object_url(behaviour.url_style, request.bucket, request.region, key)
             counts[url] = len(chunk) + (behaviour.misreport_rows if index == 0 else 0)
         return counts
@@ -627,9 +656,16 @@ class ExportEngine:
             client = kept
         return client
 
-    def _put(self, client: Any, record: ExportRecord, key: str, rows: Sequence[Row]) -> None:
+    def _put(
+        self,
+        client: Any,
+        record: ExportRecord,
+        key: str,
+        header: Sequence[str],
+        rows: Sequence[Row],
+    ) -> None:
         request = record.request
-        body = render_csv(request.query.names, rows, request.include_bom)
+        body = render_csv(header, rows, request.include_bom)
         if record.compression == "gzip":
             body = gzip.compress(body, compresslevel=GZIP_LEVEL)
         extra = {}
