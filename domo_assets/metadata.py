@@ -21,9 +21,9 @@ from dagster import (
 
 from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY, TABLE_NAME_KEY
 from domo_assets.outcome import ExportOutcome
-from domo_assets.publish import Publication
+from domo_assets.publish import Publication, TableResult
 from domo_assets.s3.credentials import CredentialGrant
-from domo_assets.s3.glue import TableReference
+from domo_assets.s3.glue import CsvTableReading, TableReference
 from domo_assets.s3.target import prefix_uri
 
 FILES_SCHEMA = TableSchema(
@@ -136,13 +136,32 @@ def credentials_metadata(grant: CredentialGrant | None) -> dict[str, Any]:
     return metadata
 
 
-def glue_metadata(table: TableReference, error: str | None) -> dict[str, Any]:
-    """A Glue table's name, console link and status (``registered`` or why not)."""
+def glue_metadata(table: TableReference, status: str) -> dict[str, Any]:
+    """A Glue table's name, console link and status (``registered``, left on a newer export,
+    or why not)."""
     return {
         TABLE_NAME_KEY: table.table_name,
         "glue/console_url": MetadataValue.url(table.console_url),
-        "glue/status": error or "registered",
+        "glue/status": status,
     }
+
+
+def csv_table_metadata(table: TableResult, reading: CsvTableReading) -> dict[str, Any]:
+    """An export's CSV table (name, console link, status) and which table to query:
+    ``dagster/table_name`` names the one that reads the export exactly (the Parquet table when
+    the CSV table may not; absent when none does), ``glue/csv_table_readable`` whether the CSV
+    table does (when known), ``glue/query`` why."""
+    metadata: dict[str, Any] = {
+        "glue/csv_table": table.reference.table_name,
+        "glue/console_url": MetadataValue.url(table.reference.console_url),
+        "glue/status": table.status,
+        "glue/query": reading.note,
+    }
+    if reading.query is not None:
+        metadata[TABLE_NAME_KEY] = reading.query
+    if reading.readable is not None:
+        metadata["glue/csv_table_readable"] = reading.readable
+    return metadata
 
 
 def publication_metadata(publication: Publication | None) -> dict[str, Any]:
@@ -152,8 +171,8 @@ def publication_metadata(publication: Publication | None) -> dict[str, Any]:
     metadata: dict[str, Any] = {"latest_pointer": publication.latest_uri}
     if publication.redshift_manifest_uri is not None:
         metadata["redshift_manifest_uri"] = publication.redshift_manifest_uri
-    if publication.table is not None:
-        metadata.update(glue_metadata(publication.table, publication.table_error))
+    if publication.table is not None and publication.reading is not None:
+        metadata.update(csv_table_metadata(publication.table, publication.reading))
     if publication.retention is not None:
         removed = publication.retention.removed
         metadata["retention/removed_folders"] = MetadataValue.json([r.folder for r in removed])

@@ -2,13 +2,16 @@
 
 Its step reads the export asset's latest materialization (only ever recorded for a verified
 export: see "What a green materialization means"), streams its CSV objects into Parquet with
-bounded memory (``s3/parquet.py``: pyarrow, Domo types mapped to Arrow types) beside them, under
-``<path>/<exportId>/parquet/``, registers the Parquet table in Glue when the export has a
-``table:``, and checks that the Parquet rows equal the export's. The lineage graph then reads
+bounded memory (``s3/parquet.py``: pyarrow, Domo types mapped to Arrow types, columns named as
+the Glue table's) beside them, under ``<path>/<exportId>/parquet/``, registers the Parquet
+table in Glue when the export has a ``table:`` (never moving it to an older export than it
+names), records the files' columns as ``dagster/column_schema``, and checks that the Parquet
+rows equal the export's. The lineage graph then reads
 DataSet, export, Parquet, and whatever consumes it.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dagster import (
@@ -39,6 +42,8 @@ from domo_assets.resource import S3ClientFactory
 from domo_assets.translator import DomoSpecs, export_config
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from domo_assets.publish import GlueClients
 
 PARQUET_OP_NAME = "domo_parquet"
@@ -187,6 +192,7 @@ def _write_parquet(
     expected = int(source[ROW_COUNT_KEY].value)
     metadata: dict[str, Any] = {
         ROW_COUNT_KEY: result.rows,
+        COLUMN_SCHEMA_KEY: MetadataValue.table_schema(_files_schema(result.schema)),
         "export_id": export_id,
         "dagster/uri": f"s3://{config.bucket}/{folder}/",
         "parquet_uris": MetadataValue.json([f.uri for f in result.files]),
@@ -199,7 +205,7 @@ def _write_parquet(
         ),
     }
     table_metadata, refused = _register_table(
-        config, partition, folder, columns, export_id, glue_clients
+        config, partition, folder, columns, export_id, _recorded_start(source), glue_clients
     )
     metadata.update(table_metadata)
     return refused, MaterializeResult(
@@ -248,8 +254,32 @@ def _recorded_compression(source: Mapping[str, Any]) -> str | None:
     return None if value == UNKNOWN_COMPRESSION else value
 
 
+def _recorded_start(source: Mapping[str, Any]) -> datetime | None:
+    """Domo's start time of the export, as its materialization recorded it (None: not given)."""
+    started = source.get("started")
+    return None if started is None else datetime.fromtimestamp(float(started.value), UTC)
+
+
 def _columns(schema: TableSchema) -> list[DataSetColumn]:
     return [DataSetColumn(c.name, _DOMO_TYPES.get(c.type, "STRING")) for c in schema.columns]
+
+
+def _files_schema(schema: "pa.Schema") -> TableSchema:
+    """``dagster/column_schema`` of the Parquet files: their column names and Arrow types, the
+    Domo name and type as each column's description."""
+    from domo_assets.s3.parquet import DOMO_NAME_KEY, DOMO_TYPE_KEY
+
+    return TableSchema(
+        columns=[
+            TableColumn(
+                field.name,
+                str(field.type),
+                description=f"{field.metadata[DOMO_NAME_KEY].decode()} "
+                f"(Domo {field.metadata[DOMO_TYPE_KEY].decode()})",
+            )
+            for field in schema
+        ]
+    )
 
 
 def _register_table(
@@ -258,9 +288,20 @@ def _register_table(
     folder: str,
     columns: Sequence[DataSetColumn],
     export_id: str,
+    started: datetime | None,
     glue_clients: "GlueClients",
 ) -> tuple[dict[str, Any], str | None]:
     """The Parquet table ``<table>_parquet`` in Glue, when the export has ``table:``.
+
+    Args:
+        config: The export's catalog entry.
+        partition: The Dagster partition, for a partitioned export.
+        folder: The Parquet files' prefix.
+        columns: The exported columns with their Domo types.
+        export_id: The export the files come from.
+        started: Domo's start time of that export (the table is never moved to an export
+            older than the one it names).
+        glue_clients: Gives the Glue client of a region.
 
     Returns:
         Its metadata, and the error message when Glue refused for want of a permission (the
@@ -273,12 +314,13 @@ def _register_table(
     from domo_assets.publish import glue_table, register_table
     from domo_assets.s3.glue import PARQUET
 
-    reference, error, permanent = register_table(
+    done = register_table(
         glue_clients(config.region),
         glue_table(config, tuple(columns), None, PARQUET),
         f"s3://{config.bucket}/{folder}/",
         export_id,
         config.region,
         partition,
+        started=started,
     )
-    return glue_metadata(reference, error), error if permanent else None
+    return glue_metadata(done.reference, done.status), done.error if done.permanent else None
