@@ -53,6 +53,7 @@ PUBLISH_GRACE_SECONDS = 30.0
 # The step failure's metadata: every failed export with its reason, and the permanent ones.
 FAILED_EXPORTS_KEY = "failed_exports"
 PERMANENT_FAILURES_KEY = "permanent_failures"
+REFUSED_CHECKS_KEY = "refused_checks"
 # Run tag (suffixed with the step's key) naming the exports a step failed permanently.
 PERMANENT_FAILURES_TAG_PREFIX = "domo_assets/permanent_failures."
 
@@ -137,6 +138,8 @@ def run_exports(
     }
     failures: dict[str, str] = {}
     permanent: dict[str, bool] = {}
+    # Each refused export's verdicts: recorded in the failure, not as check results.
+    refused: dict[str, list[dict[str, Any]]] = {}
     recorded = _recorded_by_this_run(context, configs, ledgers)
     for name, reason in _permanent_failures_before(context, configs).items():
         failures[name], permanent[name] = reason, True
@@ -175,6 +178,7 @@ def run_exports(
                 outcome: ExportOutcome = done
                 key = keys[config.name]
                 if not verified(outcome):
+                    refused[config.name] = _verdicts_document(outcome)
                     failures[config.name] = _refusal(outcome)
                     permanent[config.name] = refused_for_good(outcome)
                     context.log.error(f"{config.name}: {failures[config.name]}")
@@ -214,6 +218,7 @@ def run_exports(
                 PERMANENT_FAILURES_KEY: MetadataValue.json(
                     sorted(n for n, p in permanent.items() if p)
                 ),
+                **({REFUSED_CHECKS_KEY: MetadataValue.json(refused)} if refused else {}),
             },
             # A retry redoes only what failed; it is worth it unless nothing failed for a
             # reason a retry could mend.
@@ -415,6 +420,19 @@ def _is_permanent(exc: BaseException) -> bool:
     if isinstance(exc, LandingError):
         return not exc.retryable
     return is_permanent(exc)
+
+
+def _verdicts_document(outcome: ExportOutcome) -> list[dict[str, Any]]:
+    """Every check's verdict on a refused export, as plain JSON."""
+    return [
+        {
+            "check": v.check,
+            "passed": v.passed,
+            "description": v.description,
+            "metadata": dict(v.metadata),
+        }
+        for v in verdicts(outcome)
+    ]
 
 
 def _refusal(outcome: ExportOutcome) -> str:

@@ -19,12 +19,11 @@ from dagster import (
     TableSchema,
 )
 
-from domo_assets.catalog import ExportConfig
 from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY, TABLE_NAME_KEY
 from domo_assets.outcome import ExportOutcome
-from domo_assets.publish import glue_table
+from domo_assets.publish import glue_table, parquet_table_name
 from domo_assets.s3.credentials import CredentialGrant
-from domo_assets.s3.glue import CSV, TableReference, table_reference
+from domo_assets.s3.glue import CSV, csv_table_reading, table_reference
 from domo_assets.s3.landing import latest_key
 from domo_assets.s3.target import prefix_uri
 
@@ -99,7 +98,7 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
         metadata["manifest_uri"] = outcome.manifest_uri
     if outcome.redshift_manifest_uri is not None:
         metadata["redshift_manifest_uri"] = outcome.redshift_manifest_uri
-    metadata.update(landing_metadata(outcome.config, outcome.path))
+    metadata.update(landing_metadata(outcome))
     if outcome.partition_key is not None:
         metadata["partition_key"] = outcome.partition_key
     metadata["s3/bucket_region"] = destination.region
@@ -140,23 +139,33 @@ def credentials_metadata(grant: CredentialGrant | None) -> dict[str, Any]:
     return metadata
 
 
-def glue_metadata(table: TableReference, error: str | None) -> dict[str, Any]:
-    """A Glue table's name, console link and status (``registered`` or why not)."""
-    return {
-        TABLE_NAME_KEY: table.table_name,
-        "glue/console_url": MetadataValue.url(table.console_url),
-        "glue/status": error or "registered",
-    }
-
-
-def landing_metadata(config: ExportConfig, prefix: str) -> dict[str, Any]:
+def landing_metadata(outcome: ExportOutcome) -> dict[str, Any]:
     """Where readers find the current export once it is published: the pointer and, with
     ``table:``, the Glue table (both move only after this materialization is recorded, and never
-    to an older export: see ``publish.py``)."""
-    metadata: dict[str, Any] = {"latest_pointer": f"s3://{config.bucket}/{latest_key(prefix)}"}
-    if config.table is not None:
-        table = glue_table(config, (), None, CSV)
-        reference = table_reference(table.database, table.name, config.region)
-        metadata[TABLE_NAME_KEY] = reference.table_name
-        metadata["glue/console_url"] = MetadataValue.url(reference.console_url)
+    to an older export: see ``publish.py``), and which table reads this export exactly:
+    ``dagster/table_name`` names it (the Parquet table when the CSV table may not; absent when
+    none does), ``glue/csv_table_readable`` whether the CSV table does (when known),
+    ``glue/query`` why."""
+    config = outcome.config
+    metadata: dict[str, Any] = {
+        "latest_pointer": f"s3://{config.bucket}/{latest_key(outcome.path)}"
+    }
+    if config.table is None:
+        return metadata
+    table = glue_table(config, (), None, CSV)
+    reference = table_reference(table.database, table.name, config.region)
+    verification = outcome.verification
+    reading = csv_table_reading(
+        reference.table_name,
+        parquet_table_name(config),
+        verification.quoted_line_breaks if verification is not None else None,
+    )
+    metadata["glue/csv_table"] = reference.table_name
+    metadata["glue/console_url"] = MetadataValue.url(reference.console_url)
+    metadata["glue/query"] = reading.note
+    if reading.query is not None:
+        metadata[TABLE_NAME_KEY] = reading.query
+    if reading.readable is not None:
+        metadata["glue/csv_table_readable"] = reading.readable
+    return metadata
     return metadata

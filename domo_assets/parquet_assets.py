@@ -2,9 +2,11 @@
 
 Its step reads the export asset's latest materialization (only ever recorded for a verified
 export: see "What a green materialization means"), streams its CSV objects into Parquet with
-bounded memory (``s3/parquet.py``: pyarrow, Domo types mapped to Arrow types) beside them, under
-``<path>/<exportId>/parquet/``, registers the Parquet table in Glue when the export has a
-``table:``, and checks that the Parquet rows equal the export's. The lineage graph then reads
+bounded memory (``s3/parquet.py``: pyarrow, Domo types mapped to Arrow types, columns named as
+the Glue table's) beside them, under ``<path>/<exportId>/parquet/``, registers the Parquet
+table in Glue when the export has a ``table:`` (never moving it to an older export than it
+names), records the files' columns as ``dagster/column_schema``, and checks that the Parquet
+rows equal the export's. The lineage graph then reads
 DataSet, export, Parquet, and whatever consumes it.
 """
 
@@ -41,6 +43,8 @@ from domo_assets.resource import S3ClientFactory
 from domo_assets.translator import DomoSpecs, export_config
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from domo_assets.publish import GlueClients
 
 PARQUET_OP_NAME = "domo_parquet"
@@ -208,6 +212,7 @@ def _write_parquet(
     expected = int(source[ROW_COUNT_KEY].value)
     metadata: dict[str, Any] = {
         ROW_COUNT_KEY: result.rows,
+        COLUMN_SCHEMA_KEY: MetadataValue.table_schema(_files_schema(result.schema)),
         "export_id": export_id,
         "dagster/uri": f"s3://{config.bucket}/{folder}/",
         "parquet_uris": MetadataValue.json([f.uri for f in result.files]),
@@ -299,6 +304,24 @@ def _table_metadata(config: ExportConfig, columns: Sequence[DataSetColumn]) -> d
     }
 
 
+def _files_schema(schema: "pa.Schema") -> TableSchema:
+    """``dagster/column_schema`` of the Parquet files: their column names and Arrow types, the
+    Domo name and type as each column's description."""
+    from domo_assets.s3.parquet import DOMO_NAME_KEY, DOMO_TYPE_KEY
+
+    return TableSchema(
+        columns=[
+            TableColumn(
+                field.name,
+                str(field.type),
+                description=f"{field.metadata[DOMO_NAME_KEY].decode()} "
+                f"(Domo {field.metadata[DOMO_TYPE_KEY].decode()})",
+            )
+            for field in schema
+        ]
+    )
+
+
 def _publish_parquet(
     context: AssetExecutionContext,
     spec: AssetSpec,
@@ -309,6 +332,16 @@ def _publish_parquet(
     """Once Dagster recorded the Parquet materialization: ``_latest_parquet.json`` and, with
     ``table:``, the Parquet table move to it, never to files older (by the export's Domo times)
     than the ones they name.
+
+    Args:
+        config: The export's catalog entry.
+        partition: The Dagster partition, for a partitioned export.
+        folder: The Parquet files' prefix.
+        columns: The exported columns with their Domo types.
+        export_id: The export the files come from.
+        started: Domo's start time of that export (the table is never moved to an export
+            older than the one it names).
+        glue_clients: Gives the Glue client of a region.
 
     Returns:
         Why the step must fail (a Glue permission is missing), or None. An outage only warns.
@@ -347,14 +380,20 @@ def _publish_parquet(
         return None
     if config.table is None:
         return None
-    _, error, permanent = register_table(
+    done = register_table(
         glue_clients(config.region),
         glue_table(config, written.columns, None, PARQUET),
         f"s3://{config.bucket}/{written.folder}/",
         written.export_id,
         config.region,
         written.partition,
+        started=stored.manifest.started,
     )
-    if error is not None:
-        context.log.warning(f"{spec.key.to_user_string()}: {error}")
-    return error if permanent else None
+    context.log.info(
+        f"{spec.key.to_user_string()}: published the Parquet files of export "
+        f"{written.export_id} ({move.pointer.uri}); Glue table "
+        f"{done.reference.table_name}: {done.status}"
+    )
+    if done.error is not None:
+        context.log.warning(f"{spec.key.to_user_string()}: {done.error}")
+    return done.error if done.permanent else None

@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from domo_assets.catalog import ExportConfig
@@ -32,6 +33,7 @@ from domo_assets.domo.models import DataSetColumn
 from domo_assets.s3.glue import (
     CSV,
     PARQUET,
+    ExportStamp,
     GlueError,
     GluePermissionError,
     GlueTable,
@@ -71,6 +73,28 @@ def new_glue_clients() -> GlueClients:
     return client
 
 
+REGISTERED = "registered"
+"""``glue/status`` of a table (or partition) moved to the export, or already on it."""
+
+
+@dataclass(frozen=True)
+class TableResult:
+    """What the Glue step did for one table.
+
+    Attributes:
+        reference: The table's name and console link.
+        status: ``registered``; that it was left on a newer export; or why it was not updated.
+        error: Why the Glue step failed, when it did (the data is still recorded).
+        permanent: It failed for want of a permission (the caller fails the step after
+            recording the data), not an outage (the next materialization registers it again).
+    """
+
+    reference: TableReference
+    status: str
+    error: str | None = None
+    permanent: bool = False
+
+
 @dataclass(frozen=True)
 class Publication:
     """What publishing a recorded export did.
@@ -79,18 +103,24 @@ class Publication:
         export_id: The export published.
         pointer: What became of ``_latest.json``.
         table: The Glue table, when the export has ``table:`` and the pointer names it.
-        table_error: Why the Glue step failed, when it did (the export stays recorded).
-        table_error_permanent: The Glue step failed for want of a permission (the step fails
-            saying what to grant); otherwise it is retried at the next materialization.
         retention: What retention removed, with ``keep_exports``.
     """
 
     export_id: str
     pointer: PointerMove
-    table: TableReference | None = None
-    table_error: str | None = None
-    table_error_permanent: bool = False
+    table: TableResult | None = None
     retention: RetentionReport | None = None
+
+    @property
+    def table_error(self) -> str | None:
+        """Why the Glue step failed, when it did (the export stays recorded)."""
+        return self.table.error if self.table is not None else None
+
+    @property
+    def table_error_permanent(self) -> bool:
+        """The Glue step failed for want of a permission (the step fails saying what to
+        grant); otherwise it is retried at the next materialization."""
+        return self.table is not None and self.table.permanent
 
     @property
     def summary(self) -> str:
@@ -103,7 +133,7 @@ class Publication:
             )
         parts = [f"published export {self.export_id} ({self.pointer.pointer.uri})"]
         if self.table is not None:
-            parts.append(f"Glue table {self.table.table_name}: {self.table_error or 'registered'}")
+            parts.append(f"Glue table {self.table.reference.table_name}: {self.table.status}")
         if self.retention is not None and self.retention.removed:
             parts.append(
                 "retention removed "
@@ -142,22 +172,23 @@ def publish(
     )
     if pointer.superseded_by is not None:
         return Publication(manifest.export_id, pointer)
-    table, error, permanent = None, None, False
+    table = None
     if config.table is not None:
-        table, error, permanent = register_table(
+        table = register_table(
             glue_clients(config.region),
             glue_table(config, manifest.schema, manifest.compression, CSV),
             export_location(config.bucket, prefix, manifest.export_id),
             manifest.export_id,
             config.region,
             manifest.partition_key,
+            started=manifest.started,
         )
     retention = None
     if config.keep_exports is not None:
         retention = apply_retention(
             s3_client, config.bucket, prefix, config.keep_exports, manifest, protected
         )
-    return Publication(manifest.export_id, pointer, table, error, permanent, retention)
+    return Publication(manifest.export_id, pointer, table, retention)
 
 
 def glue_table(
@@ -174,11 +205,10 @@ def glue_table(
     """
     if config.table is None:
         raise ValueError(f"export {config.name!r} has no table: setting")
-    name = config.table.name or config.name
     partitioned = config.partition is not None
     return GlueTable(
         database=config.table.database,
-        name=f"{name}_parquet" if file_format == PARQUET else name,
+        name=_table_name(config.table.name or config.name, file_format),
         columns=columns,
         compression=compression if file_format == CSV else None,
         include_bom=config.include_bom and file_format == CSV,
@@ -188,6 +218,18 @@ def glue_table(
     )
 
 
+def parquet_table_name(config: ExportConfig) -> str | None:
+    """``<database>.<table>_parquet``, the Parquet asset's table, for an entry with ``table:``
+    and ``parquet: true``; None otherwise."""
+    if config.table is None or not config.parquet:
+        return None
+    return f"{config.table.database}.{_table_name(config.table.name or config.name, PARQUET)}"
+
+
+def _table_name(name: str, file_format: str) -> str:
+    return f"{name}_parquet" if file_format == PARQUET else name
+
+
 def register_table(
     glue_client: Any,
     table: GlueTable,
@@ -195,24 +237,41 @@ def register_table(
     export_id: str,
     region: str,
     partition_key: str | None,
-) -> tuple[TableReference, str | None, bool]:
+    *,
+    started: datetime | None,
+) -> TableResult:
     """Point a Glue table (or its partition) at ``location``, never raising for Glue.
 
+    Args:
+        glue_client: A boto3 Glue client, in the bucket's region.
+        table: The table.
+        location: The folder of the export's files.
+        export_id: The export.
+        region: The bucket's region (for the console link).
+        partition_key: The Dagster partition, for a partitioned table.
+        started: Domo's start time of the export: a table naming a newer export is left there.
+
     Returns:
-        The table's reference; why it was not updated (None when it was); and whether that
-        was for want of a permission (the caller fails the step after recording the data), not
-        an outage (the next materialization registers it again).
+        The table's reference and status, and why and how it failed when it did.
     """
     reference = table_reference(table.database, table.name, region)
     try:
-        register_export(glue_client, table, location, export_id, partition_value=partition_key)
-    except GluePermissionError as exc:
-        return reference, f"Glue table {reference.table_name} not updated: {exc}", True
-    except GlueError as exc:
-        return (
-            reference,
-            f"Glue table {reference.table_name} not updated ({exc}); the data is recorded, "
-            "and the next materialization registers it again",
-            False,
+        done = register_export(
+            glue_client, table, location, export_id, partition_value=partition_key, started=started
         )
-    return reference, None, False
+    except GluePermissionError as exc:
+        error = f"Glue table {reference.table_name} not updated: {exc}"
+        return TableResult(reference, error, error, permanent=True)
+    except GlueError as exc:
+        error = (
+            f"Glue table {reference.table_name} not updated ({exc}); the data is recorded, "
+            "and the next materialization registers it again"
+        )
+        return TableResult(reference, error, error)
+    if not done.left_on_newer:
+        return TableResult(reference, REGISTERED)
+    if started is None:
+        why = f"this export ({export_id}) has no start time from Domo, so it cannot be shown newer"
+        return TableResult(reference, f"left on {done.shown.describe()}: {why}")
+    this = ExportStamp(export_id, started).describe()
+    return TableResult(reference, f"left on {done.shown.describe()}, newer than this {this}")

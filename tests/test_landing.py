@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -29,6 +30,7 @@ from domo_assets.domo.models import (
     parse_columns,
     parse_timestamp,
 )
+from domo_assets.s3.columns import table_column_names
 from domo_assets.s3.glue import (
     GluePermissionError,
     GlueTable,
@@ -114,6 +116,13 @@ AWS_DENIAL = {
 MOTO_AUTH_ON = "0"
 MOTO_AUTH_OFF = "inf"
 NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2)
+# Domo's start times of the exports registered below, an hour apart.
+T0 = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)
+
+
+def at(hours: int) -> datetime:
+    """``hours`` after ``T0``."""
+    return T0 + timedelta(hours=hours)
 
 
 @pytest.fixture
@@ -306,7 +315,9 @@ def test_table_created_with_the_expected_storage_descriptor(
     export = run_export(domo, CLAIMS_PATH)
     location = export_location(EXPORT_BUCKET, CLAIMS_PATH, export.export_id)
 
-    done = register_export(glue, claims_table(domo), location, export.export_id)
+    done = register_export(
+        glue, claims_table(domo), location, export.export_id, started=export.started
+    )
 
     table = glue.get_table(DatabaseName="domo", Name="pharmacy_claims")["Table"]
     assert table["StorageDescriptor"] == {
@@ -317,7 +328,8 @@ def test_table_created_with_the_expected_storage_descriptor(
         "Compressed": True,
         "SerdeInfo": {
             "SerializationLibrary": SERDE,
-            "Parameters": {"separatorChar": ",", "quoteChar": '"', "escapeChar": '"'},
+            # A line feed as the escape character: none reaches the SerDe (see glue.py).
+            "Parameters": {"separatorChar": ",", "quoteChar": '"', "escapeChar": "\n"},
         },
         "Parameters": CSV_PARAMETERS,
     }
@@ -329,7 +341,9 @@ def test_table_created_with_the_expected_storage_descriptor(
         "domo_assets.include_bom": "false",
         "domo_assets.managed_by": "domo_assets",
         "domo_assets.export_id": export.export_id,
+        "domo_assets.export_started": export.started.isoformat(timespec="microseconds"),
     }
+    assert table["Description"].startswith("CSV files of a Domo export")
     # The table reads the folder in S3 that holds the export's file.
     assert bucket_keys(s3, f"{CLAIMS_PATH}/{export.export_id}/export/") == {
         f"{CLAIMS_PATH}/{export.export_id}/export/data.csv.gz"
@@ -344,12 +358,13 @@ def test_table_created_with_the_expected_storage_descriptor(
 
 def test_table_updated_in_place_on_a_newer_export(domo: DomoHttp, glue: Any) -> None:
     table = claims_table(domo, compression="none", include_bom=True)
-    register_export(glue, table, export_location(EXPORT_BUCKET, CLAIMS_PATH, "e1"), "e1")
+    first = export_location(EXPORT_BUCKET, CLAIMS_PATH, "e1")
+    register_export(glue, table, first, "e1", started=at(0))
     created = glue.get_table(DatabaseName="domo", Name="pharmacy_claims")["Table"]
 
     newer = export_location(EXPORT_BUCKET, CLAIMS_PATH, "e2")
-    moved = register_export(glue, table, newer, "e2")
-    again = register_export(glue, table, newer, "e2")
+    moved = register_export(glue, table, newer, "e2", started=at(1))
+    again = register_export(glue, table, newer, "e2", started=at(1))
 
     updated = glue.get_table(DatabaseName="domo", Name="pharmacy_claims")["Table"]
     assert (moved.database_created, moved.table, again.table) == (
@@ -373,9 +388,13 @@ def test_partitions_registered_and_moved_to_the_newest_export(glue: Any) -> None
     def partition_folder(dt: str, export_id: str) -> str:
         return export_location(EXPORT_BUCKET, f"domo/orders/dt={dt}", export_id)
 
-    first = register_export(glue, table, partition_folder("2026-11-28", "a"), "a", "2026-11-28")
-    second = register_export(glue, table, partition_folder("2026-11-29", "b"), "b", "2026-11-29")
-    moved = register_export(glue, table, partition_folder("2026-11-28", "c"), "c", "2026-11-28")
+    def register(dt: str, export_id: str, hours: int) -> Any:
+        folder = partition_folder(dt, export_id)
+        return register_export(glue, table, folder, export_id, dt, started=at(hours))
+
+    first = register("2026-11-28", "a", 0)
+    second = register("2026-11-29", "b", 1)
+    moved = register("2026-11-28", "c", 2)
 
     assert (first.table, first.partition) == (TableChange.CREATED, TableChange.CREATED)
     # The table itself only changes with its schema: partitions name their exports.
@@ -402,6 +421,116 @@ def test_partitions_registered_and_moved_to_the_newest_export(glue: Any) -> None
     assert moved_partition["Parameters"]["domo_assets.export_id"] == "c"
 
 
+def test_a_table_is_never_moved_to_an_older_export(domo: DomoHttp, glue: Any) -> None:
+    """Two runs finishing out of order: the slower, older export leaves the table alone."""
+    table = claims_table(domo)
+
+    def register(export_id: str, started: datetime | None) -> Any:
+        location = export_location(EXPORT_BUCKET, CLAIMS_PATH, export_id)
+        return register_export(glue, table, location, export_id, started=started)
+
+    def shown() -> tuple[str, str, str | None]:
+        found = glue.get_table(DatabaseName="domo", Name="pharmacy_claims")["Table"]
+        parameters = found["Parameters"]
+        return (
+            found["StorageDescriptor"]["Location"],
+            parameters["domo_assets.export_id"],
+            parameters.get("domo_assets.export_started"),
+        )
+
+    newer = register("e2", at(2))
+    older = register("e1", at(1))
+    assert (newer.table, older.table) == (TableChange.CREATED, TableChange.LEFT_ON_NEWER)
+    assert older.left_on_newer and older.shown.export_id == "e2"
+    assert older.location == export_location(EXPORT_BUCKET, CLAIMS_PATH, "e2")
+    e2 = (older.location, "e2", "2026-11-27T07:00:00.000000+00:00")
+    assert shown() == e2
+    # An export without a start time cannot be shown newer: the table stays.
+    assert register("e9", None).table == TableChange.LEFT_ON_NEWER
+    # The same start time: the export id decides, the same way every time.
+    assert register("e0", at(2)).table == TableChange.LEFT_ON_NEWER
+    assert shown() == e2
+    assert register("e3", at(2)).table == TableChange.UPDATED
+    assert shown()[1] == "e3"
+    # Re-registering the export shown is allowed (it refreshes the definition).
+    assert register("e3", at(2)).table == TableChange.UNCHANGED
+    # A later export moves it.
+    assert register("e4", at(3)).table == TableChange.UPDATED
+    assert shown()[1:] == ("e4", "2026-11-27T08:00:00.000000+00:00")
+
+
+def test_a_table_without_a_recorded_start_is_moved_by_any_export(domo: DomoHttp, glue: Any) -> None:
+    """A table registered without a start time (Domo gave none, or an earlier version of this
+    project wrote it) is not shown newer by anything, so the next export moves it."""
+    table = claims_table(domo)
+    first = export_location(EXPORT_BUCKET, CLAIMS_PATH, "e1")
+    register_export(glue, table, first, "e1", started=None)
+    found = glue.get_table(DatabaseName="domo", Name="pharmacy_claims")["Table"]
+    assert "domo_assets.export_started" not in found["Parameters"]
+
+    second = export_location(EXPORT_BUCKET, CLAIMS_PATH, "e0")
+    assert register_export(glue, table, second, "e0", started=None).table == TableChange.UPDATED
+    third = export_location(EXPORT_BUCKET, CLAIMS_PATH, "e5")
+    assert register_export(glue, table, third, "e5", started=at(0)).table == TableChange.UPDATED
+    found = glue.get_table(DatabaseName="domo", Name="pharmacy_claims")["Table"]
+    assert found["StorageDescriptor"]["Location"] == third
+
+
+def test_a_partition_is_never_moved_to_an_older_export(glue: Any) -> None:
+    table = orders_table()
+
+    def register(export_id: str, hours: int) -> Any:
+        folder = export_location(EXPORT_BUCKET, "domo/orders/dt=2026-11-28", export_id)
+        return register_export(glue, table, folder, export_id, "2026-11-28", started=at(hours))
+
+    assert register("b", 2).partition == TableChange.CREATED
+    left = register("a", 1)
+    assert (left.table, left.partition) == (TableChange.UNCHANGED, TableChange.LEFT_ON_NEWER)
+    assert left.shown.export_id == "b" and left.location.endswith("/b/export/")
+    partition = glue.get_partition(
+        DatabaseName="domo", TableName="orders", PartitionValues=["2026-11-28"]
+    )["Partition"]
+    assert partition["Parameters"]["domo_assets.export_id"] == "b"
+    assert partition["StorageDescriptor"]["Location"].endswith("/b/export/")
+    assert register("c", 3).partition == TableChange.UPDATED
+
+
+def test_an_edited_start_time_is_refused_not_guessed(domo: DomoHttp, glue: Any) -> None:
+    table = claims_table(domo)
+    register_export(glue, table, "s3://lake/e1/export/", "e1", started=at(0))
+    found = glue.get_table(DatabaseName="domo", Name="pharmacy_claims")["Table"]
+    edited = {k: found[k] for k in ("Name", "StorageDescriptor", "TableType")}
+    edited["Parameters"] = {**found["Parameters"], "domo_assets.export_started": "yesterday"}
+    glue.update_table(DatabaseName="domo", TableInput=edited)
+
+    with pytest.raises(GlueTableConflictError, match="'yesterday', not an ISO-8601 time"):
+        register_export(glue, table, "s3://lake/e2/export/", "e2", started=at(1))
+
+
+def test_column_names_are_the_tables_and_the_files(domo: DomoHttp, glue: Any) -> None:
+    """One function names the Glue columns (and the Parquet files' columns): lower snake case,
+    a BOM dropped, clashes told apart deterministically, a column's own name never taken."""
+    names = ["\ufeffOrder ID", "order_id", "Order-ID!", "order_id_2", "漢字", "%", "x" * 300]
+    assert table_column_names(names) == (
+        "order_id",
+        "order_id_3",
+        "order_id_4",
+        "order_id_2",
+        "_",
+        "__2",
+        "x" * 255,
+    )
+    assert table_column_names(names) == table_column_names(list(names))  # deterministic
+    columns = tuple(DataSetColumn(name, "LONG") for name in names)
+    table = GlueTable(database="domo", name="clashing", columns=columns, compression="gzip")
+    register_export(glue, table, "s3://lake/clashing/e1/export/", "e1", started=at(0))
+    found = glue.get_table(DatabaseName="domo", Name="clashing")["Table"]
+    declared = found["StorageDescriptor"]["Columns"]
+    assert [c["Name"] for c in declared] == list(table_column_names(names))
+    assert declared[0]["Comment"] == "Order ID (Domo LONG)"  # the Domo name, without the BOM
+    assert declared[3]["Comment"] == "order_id_2 (Domo LONG)"
+
+
 def test_access_denied_names_the_permission_to_grant(
     sandbox: Sandbox, glue: Any, iam_enforced: None
 ) -> None:
@@ -412,7 +541,7 @@ def test_access_denied_names_the_permission_to_grant(
     location = export_location(EXPORT_BUCKET, "domo/claims", "e1")
 
     with pytest.raises(GluePermissionError) as refused:
-        register_export(restricted, table, location, "e1")
+        register_export(restricted, table, location, "e1", started=at(0))
     restricted.close()
 
     message = str(refused.value)
@@ -435,7 +564,7 @@ def test_access_denied_exception_in_glues_own_words(sandbox: Sandbox) -> None:
     table = GlueTable(database="domo", name="claims", columns=ORDER_COLUMNS, compression="gzip")
 
     with pytest.raises(GluePermissionError) as refused:
-        register_export(aws_glue, table, "s3://lake/domo/claims/e1/export/", "e1")
+        register_export(aws_glue, table, "s3://lake/domo/claims/e1/export/", "e1", started=None)
     aws_glue.close()
 
     assert str(refused.value).startswith(
@@ -459,7 +588,7 @@ def test_a_glue_outage_is_retryable_and_leaves_the_export_in_s3(
     location = export_location(EXPORT_BUCKET, CLAIMS_PATH, export.export_id)
 
     with pytest.raises(GlueUnavailableError) as failed:
-        register_export(down, claims_table(domo), location, export.export_id)
+        register_export(down, claims_table(domo), location, export.export_id, started=at(0))
     down.close()
 
     assert failed.value.retryable and not is_permanent(failed.value)
@@ -475,7 +604,7 @@ def test_a_table_this_project_did_not_create_is_left_alone(domo: DomoHttp, glue:
     location = export_location(EXPORT_BUCKET, CLAIMS_PATH, "e1")
 
     with pytest.raises(GlueTableConflictError, match="was not created by domo_assets"):
-        register_export(glue, claims_table(domo), location, "e1")
+        register_export(glue, claims_table(domo), location, "e1", started=at(0))
 
     table = glue.get_table(DatabaseName="domo", Name="pharmacy_claims")["Table"]
     assert table["Parameters"] == {"owner": "finance"}
@@ -483,10 +612,7 @@ def test_a_table_this_project_did_not_create_is_left_alone(domo: DomoHttp, glue:
 
 
 def test_bad_names_and_partition_values_fail_before_any_glue_call() -> None:
-    clashing = (DataSetColumn("Order ID", "LONG"), DataSetColumn("order_id", "STRING"))
-    with pytest.raises(GlueTableConflictError, match="'order_id'"):
-        GlueTable(database="domo", name="orders", columns=clashing, compression="gzip")
-    with pytest.raises(GlueTableConflictError, match="the partition key"):
+    with pytest.raises(GlueTableConflictError, match="the partition key's name"):
         GlueTable(
             database="domo",
             name="orders",
@@ -498,7 +624,18 @@ def test_bad_names_and_partition_values_fail_before_any_glue_call() -> None:
     with pytest.raises(ValueError, match="lower-case letters"):
         GlueTable(database="Domo-Lake", name="orders", columns=(), compression="gzip")
     with pytest.raises(ValueError, match="exactly when the table has a partition key"):
-        register_export(None, orders_table(), "s3://lake/domo/orders/dt=x/e1/export/", "e1")
+        register_export(
+            None, orders_table(), "s3://lake/domo/orders/dt=x/e1/export/", "e1", started=None
+        )
+    with pytest.raises(ValueError, match="has no time zone"):
+        register_export(
+            None,
+            orders_table(),
+            "s3://lake/domo/orders/dt=x/e1/export/",
+            "e1",
+            "x",
+            started=datetime(2026, 11, 27, 5, 0),
+        )
 
 
 def test_table_reference_for_dagster_table_name() -> None:

@@ -26,6 +26,7 @@ from domo_assets_dev.sandbox import (
 )
 
 from domo_assets.domo.models import DataSetColumn, parse_columns, parse_url_row_count_map
+from domo_assets.s3.glue import PARQUET, GlueTable, glue_columns
 from domo_assets.s3.parquet import (
     CONTENT_TYPE,
     DEFAULT_DECIMAL_TYPE,
@@ -35,6 +36,7 @@ from domo_assets.s3.parquet import (
     arrow_schema,
     convert_export,
     parquet_key,
+    parquet_schema,
 )
 
 if TYPE_CHECKING:
@@ -159,7 +161,9 @@ def test_awkward_values_uncompressed_rows_equal_the_csv(
     assert [f.key for f in result.files] == [parquet_key(PREFIX, 0)]
     assert result.rows == len(rows) == 50
     stored = read_parquet(s3, EXPORT_BUCKET, result.files[0].key).schema_arrow
-    assert stored.names == header
+    # Named as the Glue table's columns (Athena reads Parquet by name), Domo's names kept.
+    assert stored.names == ["id", "text", "note", "amount", "created"]
+    assert [f.metadata[b"domo_assets.domo_name"].decode() for f in stored] == header
     assert stored.types == [pa.int64(), pa.string(), pa.string(), pa.float64(), pa.timestamp("us")]
     got = parquet_rows(s3, result)
     assert got == expected_rows(rows, columns)
@@ -184,12 +188,16 @@ def test_pharmacy_claims_gzip_with_bom_keeps_dates_decimals_and_longs(
     result = convert(s3, objects, columns, compression="gzip" if declared else None)
 
     stored = read_parquet(s3, EXPORT_BUCKET, result.files[0].key).schema_arrow
-    assert stored.names == header  # no BOM glued to the first name
+    domo_names = [f.metadata[b"domo_assets.domo_name"].decode() for f in stored]
+    assert domo_names == header  # no BOM glued to the first name
+    assert [f.metadata[b"domo_assets.domo_type"].decode() for f in stored] == [
+        c.type for c in columns
+    ]
     types = dict(zip(stored.names, stored.types, strict=True))
-    assert types["Customer ID"] == types["Days Supply"] == pa.int64()
-    assert types["Date Filled"] == pa.date32()
-    assert types["Metric Quantity"] == DEFAULT_DECIMAL_TYPE
-    assert types["Cardholder ID"] == pa.string()  # leading zeros kept
+    assert types["customer_id"] == types["days_supply"] == pa.int64()
+    assert types["date_filled"] == pa.date32()
+    assert types["metric_quantity"] == DEFAULT_DECIMAL_TYPE
+    assert types["cardholder_id"] == pa.string()  # leading zeros kept
     got = parquet_rows(s3, result)
     assert got == expected_rows(rows, columns)
     assert result.rows == export["urlRowCountMap"][next(iter(export["urlRowCountMap"]))] == 1000
@@ -236,7 +244,8 @@ def test_an_empty_export_becomes_a_parquet_file_with_the_schema_and_no_rows(
 
     stored = read_parquet(s3, EXPORT_BUCKET, result.files[0].key)
     assert result.rows == stored.metadata.num_rows == 0
-    assert stored.schema_arrow == arrow_schema(columns)
+    assert stored.schema_arrow == parquet_schema(columns) == result.schema
+    assert stored.schema_arrow.types == arrow_schema(columns).types
 
 
 # --- hand-made objects: sizes, failures -------------------------------------------------------
@@ -360,6 +369,35 @@ def test_only_empty_fields_are_nulls(s3: Any) -> None:
     ratios = [r[1] for r in rows]
     assert ratios[0] != ratios[0]  # NaN
     assert ratios[1:] == [None, 1.5, float("-inf")]
+
+
+def test_clashing_names_are_told_apart_as_the_glue_table_declares_them(s3: Any) -> None:
+    """``Order ID`` and ``order_id`` both become ``order_id``: the files and the Parquet table
+    tell them apart the same way (one function names both), each keeping its Domo name."""
+    columns = (
+        DataSetColumn("Order ID", "LONG"),
+        DataSetColumn("order_id", "STRING"),
+        DataSetColumn("Unit Price (€)", "DOUBLE"),
+    )
+    put_csv(s3, "hand/clash.csv", [c.name for c in columns], [(1, "a", "2.5"), (2, "b", "")])
+
+    result = convert(s3, [(EXPORT_BUCKET, "hand/clash.csv")], columns)
+
+    stored = read_parquet(s3, EXPORT_BUCKET, result.files[0].key).schema_arrow
+    table = GlueTable(
+        database="domo",
+        name="clash_parquet",
+        columns=columns,
+        compression=None,
+        file_format=PARQUET,
+    )
+    declared = glue_columns(table)
+    assert stored.names == [c["Name"] for c in declared] == ["order_id", "order_id_2", "unit_price"]
+    assert [c["Type"] for c in declared] == ["bigint", "string", "double"]
+    assert [f.metadata[b"domo_assets.domo_name"].decode() for f in stored] == [
+        c.name for c in columns
+    ]
+    assert parquet_rows(s3, result) == [(1, "a", 2.5), (2, "b", None)]
 
 
 def test_arrow_schema_maps_every_domo_type() -> None:

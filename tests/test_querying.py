@@ -1,9 +1,13 @@
 """A queryable landing, end to end against the sandbox (moto's S3 and Glue): the Glue table and
 the pointer move only on a verified export, partitions register, retention removes only what
-it may, the Parquet rows equal the CSV rows, and a Glue outage loses nothing."""
+it may, the Parquet rows equal the CSV rows, a Glue outage loses nothing, and the tables'
+definitions, read back from Glue, read what the files hold (a port of Trino's OpenCSVSerde
+reader for the CSV tables, pyarrow for the Parquet ones)."""
 
 from __future__ import annotations
 
+import csv
+import gzip
 import io
 import json
 from pathlib import Path
@@ -12,7 +16,15 @@ from typing import Any
 import boto3
 import pyarrow.parquet as pq
 from dagster import DagsterInstance
-from domo_assets_dev.sandbox import DAILY_ORDERS_ID, EXPORT_BUCKET, PHARMACY_CLAIMS_ID, Sandbox
+from domo_assets_dev.sandbox import (
+    AWKWARD_VALUES_ID,
+    DAILY_ORDERS_ID,
+    EXPORT_BUCKET,
+    PHARMACY_CLAIMS_ID,
+    Sandbox,
+)
+from domo_assets_dev.sandbox.datasets import AWKWARD_TEXTS
+from opencsv_port import lines, parse_line, read_table, serde_characters
 from support import (
     check_outcomes,
     domo_resource,
@@ -24,6 +36,27 @@ from support import (
     write_catalog,
 )
 
+UTF8_BOM = "\ufeff"
+# The Glue type each Arrow type of the Parquet files is declared as (s3/parquet.py's types).
+GLUE_TYPE_OF_ARROW = {
+    "int64": "bigint",
+    "string": "string",
+    "double": "double",
+    "decimal128(38, 18)": "decimal(38,18)",
+    "date32[day]": "date",
+    "timestamp[us]": "timestamp",
+}
+CLAIMS_NAMES = [
+    "customer_id",
+    "cardholder_id",
+    "sex_of_patient",
+    "date_filled",
+    "label_name",
+    "metric_quantity",
+    "days_supply",
+]
+AWKWARD_NAMES = ["id", "text", "note", "amount", "created"]
+WITH_LINE_BREAKS = [t for t in AWKWARD_TEXTS if t is not None and ("\n" in t or "\r" in t)]
 CLAIMS = {
     "name": "claims",
     "dataset_id": PHARMACY_CLAIMS_ID,
@@ -73,7 +106,12 @@ def test_table_pointer_parquet_and_retention_follow_verified_exports(
     assert first.success, failure_text(first)
     export = metadata_of(first, "claims")
     e1 = export["export_id"]
-    assert export["dagster/table_name"] == "domo.claims"
+    # Basic verification does not read the values: the Parquet table is the one known to read
+    # them all, so it is the one advertised; the CSV table is registered and named.
+    assert export["dagster/table_name"] == "domo.claims_parquet"
+    assert export["glue/csv_table"] == "domo.claims"
+    assert "glue/csv_table_readable" not in export
+    assert "basic verification does not look for" in export["glue/query"]
     assert export["latest_pointer"] == f"s3://{EXPORT_BUCKET}/lake/claims/_latest.json"
     assert any(
         f"published export {e1}" in m and "Glue table domo.claims: registered" in m
@@ -92,7 +130,7 @@ def test_table_pointer_parquet_and_retention_follow_verified_exports(
     assert uri.startswith(f"s3://{EXPORT_BUCKET}/lake/claims/{e1}/parquet/")
     body = s3.get_object(Bucket=EXPORT_BUCKET, Key=uri.split("/", 3)[3])["Body"].read()
     rows = pq.read_table(io.BytesIO(body))
-    assert rows.num_rows == 1000 and str(rows.schema.field("Days Supply").type) == "int64"
+    assert rows.num_rows == 1000 and str(rows.schema.field("days_supply").type) == "int64"
     assert table_location("claims_parquet") == f"s3://{EXPORT_BUCKET}/lake/claims/{e1}/parquet/"
 
     # A newer verified export: the table and the pointer move. Retention keeps the old folder
@@ -196,3 +234,166 @@ def test_retention_never_removes_what_the_parquet_asset_names(
     parquet_export = metadata_of(first, "claims_parquet")["export_id"]
     folders = {k.split("/")[2] for k in keys(s3, "lake/claims/") if k.count("/") > 2}
     assert folders == {latest, parquet_export}
+
+
+# --- the tables read what was written ---------------------------------------------------------
+
+TABLES = {"database": "domo"}
+NAMES = {
+    "name": "claims_names",
+    "dataset_id": PHARMACY_CLAIMS_ID,
+    "path": "lake/names",
+    "include_bom": True,
+    "verify": "deep",
+    "table": TABLES,
+    "parquet": True,
+}
+FLAT = {
+    "name": "awkward_flat",
+    "dataset_id": AWKWARD_VALUES_ID,
+    "path": "lake/flat",
+    "include_bom": True,
+    "verify": "deep",
+    "table": TABLES,
+    # Every awkward value but the ones holding line breaks.
+    "where": [
+        {"column": column, "not_equals": text}
+        for column in ("Text", "Note")
+        for text in WITH_LINE_BREAKS
+    ],
+}
+LINES = {
+    "name": "awkward_lines",
+    "dataset_id": AWKWARD_VALUES_ID,
+    "path": "lake/lines",
+    "include_bom": True,
+    "verify": "deep",
+    "table": TABLES,
+    "parquet": True,
+}
+# What the CSV tables declared before: Hive and Trino read this escapeChar as a backslash.
+OLD_SERDE_PARAMETERS = {"separatorChar": ",", "quoteChar": '"', "escapeChar": '"'}
+
+
+def glue_table(name: str) -> dict[str, Any]:
+    glue = boto3.client("glue", region_name="us-east-1")
+    return glue.get_table(DatabaseName="domo", Name=name)["Table"]
+
+
+def objects(s3: Any, uris: list[str]) -> list[tuple[str, bytes]]:
+    """Each object's key and bytes, read from S3."""
+    found = []
+    for uri in uris:
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        found.append((key, s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+    return found
+
+
+def csv_records(files: list[tuple[str, bytes]]) -> tuple[list[str], list[list[str]]]:
+    """The first file's header (BOM kept) and every file's records, read with the csv module
+    (RFC 4180, as Domo writes it): what the table must read."""
+    header: list[str] = []
+    records: list[list[str]] = []
+    for key, data in files:
+        text = (gzip.decompress(data) if key.endswith(".gz") else data).decode("utf-8")
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+        header = header or rows[0]
+        records.extend(rows[1:])
+    return header, records
+
+
+def csv_table_rows(table: dict[str, Any], files: list[tuple[str, bytes]], **serde: str) -> Any:
+    """The rows the CSV table returns over the files, with its own SerDe settings (or others)."""
+    descriptor = table["StorageDescriptor"]
+    parameters = serde or descriptor["SerdeInfo"]["Parameters"]
+    return read_table(files, len(descriptor["Columns"]), parameters, table["Parameters"])
+
+
+def test_the_opencsv_port_reads_as_the_serde_does() -> None:
+    """The oracle's own rules, on lines whose reading opencsv's parser fixes."""
+    now = serde_characters({"separatorChar": ",", "quoteChar": '"', "escapeChar": "\n"})
+    old = serde_characters(OLD_SERDE_PARAMETERS)
+    assert old == (",", '"', "\\")  # Hive's and Trino's swap
+    assert parse_line('1,"a ""b"", c",', 3, *now) == ["1", 'a "b", c', ""]
+    assert parse_line("1,back\\slash,x", 3, *now) == ["1", "back\\slash", "x"]
+    assert parse_line("1,back\\slash,x", 3, *old) == ["1", "backslash", "x"]
+    assert parse_line('1,"ends\\",x', 3, *old) == ["1", None, None]
+    assert parse_line("1,2,3,4", 2, *now) == ["1", "2"]  # extra fields dropped
+    assert parse_line("1", 2, *now) == ["1", None]  # missing ones are NULL
+    assert list(lines(b"\xef\xbb\xbfa\rb\r\nc\nd")) == ["a", "b", "c", "d"]
+
+
+def test_the_tables_read_back_exactly_what_the_files_hold(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
+) -> None:
+    """Names with spaces, a BOM, backslashes, quotes, commas, empty strings and line breaks:
+    each table's definition, read back from Glue, is checked against the files' header and
+    Parquet schema, and read as Athena reads it."""
+    result = run(tmp_path, sandbox, instance, NAMES, FLAT, LINES)
+    assert result.success, failure_text(result)
+
+    for entry, names in ((NAMES, CLAIMS_NAMES), (FLAT, AWKWARD_NAMES), (LINES, AWKWARD_NAMES)):
+        name = entry["name"]
+        export = metadata_of(result, name)
+        files = objects(s3, export["s3_uris"])
+        header, records = csv_records(files)
+        assert header[0].startswith(UTF8_BOM), "the files start with a BOM"
+        domo_names = [header[0].removeprefix(UTF8_BOM), *header[1:]]
+        table = glue_table(name)
+        declared = table["StorageDescriptor"]["Columns"]
+        # The CSV table reads by position: one column per field, in order, named for Athena,
+        # the Domo name (without the BOM) in the comment.
+        assert [c["Name"] for c in declared] == names
+        assert [c["Comment"].rsplit(" (Domo ", 1)[0] for c in declared] == domo_names
+        read = csv_table_rows(table, files)
+        line_breaks = sum(v.count("\n") + v.count("\r") for r in records for v in r)
+        if entry is LINES:
+            # A value with a line break arrives as two lines: fragment rows. So the table is not
+            # the one advertised, and the metadata says which one to query.
+            assert len(read) > len(records) and line_breaks > 0
+            assert export["glue/csv_table_readable"] is False
+            assert export["glue/csv_table"] == "domo.awkward_lines"
+            assert export["dagster/table_name"] == "domo.awkward_lines_parquet"
+            assert f"found {line_breaks} line break(s) inside values" in export["glue/query"]
+        else:
+            assert read == records, f"{name}: the CSV table reads every value exactly"
+            assert line_breaks == 0
+            assert export["glue/csv_table_readable"] is True
+            assert export["dagster/table_name"] == f"domo.{name}"
+
+    # The values that broke the old SerDe settings are there, and read exactly now.
+    flat_files = objects(s3, metadata_of(result, "awkward_flat")["s3_uris"])
+    _, flat = csv_records(flat_files)
+    texts = {r[1] for r in flat} | {r[2] for r in flat}
+    assert {"back\\slash", "ends in a backslash, \\", '"', "comma, inside", ""} <= texts
+    assert 'double "quotes" inside' in texts
+    # The port is no straw man: with escapeChar '"' it loses what Athena lost.
+    old = csv_table_rows(glue_table("awkward_flat"), flat_files, **OLD_SERDE_PARAMETERS)
+    old_texts = {r[1] for r in old} | {r[2] for r in old}
+    assert "back\\slash" not in old_texts and "backslash" in old_texts
+    assert any(None in row for row in old), "a quoted value ending in \\ swallows its row"
+
+    # The Parquet tables: declared with exactly the files' names and types, so Athena's
+    # by-name resolution finds every column, with the CSV's values (line breaks too).
+    for entry in (NAMES, LINES):
+        name = entry["name"]
+        parquet = metadata_of(result, f"{name}_parquet")
+        assert parquet["dagster/table_name"] == f"domo.{name}_parquet"
+        declared = glue_table(f"{name}_parquet")["StorageDescriptor"]["Columns"]
+        header, records = csv_records(objects(s3, metadata_of(result, name)["s3_uris"]))
+        domo_names = [header[0].removeprefix(UTF8_BOM), *header[1:]]
+        for _, body in objects(s3, parquet["parquet_uris"]):
+            schema = pq.read_schema(io.BytesIO(body))
+            assert schema.names == [c["Name"] for c in declared]
+            assert [GLUE_TYPE_OF_ARROW[str(f.type)] for f in schema] == [
+                c["Type"] for c in declared
+            ]
+            assert [f.metadata[b"domo_assets.domo_name"].decode() for f in schema] == domo_names
+            by_name = pq.read_table(io.BytesIO(body), columns=[c["Name"] for c in declared])
+            for index, column in enumerate(declared):
+                if column["Type"] == "string":
+                    values = by_name.column(column["Name"]).to_pylist()
+                    assert values == [r[index] for r in records], column["Name"]
+        column_schema = parquet["dagster/column_schema"]
+        assert [c.name for c in column_schema.columns] == [c["Name"] for c in declared]
+        assert [c.description for c in column_schema.columns] == [c["Comment"] for c in declared]

@@ -60,6 +60,12 @@ def oracle(data: bytes) -> tuple[tuple[str, ...], int]:
     return tuple(rows[0]), len(rows) - 1
 
 
+def oracle_line_breaks(data: bytes) -> int:
+    """Line feeds and carriage returns inside the fields (header too), per the csv module."""
+    rows = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), strict=True)
+    return sum(value.count("\n") + value.count("\r") for row in rows for value in row)
+
+
 def count(data: bytes, **kwargs: object) -> CsvCount:
     return count_csv_records(io.BytesIO(data), **kwargs)  # type: ignore[arg-type]
 
@@ -122,12 +128,13 @@ def test_every_chunk_boundary_gives_the_same_answer(packed: bool) -> None:
     assert b"\r\n" in AWKWARD and b'""' in AWKWARD and "日".encode() in AWKWARD
 
     answers = {
-        size: (found.header, found.records)
+        size: (found.header, found.records, found.quoted_line_breaks)
         for size in range(1, len(AWKWARD) + 2)
         for found in [count(data, chunk_size=size)]
     }
 
-    assert set(answers.values()) == {expected}
+    assert set(answers.values()) == {(*expected, oracle_line_breaks(AWKWARD))}
+    assert oracle_line_breaks(AWKWARD) == 4  # CRLF (2), LF, LF; none in the header
 
 
 def test_multi_byte_header_split_at_every_byte() -> None:
@@ -155,6 +162,15 @@ def test_random_awkward_data_matches_the_csv_module(seed: int) -> None:
     found = count(payload, chunk_size=rng.randint(1, 64))
 
     assert (found.header, found.records) == oracle(data)
+    assert found.quoted_line_breaks == oracle_line_breaks(data)
+
+
+def test_line_breaks_inside_values_are_counted_where_a_csv_table_would_split_them() -> None:
+    """What makes a CSV Glue table return fragment rows: a CR or LF inside a quoted field,
+    in the data or in a column name; record ends do not count."""
+    assert count(render([("a", "b"), (1, 2), (3, 4)])).quoted_line_breaks == 0
+    assert count(render([("a", "b"), ("x\ny", "z\r\n")])).quoted_line_breaks == 3
+    assert count(render([("a", "line\nname"), (1, 2)])).quoted_line_breaks == 1
 
 
 def test_last_record_without_line_end_is_counted() -> None:

@@ -5,13 +5,17 @@ Each export asset may have one EXTERNAL_TABLE over its newest verified export fo
 Hive's ``OpenCSVSerde`` (it reads quoted fields, the ones Domo writes around commas and quotes),
 the header line skipped, gzip read by the text input format. A partitioned export has one table
 whose partition key is the Hive key of its S3 prefix (``dt``...) and one Glue partition per
-Dagster partition, located at that partition's newest export folder.
+Dagster partition, located at that partition's newest export folder. The Parquet table of an
+export's Parquet asset is declared with the very names its files are written under
+(``s3/columns.py``), since Athena reads Parquet columns by name.
 
 Every call is idempotent: the database is created when missing, the table and partitions are
 created, or updated only when they differ. A table this project did not create is never
-touched. Failures are typed: :class:`GluePermissionError` names the permission to grant (trying
-again cannot help); :class:`GlueUnavailableError` is anything else and is ``retryable``. Nothing
-here reads or writes S3, so a Glue failure never loses an export's files.
+touched. A table (or partition) is never moved to an export older than the one it names: each
+records its export's id and Domo start time (see :func:`supersedes`). Failures are typed:
+:class:`GluePermissionError` names the permission to grant (trying again cannot help);
+:class:`GlueUnavailableError` is anything else and is ``retryable``. Nothing here reads or
+writes S3, so a Glue failure never loses an export's files.
 
 It knows boto3's Glue client and the Domo layer's records, nothing of Dagster.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -28,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from domo_assets.domo.errors import ConfigurationError
 from domo_assets.domo.models import DataSetColumn
+from domo_assets.s3.columns import domo_column_name, table_column_names
 from domo_assets.s3.storage import error_code
 
 TABLE_TYPE = "EXTERNAL_TABLE"
@@ -49,19 +55,40 @@ PARQUET_GLUE_TYPES = {
 SERDE_LIBRARY = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
 INPUT_FORMAT = "org.apache.hadoop.mapred.TextInputFormat"
 OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
-# Domo writes RFC 4180 CSV: fields quoted with ", a quote inside doubled. With " as the escape
-# character too, opencsv reads "" as a quote and leaves backslashes in the data alone.
-SERDE_PARAMETERS: Mapping[str, str] = {"separatorChar": ",", "quoteChar": '"', "escapeChar": '"'}
+# Domo writes RFC 4180 CSV: fields quoted with " where needed, a quote inside doubled, nothing
+# escaped. OpenCSVSerde (Hive's, and Trino's port of it that Athena runs) parses each line with
+# opencsv's rules: inside quotes a doubled quote is one quote, whatever the escape character;
+# an escape character is dropped, and a quote or escape character right after it is taken
+# literally. So the escape character must be one that never reaches the parser. A quote does
+# not do: Hive and Trino replace an escapeChar of '"' with a backslash, so every backslash in
+# the data would vanish, and a quoted value ending in one would swallow the rest of its row. A
+# line feed does: the text input format cuts the files into lines at every LF and CR before the
+# SerDe sees them, so no line holds one. What no setting can read is a value holding a line
+# break: its record arrives as two lines (see csv_table_reading).
+SERDE_PARAMETERS: Mapping[str, str] = {"separatorChar": ",", "quoteChar": '"', "escapeChar": "\n"}
+CSV_DESCRIPTION = (
+    "CSV files of a Domo export, registered by domo_assets. OpenCSVSerde reads each line as a "
+    "row: a value holding a line break splits its row, so read such data from the Parquet "
+    "table (<table>_parquet, with parquet: true). Column comments give the Domo names."
+)
+PARQUET_DESCRIPTION = (
+    "Parquet files of a Domo export, registered by domo_assets; the files' columns carry the "
+    "table's names. Column comments give the Domo names."
+)
 COMPRESSIONS = ("gzip", "none")
 PARTITION_KEY_TYPE = "string"
 # Parameter marking the tables (and partitions) this project manages, with the export shown.
 MANAGED_BY_PARAMETER = "domo_assets.managed_by"
 MANAGED_BY = "domo_assets"
 EXPORT_ID_PARAMETER = "domo_assets.export_id"
+# Domo's start time of that export, ISO-8601 UTC; absent when Domo gave none.
+EXPORT_STARTED_PARAMETER = "domo_assets.export_started"
 INCLUDE_BOM_PARAMETER = "domo_assets.include_bom"
 # Athena and Hive lower-case every name and allow only letters, digits and _ in them.
 NAME_PATTERN = re.compile(r"^[a-z0-9_]{1,255}$")
 COMMENT_MAX_LENGTH = 255
+# The optimistic-concurrency token of GetTable, passed back to UpdateTable (see upsert_table).
+VERSION_ID = "VersionId"
 FALLBACK_TYPE = "string"
 # Domo types to Hive types that the OpenCSVSerde reads. AWS documents that it recognises BIGINT,
 # INT, DOUBLE and BOOLEAN values; a DATE only as days since 1970 and a TIMESTAMP only as epoch
@@ -87,7 +114,6 @@ CONSOLE_URL = (
     "#/v2/data-catalog/tables/view/{table}?database={database}"
 )
 UNKNOWN_ACCOUNT = "<account-id>"
-_UNSAFE_NAME = re.compile(r"[^a-z0-9_]+")
 _ACCESS_DENIED_CODES = {"AccessDenied", "AccessDeniedException"}
 _NOT_FOUND = frozenset({"EntityNotFoundException"})
 _ALREADY_EXISTS = frozenset({"AlreadyExistsException"})
@@ -132,6 +158,8 @@ class TableChange(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
+    LEFT_ON_NEWER = "left_on_newer"
+    """It names a newer export than the one registered, and was left on it (not an error)."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +181,7 @@ class GlueTable:
     Raises:
         ValueError: A name Athena cannot use, an unknown compression, or a partition key
             without a root.
-        GlueTableConflictError: Two columns (or a column and the partition key) share a name.
+        GlueTableConflictError: A column's name is the partition key's.
     """
 
     database: str
@@ -185,7 +213,7 @@ class GlueTable:
                 f"Glue table {self.table_name}: unknown compression {self.compression!r}; "
                 f"expected one of {', '.join(COMPRESSIONS)}"
             )
-        glue_columns(self)  # name clashes fail here, before any Glue call
+        glue_columns(self)  # a clash with the partition key fails here, before any Glue call
 
     @property
     def table_name(self) -> str:
@@ -207,14 +235,48 @@ class TableReference:
 
 
 @dataclass(frozen=True)
+class ExportStamp:
+    """An export as a table or partition records it: its id and Domo's start time of it.
+
+    Attributes:
+        export_id: Domo's ``exportId``.
+        started: When Domo started the export (aware), None when Domo did not say.
+    """
+
+    export_id: str
+    started: datetime | None
+
+    def __post_init__(self) -> None:
+        if self.started is not None and self.started.tzinfo is None:
+            raise ValueError(
+                f"export {self.export_id}: its start time {self.started} has no time zone; pass "
+                "Domo's time as an aware datetime (domo.models.parse_timestamp gives UTC)"
+            )
+
+    @property
+    def started_text(self) -> str | None:
+        """The start time as recorded: ISO-8601 UTC with microseconds, or None."""
+        if self.started is None:
+            return None
+        return self.started.astimezone(UTC).isoformat(timespec="microseconds")
+
+    def describe(self) -> str:
+        """``export <id> (started <time>)``, for messages."""
+        started = self.started_text or "when, Domo did not say"
+        return f"export {self.export_id} (started {started})"
+
+
+@dataclass(frozen=True)
 class GlueRegistration:
     """What registering one export in Glue did.
 
     Attributes:
         reference: The table's name and console link.
-        location: The export folder the table (or the partition) now reads.
+        location: The export folder the table (or the partition) reads after the call: the one
+            registered, or the newer export's when it was left on that.
         database_created: Whether the database had to be created.
         table: What happened to the table.
+        shown: The export the table (or the partition) names after the call.
         partition: What happened to the partition, for a partitioned table.
         partition_value: The partition registered, for a partitioned table.
     """
@@ -223,8 +285,100 @@ class GlueRegistration:
     location: str
     database_created: bool
     table: TableChange
+    shown: ExportStamp
     partition: TableChange | None = None
     partition_value: str | None = None
+
+    @property
+    def left_on_newer(self) -> bool:
+        """The table (or partition) names a newer export and was left on it."""
+        return TableChange.LEFT_ON_NEWER in (self.table, self.partition)
+
+
+@dataclass(frozen=True)
+class CsvTableReading:
+    """Whether an export's CSV table reads it exactly, and which table to query instead.
+
+    Attributes:
+        readable: True when every value is known to read back exactly, False when some value
+            is known not to (a line break inside a value), None when it is not known.
+        query: The qualified table to query for this export (``dagster/table_name``), or None
+            when no table of it reads it exactly.
+        note: What a reader should know, in a sentence.
+    """
+
+    readable: bool | None
+    query: str | None
+    note: str
+
+
+def csv_table_reading(
+    csv_table: str, parquet_table: str | None, line_breaks: int | None
+) -> CsvTableReading:
+    """Which table reads an export exactly, from what verification saw of its values.
+
+    The CSV table (see ``SERDE_PARAMETERS``) reads every value exactly except one holding a
+    line break (LF or CR): the text input format ends the row there, so the table returns the
+    record as fragment rows. The Parquet table reads any value.
+
+    Args:
+        csv_table: The CSV table, ``<database>.<table>``.
+        parquet_table: The Parquet table (``parquet: true``), or None.
+        line_breaks: Line breaks inside quoted fields over the export's files, as deep
+            verification counted them; None when the values were not read (basic verification).
+
+    Returns:
+        Whether the CSV table reads the export, which table to query, and why.
+    """
+    if line_breaks == 0:
+        return CsvTableReading(
+            True,
+            csv_table,
+            f"{csv_table} reads every value exactly: deep verification found no line break "
+            "inside a value",
+        )
+    if line_breaks is not None:
+        found = (
+            f"deep verification found {line_breaks} line break(s) inside values, which "
+            f"{csv_table} reads as row ends (it returns fragment rows)"
+        )
+        if parquet_table is None:
+            return CsvTableReading(
+                False,
+                None,
+                f"no table reads this export exactly: {found}; set parquet: true for a "
+                "Parquet table that does",
+            )
+        return CsvTableReading(False, parquet_table, f"query {parquet_table}: {found}")
+    unknown = (
+        f"{csv_table} reads values exactly unless one holds a line break, which basic "
+        "verification does not look for"
+    )
+    if parquet_table is None:
+        return CsvTableReading(
+            None,
+            csv_table,
+            f"{unknown}: use verify: deep to know, or parquet: true for a table that reads any "
+            "value",
+        )
+    return CsvTableReading(None, parquet_table, f"query {parquet_table}: {unknown}")
+
+
+def supersedes(export: ExportStamp, shown: ExportStamp | None) -> bool:
+    """Whether ``export`` may replace ``shown`` as what a table (or partition) reads.
+
+    Exports are ordered by Domo's start time, then by export id (a tie-break only: ids are
+    UUIDs). Re-registering the export shown is allowed (it refreshes the definition). When the
+    shown export has no recorded start time (Domo gave none, or an earlier version registered
+    it), nothing shows it newer, so it is replaced. When only ``export`` lacks one, it cannot be
+    shown newer, so the table stays where it is: a table never moves to an export that may be
+    older than the one it names.
+    """
+    if shown is None or shown.export_id == export.export_id or shown.started is None:
+        return True
+    if export.started is None:
+        return False
+    return (export.started, export.export_id) > (shown.started, shown.export_id)
 
 
 def parquet_glue_type(domo_type: str) -> str:
@@ -238,29 +392,24 @@ def glue_type(domo_type: str) -> str:
     return GLUE_TYPES.get(domo_type.strip().upper(), FALLBACK_TYPE)
 
 
-def glue_column_name(name: str) -> str:
-    """A Domo column name as Athena and Hive accept it: ``Customer ID`` -> ``customer_id``."""
-    return _UNSAFE_NAME.sub("_", name.strip().lower()).strip("_") or "_"
-
-
 def glue_columns(table: GlueTable) -> list[dict[str, str]]:
-    """The table's ``Columns``: Hive names and types, the Domo name and type in each comment.
+    """The table's ``Columns``: the names of ``s3/columns.py`` (the Parquet files' too), Hive
+    types, the Domo name and type in each comment.
 
     Raises:
-        GlueTableConflictError: Two columns, or a column and the partition key, share a name.
+        GlueTableConflictError: A column's name is the partition key's.
     """
+    names = table_column_names([column.name for column in table.columns])
     columns: list[dict[str, str]] = []
-    seen: dict[str, str] = {table.partition_key: "the partition key"} if table.partition_key else {}
-    for column in table.columns:
-        name = glue_column_name(column.name)
-        if name in seen:
+    for name, column in zip(names, table.columns, strict=True):
+        domo_name = domo_column_name(column.name)
+        if name == table.partition_key:
             raise GlueTableConflictError(
-                f"Glue table {table.table_name}: column {column.name!r} and {seen[name]} both "
-                f"become {name!r} (Athena lower-cases names and allows only letters, digits and "
-                "_); rename one in Domo, or choose another partition key_name"
+                f"Glue table {table.table_name}: column {domo_name!r} becomes {name!r}, the "
+                "partition key's name (Athena lower-cases names and allows only letters, digits "
+                "and _); choose another partition key_name"
             )
-        seen[name] = f"column {column.name!r}"
-        comment = f"{column.name} (Domo {column.type})"[:COMMENT_MAX_LENGTH]
+        comment = f"{domo_name} (Domo {column.type})"[:COMMENT_MAX_LENGTH]
         kind = parquet_glue_type(column.type) if table.file_format == PARQUET else None
         columns.append({"Name": name, "Type": kind or glue_type(column.type), "Comment": comment})
     return columns
@@ -289,17 +438,18 @@ def storage_descriptor(table: GlueTable, location: str) -> dict[str, Any]:
     }
 
 
-def table_input(table: GlueTable, location: str, export_id: str | None) -> dict[str, Any]:
+def table_input(table: GlueTable, location: str, export: ExportStamp | None) -> dict[str, Any]:
     """The ``TableInput`` of CreateTable and UpdateTable.
 
     Args:
         table: The table.
         location: The export folder (unpartitioned) or the table's root (partitioned).
-        export_id: The export an unpartitioned table shows; None for a partitioned table, whose
+        export: The export an unpartitioned table shows; None for a partitioned table, whose
             partitions name theirs (so registering a partition leaves the table unchanged).
     """
     document: dict[str, Any] = {
         "Name": table.name,
+        "Description": PARQUET_DESCRIPTION if table.file_format == PARQUET else CSV_DESCRIPTION,
         "TableType": TABLE_TYPE,
         "StorageDescriptor": storage_descriptor(table, location),
         "PartitionKeys": [],
@@ -308,13 +458,46 @@ def table_input(table: GlueTable, location: str, export_id: str | None) -> dict[
             **_format_parameters(table),
             INCLUDE_BOM_PARAMETER: str(table.include_bom).lower(),
             MANAGED_BY_PARAMETER: MANAGED_BY,
+            **(export_parameters(export) if export is not None else {}),
         },
     }
-    if export_id is not None:
-        document["Parameters"][EXPORT_ID_PARAMETER] = export_id
     if table.partition_key:
         document["PartitionKeys"] = [{"Name": table.partition_key, "Type": PARTITION_KEY_TYPE}]
     return document
+
+
+def export_parameters(export: ExportStamp) -> dict[str, str]:
+    """The parameters naming the export a table or partition shows: id and start time."""
+    parameters = {EXPORT_ID_PARAMETER: export.export_id}
+    if export.started_text is not None:
+        parameters[EXPORT_STARTED_PARAMETER] = export.started_text
+    return parameters
+
+
+def shown_export(parameters: Mapping[str, str], what: str) -> ExportStamp | None:
+    """The export a table's or partition's parameters name, or None when they name none.
+
+    Raises:
+        GlueTableConflictError: The recorded start time is not an ISO-8601 time with a zone
+            (the parameter was edited by hand).
+    """
+    export_id = parameters.get(EXPORT_ID_PARAMETER)
+    if not export_id:
+        return None
+    recorded = parameters.get(EXPORT_STARTED_PARAMETER)
+    if recorded is None:
+        return ExportStamp(export_id, None)
+    try:
+        started = datetime.fromisoformat(recorded)
+    except ValueError:
+        started = None
+    if started is None or started.tzinfo is None:
+        raise GlueTableConflictError(
+            f"{what}: parameter {EXPORT_STARTED_PARAMETER} is {recorded!r}, not an ISO-8601 time "
+            "with a zone, so it cannot be ordered against the export registered; remove the "
+            "parameter (the next registration moves the table and writes it again)"
+        )
+    return ExportStamp(export_id, started)
 
 
 def table_reference(database: str, table: str, region: str) -> TableReference:
@@ -329,12 +512,16 @@ def register_export(
     location: str,
     export_id: str,
     partition_value: str | None = None,
+    *,
+    started: datetime | None,
 ) -> GlueRegistration:
     """Point the table (or a partition of it) at a verified export's folder, idempotently.
 
     Creates the database and the table when missing; updates the table when it differs. For a
     partitioned table the table reads its root and the partition ``partition_value`` reads
-    ``location``, created or moved there.
+    ``location``, created or moved there. A table (or partition) that names a newer export
+    than this one (see :func:`supersedes`) is left on it: the result says so
+    (``TableChange.LEFT_ON_NEWER``), which is not an error.
 
     Args:
         glue_client: A boto3 Glue client, in the bucket's region.
@@ -342,12 +529,14 @@ def register_export(
         location: The export folder, ``s3://<bucket>/<path>/<exportId>/export/``.
         export_id: The export.
         partition_value: The Dagster partition, required for a partitioned table.
+        started: Domo's start time of the export (aware), None when Domo did not give it.
 
     Returns:
         What was done.
 
     Raises:
-        ValueError: A partition value for an unpartitioned table, or none for a partitioned one.
+        ValueError: A partition value for an unpartitioned table, or none for a partitioned
+            one; a start time without a zone.
         GluePermissionError: Glue refused an action; the message names the permission.
         GlueTableConflictError: The table exists and this project did not create it.
         GlueUnavailableError: Any other Glue failure; retry on the next materialization.
@@ -357,19 +546,21 @@ def register_export(
             f"Glue table {table.table_name}: a partition value is needed exactly when the "
             f"table has a partition key (key {table.partition_key!r}, value {partition_value!r})"
         )
+    export = ExportStamp(export_id, started)
     region = glue_client.meta.region_name
     database_created = ensure_database(glue_client, table.database)
+    partition = None
     if partition_value is None:
-        change = upsert_table(glue_client, table, location, export_id)
-        partition = None
+        change, shown = upsert_table(glue_client, table, location, export)
     else:
-        change = upsert_table(glue_client, table, str(table.root), None)
-        partition = upsert_partition(glue_client, table, partition_value, location, export_id)
+        change, _ = upsert_table(glue_client, table, str(table.root), None)
+        partition, shown = upsert_partition(glue_client, table, partition_value, location, export)
     return GlueRegistration(
         reference=table_reference(table.database, table.name, region),
-        location=location,
+        location=shown.location,
         database_created=database_created,
         table=change,
+        shown=shown.export or export,
         partition=partition,
         partition_value=partition_value,
     )
@@ -392,70 +583,107 @@ def ensure_database(glue_client: Any, database: str) -> bool:
     return created is not None
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What a table or partition reads after an upsert: its folder and the export it names."""
+
+    location: str
+    export: ExportStamp | None
+
+
 def upsert_table(
-    glue_client: Any, table: GlueTable, location: str, export_id: str | None
-) -> TableChange:
+    glue_client: Any, table: GlueTable, location: str, export: ExportStamp | None
+) -> tuple[TableChange, Shown]:
     """Create the table, or update it in place when it differs from what it should be.
+
+    An unpartitioned table that names a newer export than ``export`` is left as it is. The
+    comparison is a read, then a write: Glue's UpdateTable takes the ``VersionId`` the read
+    returned, and AWS refuses the write (ConcurrentModificationException, reported as
+    :class:`GlueUnavailableError`) when another writer changed the table in between, so a
+    slower run cannot overwrite a newer registration it did not see. (moto ignores
+    ``VersionId``: the tests prove the comparison, not the race.)
 
     Args:
         glue_client: A boto3 Glue client.
         table: The table.
         location: As :func:`table_input`.
-        export_id: As :func:`table_input`.
+        export: As :func:`table_input`.
+
+    Returns:
+        What was done, and what the table reads afterwards.
 
     Raises:
         GlueTableConflictError: The table exists and this project did not create it.
         GluePermissionError, GlueUnavailableError: As :func:`register_export`.
     """
     call = _Caller(glue_client, table.database, table.name)
-    wanted = table_input(table, location, export_id)
+    wanted = table_input(table, location, export)
     found = call("GetTable", absent=_NOT_FOUND, DatabaseName=table.database, Name=table.name)
     if found is None:
         created = call(
             "CreateTable", absent=_ALREADY_EXISTS, DatabaseName=table.database, TableInput=wanted
         )
         if created is not None:
-            return TableChange.CREATED
+            return TableChange.CREATED, Shown(location, export)
         # Another run created it between the two calls: update it as if it had been there.
         found = call("GetTable", DatabaseName=table.database, Name=table.name)
     current = found["Table"]
-    if current.get("Parameters", {}).get(MANAGED_BY_PARAMETER) != MANAGED_BY:
+    parameters = current.get("Parameters", {})
+    if parameters.get(MANAGED_BY_PARAMETER) != MANAGED_BY:
         raise GlueTableConflictError(
             f"Glue table {table.table_name} exists but was not created by {MANAGED_BY} (no "
             f"{MANAGED_BY_PARAMETER} parameter), so it is left alone: choose another table name "
             "for this export, or drop that table if it may be replaced"
         )
+    if export is not None:
+        shown = shown_export(parameters, f"Glue table {table.table_name}")
+        if not supersedes(export, shown):
+            return TableChange.LEFT_ON_NEWER, Shown(_location(current), shown)
     if _covers(current, wanted):
-        return TableChange.UNCHANGED
-    call("UpdateTable", DatabaseName=table.database, TableInput=wanted)
-    return TableChange.UPDATED
+        return TableChange.UNCHANGED, Shown(location, export)
+    version = {VERSION_ID: current[VERSION_ID]} if current.get(VERSION_ID) else {}
+    call("UpdateTable", DatabaseName=table.database, TableInput=wanted, **version)
+    return TableChange.UPDATED, Shown(location, export)
 
 
 def upsert_partition(
-    glue_client: Any, table: GlueTable, value: str, location: str, export_id: str
-) -> TableChange:
+    glue_client: Any, table: GlueTable, value: str, location: str, export: ExportStamp
+) -> tuple[TableChange, Shown]:
     """Create the partition ``value``, or move it to ``location`` when it reads another folder.
 
+    A partition that names a newer export than ``export`` is left as it is. Glue's
+    UpdatePartition has no version check, so this is a read, a comparison and a write: two runs
+    of one partition that pass the comparison together may still write in either order.
+
+    Returns:
+        What was done, and what the partition reads afterwards.
+
     Raises:
+        GlueTableConflictError: The partition's start-time parameter is unreadable.
         GluePermissionError, GlueUnavailableError: As :func:`register_export`.
     """
     call = _Caller(glue_client, table.database, table.name)
     wanted = {
         "Values": [value],
         "StorageDescriptor": storage_descriptor(table, location),
-        "Parameters": {MANAGED_BY_PARAMETER: MANAGED_BY, EXPORT_ID_PARAMETER: export_id},
+        "Parameters": {MANAGED_BY_PARAMETER: MANAGED_BY, **export_parameters(export)},
     }
     keys = {"DatabaseName": table.database, "TableName": table.name}
     found = call("GetPartition", absent=_NOT_FOUND, PartitionValues=[value], **keys)
     if found is None:
         created = call("CreatePartition", absent=_ALREADY_EXISTS, PartitionInput=wanted, **keys)
         if created is not None:
-            return TableChange.CREATED
+            return TableChange.CREATED, Shown(location, export)
         found = call("GetPartition", PartitionValues=[value], **keys)
-    if _covers(found["Partition"], wanted):
-        return TableChange.UNCHANGED
+    current = found["Partition"]
+    what = f"Glue partition {table.partition_key}={value} of {table.table_name}"
+    shown = shown_export(current.get("Parameters", {}), what)
+    if not supersedes(export, shown):
+        return TableChange.LEFT_ON_NEWER, Shown(_location(current), shown)
+    if _covers(current, wanted):
+        return TableChange.UNCHANGED, Shown(location, export)
     call("UpdatePartition", PartitionValueList=[value], PartitionInput=wanted, **keys)
-    return TableChange.UPDATED
+    return TableChange.UPDATED, Shown(location, export)
 
 
 def permission_resources(
@@ -544,6 +772,11 @@ def _format_parameters(table: GlueTable) -> dict[str, str]:
         "skip.header.line.count": "1",
         NULL_FOR_INVALID_PARAMETER: "true",
     }
+
+
+def _location(found: Mapping[str, Any]) -> str:
+    """The folder a table or partition (as Glue returns it) reads."""
+    return str(found.get("StorageDescriptor", {}).get("Location", ""))
 
 
 def _covers(current: Any, wanted: Any) -> bool:

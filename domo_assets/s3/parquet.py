@@ -9,6 +9,10 @@ CSV object's (``urlRowCountMap`` counts per file). Nothing is ever held whole:
   in blocks of ``block_size`` bytes. pyarrow skips a UTF-8 BOM and reads RFC 4180 quoting with
   embedded LF and CRLF (``newlines_in_values``), as Domo writes it (Python's ``csv`` module,
   QUOTE_MINIMAL, CRLF). The header row must list the DataSet's columns, in order.
+* **Names**: the Parquet columns carry the Glue table's names (:func:`parquet_schema`:
+  ``Customer ID`` is written as ``customer_id``, from ``s3/columns.py``, the function the Glue
+  table's columns come from), since Athena resolves Parquet columns by name and takes only
+  lower-case names; each field's metadata keeps the Domo name and type.
 * **Types**: an explicit schema from the Domo types (see :func:`arrow_schema`), never inferred.
   An empty field is a null in a non-string column; in a STRING column it stays an empty string
   (Domo writes nulls and empty strings alike, so they cannot be told apart).
@@ -47,6 +51,7 @@ import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
 from domo_assets.domo.models import DataSetColumn
+from domo_assets.s3.columns import domo_column_name, table_column_names
 from domo_assets.s3.verify import (
     MalformedCsvError,
     _declared_gzip,
@@ -91,6 +96,10 @@ MAX_PARTS = 10_000
 MIN_PART_SIZE = 5 * 1024 * 1024
 PART_NAME = "part-{index:05d}.parquet"
 CONTENT_TYPE = "application/vnd.apache.parquet"
+DOMO_NAME_KEY = b"domo_assets.domo_name"
+"""Parquet field metadata: the column's name in Domo (the field is named as the table's)."""
+DOMO_TYPE_KEY = b"domo_assets.domo_type"
+"""Parquet field metadata: the column's Domo type."""
 MAX_CAUSE_CHARS = 500
 """An error's cause is cut to this length (pyarrow quotes whole records in parse errors)."""
 _SNIFF_BYTES = 2
@@ -129,6 +138,7 @@ class ParquetResult:
     bucket: str
     files: tuple[ParquetFile, ...]
     schema: pa.Schema
+    """The files' schema (:func:`parquet_schema`): the table's names, the Domo ones in metadata."""
 
     @property
     def rows(self) -> int:
@@ -159,6 +169,32 @@ def arrow_schema(
     types = {**DOMO_TYPES, DECIMAL: decimal_type}
     return pa.schema(
         pa.field(c.name, types.get(c.type.strip().upper(), FALLBACK_TYPE)) for c in columns
+    )
+
+
+def parquet_schema(
+    columns: Sequence[DataSetColumn], *, decimal_type: pa.DataType = DEFAULT_DECIMAL_TYPE
+) -> pa.Schema:
+    """The schema the Parquet files are written with: :func:`arrow_schema`'s types under the
+    Glue table's column names (``s3/columns.py``), the Domo name and type in each field's
+    metadata (``DOMO_NAME_KEY``, ``DOMO_TYPE_KEY``).
+
+    Args:
+        columns: The exported columns, in file order.
+        decimal_type: The Arrow type of DECIMAL columns.
+    """
+    typed = arrow_schema(columns, decimal_type=decimal_type)
+    names = table_column_names([c.name for c in columns])
+    return pa.schema(
+        pa.field(
+            name,
+            field.type,
+            metadata={
+                DOMO_NAME_KEY: domo_column_name(column.name).encode(),
+                DOMO_TYPE_KEY: column.type.encode(),
+            },
+        )
+        for name, field, column in zip(names, typed, columns, strict=True)
     )
 
 
@@ -201,7 +237,7 @@ def convert_export(
             ``SSEKMSKeyId`` (``ContentType`` is set already).
 
     Returns:
-        The files written and their rows.
+        The files written (columns named as :func:`parquet_schema` says) and their rows.
 
     Raises:
         ParquetConversionError: An object could not be read, parsed, typed or written; nothing
@@ -210,7 +246,7 @@ def convert_export(
     """
     _check_arguments(objects, columns, key_prefix, part_size, row_group_bytes, block_size)
     schema = arrow_schema(columns, decimal_type=decimal_type)
-    options = _CsvOptions(schema, block_size)
+    options = _CsvOptions(schema, parquet_schema(columns, decimal_type=decimal_type), block_size)
     settings = _WriteSettings(parquet_compression, row_group_bytes, part_size, dict(put_args or {}))
     written: list[ParquetFile] = []
     for index, (source_bucket, source_key) in enumerate(objects):
@@ -225,7 +261,7 @@ def convert_export(
             raise ParquetConversionError(
                 _failure_message(source, f"s3://{bucket}/{key}", exc, columns, schema, leftovers)
             ) from exc
-    return ParquetResult(bucket, tuple(written), schema)
+    return ParquetResult(bucket, tuple(written), options.written)
 
 
 def _check_arguments(
@@ -267,10 +303,12 @@ class _WriteSettings:
 
 
 class _CsvOptions:
-    """pyarrow's reader options for Domo's CSV with a fixed schema."""
+    """pyarrow's reader options for Domo's CSV with a fixed schema (``schema``, Domo's names),
+    and the schema its batches are written with (``written``, the table's names)."""
 
-    def __init__(self, schema: pa.Schema, block_size: int) -> None:
+    def __init__(self, schema: pa.Schema, written: pa.Schema, block_size: int) -> None:
         self.schema = schema
+        self.written = written
         self.read = pacsv.ReadOptions(block_size=block_size, use_threads=True)
         # Domo quotes values holding line breaks (QUOTE_MINIMAL), so records span lines.
         self.parse = pacsv.ParseOptions(newlines_in_values=True)
@@ -309,7 +347,7 @@ def _convert_object(
         reader = options.open(stream)
         _check_header(reader.schema.names, options.schema.names)
         with _MultipartSink(s3_client, bucket, key, settings.part_size, settings.put_args) as sink:
-            rows, row_groups = _write_parquet(reader, sink, options.schema, settings)
+            rows, row_groups = _write_parquet(reader, sink, options, settings)
             size = sink.finish()
     finally:
         body.close()
@@ -327,7 +365,7 @@ def _check_header(found: Sequence[str], expected: Sequence[str]) -> None:
 
 
 def _write_parquet(
-    batches: Iterable[pa.RecordBatch], sink: Any, schema: pa.Schema, settings: _WriteSettings
+    batches: Iterable[pa.RecordBatch], sink: Any, options: _CsvOptions, settings: _WriteSettings
 ) -> tuple[int, int]:
     """Write the batches as row groups; return the rows and row groups written.
 
@@ -337,9 +375,10 @@ def _write_parquet(
     once. At most two row groups of batches are held: the one encoded, the one gathered.
     """
     rows = row_groups = 0
+    written = options.written
     with (
         pq.ParquetWriter(
-            sink, schema, compression=settings.codec, use_dictionary=_dictionary_columns(schema)
+            sink, written, compression=settings.codec, use_dictionary=_dictionary_columns(written)
         ) as writer,
         # Leaving this block waits for the row group in flight, so the writer closes idle.
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-encode") as encoder,
@@ -348,7 +387,7 @@ def _write_parquet(
         for group in _row_groups(batches, settings.row_group_bytes):
             if writing is not None:
                 rows += writing.result()
-            writing = encoder.submit(_write_row_group, writer, group, schema)
+            writing = encoder.submit(_write_row_group, writer, group, options)
             row_groups += 1
             del group  # the encoder holds it; gathering the next must not keep it alive
         if writing is not None:
@@ -373,9 +412,11 @@ def _row_groups(
 
 
 def _write_row_group(
-    writer: pq.ParquetWriter, batches: list[pa.RecordBatch], schema: pa.Schema
+    writer: pq.ParquetWriter, batches: list[pa.RecordBatch], options: _CsvOptions
 ) -> int:
-    table = pa.Table.from_batches(batches, schema=schema)
+    read = pa.Table.from_batches(batches, schema=options.schema)
+    # The same columns under the table's names (no copy of the data).
+    table = pa.Table.from_arrays(read.columns, schema=options.written)
     # One WriteTable call closes its row groups, so the whole table goes in one call.
     writer.write_table(table, row_group_size=max(table.num_rows, 1))
     return table.num_rows

@@ -15,7 +15,9 @@ from a CSV reader's is an error, never a silent count: data ending inside a quot
 carriage return outside quotes that is not part of a record end like the header row's (the
 :mod:`csv` module ends a record at a lone CR), or commas outside quotes that are not exactly
 ``records * (columns - 1)`` (a record with another field count, a stray quote). That last check
-is a total: two compensating records (one field short, one over) pass it. Per chunk the scan is
+is a total: two compensating records (one field short, one over) pass it. The line breaks
+inside quoted fields are counted too: a CSV Glue table cuts such records into fragment rows
+(``glue.csv_table_reading``). Per chunk the scan is
 a few C-level byte operations: ``bytes.translate`` keeps only quotes, commas, CRs and LFs;
 adjacent quote pairs cancel; what is left between quotes is dropped; the rest is counted. UTF-8
 needs no decoding for that (none of those bytes occurs inside a multi-byte sequence), so only the
@@ -78,6 +80,9 @@ class CsvCount(NamedTuple):
     had_bom: bool
     data_bytes: int
     """Decompressed bytes, BOM and header included."""
+    quoted_line_breaks: int | None = None
+    """Line feeds and carriage returns inside quoted fields, header included (a CRLF counts
+    two): a CSV table splits such records into fragment rows. None: not counted."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,8 @@ class FileVerification:
     bytes_read: int
     compressed: bool
     had_bom: bool
+    quoted_line_breaks: int | None = None
+    """Line breaks inside quoted fields (see :class:`CsvCount`); None: not counted."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,14 @@ class VerificationReport:
     def ok(self) -> bool:
         """Every object was read, well formed, with the expected header."""
         return not self.problems
+
+    @property
+    def quoted_line_breaks(self) -> int | None:
+        """Line breaks inside quoted fields over every object; None unless each was counted."""
+        counts = [f.quoted_line_breaks for f in self.files]
+        if not self.ok or any(count is None for count in counts):
+            return None
+        return sum(count for count in counts if count is not None)
 
 
 RecordCounter = Callable[..., CsvCount]
@@ -161,7 +176,10 @@ def count_csv_records(
     for chunk in body:
         scanner.feed(chunk)
     records = scanner.finish(len(header), crlf)
-    return CsvCount(header, records, raw.bytes_read, compressed, had_bom, data.bytes)
+    # The header's record end is removed: a CR or LF left in it lies inside a quoted name.
+    header_breaks = header_bytes.count(LINE_FEED) + header_bytes.count(CARRIAGE_RETURN)
+    line_breaks = header_breaks + scanner.quoted_line_breaks
+    return CsvCount(header, records, raw.bytes_read, compressed, had_bom, data.bytes, line_breaks)
 
 
 def verify_objects(
@@ -199,7 +217,13 @@ def verify_objects(
             continue
         files.append(
             FileVerification(
-                uri, found.header, found.records, found.bytes_read, found.compressed, found.had_bom
+                uri,
+                found.header,
+                found.records,
+                found.bytes_read,
+                found.compressed,
+                found.had_bom,
+                found.quoted_line_breaks,
             )
         )
         if found.header != expected:
@@ -521,13 +545,15 @@ def _parse_header(raw: bytes) -> tuple[str, ...]:
 
 
 class _Scanner:
-    """Counts the line feeds, carriage returns and commas outside quoted fields."""
+    """Counts the line feeds, carriage returns and commas outside quoted fields, and the line
+    breaks inside them."""
 
     def __init__(self) -> None:
         self.in_quotes = False
         self.line_feeds = 0
         self.carriage_returns = 0
         self.delimiters = 0
+        self.quoted_line_breaks = 0
         self.last_byte = LINE_FEED
         """The data's last byte so far (as if a line feed before any: no record yet)."""
 
@@ -542,9 +568,12 @@ class _Scanner:
         if QUOTE in marks:
             parts = marks.split(QUOTE)
             outside = b"".join(parts[1::2] if self.in_quotes else parts[::2])
+            inside = b"".join(parts[::2] if self.in_quotes else parts[1::2])
             self.in_quotes ^= len(parts) % 2 == 0
         else:
-            outside = b"" if self.in_quotes else marks
+            outside, inside = (b"", marks) if self.in_quotes else (marks, b"")
+        # Inside quotes only commas and line breaks are left.
+        self.quoted_line_breaks += len(inside) - inside.count(DELIMITER)
         line_feeds = outside.count(LINE_FEED)
         carriage_returns = outside.count(CARRIAGE_RETURN) if CARRIAGE_RETURN in marks else 0
         self.line_feeds += line_feeds

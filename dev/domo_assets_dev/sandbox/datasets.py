@@ -213,6 +213,9 @@ AWKWARD_TEXTS: tuple[str | None, ...] = (
     "tab\tinside",
     "back\\slash",
     'mixed, "all"\r\nof it: é 漢 🎉 ',
+    # Quoted (a comma) and ending in a backslash: a CSV reader that takes \ as an escape reads
+    # the closing quote as data and the rest of the record as this value.
+    "ends in a backslash, \\",
 )
 
 

@@ -32,9 +32,10 @@ def awkward_values_report(context: dg.AssetExecutionContext) -> dg.MaterializeRe
             pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
         )
     rows = sum(t.num_rows for t in tables)
-    amount = sum(pc.sum(t["Amount"]).as_py() or 0.0 for t in tables)
+    # The Parquet files name their columns as the Glue table does (Domo's Amount is amount).
+    amount = sum(pc.sum(t["amount"]).as_py() or 0.0 for t in tables)
     multiline = sum(
-        pc.sum(pc.match_substring(pc.fill_null(t["Text"], ""), "\n")).as_py() or 0 for t in tables
+        pc.sum(pc.match_substring(pc.fill_null(t["text"], ""), "\n")).as_py() or 0 for t in tables
     )
     return dg.MaterializeResult(
         metadata={
