@@ -112,6 +112,26 @@ def check_outcomes(result: ExecuteInProcessResult) -> dict[tuple[str, str], bool
     }
 
 
+def refused_checks(result: ExecuteInProcessResult) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each refused export's verdicts, by (export, check), from the step failures' metadata
+    (``refused_checks``): a refused export records no check result."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for event in result.all_events:
+        if event.event_type_value != "STEP_FAILURE":
+            continue
+        data = event.step_failure_data.user_failure_data
+        entry = data.metadata.get("refused_checks") if data is not None else None
+        for name, verdicts in (entry.value if entry is not None else {}).items():
+            for verdict in verdicts:
+                found[(name, verdict["check"])] = verdict
+    return found
+
+
+def refused_outcomes(result: ExecuteInProcessResult) -> dict[tuple[str, str], bool]:
+    """Whether each (export, check) of a refused export passed."""
+    return {key: verdict["passed"] for key, verdict in refused_checks(result).items()}
+
+
 def failure_text(result: ExecuteInProcessResult) -> str:
     """Every step failure's error, as text."""
     return "\n".join(

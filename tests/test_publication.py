@@ -61,7 +61,11 @@ WAIT_SECONDS = 90.0
 POLL_SECONDS = 0.2
 # After SIGINT, time for the interrupt to reach the step before the held request is released.
 INTERRUPT_SETTLE_SECONDS = 2.0
-MANIFEST_HOLD = r"/export/_manifest\.json$"
+# What the delay rules hold, under an asset's path: an export's manifest, its Redshift manifest
+# (written just after it, before Dagster records the export), the pointer.
+MANIFEST_PUT = r"/[^/]+/export/_manifest\.json$"
+REDSHIFT_MANIFEST_PUT = r"/[^/]+/export/_redshift_manifest\.json$"
+POINTER = r"/_latest\.json$"
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -113,6 +117,11 @@ def latest(home: Path, name: str) -> dict[str, Any] | None:
 def latest_run_status(home: Path) -> DagsterRunStatus:
     with DagsterInstance.from_config(str(home)) as instance:
         return instance.get_runs(limit=1)[0].status
+
+
+def key_regex(path: str, suffix: str) -> str:
+    """A delay rule's ``path_regex``: ``suffix`` under ``path`` in the export bucket."""
+    return rf"^/{EXPORT_BUCKET}/{path}{suffix}"
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_SECONDS) -> None:
@@ -200,6 +209,8 @@ def strict(sandbox: Sandbox) -> Iterator[None]:
 
 
 def test_s3_delay_rule_holds_a_request_until_cleared(sandbox: Sandbox, s3: Any) -> None:
+    """A rule holds its matching requests for its delay, its times only; clearing the rules
+    releases a held request at once, and a held PUT reaches moto only then."""
     s3.put_object(Bucket=EXPORT_BUCKET, Key="held/object.txt", Body=b"x")
     rule = sandbox.control.add_s3_delay(method="GET", path_regex=r"/held/object\.txt$", delay=0.5)
     started = time.monotonic()
@@ -266,6 +277,7 @@ def manifest_uri(found: ExportManifest) -> str:
 
 
 def test_pointer_is_never_moved_to_an_older_export(s3: Any) -> None:
+    """An older export published after a newer one leaves the pointer (``superseded_by``)."""
     older, newer = manifest("mono/a", "older", 1), manifest("mono/a", "newer", 2)
     first = publish_pointer(s3, EXPORT_BUCKET, "mono/a", newer, manifest_uri(newer))
     assert first.moved and first.superseded_by is None
@@ -322,6 +334,9 @@ def test_racing_publishers_end_on_the_newer_export(
 
 
 def test_retention_removes_only_this_requests_older_unprotected_folders(s3: Any) -> None:
+    """keep 1 around the export just published: only this request's folders older than it
+    go, never a newer one, the pointer's, a protected one, another request's (older or
+    newer), a folder without a manifest, or a sibling prefix's."""
     prefix = "keep/claims"
     mine = {
         export_id: land(s3, manifest(prefix, export_id, hours))
@@ -371,7 +386,7 @@ CLAIMS = {
     "keep_exports": 1,
     "parquet": True,
 }
-POINTER_KEY = rf"^/{EXPORT_BUCKET}/pub/claims/_latest\.json$"
+POINTER_KEY = key_regex("pub/claims", POINTER)
 
 
 def _materialize_then_hold(
@@ -406,7 +421,7 @@ def _kill(process: Any) -> None:
 
 HOLDS = {
     # Verified, its manifest being written: nothing is recorded yet.
-    "before-record": ("PUT", rf"^/{EXPORT_BUCKET}/pub/claims/[^/]+{MANIFEST_HOLD}", False),
+    "before-record": ("PUT", key_regex("pub/claims", MANIFEST_PUT), False),
     # Recorded; the publisher reads the pointer first.
     "before-pointer": ("GET", POINTER_KEY, True),
     # Recorded; the pointer's conditional PutObject is under way.
@@ -419,6 +434,10 @@ HOLDS = {
 def test_terminated_run_leaves_pointer_table_and_record_in_agreement(
     sandbox: Sandbox, tmp_path: Path, s3: Any, hold: tuple[str, str, bool]
 ) -> None:
+    """SIGINT (Dagster's run termination) while the step is held at an S3 call after the
+    export was verified: the step waits for what it started (the held request is released
+    two seconds after the signal), then stops. Pointer, table and record name one export (the
+    new one once it was recorded) and nothing a latest materialization names is gone."""
     method, path_regex, recorded = hold
     home, _, first_export, process = _materialize_then_hold(sandbox, tmp_path, method, path_regex)
     try:
@@ -440,6 +459,13 @@ def test_terminated_run_leaves_pointer_table_and_record_in_agreement(
     assert (published != first_export) is recorded, output[-3000:]
     # The Parquet asset was not run: its latest files (the first export's) are kept.
     assert latest(home, "claims_parquet")["export_id"] == first_export
+    if recorded:
+        with DagsterInstance.from_config(str(home)) as instance:
+            run_id = instance.get_runs(limit=1)[0].run_id
+            logged = [e.user_message or "" for e in instance.all_logs(run_id)]
+        assert any(f"published export {published}" in m for m in logged), (
+            "the terminated run's log says what its publication did"
+        )
 
 
 @pytest.mark.slow
@@ -489,10 +515,10 @@ def test_killed_run_loses_nothing_and_the_next_materialization_reconciles(
 ORDER_PATH = "order/claims"
 RUN_A_HOLDS = {
     # A's manifest is not written yet when B publishes: B's retention cannot see A's folder.
-    "before-manifest": r"/export/_manifest\.json$",
+    "before-manifest": MANIFEST_PUT,
     # A's manifest is written (A is held writing the Redshift manifest, just before Dagster
     # records it): B's retention sees A's folder, older than B's export.
-    "after-manifest": r"/export/_redshift_manifest\.json$",
+    "after-manifest": REDSHIFT_MANIFEST_PUT,
 }
 
 
@@ -521,9 +547,7 @@ def test_runs_finishing_out_of_order_keep_the_newer_export_published(
     oldest_export = materializations(oldest)["claims"]["export_id"]
 
     sandbox.control.change_dataset(PHARMACY_CLAIMS_ID, rows=1)
-    sandbox.control.add_s3_delay(
-        method="PUT", path_regex=rf"^/{EXPORT_BUCKET}/{path}/[^/]+{hold}", delay=HOLD_SECONDS
-    )
+    sandbox.control.add_s3_delay(method="PUT", path_regex=key_regex(path, hold), delay=HOLD_SECONDS)
     results: dict[str, Any] = {}
     run_a = threading.Thread(
         target=lambda: results.setdefault("a", run_in_process(catalog, sandbox, home))
