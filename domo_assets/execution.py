@@ -39,7 +39,7 @@ from domo_assets.outcome import ExportOutcome
 from domo_assets.publish import GlueClients, Publication, new_glue_clients, publish
 from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.runner import ExportRunner
-from domo_assets.s3.landing import LandingError
+from domo_assets.s3.landing import LandingError, LatestPointer, pointer_order, read_latest
 from domo_assets.s3.manifest import ExportManifest, read_manifest
 from domo_assets.sightings import InstanceSightings
 from domo_assets.translator import PARQUET_ASSET_KEY, dataset_node, export_config
@@ -153,7 +153,9 @@ def run_exports(
             for config in pending
         }
         publishing: dict[Future[Any], ExportConfig] = {
-            executor.submit(publisher.publish_recorded, config, recorded[config.name]): config
+            executor.submit(
+                publisher.publish_recorded, config, recorded[config.name], ledgers[config.name]
+            ): config
             for config in configs
             if config.name in recorded
         }
@@ -183,6 +185,16 @@ def run_exports(
                     permanent[config.name] = refused_for_good(outcome)
                     context.log.error(f"{config.name}: {failures[config.name]}")
                     continue
+                newer = publisher.newer_published(config, outcome)
+                if newer is not None:
+                    # Recording it would put Dagster's latest materialization behind what
+                    # readers are pointed at (and retention may remove it): not recorded.
+                    context.log.warning(
+                        f"{config.name}: Domo export {outcome.export.export_id} was verified but "
+                        f"is not recorded: {newer.uri} names export {newer.export_id}, which "
+                        "Domo made later and Dagster has already recorded"
+                    )
+                    continue
                 in_flight = (config, outcome)
                 # The client's URL: a component's bound resource still holds EnvVar settings.
                 yield _result(outcome, key, runner.client.instance_url)
@@ -201,6 +213,9 @@ def run_exports(
             # say where each export stands.
             runner.stop.set()
             wait([f for f in publishing if not f.done()], timeout=PUBLISH_GRACE_SECONDS)
+            for future, config in publishing.items():
+                if future in waiting:
+                    publisher.report_on_termination(config, future)
             if in_flight is not None:
                 publisher.publish_on_termination(*in_flight, ledgers[in_flight[0].name])
             executor.shutdown(wait=True, cancel_futures=True)
@@ -273,7 +288,37 @@ class Publisher:
             )
         if outcome.manifest_uri is None:
             raise RecordMissingError(f"export {export_id} has no manifest to publish from")
-        return self._publish(config, outcome.to_manifest(), outcome.manifest_uri, export_id)
+        return self._publish(config, outcome.to_manifest(), outcome.manifest_uri, export_id, ledger)
+
+    def newer_published(self, config: ExportConfig, outcome: ExportOutcome) -> LatestPointer | None:
+        """The pointer, when it names an export Domo made after this one (by Domo's times): a
+        concurrent run of the asset recorded and published it first."""
+        try:
+            pointer = read_latest(self._s3, config.bucket, outcome.path)
+        except LandingError:
+            # Publication reads the pointer again and fails the step saying why; the export
+            # itself is verified and is recorded.
+            return None
+        if pointer is None or pointer.export_id == outcome.export.export_id:
+            return None
+        manifest = outcome.to_manifest()
+        return pointer if pointer_order(self._s3, pointer) > manifest.order_key else None
+
+    def report_on_termination(self, config: ExportConfig, future: Future[Any]) -> None:
+        """Say, while the run is being terminated, what a publication under way did."""
+        if not future.done():
+            self._context.log.warning(
+                f"{config.name}: publication still under way when the run stopped (after "
+                f"{PUBLISH_GRACE_SECONDS:.0f} s); the next materialization of {config.name} "
+                "publishes"
+            )
+        elif future.exception() is not None:
+            self._context.log.warning(f"{config.name}: {future.exception()}")
+        else:
+            problem = self.report(config, future.result())
+            if problem is not None:
+                self._context.log.warning(f"{config.name}: {problem[0]}")
+        self._lines.flush(self._context.log)
 
     def publish_on_termination(
         self, config: ExportConfig, outcome: ExportOutcome, ledger: InstanceLedger
@@ -291,7 +336,9 @@ class Publisher:
             return
         self._context.log.info(f"{config.name}: {publication.summary}")
 
-    def publish_recorded(self, config: ExportConfig, recorded: Materialized) -> Publication:
+    def publish_recorded(
+        self, config: ExportConfig, recorded: Materialized, ledger: InstanceLedger
+    ) -> Publication:
         """Publish an export an earlier attempt of this run recorded (it may have failed or
         been stopped before publishing), from its manifest.
 
@@ -306,7 +353,7 @@ class Publisher:
                 f"the materialization of export {recorded.export_id} names no readable "
                 f"manifest ({uri}); materialize {config.name} again"
             )
-        return self._publish(config, stored.manifest, stored.uri, recorded.export_id)
+        return self._publish(config, stored.manifest, stored.uri, recorded.export_id, ledger)
 
     def report(self, config: ExportConfig, publication: Publication) -> tuple[str, bool] | None:
         """Log a publication's summary; the failure it leaves (reason, permanent), if any."""
@@ -319,10 +366,24 @@ class Publisher:
         return (publication.table_error, True) if publication.table_error_permanent else None
 
     def _publish(
-        self, config: ExportConfig, manifest: ExportManifest, manifest_uri: str, export_id: str
+        self,
+        config: ExportConfig,
+        manifest: ExportManifest,
+        manifest_uri: str,
+        export_id: str,
+        ledger: InstanceLedger,
     ) -> Publication:
         protected = {export_id, *self._parquet_exports(config)}
-        return publish(config, manifest, manifest_uri, self._s3, self._glue, protected=protected)
+        recorded = ledger.recorded_exports() if config.keep_exports is not None else None
+        return publish(
+            config,
+            manifest,
+            manifest_uri,
+            self._s3,
+            self._glue,
+            protected=protected,
+            recorded=recorded,
+        )
 
     def _parquet_exports(self, config: ExportConfig) -> tuple[str, ...]:
         """The export the Parquet asset's latest materialization was written from: retention

@@ -26,6 +26,9 @@ REQUEST_KEY = "domo/request"
 RUN_ID_KEY = "domo/run_id"
 # How many of an asset's recorded starts are searched for the one that started an export.
 REQUEST_LOOKBACK = 100
+# How many of an asset's materializations retention reads to tell recorded exports from ones a
+# run may be about to record.
+RECORDED_LOOKBACK = 100
 EXPORT_ID_KEY = "export_id"
 """The materialization metadata key naming the export (see ``metadata.py``)."""
 MANIFEST_URI_KEY = "manifest_uri"
@@ -110,6 +113,16 @@ class InstanceLedger:
             if started is not None and request is not None and started.value == export_id:
                 return str(request.value)
         return None
+
+    def recorded_exports(self, limit: int = RECORDED_LOOKBACK) -> frozenset[str]:
+        """The export ids of the asset's latest ``limit`` materializations."""
+        found = set()
+        for record in self._instance.fetch_materializations(self._filter, limit=limit).records:
+            materialization = record.asset_materialization
+            export_id = materialization.metadata.get(EXPORT_ID_KEY) if materialization else None
+            if export_id is not None:
+                found.add(str(export_id.value))
+        return frozenset(found)
 
     def last_materialized(self) -> str | None:
         """The export id the asset's latest materialization recorded, if any."""

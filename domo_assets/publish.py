@@ -150,6 +150,7 @@ def publish(
     glue_clients: GlueClients,
     *,
     protected: Collection[str] = (),
+    recorded: Collection[str] | None = None,
 ) -> Publication:
     """Make a recorded, verified export the current one: pointer, table, retention.
 
@@ -161,6 +162,9 @@ def publish(
         glue_clients: Gives the Glue client of a region.
         protected: Export ids retention must keep (what a live materialization names: the
             asset's, and its Parquet asset's).
+        recorded: Export ids Dagster recorded for the asset: a verified folder not among them
+            and younger than ``IN_FLIGHT_GRACE`` may be a concurrent run's, about to be
+            recorded, and is kept.
 
     Raises:
         LandingError: S3 refused or failed the pointer or retention (``retryable`` says whether
@@ -186,7 +190,13 @@ def publish(
     retention = None
     if config.keep_exports is not None:
         retention = apply_retention(
-            s3_client, config.bucket, prefix, config.keep_exports, manifest, protected
+            s3_client,
+            config.bucket,
+            prefix,
+            config.keep_exports,
+            manifest,
+            protected,
+            recorded=recorded,
         )
     return Publication(manifest.export_id, pointer, table, retention)
 

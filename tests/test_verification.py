@@ -21,6 +21,8 @@ from support import (
     materializations,
     materialize_catalog,
     read_json,
+    refused_checks,
+    refused_outcomes,
     write_catalog,
 )
 
@@ -182,7 +184,7 @@ def test_another_querys_export_is_refused_and_not_retried(
     text = failure_text(result)
     assert f"Domo answered supply's export request with export {export_id}" in text
     assert f"written to s3://{EXPORT_BUCKET}/v/claims/{export_id}/export/" in text
-    assert "records another query or BOM setting" in text
+    assert "its manifest records another request" in text
     assert f"DataSet {PHARMACY_CLAIMS_ID} is unchanged since that export" in text
     assert "give this query a DataSet of its own" in text
     assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
@@ -193,11 +195,12 @@ def test_another_querys_export_is_refused_and_not_retried(
     )
 
 
-def test_previous_export_of_other_columns_fails_the_header_check(
+def test_a_manifestless_previous_export_of_another_request_is_refused(
     sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
 ) -> None:
-    """An export at this asset's own prefix, with no manifest to tell its request (another tool
-    wrote it, or its verification failed): the header shows it holds other columns."""
+    """An export at this asset's own prefix with no manifest to tell its request (its run was
+    killed, or its checks failed): this asset's ledger recorded it for other columns, so it is
+    not taken as this request's, even before its header is read."""
     any_request(sandbox)
     entry = {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "path": "v/claims"}
     first = run(write_catalog(tmp_path, {**entry, "columns": SUPPLY_COLUMNS}), sandbox, instance)
@@ -213,20 +216,17 @@ def test_previous_export_of_other_columns_fails_the_header_check(
 
     assert not result.success
     assert materializations(result) == {}
-    assert check_outcomes(result) == {
-        ("claims", "row_count"): True,
-        ("claims", "s3_objects"): True,
-        ("claims", "header"): False,
-    }
-    header = next(e for e in result.get_asset_check_evaluations() if e.check_name == "header")
-    assert "header has 3 column(s), expected 2; missing []; unexpected ['Days Supply']" in (
-        header.description or ""
-    )
-    assert header.metadata["found_columns"].value == SUPPLY_COLUMNS
+    assert check_outcomes(result) == {}
+    text = failure_text(result)
+    assert "neither a manifest beside it" in text and "nor this asset's ledger" in text
+    assert "Materialize again after the DataSet next changes" in text
     assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events), (
-        "a wrong header does not heal on retry"
+        "another request's export does not become this one's on retry"
     )
     assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+    assert not [k for k in keys_under(s3, "v/claims/") if k.endswith("/_manifest.json")], (
+        "no manifest claiming the new request was written"
+    )
 
 
 @pytest.mark.parametrize("wrong_files", [1, 1000], ids=["last-file", "every-file"])
@@ -255,7 +255,7 @@ def test_a_wrong_header_found_by_deep_verification_is_not_retried(
 
     assert not result.success
     assert materializations(result) == {}
-    assert check_outcomes(result) == {
+    assert refused_outcomes(result) == {
         ("claims", "row_count"): True,
         ("claims", "s3_objects"): True,
         ("claims", "header"): wrong_files == 1,
@@ -264,32 +264,30 @@ def test_a_wrong_header_found_by_deep_verification_is_not_retried(
     (export,) = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
     uris = [f"s3://{EXPORT_BUCKET}/{key}" for key in sorted(export["object_keys"])]
     assert len(uris) > 1
-    deep = next(
-        e for e in result.get_asset_check_evaluations() if e.check_name == "deep_verification"
-    )
-    assert deep.metadata["wrong_headers"].value == uris[-wrong_files:]
-    assert "unexpected ['Customer ID (renamed)']" in (deep.description or "")
+    deep = refused_checks(result)[("claims", "deep_verification")]
+    assert deep["metadata"]["wrong_headers"] == uris[-wrong_files:]
+    assert "unexpected ['Customer ID (renamed)']" in deep["description"]
     assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events), (
         "a wrong header does not heal on retry"
     )
     assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
 
 
+@pytest.mark.parametrize("asked", [False, True], ids=["not-asked", "asked"])
 def test_a_bom_not_asked_for_or_missing_fails_the_header_check(
-    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, asked: bool
 ) -> None:
-    any_request(sandbox)
+    """Domo writing the BOM opposite to the request (ignoring includeBOM): the header check
+    reads the first bytes and refuses the export."""
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, flip_bom=True)
     entry = {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "path": "v/claims"}
-    first = run(write_catalog(tmp_path, entry), sandbox, instance)
-    manifest_uri = materializations(first)["claims"]["manifest_uri"]
-    s3.delete_object(Bucket=EXPORT_BUCKET, Key=manifest_uri.split("/", 3)[3])
-
-    result = run(write_catalog(tmp_path, {**entry, "include_bom": True}), sandbox, instance)
+    result = run(write_catalog(tmp_path, {**entry, "include_bom": asked}), sandbox, instance)
 
     assert materializations(result) == {}
-    header = next(e for e in result.get_asset_check_evaluations() if e.check_name == "header")
-    assert not header.passed
-    assert "a BOM was asked for but the file has none" in (header.description or "")
+    header = refused_checks(result)[("claims", "header")]
+    assert not header["passed"]
+    expected = "a BOM was asked for but the file has none" if asked else "BOM"
+    assert expected in header["description"]
 
 
 def test_filtered_export_counts_rows_with_domos_sql(

@@ -32,7 +32,7 @@ import json
 import posixpath
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -58,6 +58,9 @@ PARQUET_LATEST_NAME = "_latest_parquet.json"
 LATEST_FORMAT = "domo_assets.latest/v1"
 REDSHIFT_MANIFEST_NAME = "_redshift_manifest.json"
 MIN_KEEP_EXPORTS = 1
+# A verified folder Dagster has not recorded is kept this long: a concurrent run may be about
+# to record it (it writes the manifest, then yields the materialization, within seconds).
+IN_FLIGHT_GRACE = timedelta(hours=1)
 # DeleteObjects takes at most 1,000 keys a request.
 DELETE_BATCH = 1000
 # A conditional pointer write that lost a race is read and decided again, this many times.
@@ -270,7 +273,7 @@ def publish_pointer(
         current = read_latest(s3_client, bucket, prefix, name)
         if current is not None and current.export_id == manifest.export_id:
             return PointerMove(current, moved=False)
-        if current is not None and _order_of(s3_client, current) > manifest.order_key:
+        if current is not None and pointer_order(s3_client, current) > manifest.order_key:
             return PointerMove(current, moved=False, superseded_by=current.export_id)
         condition = (
             {"IfMatch": current.etag}
@@ -332,6 +335,9 @@ def apply_retention(
     keep: int,
     current: ExportManifest,
     protected: Collection[str] = (),
+    *,
+    recorded: Collection[str] | None = None,
+    in_flight_grace: timedelta = IN_FLIGHT_GRACE,
 ) -> RetentionReport:
     """Remove this request's export folders under ``prefix`` older than its ``keep`` newest.
 
@@ -352,6 +358,11 @@ def apply_retention(
         keep: How many of the newest exports to keep (at least 1).
         current: The export just published: never removed, and its request is the owner.
         protected: Export ids never to remove.
+        recorded: The export ids Dagster recorded for the asset, when known: a folder not
+            among them whose manifest was written less than ``in_flight_grace`` ago may be a
+            concurrent run's export, verified and about to be recorded, and is kept (the
+            worker's clock serves this safety margin only, never the order).
+        in_flight_grace: See ``recorded``.
 
     Returns:
         What was kept, removed and left alone.
@@ -374,6 +385,8 @@ def apply_retention(
         else:
             ignored.append(IgnoredFolder(f"s3://{bucket}/{_folder_key(root, export_id)}", found))
     candidates.sort(key=lambda m: m.order_key, reverse=True)
+    if recorded is not None:
+        spared |= {m.export_id for m in candidates if _in_flight(m, recorded, in_flight_grace)}
     kept = tuple(
         m.export_id
         for i, m in enumerate(candidates)
@@ -468,6 +481,18 @@ def _candidate(
     return found
 
 
+def _in_flight(manifest: ExportManifest, recorded: Collection[str], grace: timedelta) -> bool:
+    """Whether a verified folder may be a run's export about to be recorded: Dagster has not
+    recorded it and its manifest is recent (or of unknown age)."""
+    if manifest.export_id in recorded:
+        return False
+    try:
+        written = parse_timestamp(manifest.written_at)
+    except DomoResponseError:
+        return True
+    return written is None or datetime.now(UTC) - written < grace
+
+
 def _read_folder_manifest(s3_client: Any, bucket: str, folder_key: str) -> ExportManifest | None:
     """The manifest in a folder (None when absent or not this project's), errors as LandingError."""
     key = manifest_key(folder_key)
@@ -475,7 +500,7 @@ def _read_folder_manifest(s3_client: Any, bucket: str, folder_key: str) -> Expor
     return parse_manifest(body) if exists else None
 
 
-def _order_of(s3_client: Any, pointer: LatestPointer) -> tuple[datetime, datetime, str]:
+def pointer_order(s3_client: Any, pointer: LatestPointer) -> tuple[datetime, datetime, str]:
     """The publication order of the export a pointer names: from the pointer, or (pointers
     written before they recorded Domo's times) from the export's manifest."""
     if pointer.started is not None or pointer.finished is not None:

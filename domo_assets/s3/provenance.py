@@ -154,7 +154,5 @@ def _refusal(
         f"Domo answered {export_name}'s export request with export {export.export_id}, "
         f"written to {where} (this asset's exports belong under {target.prefix_uri}), {why}. "
         f"Domo returned it because DataSet {target.dataset_id} is unchanged since that export "
-        f"(started {started}). Its files were not recorded as {export_name}'s. Domo hands "
-        "back the previous export until the DataSet's data changes: materialize again once it "
-        "has, or give this query a DataSet of its own (a Domo DataSet View)"
+        f"(started {started}). Its files were not recorded as {export_name}'s"
     )

@@ -114,6 +114,8 @@ class Behaviour:
             ``export/`` folder).
         wrong_header_files: The last N files of an export name their first column otherwise
             (``<name> (renamed)``); the first file keeps the right header unless N covers it.
+        flip_bom: Write the files with a UTF-8 BOM when the request asked for none, and
+            without one when it asked for one (a Domo that ignores ``includeBOM``).
     """
 
     export_outcome: str = "success"
@@ -133,6 +135,7 @@ class Behaviour:
     sql_quotes: str = LENIENT_QUOTES
     key_layout: str = EXPORT_LAYOUT
     wrong_header_files: int = 0
+    flip_bom: bool = False
 
     @classmethod
     def for_dataset(cls, spec: DatasetSpec, mode: str = DEFAULT_MODE) -> Behaviour:

@@ -147,6 +147,7 @@ class SandboxControl:
         path_regex: str = ".*",
         delay: float = DEFAULT_S3_DELAY_SECONDS,
         times: int | None = 1,
+        skip: int = 0,
     ) -> dict[str, Any]:
         """Hold matching requests to the moto server (S3, Glue, STS...) before moto answers.
 
@@ -157,11 +158,18 @@ class SandboxControl:
             delay: Seconds each matching request is held (at most 300), unless
                 `clear_s3_delays` releases it first.
             times: How many matching requests to hold; None for every one.
+            skip: How many matching requests to let through before holding any.
 
         Returns:
             The rule (see `s3_delays`).
         """
-        rule = {"method": method, "path_regex": path_regex, "delay": delay, "times": times}
+        rule = {
+            "method": method,
+            "path_regex": path_regex,
+            "delay": delay,
+            "times": times,
+            "skip": skip,
+        }
         return self._call("POST", "/s3/delays", rule)
 
     def clear_s3_delays(self) -> None:
@@ -180,7 +188,7 @@ class SandboxControl:
             **behaviour: Any of export_outcome, export_seconds, queue_seconds,
                 misreport_rows, omit_object, omit_compression, url_style, timestamp_style, busy_behaviour,
                 new_export_status_code, rows_per_file, previous_export, post_answer,
-                query_shape, sql_quotes, key_layout, wrong_header_files.
+                query_shape, sql_quotes, key_layout, wrong_header_files, flip_bom.
         """
         return self._call("POST", f"/datasets/{quote(dataset_id)}/behaviour", behaviour)
 

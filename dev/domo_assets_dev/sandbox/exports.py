@@ -605,7 +605,7 @@ class ExportEngine:
                 header = file_header(
                     request.query.names, index, len(chunks), behaviour.wrong_header_files
                 )
-                self._put(client, record, key, header, chunk)
+                self._put(client, record, key, header, chunk, behaviour.flip_bom)
             url = object_url(behaviour.url_style, request.bucket, request.region, key)
             counts[url] = len(chunk) + (behaviour.misreport_rows if index == 0 else 0)
         return counts
@@ -663,9 +663,10 @@ class ExportEngine:
         key: str,
         header: Sequence[str],
         rows: Sequence[Row],
+        flip_bom: bool = False,
     ) -> None:
         request = record.request
-        body = render_csv(header, rows, request.include_bom)
+        body = render_csv(header, rows, request.include_bom != flip_bom)
         if record.compression == "gzip":
             body = gzip.compress(body, compresslevel=GZIP_LEVEL)
         extra = {}

@@ -31,7 +31,7 @@ DEFAULT_S3_DELAY_SECONDS = 1.0
 # A held request is released after this long at most, whatever the rule says: a forgotten
 # rule must not keep a server thread (and the client's read timeout) forever.
 MAX_S3_DELAY_SECONDS = 300.0
-DELAY_FIELDS = frozenset({"method", "path_regex", "delay", "times"})
+DELAY_FIELDS = frozenset({"method", "path_regex", "delay", "times", "skip"})
 # PUTs are serialized per path over this many locks (bounded memory; unrelated paths rarely
 # share one, and then only wait for each other's PUT).
 WRITE_LOCK_STRIPES = 64
@@ -48,6 +48,8 @@ class S3DelayRule:
         path_regex: Regex searched in the request path (query string excluded).
         delay: Seconds each matching request is held (unless the rules are cleared first).
         remaining: Matching requests still to hold; None for every one.
+        skip: Matching requests still to let through unheld before the rule holds any (to
+            hold, say, the second read of an object and not the first).
         hits: Requests this rule held (or holds).
         holding: Requests it holds right now.
     """
@@ -57,6 +59,7 @@ class S3DelayRule:
     path_regex: str
     delay: float = DEFAULT_S3_DELAY_SECONDS
     remaining: int | None = 1
+    skip: int = 0
     hits: int = 0
     holding: int = 0
     pattern: re.Pattern[str] = field(init=False, repr=False)
@@ -81,6 +84,7 @@ class S3DelayRule:
             "path_regex": self.path_regex,
             "delay": self.delay,
             "remaining": self.remaining,
+            "skip": self.skip,
             "hits": self.hits,
             "holding": self.holding,
         }
@@ -133,6 +137,9 @@ class S3Delays:
         with self._lock:
             for rule in self._rules:
                 if rule.matches(method, path):
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        return None
                     rule.hits += 1
                     if rule.remaining is not None:
                         rule.remaining -= 1
@@ -196,6 +203,9 @@ def _build_rule(rule_id: int, spec: Mapping[str, Any]) -> S3DelayRule:
     times = spec.get("times", 1)
     if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
         raise ValueError("S3 delay 'times' must be a positive integer or null (every request)")
+    skip = spec.get("skip", 0)
+    if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
+        raise ValueError("S3 delay 'skip' must be a non-negative integer")
     try:
         return S3DelayRule(
             id=rule_id,
@@ -203,6 +213,7 @@ def _build_rule(rule_id: int, spec: Mapping[str, Any]) -> S3DelayRule:
             path_regex=str(spec.get("path_regex", ".*")),
             delay=float(delay),
             remaining=times,
+            skip=skip,
         )
     except re.error as exc:
         raise ValueError(f"S3 delay 'path_regex' is not a valid regex: {exc}") from exc
