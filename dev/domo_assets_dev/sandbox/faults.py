@@ -11,17 +11,17 @@ Actions:
 from __future__ import annotations
 
 import random
-import re
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from .rules import RequestRule, RuleBook, compile_check, parse_method, parse_times
 from .web import Response, error_body, json_response
 
 FAULT_ACTIONS = ("status", "reset", "delay", "drop_response")
 FAULT_METHODS = ("*", "GET", "POST", "PUT", "PATCH", "DELETE")
 FAULT_SEED = 20_261_128
+KIND = "Fault"
 DEFAULT_FAULT_STATUS = 503
 DEFAULT_DELAY_SECONDS = 1.0
 RULE_FIELDS = frozenset(
@@ -31,46 +31,24 @@ RULE_FIELDS = frozenset(
 
 
 @dataclass
-class FaultRule:
+class FaultRule(RequestRule):
     """One fault rule (see the module docstring for the actions).
 
-    Attributes:
-        id: Rule id, unique within a sandbox run.
-        method: HTTP method to match, or ``*``.
-        path_regex: Regex searched in the request path (query string excluded).
+    Attributes (besides `RequestRule`'s):
         action: One of `FAULT_ACTIONS`.
         status: Status of a ``status`` action.
         retry_after: ``Retry-After`` seconds of a ``status`` action, or None.
         body: JSON body of a ``status`` action instead of Domo's error body, or None.
         delay: Seconds of a ``delay`` action.
-        remaining: Matching requests still to fault; None for unlimited.
         probability: Chance that a matching request faults (seeded), or None for always.
-        hits: Requests faulted so far.
     """
 
-    id: int
-    method: str
-    path_regex: str
-    action: str
+    action: str = "status"
     status: int = DEFAULT_FAULT_STATUS
     retry_after: float | None = None
     body: Any = None
     delay: float = DEFAULT_DELAY_SECONDS
-    remaining: int | None = 1
     probability: float | None = None
-    hits: int = 0
-    pattern: re.Pattern[str] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.pattern = re.compile(self.path_regex)
-
-    def matches(self, method: str, path: str) -> bool:
-        """True when the rule still applies to a request with `method` and `path`."""
-        return (
-            self.remaining != 0
-            and self.method in ("*", method)
-            and self.pattern.search(path) is not None
-        )
 
     def response(self) -> Response:
         """Return the response of a ``status`` action."""
@@ -102,10 +80,8 @@ class FaultInjector:
     """The active fault rules (thread-safe); the first matching rule wins."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._rules: list[FaultRule] = []
+        self._book: RuleBook[FaultRule] = RuleBook(KIND, RULE_FIELDS, _build_rule)
         self._rng = random.Random(FAULT_SEED)
-        self._next_id = 1
 
     def add(self, spec: Mapping[str, Any]) -> FaultRule:
         """Add a rule from its JSON description (fields as in `FaultRule`; ``times`` sets
@@ -114,78 +90,56 @@ class FaultInjector:
         Raises:
             ValueError: For unknown fields or invalid values.
         """
-        unknown = set(spec) - RULE_FIELDS
-        if unknown:
-            raise ValueError(f"Unknown fault field(s): {', '.join(sorted(unknown))}")
-        with self._lock:
-            rule = _build_rule(self._next_id, spec)
-            self._next_id += 1
-            self._rules.append(rule)
-            return rule
+        return self._book.add(spec)
 
     def clear(self) -> None:
         """Remove every rule."""
-        with self._lock:
-            self._rules.clear()
+        self._book.clear()
 
     def reset(self) -> None:
         """Remove every rule and re-seed the probability generator."""
-        with self._lock:
-            self._rules.clear()
-            self._rng = random.Random(FAULT_SEED)
-            self._next_id = 1
+        self._book.reset()
+        self._rng = random.Random(FAULT_SEED)
 
     def rules(self) -> list[dict[str, Any]]:
         """Return every rule as JSON-ready data."""
-        with self._lock:
-            return [rule.to_dict() for rule in self._rules]
+        return self._book.rules()
 
     def take(self, method: str, path: str) -> FaultRule | None:
         """Return the rule that faults this request, using up one of its times, or None."""
-        with self._lock:
-            for rule in self._rules:
-                if not rule.matches(method, path):
-                    continue
-                if rule.probability is not None and self._rng.random() >= rule.probability:
-                    continue
-                rule.hits += 1
-                if rule.remaining is not None:
-                    rule.remaining -= 1
-                return rule
-        return None
+        return self._book.first(method, path, self._draws)
+
+    def _draws(self, rule: FaultRule) -> bool:
+        return rule.probability is None or self._rng.random() < rule.probability
 
 
 def _build_rule(rule_id: int, spec: Mapping[str, Any]) -> FaultRule:
-    method = str(spec.get("method", "*")).upper()
+    method = parse_method(spec, KIND, FAULT_METHODS)
     action = spec.get("action", "status")
-    if method not in FAULT_METHODS:
-        raise ValueError(f"Fault 'method' must be one of {FAULT_METHODS}")
     if action not in FAULT_ACTIONS:
         raise ValueError(f"Fault 'action' must be one of {FAULT_ACTIONS}")
     status = spec.get("status", DEFAULT_FAULT_STATUS)
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
         raise ValueError("Fault 'status' must be an HTTP status code")
-    times = spec.get("times", 1)
-    if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
-        raise ValueError("Fault 'times' must be a positive integer or null (unlimited)")
+    times = parse_times(spec, KIND)
     probability = _number(spec, "probability", None)
     if probability is not None and not 0 <= probability <= 1:
         raise ValueError("Fault 'probability' must be between 0 and 1")
-    try:
-        return FaultRule(
+    return compile_check(
+        KIND,
+        lambda: FaultRule(
             id=rule_id,
             method=method,
             path_regex=str(spec.get("path_regex", ".*")),
+            remaining=times,
             action=action,
             status=status,
             retry_after=_number(spec, "retry_after", None),
             body=spec.get("body"),
             delay=_number(spec, "delay", DEFAULT_DELAY_SECONDS) or 0.0,
-            remaining=times,
             probability=probability,
-        )
-    except re.error as exc:
-        raise ValueError(f"Fault 'path_regex' is not a valid regex: {exc}") from exc
+        ),
+    )
 
 
 def _number(spec: Mapping[str, Any], name: str, default: float | None) -> float | None:

@@ -16,7 +16,6 @@ path one at a time (multipart parts excepted: they change no visible object).
 
 from __future__ import annotations
 
-import re
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -24,9 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from .rules import RequestRule, RuleBook, compile_check, parse_method, parse_times
 from .sts_wsgi import WsgiApp, forward, take_body
 
 DELAY_METHODS = ("*", "GET", "HEAD", "PUT", "POST", "DELETE")
+KIND = "S3 delay"
 DEFAULT_S3_DELAY_SECONDS = 1.0
 # A held request is released after this long at most, whatever the rule says: a forgotten
 # rule must not keep a server thread (and the client's read timeout) forever.
@@ -39,42 +40,20 @@ MULTIPART_PART_PARAM = "uploadId"
 
 
 @dataclass
-class S3DelayRule:
+class S3DelayRule(RequestRule):
     """One delay rule.
 
-    Attributes:
-        id: Rule id, unique until `S3Delays.reset`.
-        method: HTTP method to match, or ``*``.
-        path_regex: Regex searched in the request path (query string excluded).
+    Attributes (besides `RequestRule`'s, whose ``hits`` counts requests held):
         delay: Seconds each matching request is held (unless the rules are cleared first).
-        remaining: Matching requests still to hold; None for every one.
         skip: Matching requests still to let through unheld before the rule holds any (to
             hold, say, the second read of an object and not the first).
-        hits: Requests this rule held (or holds).
         holding: Requests it holds right now.
     """
 
-    id: int
-    method: str
-    path_regex: str
     delay: float = DEFAULT_S3_DELAY_SECONDS
-    remaining: int | None = 1
     skip: int = 0
-    hits: int = 0
     holding: int = 0
-    pattern: re.Pattern[str] = field(init=False, repr=False)
     released: threading.Event = field(default_factory=threading.Event, repr=False)
-
-    def __post_init__(self) -> None:
-        self.pattern = re.compile(self.path_regex)
-
-    def matches(self, method: str, path: str) -> bool:
-        """True when the rule still applies to a request with `method` and `path`."""
-        return (
-            self.remaining != 0
-            and self.method in ("*", method)
-            and self.pattern.search(path) is not None
-        )
 
     def to_dict(self) -> dict[str, Any]:
         """The rule as JSON-ready data."""
@@ -95,8 +74,7 @@ class S3Delays:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._rules: list[S3DelayRule] = []
-        self._next_id = 1
+        self._book: RuleBook[S3DelayRule] = RuleBook(KIND, DELAY_FIELDS, _build_rule)
 
     def add(self, spec: Mapping[str, Any]) -> S3DelayRule:
         """Add a rule from its JSON description (fields as in `S3DelayRule`; ``times`` sets
@@ -105,46 +83,25 @@ class S3Delays:
         Raises:
             ValueError: For unknown fields or invalid values, naming the field.
         """
-        unknown = set(spec) - DELAY_FIELDS
-        if unknown:
-            raise ValueError(f"Unknown S3 delay field(s): {', '.join(sorted(unknown))}")
-        with self._lock:
-            rule = _build_rule(self._next_id, spec)
-            self._next_id += 1
-            self._rules.append(rule)
-            return rule
+        return self._book.add(spec)
 
     def rules(self) -> list[dict[str, Any]]:
         """Every rule as JSON-ready data, oldest first."""
-        with self._lock:
-            return [rule.to_dict() for rule in self._rules]
+        return self._book.rules()
 
     def clear(self) -> None:
         """Remove every rule and release the requests they hold at once."""
-        with self._lock:
-            rules, self._rules = self._rules, []
-        for rule in rules:
+        for rule in self._book.clear():
             rule.released.set()
 
     def reset(self) -> None:
         """`clear`, and number rules from 1 again."""
-        self.clear()
-        with self._lock:
-            self._next_id = 1
+        for rule in self._book.reset():
+            rule.released.set()
 
     def take(self, method: str, path: str) -> S3DelayRule | None:
         """The rule that holds this request, one of its times used up, or None."""
-        with self._lock:
-            for rule in self._rules:
-                if rule.matches(method, path):
-                    if rule.skip > 0:
-                        rule.skip -= 1
-                        return None
-                    rule.hits += 1
-                    if rule.remaining is not None:
-                        rule.remaining -= 1
-                    return rule
-        return None
+        return self._book.first(method, path, _past_skip)
 
     def hold(self, rule: S3DelayRule) -> None:
         """Hold the calling request for the rule's delay, or until the rules are cleared."""
@@ -187,10 +144,16 @@ class S3DelayMiddleware:
         return [body]
 
 
+def _past_skip(rule: S3DelayRule) -> bool:
+    """Whether the rule holds this request, or lets it through as one of the first it skips."""
+    if rule.skip > 0:
+        rule.skip -= 1
+        return False
+    return True
+
+
 def _build_rule(rule_id: int, spec: Mapping[str, Any]) -> S3DelayRule:
-    method = str(spec.get("method", "*")).upper()
-    if method not in DELAY_METHODS:
-        raise ValueError(f"S3 delay 'method' must be one of {DELAY_METHODS}")
+    method = parse_method(spec, KIND, DELAY_METHODS)
     delay = spec.get("delay", DEFAULT_S3_DELAY_SECONDS)
     if (
         isinstance(delay, bool)
@@ -200,20 +163,18 @@ def _build_rule(rule_id: int, spec: Mapping[str, Any]) -> S3DelayRule:
         raise ValueError(
             f"S3 delay 'delay' must be a number of seconds in 0..{MAX_S3_DELAY_SECONDS:g}"
         )
-    times = spec.get("times", 1)
-    if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
-        raise ValueError("S3 delay 'times' must be a positive integer or null (every request)")
+    times = parse_times(spec, KIND)
     skip = spec.get("skip", 0)
     if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
         raise ValueError("S3 delay 'skip' must be a non-negative integer")
-    try:
-        return S3DelayRule(
+    return compile_check(
+        KIND,
+        lambda: S3DelayRule(
             id=rule_id,
             method=method,
             path_regex=str(spec.get("path_regex", ".*")),
-            delay=float(delay),
             remaining=times,
+            delay=float(delay),
             skip=skip,
-        )
-    except re.error as exc:
-        raise ValueError(f"S3 delay 'path_regex' is not a valid regex: {exc}") from exc
+        ),
+    )
