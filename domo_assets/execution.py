@@ -136,14 +136,11 @@ def run_exports(
         c.name: InstanceLedger(context.instance, keys[c.name], partition_key, context.run_id)
         for c in configs
     }
-    failures: dict[str, str] = {}
-    permanent: dict[str, bool] = {}
-    # Each refused export's verdicts: recorded in the failure, not as check results.
-    refused: dict[str, list[dict[str, Any]]] = {}
+    failures = StepFailures()
     recorded = _recorded_by_this_run(context, configs, ledgers)
     for name, reason in _permanent_failures_before(context, configs).items():
-        failures[name], permanent[name] = reason, True
-    pending = [c for c in configs if c.name not in recorded and c.name not in failures]
+        failures.add(name, reason, permanent=True)
+    pending = [c for c in configs if c.name not in recorded and c.name not in failures.reasons]
     workers = max(1, min(len(pending) + len(recorded), domo.max_concurrent_exports))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domo-export") as executor:
         exporting: dict[Future[Any], ExportConfig] = {
@@ -168,40 +165,23 @@ def run_exports(
                 try:
                     done = future.result()
                 except Exception as exc:
-                    failures[config.name] = str(exc)
-                    permanent[config.name] = _is_permanent(exc)
+                    failures.add(config.name, str(exc), permanent=_is_permanent(exc))
                     context.log.error(f"{config.name}: {exc}")
                     continue
                 if future in publishing:
                     problem = publisher.report(config, done)
                     if problem is not None:
-                        failures[config.name], permanent[config.name] = problem
+                        failures.add(config.name, *problem)
                     continue
-                outcome: ExportOutcome = done
-                key = keys[config.name]
-                if not verified(outcome):
-                    refused[config.name] = _verdicts_document(outcome)
-                    failures[config.name] = _refusal(outcome)
-                    permanent[config.name] = refused_for_good(outcome)
-                    context.log.error(f"{config.name}: {failures[config.name]}")
+                if not _recordable(context, config, done, failures, publisher):
                     continue
-                newer = publisher.newer_published(config, outcome)
-                if newer is not None:
-                    # Recording it would put Dagster's latest materialization behind what
-                    # readers are pointed at (and retention may remove it): not recorded.
-                    context.log.warning(
-                        f"{config.name}: Domo export {outcome.export.export_id} was verified but "
-                        f"is not recorded: {newer.uri} names export {newer.export_id}, which "
-                        "Domo made later and Dagster has already recorded"
-                    )
-                    continue
-                in_flight = (config, outcome)
+                in_flight = (config, done)
                 # The client's URL: a component's bound resource still holds EnvVar settings.
-                yield _result(outcome, key, runner.client.instance_url)
+                yield _result(done, keys[config.name], runner.client.instance_url)
                 # Dagster stores a yielded result's events before it resumes this generator:
                 # the materialization is recorded now, and publication may follow it.
                 published = executor.submit(
-                    publisher.publish_verified, config, outcome, ledgers[config.name]
+                    publisher.publish_verified, config, done, ledgers[config.name]
                 )
                 in_flight = None
                 publishing[published] = config
@@ -223,21 +203,77 @@ def run_exports(
             _log_positions(context, exporting)
             raise
     start_lines.flush(context.log)
-    if failures:
-        _remember_permanent_failures(context, permanent)
+    failures.raise_if_any(context, len(configs))
+
+
+def _recordable(
+    context: AssetExecutionContext,
+    config: ExportConfig,
+    outcome: ExportOutcome,
+    failures: StepFailures,
+    publisher: Publisher,
+) -> bool:
+    """Whether a finished export is to be recorded: it passed every check (else its verdicts
+    go to the failure), and no newer export of the asset is published already (recording it
+    would put Dagster's latest materialization behind what readers are pointed at, and a
+    concurrent run's retention may remove it)."""
+    if not verified(outcome):
+        failures.refuse(config.name, outcome)
+        context.log.error(f"{config.name}: {failures.reasons[config.name]}")
+        return False
+    newer = publisher.newer_published(config, outcome)
+    if newer is not None:
+        context.log.warning(
+            f"{config.name}: Domo export {outcome.export.export_id} was verified but is not "
+            f"recorded: {newer.uri} names export {newer.export_id}, which Domo made later and "
+            "Dagster has already recorded"
+        )
+        return False
+    return True
+
+
+class StepFailures:
+    """What failed in a step, for the one ``Failure`` that ends it."""
+
+    def __init__(self) -> None:
+        self.reasons: dict[str, str] = {}
+        self.permanent: dict[str, bool] = {}
+        # Each refused export's verdicts: recorded in the failure, not as check results.
+        self.refused: dict[str, list[dict[str, Any]]] = {}
+
+    def add(self, name: str, reason: str, permanent: bool) -> None:
+        """Record that an export failed, and whether a retry could mend it."""
+        self.reasons[name] = reason
+        self.permanent[name] = permanent
+
+    def refuse(self, name: str, outcome: ExportOutcome) -> None:
+        """Record an export whose checks did not all pass, with every verdict."""
+        self.refused[name] = _verdicts_document(outcome)
+        self.add(name, _refusal(outcome), permanent=refused_for_good(outcome))
+
+    def raise_if_any(self, context: AssetExecutionContext, exports: int) -> None:
+        """End the step with a ``Failure`` naming each failed export, if any failed.
+
+        Raises:
+            Failure: Some export failed; it asks for a retry unless every failure is one a
+                retry cannot mend, and the permanent ones are remembered for that retry.
+        """
+        if not self.reasons:
+            return
+        _remember_permanent_failures(context, self.permanent)
         raise Failure(
-            description=f"{len(failures)} of {len(configs)} Domo export(s) failed: "
-            + "; ".join(f"{name}: {reason}" for name, reason in failures.items()),
+            description=f"{len(self.reasons)} of {exports} Domo export(s) failed: "
+            + "; ".join(f"{name}: {reason}" for name, reason in self.reasons.items()),
             metadata={
-                FAILED_EXPORTS_KEY: MetadataValue.json(failures),
+                FAILED_EXPORTS_KEY: MetadataValue.json(self.reasons),
                 PERMANENT_FAILURES_KEY: MetadataValue.json(
-                    sorted(n for n, p in permanent.items() if p)
+                    sorted(n for n, p in self.permanent.items() if p)
                 ),
-                **({REFUSED_CHECKS_KEY: MetadataValue.json(refused)} if refused else {}),
+                **({REFUSED_CHECKS_KEY: MetadataValue.json(self.refused)} if self.refused else {}),
             },
             # A retry redoes only what failed; it is worth it unless nothing failed for a
             # reason a retry could mend.
-            allow_retries=not all(permanent.values()),
+            allow_retries=not all(self.permanent.values()),
         )
 
 
