@@ -39,7 +39,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from domo_assets.domo.models import Condition, ExportQuery, FilterOp, OrderBy, RowFilter
 from domo_assets.partitions import PartitionSettings
-from domo_assets.s3.credentials import STS_MAX_DURATION, STS_MIN_DURATION, CredentialsMode
+from domo_assets.s3.credentials import (
+    STS_MAX_DURATION,
+    STS_MIN_DURATION,
+    CredentialLimits,
+    CredentialOverrides,
+    CredentialsMode,
+)
 from domo_assets.s3.target import ExportTarget, check_prefix_path, prefix_uri
 
 # The environment variable naming the catalog file (read by definitions.py only).
@@ -128,10 +134,14 @@ class OrderColumn(_Strict):
 
 
 class CredentialsSettings(_Strict):
-    """Which AWS credentials to hand to Domo for this export (overrides the resource's)."""
+    """Which AWS credentials to hand to Domo for this export: may only narrow the
+    ``aws_credentials`` resource's settings (checked when the definitions are built, and again
+    when the export runs)."""
 
     mode: CredentialsMode | None = Field(
-        default=None, description="scoped, chain, static or assume_role; default: the resource's."
+        default=None,
+        description="scoped or assume_role (chain and static only where the resource allows "
+        "unscoped credentials); default: the resource's.",
     )
     role_arn: str | None = Field(
         default=None, description="The role whose scoped sessions Domo is handed."
@@ -141,12 +151,18 @@ class CredentialsSettings(_Strict):
         default=None,
         ge=STS_MIN_DURATION,
         le=STS_MAX_DURATION,
-        description="Fixed credential lifetime; default: sized to the export.",
+        description="Fixed credential lifetime (at most the resource's, when it fixes one); "
+        "default: sized to the export.",
+    )
+    allow_unscoped_credentials: bool | None = Field(
+        default=None,
+        description="false refuses unscoped credentials for this export; true only where the "
+        "resource allows them. Default: the resource's.",
     )
     allow_long_lived: bool | None = Field(
         default=None,
-        description="Hand long-lived keys to Domo when no temporary ones can be minted (warned "
-        "and recorded); default: the resource's (false).",
+        description="false refuses long-lived keys for this export; true only where the "
+        "resource allows them. Default: the resource's.",
     )
 
     @model_validator(mode="after")
@@ -158,6 +174,17 @@ class CredentialsSettings(_Strict):
                 f"{self.role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
             )
         return self
+
+    def to_overrides(self) -> CredentialOverrides:
+        """These settings as overrides of the resource's."""
+        return CredentialOverrides(
+            mode=self.mode,
+            role_arn=self.role_arn,
+            external_id=self.external_id,
+            duration_seconds=self.duration_seconds,
+            allow_unscoped_credentials=self.allow_unscoped_credentials,
+            allow_long_lived=self.allow_long_lived,
+        )
 
 
 Severity = Literal["warn", "error"]
@@ -568,6 +595,26 @@ class Catalog(_Strict):
             if export.name == name:
                 return export
         raise KeyError(name)
+
+
+def check_credentials(catalog: Catalog, limits: CredentialLimits) -> None:
+    """Refuse exports whose ``credentials:`` would widen what the ``aws_credentials`` resource
+    allows (unscoped or long-lived credentials, ``mode: chain`` or ``static``, a longer
+    ``duration_seconds``): the operator's settings win.
+
+    Args:
+        catalog: The validated catalog.
+        limits: The resource's settings (``AwsCredentialsResource.limits``).
+
+    Raises:
+        CatalogError: Naming the file, the export and each refused field.
+    """
+    for export, origin in zip(catalog.exports, catalog.origins, strict=True):
+        if export.credentials is None:
+            continue
+        refused = limits.refusals(export.credentials.to_overrides())
+        if refused:
+            raise CatalogError(f"{origin.label}: " + "; ".join(refused))
 
 
 @functools.cache

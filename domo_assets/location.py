@@ -19,7 +19,7 @@ from domo_assets.assets import (
     build_export_assets,
     build_partitioned_export_assets,
 )
-from domo_assets.catalog import Catalog
+from domo_assets.catalog import Catalog, check_credentials
 from domo_assets.parquet_assets import build_parquet_assets
 from domo_assets.quality import build_quality_checks
 from domo_assets.resource import AwsCredentialsResource, DomoResource, default_s3_resource
@@ -81,7 +81,11 @@ def build_definitions(
             resources to the definitions themselves (no code-location resource keys), so that
             several catalogs (e.g. component instances, each with its own Domo connection) live
             in one project. ``domo`` must then hold resolved settings (no ``EnvVar``).
+
+    Raises:
+        CatalogError: An export's ``credentials:`` would widen what ``aws_credentials`` allows.
     """
+    check_credentials(catalog, (aws_credentials or AwsCredentialsResource()).limits)
     specs = translate(catalog, translator)
     prefix = f"{scope}__" if scope else ""
     bound = BoundResources(domo, aws_credentials) if scope else None

@@ -20,7 +20,7 @@ from dagster import (
     get_dagster_logger,
     resource,
 )
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, model_validator
 
 from domo_assets.domo.defaults import (
     DEFAULT_API_URL,
@@ -43,9 +43,11 @@ from domo_assets.domo.polling import (
 from domo_assets.s3.credentials import (
     STS_MAX_DURATION,
     STS_MIN_DURATION,
+    CredentialLimits,
     CredentialProvider,
     CredentialsMode,
     actions_from,
+    unscoped_refusal,
 )
 
 if TYPE_CHECKING:
@@ -252,13 +254,17 @@ class AwsCredentialsResource(ConfigurableResource):
 
     ``scoped`` (default): for every export, STS mints temporary credentials whose inline session
     policy allows writing only under that export's prefix (AssumeRole with ``role_arn``,
-    otherwise GetFederationToken from the worker's keys). ``chain`` hands over what boto3's chain
-    resolves, ``static`` the keys given here, ``assume_role`` is ``scoped`` with a required
-    role. Long-lived keys are handed over only with ``allow_long_lived``.
+    otherwise GetFederationToken from the worker's long-term IAM user keys); where neither can be
+    minted the export fails before Domo is asked. ``assume_role`` is ``scoped`` with a required
+    role. Unscoped credentials are handed over only with ``allow_unscoped_credentials``: then
+    ``scoped`` falls back to GetSessionToken (or the worker's own temporary credentials), and
+    ``chain`` (boto3's chain) and ``static`` (the keys given here) may be used; long-lived keys
+    need ``allow_long_lived`` as well. A catalog entry's ``credentials:`` may only narrow these.
     """
 
     mode: CredentialsMode = Field(
-        default=CredentialsMode.SCOPED, description="scoped, chain, static or assume_role."
+        default=CredentialsMode.SCOPED,
+        description="scoped, assume_role, or (with allow_unscoped_credentials) chain or static.",
     )
     aws_access_key_id: str | None = Field(
         default=None,
@@ -272,7 +278,9 @@ class AwsCredentialsResource(ConfigurableResource):
         default=None, repr=False, description="Session token, for temporary static keys."
     )
     role_arn: str | None = Field(
-        default=None, description="Role whose scoped sessions Domo is handed (AssumeRole)."
+        default=None,
+        description="Role whose scoped sessions Domo is handed (AssumeRole; the worker needs "
+        "sts:AssumeRole on it).",
     )
     external_id: str | None = Field(
         default=None, repr=False, description="External id the role's trust policy requires."
@@ -281,13 +289,21 @@ class AwsCredentialsResource(ConfigurableResource):
         default=None,
         ge=STS_MIN_DURATION,
         le=STS_MAX_DURATION,
-        description="Fixed lifetime of minted credentials, in seconds; by default each export's "
-        "expected duration twice plus 5 minutes, between 900 s and poll_timeout.",
+        description="Fixed lifetime of minted credentials, in seconds (900 to 129,600 for "
+        "GetFederationToken, to 43,200 for AssumeRole, to 3,600 for role chaining); by default "
+        "each export's expected duration twice plus 5 minutes, between 900 s and poll_timeout.",
+    )
+    allow_unscoped_credentials: bool = Field(
+        default=False,
+        description="Hand Domo credentials no session policy limits to the export's prefix: "
+        "GetSessionToken credentials (or the worker's own temporary ones) where no scoped ones "
+        "can be minted, and the modes chain and static. Warned in the log and recorded in the "
+        "metadata (domo/credentials_scope: unscoped).",
     )
     allow_long_lived: bool = Field(
         default=False,
-        description="Hand long-lived keys to Domo when no temporary credentials can be minted "
-        "(warned and recorded in the metadata).",
+        description="With allow_unscoped_credentials, let the modes chain and static hand over "
+        "long-lived access keys (warned and recorded as domo/credentials_kind: long-lived).",
     )
     domo_object_actions: list[str] | None = Field(
         default=None,
@@ -311,6 +327,25 @@ class AwsCredentialsResource(ConfigurableResource):
     def _is_dagster_maintained(cls) -> bool:
         return False
 
+    @model_validator(mode="after")
+    def _consistent(self) -> AwsCredentialsResource:
+        refusal = unscoped_refusal(
+            CredentialsMode(self.mode), self.allow_unscoped_credentials, self.allow_long_lived
+        )
+        if refusal is not None:
+            raise ValueError(f"aws_credentials: {refusal}")
+        return self
+
+    @property
+    def limits(self) -> CredentialLimits:
+        """What these settings allow: a catalog entry's ``credentials:`` may only narrow them."""
+        return CredentialLimits(
+            CredentialsMode(self.mode),
+            self.allow_unscoped_credentials,
+            self.allow_long_lived,
+            self.duration_seconds,
+        )
+
     def get_provider(self) -> CredentialProvider:
         """The credential provider these settings describe."""
         static = None
@@ -327,6 +362,7 @@ class AwsCredentialsResource(ConfigurableResource):
             role_arn=self.role_arn,
             external_id=self.external_id,
             duration_seconds=self.duration_seconds,
+            allow_unscoped_credentials=self.allow_unscoped_credentials,
             allow_long_lived=self.allow_long_lived,
             actions=actions_from(
                 self.domo_object_actions, self.domo_bucket_actions, self.domo_kms_actions

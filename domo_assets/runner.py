@@ -63,7 +63,6 @@ from domo_assets.s3.credentials import (
     CredentialGrant,
     CredentialProvider,
     ExportScope,
-    session_duration,
 )
 from domo_assets.s3.guard import DestinationReport, check_destination
 from domo_assets.s3.landing import write_redshift_manifest
@@ -250,12 +249,19 @@ class ExportRunner:
             The outcome, with a manifest only when every check passed (``verdicts.verified``).
 
         Raises:
+            CredentialsError: Domo cannot be handed credentials the settings and AWS allow:
+                raised before any call to Domo where the settings show it, and otherwise (STS
+                refused GetFederationToken) before the export request.
             DomoError: Access errors (before any export is attempted), a failed, stale or
                 timed-out export, a start that kept being refused, or an export made for
                 another request (``DomoForeignExportError``).
         """
         ledger = ledger or NoLedger()
         deadline = self._clock() + self.schedule.timeout
+        # What the credentials need (settings, AWS's bounds) is checked before any call to Domo.
+        self._provider(config).check(
+            config.name, _scope(config, config.export_path(partition_key)), self.schedule.timeout
+        )
         destination = self._check_destination(config)
         dataset = self.client.get_dataset(config.dataset_id)
         columns = self.client.get_columns(config.dataset_id)
@@ -560,19 +566,8 @@ class ExportRunner:
     ) -> tuple[ExportRequest, CredentialGrant]:
         """The export request, with credentials minted for it (living about as long as the
         ``expected`` seconds the DataSet's recent exports took, or the poll timeout)."""
-        provider = self.credentials
-        if config.credentials is not None:
-            settings = config.credentials
-            provider = provider.with_settings(
-                settings.mode,
-                settings.role_arn,
-                settings.external_id,
-                settings.duration_seconds,
-                settings.allow_long_lived,
-            )
-        scope = ExportScope(config.bucket, target.path, config.region, config.kms_key_id)
-        grant = provider.grant(
-            config.name, scope, session_duration(expected, self.schedule.timeout)
+        grant = self._provider(config).grant(
+            config.name, _scope(config, target.path), expected, self.schedule.timeout
         )
         if grant.warning:
             self.log.warning(grant.warning)
@@ -587,6 +582,13 @@ class ExportRunner:
             use_cache=config.use_cache,
         )
         return request, grant
+
+    def _provider(self, config: ExportConfig) -> CredentialProvider:
+        """The credentials provider of one export: the resource's, narrowed by the entry's
+        ``credentials:`` (which may not widen it: ``CredentialsError`` names the field)."""
+        if config.credentials is None:
+            return self.credentials
+        return self.credentials.with_settings(config.name, config.credentials.to_overrides())
 
     # -- waiting ---------------------------------------------------------------------------
 
@@ -748,3 +750,8 @@ def _duration(seconds: float) -> str:
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.0f} d"
+
+
+def _scope(config: ExportConfig, path: str) -> ExportScope:
+    """Where an export (of `path`, its partition's prefix included) may write."""
+    return ExportScope(config.bucket, path, config.region, config.kms_key_id)

@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from dagster import DagsterInstance
 from domo_assets_dev.sandbox import DAILY_ORDERS_ID, EXPORT_ROLE_ARN, PHARMACY_CLAIMS_ID, Sandbox
+from domo_assets_dev.sandbox.s3 import make_client
+from pydantic import ValidationError
 from support import (
     domo_resource,
     failure_text,
@@ -20,11 +23,43 @@ from support import (
     write_catalog,
 )
 
-from domo_assets.catalog import Catalog
-from domo_assets.resource import AwsCredentialsResource
+from domo_assets.catalog import Catalog, CatalogError
+from domo_assets.location import build_definitions
+from domo_assets.resource import AwsCredentialsResource, DomoResource
 
 CLAIMS = {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "path": "cred/claims"}
 OBJECT_ACTIONS = ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+# What an operator might widen the session policy with (domo_object_actions and
+# domo_bucket_actions): with a deep path, more than AWS accepts in a session policy.
+WIDE_OBJECT_ACTIONS = [
+    *OBJECT_ACTIONS,
+    "s3:GetObject",
+    *(f"s3:{verb}Object{what}" for verb in ("Get", "Put") for what in ("Acl", "Tagging")),
+    *(f"s3:{verb}Object{what}" for verb in ("Get", "Put") for what in ("Retention", "LegalHold")),
+    *(f"s3:{verb}ObjectVersion{what}" for verb in ("Get", "Put") for what in ("Acl", "Tagging")),
+    "s3:GetObjectVersion",
+    "s3:GetObjectAttributes",
+    "s3:GetObjectVersionAttributes",
+    "s3:DeleteObject",
+    "s3:DeleteObjectTagging",
+    "s3:DeleteObjectVersion",
+    "s3:RestoreObject",
+    "s3:ReplicateObject",
+    "s3:ReplicateDelete",
+    "s3:BypassGovernanceRetention",
+]
+WIDE_BUCKET_ACTIONS = [
+    "s3:GetBucketLocation",
+    "s3:ListBucket",
+    "s3:ListBucketMultipartUploads",
+    *(
+        f"s3:GetBucket{what}"
+        for what in ("Policy", "Acl", "Versioning", "Tagging", "OwnershipControls", "Logging")
+    ),
+    *(f"s3:Get{what}Configuration" for what in ("Encryption", "Lifecycle", "Replication")),
+]
+DEEP_PATH = "cred/" + "/".join(["a-rather-long-folder-name"] * 36)  # 940 characters
+EXPORT_PATH = "/api/query/v1/export/"
 KMS_KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 KMS_KEY_ARN = f"arn:aws:kms:us-east-1:123456789012:key/{KMS_KEY_ID}"
 
@@ -180,22 +215,233 @@ def test_domos_writes_are_held_to_the_session_policy(
     assert "S3_WRITE_FAILED" in text and "session policy" in text
 
 
-def test_long_lived_keys_are_never_handed_over_silently(
+def export_posts(sandbox: Sandbox) -> list[dict[str, Any]]:
+    """The export requests (POSTs) that reached the sandbox's Domo."""
+    return [
+        r for r in sandbox.control.requests() if r["method"] == "POST" and EXPORT_PATH in r["path"]
+    ]
+
+
+def worker_on(monkeypatch: pytest.MonkeyPatch, credentials: dict[str, Any]) -> None:
+    """Make `credentials` (boto3's STS Credentials) the worker's own, as boto3's chain finds
+    them (an instance or pod role's, for example)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"])
+    monkeypatch.setenv("AWS_SESSION_TOKEN", credentials["SessionToken"])
+
+
+def sandbox_sts(sandbox: Sandbox) -> Any:
+    """An STS client of the sandbox, signed with its long-term IAM user keys."""
+    return make_client("sts", sandbox.s3_url)
+
+
+def test_refused_federation_token_and_no_role_exports_nothing_and_names_the_fixes(
     sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
 ) -> None:
-    sandbox.control.deny_sts(["GetFederationToken", "GetSessionToken"])
-    refused = run(write_catalog(tmp_path, CLAIMS), sandbox, instance)
+    """AWS: GetSessionToken credentials carry every permission of the IAM user and no policy can
+    limit them, so they are no fallback: without the opt-in the export fails before its POST."""
+    sandbox.control.deny_sts(["GetFederationToken"])
+    result = run(write_catalog(tmp_path, CLAIMS), sandbox, instance)
+    assert not result.success
+    text = failure_text(result)
+    assert "no scoped credentials can be minted for Domo: STS refused GetFederationToken" in text
+    assert "grant sts:GetFederationToken" in text
+    assert "configure a role to assume (role_arn" in text and "sts:AssumeRole" in text
+    assert "allow_unscoped_credentials: true on the aws_credentials resource" in text
+    assert export_posts(sandbox) == []
+    assert sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID) == []
+    assert [c["action"] for c in minting_calls(sandbox)] == ["GetFederationToken"]
+
+
+def test_unscoped_credentials_only_with_the_resource_opt_in_warned_and_recorded(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    sandbox.control.deny_sts(["GetFederationToken"])
+    opted_in = AwsCredentialsResource(allow_unscoped_credentials=True)
+    result = run(write_catalog(tmp_path, CLAIMS), sandbox, instance, opted_in)
+    assert result.success, failure_text(result)
+    assert [c["action"] for c in minting_calls(sandbox)] == [
+        "GetFederationToken",
+        "GetSessionToken",
+    ]
+    assert only_request(sandbox)["credential_kind"] == "session-token"
+    metadata = metadata_of(result, "claims")
+    assert metadata["domo/credentials_kind"] == "session"
+    assert metadata["domo/credentials_scope"] == "unscoped"
+    warnings = [m for m in log_messages(instance, result) if "unscoped GetSessionToken" in m]
+    assert warnings and "every permission of the worker's IAM user" in warnings[0]
+
+
+def test_temporary_worker_credentials_without_a_role_are_refused_before_domo(
+    sandbox: Sandbox,
+    instance: DagsterInstance,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AWS: GetFederationToken must be called with an IAM user's long-term keys."""
+    sts = sandbox_sts(sandbox)
+    try:
+        worker_on(monkeypatch, sts.get_session_token(DurationSeconds=3600)["Credentials"])
+    finally:
+        sts.close()
+    catalog = write_catalog(tmp_path, CLAIMS)
+    refused = run(catalog, sandbox, instance)
     assert not refused.success
     text = failure_text(refused)
-    assert "long-lived keys are never handed to Domo unless allowed" in text
-    assert "allow_long_lived: true" in text and "role_arn" in text
-    assert sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID) == []
+    assert "the worker's AWS credentials are temporary" in text
+    assert "GetFederationToken accepts only an IAM user's long-term keys" in text
+    assert "allow_unscoped_credentials: true" in text
+    assert sandbox.control.requests() == [], "no request may reach Domo"
 
     allowed = run(
-        write_catalog(tmp_path, {**CLAIMS, "credentials": {"allow_long_lived": True}}),
+        catalog, sandbox, instance, AwsCredentialsResource(allow_unscoped_credentials=True)
+    )
+    assert allowed.success, failure_text(allowed)
+    metadata = metadata_of(allowed, "claims")
+    assert metadata["domo/credentials_kind"] == "temporary"
+    assert metadata["domo/credentials_scope"] == "unscoped"
+    assert any(
+        "the worker's own temporary credentials" in m for m in log_messages(instance, allowed)
+    )
+
+
+def test_role_chaining_is_capped_at_one_hour_before_any_call_to_domo(
+    sandbox: Sandbox,
+    instance: DagsterInstance,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AWS: a role session assuming a role gets at most 3,600 s, whatever the role allows (the
+    sandbox's export role allows 12 h, which a worker with long-term keys gets)."""
+    sts = sandbox_sts(sandbox)
+    try:
+        pod_role = sts.assume_role(RoleArn=EXPORT_ROLE_ARN, RoleSessionName="pod")["Credentials"]
+    finally:
+        sts.close()
+    worker_on(monkeypatch, pod_role)
+    sandbox.control.clear_sts_calls()
+    catalog = write_catalog(tmp_path, CLAIMS)
+    role = AwsCredentialsResource(role_arn=EXPORT_ROLE_ARN)
+    fixed = AwsCredentialsResource(role_arn=EXPORT_ROLE_ARN, duration_seconds=7200)
+    for domo, credentials, named in (
+        (domo_resource(sandbox, poll_timeout=7200), role, "poll_timeout is 7200 s"),
+        (domo_resource(sandbox), fixed, "duration_seconds is 7200 s"),
+    ):
+        result = materialize_catalog(catalog, instance, domo, credentials=credentials)
+        assert not result.success
+        text = failure_text(result)
+        assert "role chaining" in text and "AWS caps role chaining at one hour (3,600 s)" in text
+        assert ":assumed-role/domo-export/pod" in text and named in text
+    assert sandbox.control.requests() == [], "no request may reach Domo"
+    assert minting_calls(sandbox) == [], "STS is not asked for what it would refuse"
+
+    within = run(catalog, sandbox, instance, role)  # poll_timeout 3600, the default
+    assert within.success, failure_text(within)
+    (call,) = minting_calls(sandbox)
+    assert (call["action"], call["duration_seconds"], call["status"]) == ("AssumeRole", 3600, 200)
+
+
+def test_oversize_session_policy_is_refused_before_sts_and_domo(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    """AWS: a session policy's plain text holds at most 2,048 characters (the default policy of
+    a 940-character path is about 1,300; widened action lists pass the limit)."""
+    widened = AwsCredentialsResource(
+        domo_object_actions=WIDE_OBJECT_ACTIONS, domo_bucket_actions=WIDE_BUCKET_ACTIONS
+    )
+    entry = {**CLAIMS, "path": DEEP_PATH}
+    result = run(write_catalog(tmp_path, entry), sandbox, instance, widened)
+    assert not result.success
+    text = failure_text(result)
+    assert f"the session policy for s3://domo-exports/{DEEP_PATH}/ is 2," in text
+    assert "AWS accepts at most 2,048 in a session policy" in text
+    assert minting_calls(sandbox) == []
+    assert sandbox.control.requests() == []
+
+    within = run(write_catalog(tmp_path, entry), sandbox, instance)
+    assert within.success, failure_text(within)
+    (call,) = minting_calls(sandbox)
+    assert 1000 < len(call["policy_text"]) <= 2048
+
+
+@pytest.mark.parametrize(
+    ("settings", "field", "words"),
+    [
+        ({"allow_long_lived": True}, "credentials.allow_long_lived", "only the resource can"),
+        (
+            {"allow_unscoped_credentials": True},
+            "credentials.allow_unscoped_credentials",
+            "only the resource can",
+        ),
+        ({"mode": "chain"}, "credentials.mode", "'chain' hands Domo unscoped credentials"),
+        ({"mode": "static"}, "credentials.mode", "'static' hands Domo unscoped credentials"),
+    ],
+)
+def test_catalog_credentials_cannot_widen_the_resource_at_load(
+    tmp_path: Path, settings: dict[str, Any], field: str, words: str
+) -> None:
+    catalog = write_catalog(tmp_path, {**CLAIMS, "credentials": settings})
+    domo = DomoResource(instance_url="https://acme.domo.com", developer_token="unused")
+    with pytest.raises(CatalogError) as refused:
+        build_definitions(catalog, domo)
+    message = str(refused.value)
+    assert f"exports.yaml: export 'claims' (exports[0]): field '{field}'" in message
+    assert words in message
+    # Where the operator allows it, the same entry loads.
+    allowing = AwsCredentialsResource(allow_unscoped_credentials=True, allow_long_lived=True)
+    assert build_definitions(catalog, domo, aws_credentials=allowing).assets
+
+
+def test_catalog_credentials_cannot_widen_the_resource_at_run_time(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    """The resource a run is given is checked too, before any call to Domo."""
+    strict = AwsCredentialsResource(duration_seconds=1800)
+    for settings, field in (
+        ({"mode": "chain"}, "credentials.mode"),
+        ({"allow_long_lived": True}, "credentials.allow_long_lived"),
+        ({"duration_seconds": 3600}, "credentials.duration_seconds"),
+    ):
+        entry = {**CLAIMS, "credentials": settings}
+        result = run(write_catalog(tmp_path, entry), sandbox, instance, strict)
+        assert not result.success
+        text = failure_text(result)
+        assert "export 'claims': its credentials settings may only narrow" in text
+        assert f"field '{field}'" in text
+    assert sandbox.control.requests() == [] and minting_calls(sandbox) == []
+    # Narrowing is honoured: the opt-in the resource gives, the entry takes back.
+    sandbox.control.deny_sts(["GetFederationToken"])
+    narrowed = {**CLAIMS, "credentials": {"allow_unscoped_credentials": False}}
+    result = run(
+        write_catalog(tmp_path, narrowed),
         sandbox,
         instance,
+        AwsCredentialsResource(allow_unscoped_credentials=True),
     )
+    assert not result.success
+    assert "no scoped credentials can be minted" in failure_text(result)
+    assert export_posts(sandbox) == []
+
+
+def test_long_lived_keys_need_both_opt_ins(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    """Mode chain hands over the worker's keys as they are: unscoped, here long-lived."""
+    with pytest.raises(ValidationError, match="allow_unscoped_credentials: true"):
+        AwsCredentialsResource(mode="chain")
+    with pytest.raises(ValidationError, match="allow_long_lived needs allow_unscoped_credentials"):
+        AwsCredentialsResource(allow_long_lived=True)
+    catalog = write_catalog(tmp_path, CLAIMS)
+    unscoped = AwsCredentialsResource(mode="chain", allow_unscoped_credentials=True)
+    refused = run(catalog, sandbox, instance, unscoped)
+    assert not refused.success
+    assert "set allow_long_lived: true on the aws_credentials resource" in failure_text(refused)
+    assert sandbox.control.requests() == []
+
+    both = AwsCredentialsResource(
+        mode="chain", allow_unscoped_credentials=True, allow_long_lived=True
+    )
+    allowed = run(catalog, sandbox, instance, both)
     assert allowed.success, failure_text(allowed)
     assert only_request(sandbox)["credential_kind"] == "long-lived"
     metadata = metadata_of(allowed, "claims")
@@ -204,16 +450,3 @@ def test_long_lived_keys_are_never_handed_over_silently(
     assert any(
         "Domo is handed long-lived access keys" in m for m in log_messages(instance, allowed)
     )
-
-
-def test_session_token_where_no_federation_token_can_be_minted_is_warned(
-    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
-) -> None:
-    sandbox.control.deny_sts(["GetFederationToken"])
-    result = run(write_catalog(tmp_path, CLAIMS), sandbox, instance)
-    assert result.success, failure_text(result)
-    assert only_request(sandbox)["credential_kind"] == "session-token"
-    metadata = metadata_of(result, "claims")
-    assert metadata["domo/credentials_kind"] == "session"
-    assert metadata["domo/credentials_scope"] == "unscoped"
-    assert any("no session policy can apply to them" in m for m in log_messages(instance, result))

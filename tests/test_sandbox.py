@@ -19,7 +19,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import botocore
+import botocore.config
 import domo_assets_dev.sandbox.__main__ as sandbox_cli
 import pytest
 import requests
@@ -1669,14 +1671,133 @@ def test_denied_sts_actions_answer_access_denied_until_reset(sandbox: Sandbox, s
     assert calls[0]["issued_access_key_id"] is None
     assert calls[1]["policy"] == SOME_PREFIX_POLICY
     assert calls[2]["issued_access_key_id"] == session["AccessKeyId"]
-    for bad in (["GetCallerIdentity"], ["Explode"]):
+    # AWS: no IAM policy can refuse GetCallerIdentity or GetSessionToken.
+    for bad, words in (
+        ("GetCallerIdentity", "GetCallerIdentity cannot be denied"),
+        ("sts:GetSessionToken", "GetSessionToken cannot be denied"),
+        ("Explode", "Explode"),
+    ):
         with pytest.raises(SandboxControlError) as refused_call:
-            sandbox.control.deny_sts(bad)
-        assert refused_call.value.status == 400 and bad[0] in refused_call.value.body
+            sandbox.control.deny_sts([bad])
+        assert refused_call.value.status == 400
+        assert words in refused_call.value.body
 
     sandbox.control.reset()
 
     assert ASIA_KEY_PATTERN.fullmatch(mint(sts, "assumed-role")["AccessKeyId"])
+
+
+def unvalidated_sts(sandbox: Sandbox, credentials: dict[str, Any] | None = None) -> Any:
+    """Return an STS client that sends what it is given (botocore checks some bounds itself),
+    signed with `credentials` (boto3's Credentials) or the sandbox's long-term key."""
+    keys = (
+        {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        }
+        if credentials is not None
+        else {"aws_access_key_id": ACCESS_KEY_ID, "aws_secret_access_key": "long-term"}
+    )
+    return boto3.session.Session().client(
+        "sts",
+        endpoint_url=sandbox.s3_url,
+        region_name="us-east-1",
+        config=botocore.config.Config(parameter_validation=False),
+        **keys,
+    )
+
+
+def sts_error(call: Any, **kwargs: Any) -> tuple[int, str, str]:
+    """Return (HTTP status, error code, message) of an STS call that must fail."""
+    with pytest.raises(ClientError) as refused:
+        call(**kwargs)
+    error = refused.value.response["Error"]
+    return (
+        refused.value.response["ResponseMetadata"]["HTTPStatusCode"],
+        error["Code"],
+        error["Message"],
+    )
+
+
+def test_sts_keeps_aws_rules_whatever_the_permissions(sandbox: Sandbox, sts: Any) -> None:
+    """What AWS's STS refuses to every caller: long sessions for chained roles, federation or
+    session tokens from temporary credentials, durations out of bounds, long session policies."""
+    long_term = unvalidated_sts(sandbox)
+    role_session = mint(sts, "assumed-role")
+    session_token = mint(sts, "session-token")
+    as_role = unvalidated_sts(sandbox, role_session)
+    as_session = unvalidated_sts(sandbox, session_token)
+    iam = make_client("iam", sandbox.s3_url)
+    try:
+        iam.create_role(RoleName="default-max", AssumeRolePolicyDocument="{}")
+        default_max = iam.get_role(RoleName="default-max")["Role"]["Arn"]
+        chained = {"RoleArn": EXPORT_ROLE_ARN, "RoleSessionName": "chained"}
+        assert sts_error(as_role.assume_role, **chained, DurationSeconds=3601) == (
+            400,
+            "ValidationError",
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed "
+            "by role chaining.",
+        )
+        assert as_role.assume_role(**chained, DurationSeconds=3600)["Credentials"]
+        # Not chained, the role's MaxSessionDuration bounds it (the export role's is 12 h).
+        assert long_term.assume_role(**chained, DurationSeconds=43200)["Credentials"]
+        assert sts_error(
+            long_term.assume_role,
+            RoleArn=default_max,
+            RoleSessionName="s",
+            DurationSeconds=3601,
+        ) == (
+            400,
+            "ValidationError",
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+        )
+        for temporary in (as_role, as_session):
+            for call, name in (
+                (temporary.get_federation_token, "GetFederationToken"),
+                (temporary.get_session_token, "GetSessionToken"),
+            ):
+                kwargs = {"Name": "domo-x"} if name == "GetFederationToken" else {}
+                assert sts_error(call, **kwargs) == (
+                    403,
+                    "AccessDenied",
+                    f"Cannot call {name} with session credentials",
+                )
+        bounds = [
+            (long_term.get_federation_token, {"Name": "n"}, 899, ">= 900"),
+            (long_term.get_federation_token, {"Name": "n"}, 129601, "<= 129600"),
+            (long_term.get_session_token, {}, 129601, "<= 129600"),
+            (long_term.assume_role, chained, 43201, "<= 43200"),
+            (long_term.assume_role, chained, 899, ">= 900"),
+        ]
+        for call, kwargs, duration, bound in bounds:
+            status, code, message = sts_error(call, **kwargs, DurationSeconds=duration)
+            assert (status, code) == (400, "ValidationError")
+            word = "greater" if bound.startswith(">") else "less"
+            assert f"Value '{duration}' at 'durationSeconds'" in message
+            assert f"{word} than or equal to {bound.split()[1]}" in message
+        assert long_term.get_federation_token(Name="n", DurationSeconds=129600)["Credentials"]
+        assert long_term.get_session_token(DurationSeconds=129600)["Credentials"]
+        statement = allow("s3:PutObject", SOME_PREFIX_ARN)
+        padded = policy_document(*[statement] * 40)
+        text = json.dumps(padded)
+        assert len(text) > 2048
+        for call, kwargs in (
+            (long_term.get_federation_token, {"Name": "n"}),
+            (
+                long_term.assume_role,
+                chained,
+            ),
+        ):
+            status, code, message = sts_error(call, **kwargs, Policy=text)
+            assert (status, code) == (400, "ValidationError")
+            assert "Member must have length less than or equal to 2048" in message
+    finally:
+        for client in (long_term, as_role, as_session, iam):
+            client.close()
+    refused = [c for c in sandbox.control.sts_calls() if c["status"] != 200]
+    assert {c["status"] for c in refused} == {400, 403}
+    assert all(c["issued_access_key_id"] is None for c in refused)
 
 
 def test_moto_serves_everything_else_through_the_sts_middleware(sandbox: Sandbox, s3: Any) -> None:

@@ -77,9 +77,10 @@ def test_chain_passes_session_token_and_kms_key(
 ) -> None:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "chain-session-token-value")
     result = run(
-        catalog_of(tmp_path, kms_key_id="alias/domo-exports", credentials={"mode": "chain"}),
+        catalog_of(tmp_path, kms_key_id="alias/domo-exports"),
         domo_resource(sandbox),
         instance,
+        AwsCredentialsResource(mode="chain", allow_unscoped_credentials=True),
     )
     assert result.success, failure_text(result)
     request = only_export(sandbox)
@@ -92,11 +93,11 @@ def test_static_mode_requires_keys(sandbox: Sandbox, instance, tmp_path: Path) -
         catalog_of(tmp_path),
         domo_resource(sandbox),
         instance,
-        AwsCredentialsResource(mode="static"),
+        AwsCredentialsResource(mode="static", allow_unscoped_credentials=True),
     )
     assert not result.success
     assert "aws_access_key_id" in failure_text(result)
-    assert export_requests(sandbox) == []
+    assert sandbox.control.requests() == [], "no request may reach Domo"
 
 
 # -- destination guard --------------------------------------------------------------------------
@@ -241,20 +242,22 @@ def test_no_secret_in_event_log_output_reprs_or_snapshots(
         monkeypatch.setenv("AWS_SESSION_TOKEN", session_token)
         results.append(
             run(
-                catalog_of(tmp_path, path="sec/chain", credentials={"mode": "chain"}),
+                catalog_of(tmp_path, path="sec/chain"),
                 domo("HYGIENE_GOOD_TOKEN"),
                 instance,
+                AwsCredentialsResource(mode="chain", allow_unscoped_credentials=True),
             )
         )  # the chain's temporary credentials handed over as they are
         monkeypatch.delenv("AWS_SESSION_TOKEN")
-        sandbox.control.deny_sts(["GetFederationToken", "GetSessionToken"])
+        sandbox.control.deny_sts(["GetFederationToken"])
         results.append(
             run(
-                catalog_of(tmp_path, path="sec/long", credentials={"allow_long_lived": True}),
+                catalog_of(tmp_path, path="sec/unscoped"),
                 domo("HYGIENE_GOOD_TOKEN"),
                 instance,
+                AwsCredentialsResource(allow_unscoped_credentials=True),
             )
-        )  # long-lived keys, allowed
+        )  # GetSessionToken credentials, allowed
         assert [r.success for r in results] == [True, False, False, False, True, True]
         minted = [c for c in sandbox.control.sts_calls() if c.get("issued_access_key_id")]
         assert minted, "the scan must cover credentials STS minted for Domo"

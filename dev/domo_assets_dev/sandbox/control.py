@@ -268,7 +268,8 @@ class SandboxControl:
 
     def deny_sts(self, actions: list[str]) -> list[str]:
         """Make these STS actions (``AssumeRole`` or ``sts:AssumeRole``...) answer 403
-        AccessDenied until `reset`; return every action refused now."""
+        AccessDenied until `reset`; return every action refused now. As in AWS, no policy can
+        refuse ``GetCallerIdentity`` or ``GetSessionToken``: naming either is a 400."""
         return self._call("POST", "/sts/deny", {"actions": actions})["denied"]
 
     def expire_credentials(self, access_key_id: str) -> str:

@@ -38,6 +38,8 @@ EU_EXPORT_BUCKET = "domo-exports-eu"
 PUBLIC_EXPORT_BUCKET = "domo-public-exports"
 EXPORT_ROLE_NAME = "domo-export"
 EXPORT_ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/{EXPORT_ROLE_NAME}"
+# The most AWS allows, so that only role chaining (1 h) limits its sessions below 12 h.
+EXPORT_ROLE_MAX_SESSION_DURATION = 43_200
 MOTO_RESET_PATH = "/moto-api/reset"
 HTTP_TIMEOUT_SECONDS = 10
 SERVER_THREAD_NAME = "domo-sandbox-moto"
@@ -218,7 +220,9 @@ class MotoS3:
         iam = make_client("iam", self.url)
         try:
             iam.create_role(
-                RoleName=EXPORT_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY)
+                RoleName=EXPORT_ROLE_NAME,
+                AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
+                MaxSessionDuration=EXPORT_ROLE_MAX_SESSION_DURATION,
             )
         finally:
             iam.close()

@@ -1,5 +1,8 @@
 """What the sandbox's STS was asked and what it minted: the call log, the credentials it
-issued (with their session policies and expirations) and the STS actions it refuses.
+issued (with their session policies and expirations), the STS actions it refuses, and the
+rules AWS's STS enforces whatever the caller's permissions (`rule_refusal`): durations within
+each action's bounds, role chaining capped at one hour, GetFederationToken and GetSessionToken
+only from long-term keys, a session policy of at most 2,048 characters.
 
 Nothing here holds a secret: an issued credential is remembered by its access key id only,
 and the minted secrets and session tokens go to the caller and nowhere else.
@@ -43,9 +46,45 @@ MINTING_ACTIONS: Mapping[str, str] = {
     "GetSessionToken": SESSION_TOKEN,
 }
 GET_CALLER_IDENTITY = "GetCallerIdentity"
-# What an identity may be refused; AWS answers GetCallerIdentity for every identity.
-DENIABLE_ACTIONS = (*MINTING_ACTIONS, "DecodeAuthorizationMessage", "GetAccessKeyInfo")
+GET_SESSION_TOKEN = "GetSessionToken"
+GET_FEDERATION_TOKEN = "GetFederationToken"
+ASSUME_ROLE = "AssumeRole"
+# Actions no IAM policy can refuse: AWS answers GetCallerIdentity for every identity, and
+# GetSessionToken needs no permission (IAM user guide: it "cannot be denied by a policy").
+UNDENIABLE_ACTIONS: Mapping[str, str] = {
+    GET_CALLER_IDENTITY: "AWS answers it for every identity",
+    GET_SESSION_TOKEN: "it needs no permission, and no IAM policy can refuse it",
+}
+# What an identity may be refused.
+DENIABLE_ACTIONS = (
+    *(action for action in MINTING_ACTIONS if action not in UNDENIABLE_ACTIONS),
+    "DecodeAuthorizationMessage",
+    "GetAccessKeyInfo",
+)
 ACTION_PREFIX = "sts:"
+
+# AWS's bounds (STS API reference), in seconds.
+MIN_DURATION = 900
+FEDERATION_MAX_DURATION = 129_600  # GetFederationToken and GetSessionToken, IAM user
+ASSUME_ROLE_MAX_DURATION = 43_200  # the highest MaxSessionDuration a role may have
+ROLE_CHAINING_MAX_DURATION = 3_600
+MAX_DURATION: Mapping[str, int] = {
+    ASSUME_ROLE: ASSUME_ROLE_MAX_DURATION,
+    GET_FEDERATION_TOKEN: FEDERATION_MAX_DURATION,
+    GET_SESSION_TOKEN: FEDERATION_MAX_DURATION,
+}
+POLICY_MAX_CHARS = 2_048  # a session policy's plain text (AssumeRole, GetFederationToken)
+# The actions AWS refuses to callers with temporary credentials.
+LONG_TERM_KEYS_ONLY = (GET_FEDERATION_TOKEN, GET_SESSION_TOKEN)
+VALIDATION_ERROR = "ValidationError"
+ACCESS_DENIED = "AccessDenied"
+CHAINING_MESSAGE = (
+    "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role "
+    "chaining."
+)
+MAX_SESSION_MESSAGE = (
+    "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+)
 
 
 def new_access_key_id() -> str:
@@ -166,8 +205,9 @@ def canonical_action(name: str) -> str:
         ValueError: If it is not an STS action that can be refused.
     """
     bare = name[len(ACTION_PREFIX) :] if name.lower().startswith(ACTION_PREFIX) else name
-    if bare.lower() == GET_CALLER_IDENTITY.lower():
-        raise ValueError("GetCallerIdentity cannot be denied: AWS answers it for every identity")
+    for action, why in UNDENIABLE_ACTIONS.items():
+        if action.lower() == bare.lower():
+            raise ValueError(f"{action} cannot be denied: {why}")
     for action in DENIABLE_ACTIONS:
         if action.lower() == bare.lower():
             return action
@@ -182,6 +222,65 @@ def credential_kind(access_key_id: str, issued: IssuedCredentials | None) -> str
     if access_key_id.startswith(LONG_LIVED_KEY_PREFIX):
         return LONG_LIVED
     return UNKNOWN_TEMPORARY
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An STS error answer: HTTP status, AWS's error code and message."""
+
+    status: int
+    code: str
+    message: str
+
+
+def is_temporary(access_key_id: str, issued: IssuedCredentials | None) -> bool:
+    """Return True for STS credentials: minted here, or an ``ASIA`` key (AWS's temporary keys)."""
+    return issued is not None or access_key_id.startswith(TEMPORARY_KEY_PREFIX)
+
+
+def rule_refusal(
+    call: StsCall, caller: IssuedCredentials | None, role_max_duration: int | None
+) -> Refusal | None:
+    """Return how AWS's STS refuses `call` whatever the caller's permissions, or None.
+
+    Args:
+        call: The request.
+        caller: What STS minted the calling key as, or None (long-term, or not minted here).
+        role_max_duration: The assumed role's MaxSessionDuration, when the call is AssumeRole
+            of a known role.
+    """
+    if call.policy_text is not None and len(call.policy_text) > POLICY_MAX_CHARS:
+        return _validation(
+            f"Value at 'policy' failed to satisfy constraint: Member must have length less "
+            f"than or equal to {POLICY_MAX_CHARS}"
+        )
+    duration = call.duration_seconds
+    maximum = MAX_DURATION.get(call.action or "")
+    if isinstance(duration, int) and maximum is not None:
+        if duration < MIN_DURATION:
+            return _validation(
+                f"Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member "
+                f"must have value greater than or equal to {MIN_DURATION}"
+            )
+        if duration > maximum:
+            return _validation(
+                f"Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member "
+                f"must have value less than or equal to {maximum}"
+            )
+    key = call.caller_access_key_id
+    if call.action in LONG_TERM_KEYS_ONLY and key is not None and is_temporary(key, caller):
+        return Refusal(403, ACCESS_DENIED, f"Cannot call {call.action} with session credentials")
+    if call.action == ASSUME_ROLE and isinstance(duration, int):
+        chained = caller is not None and caller.kind == ASSUMED_ROLE
+        if chained and duration > ROLE_CHAINING_MAX_DURATION:
+            return Refusal(400, VALIDATION_ERROR, CHAINING_MESSAGE)
+        if role_max_duration is not None and duration > role_max_duration:
+            return Refusal(400, VALIDATION_ERROR, MAX_SESSION_MESSAGE)
+    return None
+
+
+def _validation(constraint: str) -> Refusal:
+    return Refusal(400, VALIDATION_ERROR, f"1 validation error detected: {constraint}")
 
 
 class StsLedger:

@@ -1,6 +1,12 @@
 """WSGI middleware in front of moto: STS requests are logged, refused, or answered with
 unique credentials; every other request reaches moto untouched.
 
+Before moto answers, the rules AWS's STS enforces whatever the caller's permissions are
+applied (`sts.rule_refusal`; moto enforces none of them): duration bounds (an assumed role's
+``MaxSessionDuration`` read from moto's IAM), role chaining capped at one hour, GetFederationToken
+and GetSessionToken refused to temporary credentials, a session policy of at most 2,048
+characters.
+
 An STS request is one signed for the ``sts`` service (``Authorization`` header or presigned
 ``X-Amz-Credential``), or an unsigned form POST with STS's API version. Its body is read
 once and put back for moto. moto's answers to the credential-minting actions are rewritten:
@@ -25,9 +31,13 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from moto.iam.exceptions import NotFoundException
+from moto.iam.models import iam_backends
+
 from .policy import PolicyError, parse_policy
 from .sts import (
     ACTION_PREFIX,
+    ASSUME_ROLE,
     ASSUMED_ROLE,
     MINTING_ACTIONS,
     TEMPORARY_KEY_PREFIX,
@@ -37,6 +47,7 @@ from .sts import (
     new_access_key_id,
     new_secret_access_key,
     new_session_token,
+    rule_refusal,
 )
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -51,6 +62,8 @@ XML_CONTENT_TYPE = "text/xml"
 CREDENTIAL_PATTERN = re.compile(r"Credential=([^/,\s]+)/[^/]+/[^/]+/([^/,\s]+)/aws4_request")
 PRESIGNED_CREDENTIAL = "X-Amz-Credential"
 DEFAULT_CALLER_NAME = "moto"  # moto's name for a caller it does not know
+DEFAULT_PARTITION = "aws"
+DEFAULT_ROLE_MAX_DURATION = 3600  # a role's MaxSessionDuration unless set
 
 
 class StsMiddleware:
@@ -83,6 +96,11 @@ class StsMiddleware:
 
     def _answer(self, environ: dict[str, Any], call: StsCall) -> Answer:
         """Refuse, reject or forward one STS request and log it."""
+        caller = self._ledger.lookup(call.caller_access_key_id or "")
+        refusal = rule_refusal(call, caller, self._role_max_duration(call))
+        if refusal is not None:
+            self._ledger.record(call.answered(refusal.status))
+            return _error(HTTPStatus(refusal.status), refusal.code, refusal.message)
         if self._ledger.is_denied(call.action):
             self._ledger.record(call.answered(HTTPStatus.FORBIDDEN, denied=True))
             return _error(HTTPStatus.FORBIDDEN, "AccessDenied", self._refusal(call))
@@ -107,6 +125,20 @@ class StsMiddleware:
             }
         self._ledger.record(call.answered(code, **fields))
         return status, _with_length(headers, len(body)), body
+
+    def _role_max_duration(self, call: StsCall) -> int | None:
+        """The MaxSessionDuration of the role an AssumeRole call names, from moto's IAM; None
+        for another call or a role moto does not know (moto then answers as it does)."""
+        if call.action != ASSUME_ROLE or not call.role_arn:
+            return None
+        account = call.role_arn.split(":")[4] if call.role_arn.count(":") >= 5 else ""
+        try:
+            role = iam_backends[account or self._account_id][DEFAULT_PARTITION].get_role_by_arn(
+                call.role_arn
+            )
+        except NotFoundException:
+            return None
+        return int(role.max_session_duration or DEFAULT_ROLE_MAX_DURATION)
 
     def _refusal(self, call: StsCall) -> str:
         """AWS's AccessDenied message for a refused call."""
