@@ -31,6 +31,9 @@ EXPORT_LAYOUT = "export"
 NESTED_LAYOUT = "nested"
 BARE_LAYOUT = "bare"
 KEY_LAYOUTS = (EXPORT_LAYOUT, NESTED_LAYOUT, BARE_LAYOUT)
+SINGLE_UPLOAD = "single"
+MULTIPART_UPLOAD = "multipart"
+UPLOADS = (SINGLE_UPLOAD, MULTIPART_UPLOAD)
 CHOICES: dict[str, tuple[object, ...]] = {
     "export_outcome": EXPORT_OUTCOMES,
     "url_style": URL_STYLES,
@@ -42,6 +45,7 @@ CHOICES: dict[str, tuple[object, ...]] = {
     "query_shape": QUERY_SHAPES,
     "sql_quotes": SQL_QUOTE_MODES,
     "key_layout": KEY_LAYOUTS,
+    "upload": UPLOADS,
 }
 NON_NEGATIVE = ("export_seconds", "queue_seconds", "wrong_header_files")
 
@@ -114,6 +118,9 @@ class Behaviour:
             ``export/`` folder).
         wrong_header_files: The last N files of an export name their first column otherwise
             (``<name> (renamed)``); the first file keeps the right header unless N covers it.
+        upload: How each file is written: ``single`` (one PutObject) or ``multipart`` (create,
+            upload part, complete, as SDK transfer managers write large files; with SSE-KMS
+            it needs ``kms:Decrypt`` besides ``kms:GenerateDataKey``).
     """
 
     export_outcome: str = "success"
@@ -133,6 +140,7 @@ class Behaviour:
     sql_quotes: str = LENIENT_QUOTES
     key_layout: str = EXPORT_LAYOUT
     wrong_header_files: int = 0
+    upload: str = SINGLE_UPLOAD
 
     @classmethod
     def for_dataset(cls, spec: DatasetSpec, mode: str = DEFAULT_MODE) -> Behaviour:
