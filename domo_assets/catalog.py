@@ -65,6 +65,11 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_KMS_ARN = re.compile(
+    r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[A-Za-z0-9-]+|alias/[\w/+=,.@-]+)$"
+)
+_KMS_NAME = re.compile(r"^(alias/[\w/+=,.@-]+|[A-Za-z0-9-]+)$")
 _TAG_VALUE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _DURATION_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
@@ -300,7 +305,15 @@ class ExportSettings(_Strict):
         default=None, description="AWS credentials for Domo; default: the aws_credentials resource."
     )
     kms_key_id: str | None = Field(
-        default=None, description="KMS key id Domo uses to encrypt the objects (awsKmsKey)."
+        default=None,
+        description="KMS key Domo encrypts the objects with (SSE-KMS): a key ARN, alias ARN, "
+        "alias/<name> or key id of the worker's account; resolved to its key ARN before the "
+        "export (awsKmsKey).",
+    )
+    bucket_owner: str | None = Field(
+        default=None,
+        description="The AWS account id (12 digits) the bucket must belong to: every S3 call "
+        "passes ExpectedBucketOwner and Domo's session policy holds it to that account.",
     )
     verify: Literal["basic", "deep"] = Field(
         default="basic",
@@ -390,6 +403,36 @@ class ExportSettings(_Strict):
                 f"{value!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, dots or "
                 "hyphens, starting and ending with a letter or digit)"
             )
+        return value
+
+    @field_validator("kms_key_id")
+    @classmethod
+    def _valid_kms_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if value.startswith("arn:"):
+            if not _KMS_ARN.match(value):
+                raise ValueError(
+                    f"{value!r} is neither a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>) "
+                    "nor an alias ARN (arn:aws:kms:<region>:<account>:alias/<name>)"
+                )
+        elif not _KMS_NAME.match(value):
+            raise ValueError(f"{value!r} is not a KMS key id, alias/<name>, key ARN or alias ARN")
+        return value
+
+    @field_validator("bucket_owner", mode="before")
+    @classmethod
+    def _valid_bucket_owner(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # YAML reads an unquoted id as a number: lossless only without leading zeros.
+            if not _ACCOUNT_ID.match(str(value)):
+                raise ValueError(
+                    f"{value!r} is not an AWS account id (12 digits): quote it (e.g. "
+                    "'012345678901'), as YAML drops the leading zeros of an unquoted number"
+                )
+            return str(value)
+        if value is not None and not (isinstance(value, str) and _ACCOUNT_ID.match(value)):
+            raise ValueError(f"{value!r} is not an AWS account id (12 digits)")
         return value
 
     @field_validator("region")
@@ -711,6 +754,7 @@ def parse_catalog(document: Any, source: str, included: Sequence[Catalog] = ()) 
     )
     _check_unique_names(exports, origins)
     _check_dataset_names(exports, origins)
+    _check_bucket_owners(exports, origins)
     catalog = Catalog(source=source, exports=exports, origins=origins, sensor=sensor)
     check_prefix_owners(catalog.prefix_claims)
     return catalog
@@ -790,6 +834,21 @@ def _check_dataset_names(exports: Sequence[ExportConfig], origins: Sequence[Entr
             raise CatalogError(
                 f"{origin.label}: field 'dataset_name': DataSet {export.dataset_id} is named "
                 f"differently by {first.label}; give every export of it the same dataset_name"
+            )
+
+
+def _check_bucket_owners(exports: Sequence[ExportConfig], origins: Sequence[EntryOrigin]) -> None:
+    """A bucket belongs to one account: exports naming its owner must agree on it."""
+    owners: dict[str, tuple[str, EntryOrigin]] = {}
+    for export, origin in zip(exports, origins, strict=True):
+        if export.bucket_owner is None:
+            continue
+        owner, first = owners.setdefault(export.bucket, (export.bucket_owner, origin))
+        if owner != export.bucket_owner:
+            raise CatalogError(
+                f"{origin.label}: field 'bucket_owner': bucket {export.bucket} belongs to account "
+                f"{owner} according to {first.label}, not {export.bucket_owner}; a bucket has one "
+                "owner: give every export of it the same bucket_owner"
             )
 
 

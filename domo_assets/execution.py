@@ -41,6 +41,7 @@ from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.runner import ExportRunner
 from domo_assets.s3.landing import LandingError, LatestPointer, pointer_order, read_latest
 from domo_assets.s3.manifest import ExportManifest, read_manifest
+from domo_assets.s3.owner import expect_bucket_owners, owners_of
 from domo_assets.sightings import InstanceSightings
 from domo_assets.translator import PARQUET_ASSET_KEY, dataset_node, export_config
 from domo_assets.verdicts import refused_for_good, verdicts, verified
@@ -78,6 +79,8 @@ def export_selected(
         from dagster_aws.s3 import S3Resource
 
         s3_client = S3Resource().get_client()
+    # Every call of the step's S3 client to a bucket with a bucket_owner passes it.
+    expect_bucket_owners(s3_client, owners_of(exports.values()))
     start_lines = StartLines()
     runner = ExportRunner(
         client=domo.get_client(log=context.log),

@@ -104,6 +104,10 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
     metadata["s3/bucket_region"] = destination.region
     metadata["s3/default_encryption"] = destination.default_encryption
     metadata["s3/public_access_blocked"] = destination.public_access_blocked
+    if destination.bucket_owner is not None:
+        metadata["s3/bucket_owner"] = destination.bucket_owner
+    if outcome.kms_key is not None:
+        metadata["s3/kms_key_arn"] = outcome.kms_key.arn
     if destination.allowed_public and not destination.is_private:
         metadata["s3/allow_public_destination"] = True
     if outcome.acting_user is not None:

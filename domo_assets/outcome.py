@@ -19,6 +19,7 @@ from domo_assets.domo.models import (
 )
 from domo_assets.s3.credentials import CredentialGrant
 from domo_assets.s3.guard import DestinationReport
+from domo_assets.s3.kms import ExportKey
 from domo_assets.s3.manifest import ExportManifest, ManifestFile
 from domo_assets.s3.storage import StoredObject
 from domo_assets.s3.target import ExportTarget
@@ -59,6 +60,8 @@ class ExportOutcome:
     """The deep verification, for exports with ``verify: deep`` whose objects are all there."""
     credentials: CredentialGrant | None = None
     """The credentials handed to Domo, when this run sent the export request."""
+    kms_key: ExportKey | None = None
+    """The KMS key Domo's files are encrypted with (the export's, or the bucket's default)."""
 
     @property
     def partition_key(self) -> str | None:

@@ -105,13 +105,15 @@ def _parquet_multi_asset(
         # Imported here: pyarrow is a run's cost, not the code location's.
         from domo_assets.publish import new_glue_clients
         from domo_assets.s3.landing import LandingError
+        from domo_assets.s3.owner import expect_bucket_owners, owners_of
         from domo_assets.s3.parquet import ParquetConversionError
 
         glue_clients = new_glue_clients()
+        selected = [s for s in context.assets_def.specs if s.key in context.selected_asset_keys]
+        # Every call of the step's S3 client to a bucket with a bucket_owner passes it.
+        expect_bucket_owners(s3_client, owners_of(export_config(s) for s in selected))
         failures = []
-        for spec in context.assets_def.specs:
-            if spec.key not in context.selected_asset_keys:
-                continue
+        for spec in selected:
             try:
                 written, result = _write_parquet(context, spec, s3_client)
             except (ValueError, ParquetConversionError) as exc:

@@ -316,8 +316,9 @@ class AwsCredentialsResource(ConfigurableResource):
     )
     domo_kms_actions: list[str] | None = Field(
         default=None,
-        description="KMS actions allowed on the export's key; default kms:GenerateDataKey, "
-        "kms:Encrypt.",
+        description="KMS actions allowed on the key Domo's files are encrypted with (the "
+        "export's kms_key_id, or the bucket's default SSE-KMS key); default kms:GenerateDataKey, "
+        "kms:Decrypt.",
     )
     region_name: str | None = Field(
         default=None, description="Region for STS; boto3's default when omitted."

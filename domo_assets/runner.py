@@ -62,9 +62,17 @@ from domo_assets.resource import DEFAULT_STALE_EXPORT_AFTER
 from domo_assets.s3.credentials import (
     CredentialGrant,
     CredentialProvider,
+    CredentialsMode,
     ExportScope,
 )
 from domo_assets.s3.guard import DestinationReport, check_destination
+from domo_assets.s3.kms import (
+    BUCKET_DEFAULT_SOURCE,
+    EXPORT_SOURCE,
+    ExportKey,
+    KeyResolver,
+    role_account,
+)
 from domo_assets.s3.landing import write_redshift_manifest
 from domo_assets.s3.manifest import write_manifest
 from domo_assets.s3.provenance import settle
@@ -194,6 +202,8 @@ class ExportRunner:
             DataSet, then only for an entry this runner has not seen yet).
         clock: Monotonic clock for this attempt's waiting budget.
         now: Wall clock, compared with Domo's start times.
+        keys: Resolves KMS keys to the key ARNs session policies name; by default with the
+            credentials' boto3 session.
     """
 
     def __init__(
@@ -209,10 +219,12 @@ class ExportRunner:
         sightings: ExportSightings | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        keys: KeyResolver | None = None,
     ):
         self.client = client
         self.s3_client = s3_client
         self.credentials = credentials
+        self.keys = keys or KeyResolver(credentials.session)
         self.schedule = schedule
         self.log = log
         self.stop = stop or threading.Event()
@@ -226,7 +238,7 @@ class ExportRunner:
         self._user_known = False
         self._dataset_locks: dict[str, threading.Lock] = {}
         self._guard_lock = threading.Lock()
-        self._destinations: dict[tuple[str, str, bool], DestinationReport] = {}
+        self._destinations: dict[tuple[str, str, bool, str | None], DestinationReport] = {}
         self._stale_noted: set[str] = set()
         # When each export listed without a start time was first seen, by export id.
         self._first_seen: dict[str, datetime] = {}
@@ -258,11 +270,14 @@ class ExportRunner:
         """
         ledger = ledger or NoLedger()
         deadline = self._clock() + self.schedule.timeout
+        destination = self._check_destination(config)
+        key = self._export_key(config, destination)
         # What the credentials need (settings, AWS's bounds) is checked before any call to Domo.
         self._provider(config).check(
-            config.name, _scope(config, config.export_path(partition_key)), self.schedule.timeout
+            config.name,
+            _scope(config, config.export_path(partition_key), key),
+            self.schedule.timeout,
         )
-        destination = self._check_destination(config)
         dataset = self.client.get_dataset(config.dataset_id)
         columns = self.client.get_columns(config.dataset_id)
         if config.partition is not None:
@@ -273,7 +288,7 @@ class ExportRunner:
         # verification and manifest included: the next export of the DataSet may be handed this
         # one back, and its manifest is how it is recognised.
         with self._dataset_lock(config.dataset_id):
-            start, expected, grant = self._start(config, target, dataset, ledger, deadline)
+            start, expected, grant = self._start(config, target, dataset, ledger, deadline, key)
             export = start.export
             if export.is_active:
                 remaining = self._expected_remaining(start, expected, ledger)
@@ -281,7 +296,7 @@ class ExportRunner:
             outcome = self._inspect(
                 config, target, dataset, columns, destination, start, export, ledger
             )
-            outcome = replace(outcome, credentials=grant)
+            outcome = replace(outcome, credentials=grant, kms_key=key)
             if not verified(outcome):
                 return outcome
             return self._write_manifests(outcome)
@@ -409,7 +424,12 @@ class ExportRunner:
     def _check_destination(self, config: ExportConfig) -> DestinationReport:
         """The guard, before any call to Domo: once per bucket, region and allowance in a step
         (a bucket refused is checked again, and refused with this export's name)."""
-        key = (config.bucket, config.region, config.allow_public_destination)
+        key = (
+            config.bucket,
+            config.region,
+            config.allow_public_destination,
+            config.bucket_owner,
+        )
         with self._guard_lock:
             report = self._destinations.get(key)
             if report is None:
@@ -419,6 +439,7 @@ class ExportRunner:
                     config.region,
                     allow_public=config.allow_public_destination,
                     export_name=config.name,
+                    bucket_owner=config.bucket_owner,
                 )
                 self._destinations[key] = report
         if not report.is_private:
@@ -429,6 +450,28 @@ class ExportRunner:
             )
         return report
 
+    def _export_key(self, config: ExportConfig, destination: DestinationReport) -> ExportKey | None:
+        """The KMS key Domo's files will be encrypted with, as its key ARN: the export's
+        ``kms_key_id``, else the bucket's default SSE-KMS key; None when neither applies."""
+        if config.kms_key_id is not None:
+            given, source = config.kms_key_id, EXPORT_SOURCE
+        elif destination.default_kms_key is not None:
+            given, source = destination.default_kms_key, BUCKET_DEFAULT_SOURCE
+        else:
+            return None
+        return self.keys.resolve(given, config.region, source=source, export_name=config.name)
+
+    def _domo_kms_key(self, provider: CredentialProvider, key: ExportKey | None) -> str | None:
+        """``awsKmsKey``: the export's own key (a bucket's default applies without it), as a key
+        id when Domo's credentials are of the key's account, else as its key ARN."""
+        if key is None or key.source != EXPORT_SOURCE:
+            return None
+        minted_by_role = provider.mode in (CredentialsMode.SCOPED, CredentialsMode.ASSUME_ROLE)
+        writer = (role_account(provider.role_arn) if minted_by_role else None) or (
+            self.keys.account()
+        )
+        return key.for_writer(writer)
+
     # -- starting --------------------------------------------------------------------------
 
     def _start(
@@ -438,8 +481,10 @@ class ExportRunner:
         dataset: DataSetMetadata,
         ledger: ExportLedger,
         deadline: float,
+        key: ExportKey | None,
     ) -> tuple[ExportStart, float | None, CredentialGrant | None]:
-        """Start an export, or attach to the one this asset already has.
+        """Start an export, or attach to the one this asset already has (``key``: the KMS key
+        the files are encrypted with).
 
         Returns:
             The start; how long this request's exports took recently (seconds, from the
@@ -457,7 +502,7 @@ class ExportRunner:
                 return self._attached(config, own), expected, None
             running = self._running(config, history)
             if running is None:
-                request, grant = self._request(config, target, expected)
+                request, grant = self._request(config, target, expected, key)
                 try:
                     start = self.client.start_export(config.dataset_id, request, listed=history)
                 except DomoExportInProgressError as exc:
@@ -562,18 +607,24 @@ class ExportRunner:
             )
 
     def _request(
-        self, config: ExportConfig, target: ExportTarget, expected: float | None
+        self,
+        config: ExportConfig,
+        target: ExportTarget,
+        expected: float | None,
+        key: ExportKey | None,
     ) -> tuple[ExportRequest, CredentialGrant]:
         """The export request, with credentials minted for it (living about as long as the
-        ``expected`` seconds the DataSet's recent exports took, or the poll timeout)."""
-        grant = self._provider(config).grant(
-            config.name, _scope(config, target.path), expected, self.schedule.timeout
+        ``expected`` seconds the DataSet's recent exports took, or the poll timeout, and allowed
+        to use ``key``)."""
+        provider = self._provider(config)
+        grant = provider.grant(
+            config.name, _scope(config, target.path, key), expected, self.schedule.timeout
         )
         if grant.warning:
             self.log.warning(grant.warning)
         request = ExportRequest(
             credentials=grant.credentials,
-            kms_key_id=config.kms_key_id,
+            kms_key_id=self._domo_kms_key(provider, key),
             bucket=config.bucket,
             path=target.path,
             region=config.region,
@@ -752,6 +803,13 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 86400:.0f} d"
 
 
-def _scope(config: ExportConfig, path: str) -> ExportScope:
-    """Where an export (of `path`, its partition's prefix included) may write."""
-    return ExportScope(config.bucket, path, config.region, config.kms_key_id)
+def _scope(config: ExportConfig, path: str, key: ExportKey | None) -> ExportScope:
+    """Where an export (of `path`, its partition's prefix included) may write, in which
+    account, and with which KMS key (its ARN, resolved)."""
+    return ExportScope(
+        config.bucket,
+        path,
+        config.region,
+        kms_key_arn=key.arn if key is not None else None,
+        bucket_owner=config.bucket_owner,
+    )

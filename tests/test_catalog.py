@@ -79,11 +79,29 @@ def test_missing_field(tmp_path: Path, missing: str) -> None:
         ("include_bom", "maybe", "include_bom"),
         ("dataset_id", "", "dataset_id"),
         ("where", [{"column": "a", "equals": 1, "in": [1]}], "exactly one"),
+        ("bucket_owner", "12345", "not an AWS account id (12 digits)"),
+        ("bucket_owner", 12345678901, "quote it"),
+        ("kms_key_id", "arn:aws:kms:us-east-1:123456789012:grant/x", "neither a KMS key ARN"),
+        ("kms_key_id", "my key", "not a KMS key id, alias/<name>"),
     ],
 )
 def test_malformed_value(tmp_path: Path, field: str, value: object, words: str) -> None:
     message = error_for(tmp_path, {"exports": [{**GOOD, field: value}]})
     assert words in message and f"field '{field}" in message and "catalog.yaml" in message
+
+
+def test_bucket_owner_from_defaults_and_one_owner_per_bucket(tmp_path: Path) -> None:
+    # Unquoted, YAML reads the id as a number: 12 digits are kept, as the id they spell.
+    catalog = load_catalog(
+        write(tmp_path, "defaults: {bucket_owner: 123456789012}\nexports:\n" + f"  - {GOOD}\n")
+    )
+    assert catalog.exports[0].bucket_owner == "123456789012"
+    other = {**GOOD, "name": "other", "path": "q", "bucket_owner": "210987654321"}
+    message = error_for(
+        tmp_path, {"defaults": {"bucket_owner": "123456789012"}, "exports": [GOOD, other]}
+    )
+    assert "export 'other' (exports[1])" in message and "field 'bucket_owner'" in message
+    assert "bucket domo-exports belongs to account 123456789012" in message
 
 
 def test_malformed_yaml_names_file(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """Least privilege: Domo is handed short-lived credentials scoped to one export's prefix.
 
 Against the sandbox's STS (moto's, whose calls the sandbox logs and whose session policies it
-enforces on Domo's writes, as AWS would).
+enforces on Domo's writes, as AWS would) and its KMS (moto's: a seeded key ``alias/domo-exports``,
+a bucket whose default encryption is SSE-KMS with it, and keys the tests create, in the
+sandbox's account or another).
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ from typing import Any
 
 import pytest
 from dagster import DagsterInstance
-from domo_assets_dev.sandbox import DAILY_ORDERS_ID, EXPORT_ROLE_ARN, PHARMACY_CLAIMS_ID, Sandbox
+from domo_assets_dev.sandbox import (
+    ACCOUNT_ID,
+    DAILY_ORDERS_ID,
+    EXPORT_BUCKET,
+    EXPORT_KMS_ALIAS,
+    EXPORT_ROLE_ARN,
+    KMS_EXPORT_BUCKET,
+    PHARMACY_CLAIMS_ID,
+    Sandbox,
+)
 from domo_assets_dev.sandbox.s3 import make_client
 from pydantic import ValidationError
 from support import (
@@ -60,23 +71,31 @@ WIDE_BUCKET_ACTIONS = [
 ]
 DEEP_PATH = "cred/" + "/".join(["a-rather-long-folder-name"] * 36)  # 940 characters
 EXPORT_PATH = "/api/query/v1/export/"
-KMS_KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
-KMS_KEY_ARN = f"arn:aws:kms:us-east-1:123456789012:key/{KMS_KEY_ID}"
+KMS_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
+OTHER_ACCOUNT = "210987654321"
 
 
-def expected_policy(prefix: str, kms_key_arn: str | None = None) -> dict[str, Any]:
+def expected_policy(
+    prefix: str,
+    kms_key_arn: str | None = None,
+    bucket: str = EXPORT_BUCKET,
+    owner: str | None = None,
+) -> dict[str, Any]:
+    condition = {"Condition": {"StringEquals": {"s3:ResourceAccount": owner}}} if owner else {}
     statements: list[dict[str, Any]] = [
         {
             "Sid": "WriteThisExport",
             "Effect": "Allow",
             "Action": OBJECT_ACTIONS,
-            "Resource": f"arn:aws:s3:::domo-exports/{prefix}/*",
+            "Resource": f"arn:aws:s3:::{bucket}/{prefix}/*",
+            **condition,
         },
         {
             "Sid": "ReadTheBucketRegion",
             "Effect": "Allow",
             "Action": ["s3:GetBucketLocation"],
-            "Resource": "arn:aws:s3:::domo-exports",
+            "Resource": f"arn:aws:s3:::{bucket}",
+            **condition,
         },
     ]
     if kms_key_arn is not None:
@@ -84,11 +103,33 @@ def expected_policy(prefix: str, kms_key_arn: str | None = None) -> dict[str, An
             {
                 "Sid": "EncryptWithTheExportKey",
                 "Effect": "Allow",
-                "Action": ["kms:GenerateDataKey", "kms:Encrypt"],
+                "Action": KMS_ACTIONS,
                 "Resource": kms_key_arn,
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def key_of_another_account(sandbox: Sandbox) -> dict[str, Any]:
+    """A KMS key created in another account (moto switches accounts on AssumeRole)."""
+    sts = make_client("sts", sandbox.s3_url)
+    role = f"arn:aws:iam::{OTHER_ACCOUNT}:role/key-admin"
+    try:
+        credentials = sts.assume_role(RoleArn=role, RoleSessionName="key-admin")["Credentials"]
+    finally:
+        sts.close()
+    kms = make_client(
+        "kms",
+        sandbox.s3_url,
+        credentials["AccessKeyId"],
+        credentials["SecretAccessKey"],
+        credentials["SessionToken"],
+    )
+    try:
+        return kms.create_key(Description="another account's key")["KeyMetadata"]
+    finally:
+        kms.close()
+        sandbox.control.clear_sts_calls()  # the test's own AssumeRole is not the worker's
 
 
 def run(
@@ -170,22 +211,116 @@ def test_partitioned_export_is_scoped_to_its_partition_prefix(
 
 
 def test_kms_export_may_use_its_key_and_no_other(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
+) -> None:
+    """Whichever way the key is named, the policy grants GenerateDataKey and Decrypt on its key
+    ARN only (IAM matches keys by key ARN), writes only under the export's prefix, and Domo is
+    sent the key id (the credentials are of the key's account)."""
+    key_arn = sandbox.export_kms_key_arn
+    key_id = key_arn.rsplit("/", 1)[1]
+    alias_arn = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:{EXPORT_KMS_ALIAS}"
+    forms = [key_arn, EXPORT_KMS_ALIAS, alias_arn, key_id]
+    for form in forms:
+        sandbox.control.change_dataset(PHARMACY_CLAIMS_ID)
+        result = run(write_catalog(tmp_path, {**CLAIMS, "kms_key_id": form}), sandbox, instance)
+        assert result.success, failure_text(result)
+        assert metadata_of(result, "claims")["s3/kms_key_arn"] == key_arn
+    assert [c["policy"] for c in minting_calls(sandbox)] == [
+        expected_policy("cred/claims", key_arn)
+    ] * len(forms)
+    exports = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
+    assert [e["request"]["kms_key_id"] for e in exports] == [key_id] * len(forms)
+    for export in exports:
+        (key,) = export["object_keys"]
+        head = s3.head_object(Bucket=EXPORT_BUCKET, Key=key)
+        assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", key_id)
+
+
+def test_kms_keys_that_a_policy_cannot_name_are_refused_before_domo_is_asked(
     sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
 ) -> None:
-    by_arn = run(write_catalog(tmp_path, {**CLAIMS, "kms_key_id": KMS_KEY_ARN}), sandbox, instance)
-    assert by_arn.success, failure_text(by_arn)
-    sandbox.control.change_dataset(PHARMACY_CLAIMS_ID)
-    by_id = run(write_catalog(tmp_path, {**CLAIMS, "kms_key_id": KMS_KEY_ID}), sandbox, instance)
-    assert by_id.success, failure_text(by_id)
-    # A bare key id is named by its ARN, in the worker's account (GetCallerIdentity).
-    assert [c["policy"] for c in minting_calls(sandbox)] == [
-        expected_policy("cred/claims", KMS_KEY_ARN)
-    ] * 2
-    refused = run(
-        write_catalog(tmp_path, {**CLAIMS, "kms_key_id": "alias/domo-exports"}), sandbox, instance
+    foreign = key_of_another_account(sandbox)
+    refusals = {
+        foreign["KeyId"]: f"KMS does not know in region us-east-1 of the worker's account "
+        f"{ACCOUNT_ID}: a bare key id names a key of that account only; name a key of another "
+        "account by its key ARN",
+        "alias/no-such-alias": "which KMS does not know in region us-east-1",
+        f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:{EXPORT_KMS_ALIAS}": "a key of region eu-west-1, "
+        "but the export's region is us-east-1",
+    }
+    for key, words in refusals.items():
+        refused = run(write_catalog(tmp_path, {**CLAIMS, "kms_key_id": key}), sandbox, instance)
+        assert not refused.success
+        text = failure_text(refused)
+        assert f"export 'claims': kms_key_id names KMS key {key!r}" in text
+        assert words in text
+    assert minting_calls(sandbox) == []
+    assert sandbox.control.requests() == [], "no request may reach Domo"
+
+
+def test_key_of_another_account_is_granted_and_sent_by_its_arn(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
+) -> None:
+    """A key of another account can only be named by its key ARN: the policy grants that ARN,
+    and Domo is sent the ARN too (a key id would name a key of the writer's own account)."""
+    foreign = key_of_another_account(sandbox)
+    result = run(
+        write_catalog(tmp_path, {**CLAIMS, "kms_key_id": foreign["Arn"]}), sandbox, instance
     )
+    assert result.success, failure_text(result)
+    (call,) = minting_calls(sandbox)
+    assert call["policy"] == expected_policy("cred/claims", foreign["Arn"])
+    assert only_request(sandbox)["kms_key_id"] == foreign["Arn"]
+
+
+def test_bucket_default_kms_key_is_granted_when_the_export_names_none(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    entry = {**CLAIMS, "bucket": KMS_EXPORT_BUCKET}
+    result = run(write_catalog(tmp_path, entry), sandbox, instance)
+    assert result.success, failure_text(result)
+    key_arn = sandbox.export_kms_key_arn
+    (call,) = minting_calls(sandbox)
+    assert call["policy"] == expected_policy("cred/claims", key_arn, bucket=KMS_EXPORT_BUCKET)
+    # Domo is sent no key: the bucket's default applies to its writes.
+    assert only_request(sandbox)["kms_key_id"] is None
+    metadata = metadata_of(result, "claims")
+    assert metadata["s3/default_encryption"] == f"aws:kms ({key_arn})"
+    assert metadata["s3/kms_key_arn"] == key_arn
+
+
+def test_multipart_sse_kms_write_needs_decrypt_as_well(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
+) -> None:
+    """Domo writes its files as multipart uploads (the sandbox's ``upload`` behaviour): S3
+    decrypts the parts' data keys to complete them, so GenerateDataKey alone is refused."""
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, upload="multipart")
+    catalog = write_catalog(tmp_path, {**CLAIMS, "kms_key_id": EXPORT_KMS_ALIAS})
+    generate_only = AwsCredentialsResource(domo_kms_actions=["kms:GenerateDataKey"])
+    refused = run(catalog, sandbox, instance, generate_only)
     assert not refused.success
-    assert "a session policy cannot name a KMS key by its alias" in failure_text(refused)
+    text = failure_text(refused)
+    assert "S3_WRITE_FAILED" in text
+    assert f'kms:Decrypt on resource: "{sandbox.export_kms_key_arn}"' in text
+    assert s3.list_objects_v2(Bucket=EXPORT_BUCKET, Prefix="cred/claims/").get("KeyCount") == 0
+
+    sandbox.control.change_dataset(PHARMACY_CLAIMS_ID)
+    allowed = run(catalog, sandbox, instance)
+    assert allowed.success, failure_text(allowed)
+    (key,) = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)[-1]["object_keys"]
+    head = s3.head_object(Bucket=EXPORT_BUCKET, Key=key)
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["ETag"].strip('"').endswith("-1"), "written as a multipart upload"
+
+
+def test_bucket_owner_holds_domos_s3_grants_to_that_account(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    result = run(write_catalog(tmp_path, {**CLAIMS, "bucket_owner": ACCOUNT_ID}), sandbox, instance)
+    assert result.success, failure_text(result)
+    (call,) = minting_calls(sandbox)
+    assert call["policy"] == expected_policy("cred/claims", owner=ACCOUNT_ID)
+    assert metadata_of(result, "claims")["s3/bucket_owner"] == ACCOUNT_ID
 
 
 def test_role_is_assumed_with_the_export_session_policy(

@@ -31,13 +31,16 @@ from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
 from domo_assets_dev.sandbox import (
     ACCESS_KEY_ID,
+    ACCOUNT_ID,
     AWKWARD_VALUES_ID,
     DAILY_ORDERS_ID,
     EU_EXPORT_BUCKET,
     EXPORT_BUCKET,
+    EXPORT_KMS_ALIAS,
     EXPORT_ROLE_ARN,
     HR_ADMIN,
     HR_SALARIES_ID,
+    KMS_EXPORT_BUCKET,
     LARGE_EVENTS_ID,
     MINTED_SECRET_PREFIX,
     MINTED_TOKEN_PREFIX,
@@ -1235,8 +1238,7 @@ def test_sandbox_and_cli_take_a_mode(sandbox: Sandbox) -> None:
 
 SOME_PREFIX_ARN = f"arn:aws:s3:::{EXPORT_BUCKET}/some/prefix/*"
 ASIA_KEY_PATTERN = re.compile(r"ASIA[A-Z0-9]{16}")
-KMS_KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
-KMS_KEY_ARN = f"arn:aws:kms:us-east-1:123456789012:key/{KMS_KEY_ID}"
+OTHER_ACCOUNT = "210987654321"
 EXPIRY_SLACK_SECONDS = 60
 
 
@@ -1477,37 +1479,206 @@ def test_session_policy_limits_domo_writes_to_its_prefix(
     assert_no_secret(control_answers(sandbox, domo), credentials)
 
 
-def test_kms_export_needs_generate_data_key_on_the_key(
+def test_kms_export_needs_generate_data_key_on_the_key_arn(
     domo: DomoHttp, sandbox: Sandbox, sts: Any
 ) -> None:
     fast(sandbox, PHARMACY_CLAIMS_ID)
+    key_arn = sandbox.export_kms_key_arn
     put_only = mint(sts, "federation-token", SOME_PREFIX_POLICY)
     with_kms = mint(
         sts,
         "federation-token",
         policy_document(
-            allow("s3:PutObject", SOME_PREFIX_ARN),
-            allow("kms:GenerateDataKey", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-*"),
+            allow("s3:PutObject", SOME_PREFIX_ARN), allow("kms:GenerateDataKey", key_arn)
         ),
     )
-    kms = {"awsKmsKey": KMS_KEY_ID}
+    by_alias = {"awsKmsKey": EXPORT_KMS_ALIAS}  # S3 resolves it; IAM checks the key ARN
 
-    refused = domo.export(PHARMACY_CLAIMS_ID, body_with(domo, put_only, "some/prefix/a", **kms))
-    by_id = domo.export(PHARMACY_CLAIMS_ID, body_with(domo, with_kms, "some/prefix/b", **kms))
-    other_key = {"awsKmsKey": "arn:aws:kms:us-east-1:123456789012:key/9999"}
-    by_arn = domo.export(
-        PHARMACY_CLAIMS_ID, body_with(domo, with_kms, "some/prefix/c", **other_key)
+    refused = domo.export(
+        PHARMACY_CLAIMS_ID, body_with(domo, put_only, "some/prefix/a", **by_alias)
+    )
+    allowed = domo.export(
+        PHARMACY_CLAIMS_ID, body_with(domo, with_kms, "some/prefix/b", **by_alias)
+    )
+    missing = {"awsKmsKey": f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/9999"}
+    no_key = domo.export(PHARMACY_CLAIMS_ID, body_with(domo, with_kms, "some/prefix/c", **missing))
+
+    assert refused["exportStatus"] == "error"
+    assert f'kms:GenerateDataKey on resource: "{key_arn}"' in refused["message"]
+    assert "session policy" in refused["message"]
+    assert keys_under(domo.s3, "some/prefix/a/") == []
+    assert allowed["exportStatus"] == "success"
+    (key,) = keys_under(domo.s3, "some/prefix/b/")
+    assert domo.s3.head_object(Bucket=EXPORT_BUCKET, Key=key)["ServerSideEncryption"] == "aws:kms"
+    assert no_key["exportStatus"] == "error"
+    assert "KMS.NotFoundException" in no_key["message"]
+    assert missing["awsKmsKey"] in no_key["message"]
+
+
+def test_multipart_sse_kms_write_needs_decrypt_too(
+    domo: DomoHttp, sandbox: Sandbox, sts: Any
+) -> None:
+    """S3 decrypts the parts' data keys to complete a multipart upload with SSE-KMS."""
+    key_arn = sandbox.export_kms_key_arn
+    generate_only = mint(
+        sts,
+        "federation-token",
+        policy_document(
+            allow("s3:PutObject", SOME_PREFIX_ARN), allow("kms:GenerateDataKey", key_arn)
+        ),
+    )
+    both = mint(
+        sts,
+        "federation-token",
+        policy_document(
+            allow("s3:PutObject", SOME_PREFIX_ARN),
+            allow(["kms:GenerateDataKey", "kms:Decrypt"], key_arn),
+        ),
+    )
+    kms = {"awsKmsKey": key_arn}
+
+    fast(sandbox, PHARMACY_CLAIMS_ID, upload="single")
+    single = domo.export(PHARMACY_CLAIMS_ID, body_with(domo, generate_only, "some/prefix/a", **kms))
+    sandbox.control.change_dataset(PHARMACY_CLAIMS_ID)
+    fast(sandbox, PHARMACY_CLAIMS_ID, upload="multipart")
+    refused = domo.export(
+        PHARMACY_CLAIMS_ID, body_with(domo, generate_only, "some/prefix/b", **kms)
+    )
+    multipart = domo.export(PHARMACY_CLAIMS_ID, body_with(domo, both, "some/prefix/c", **kms))
+
+    assert single["exportStatus"] == "success"
+    assert refused["exportStatus"] == "error"
+    assert f'kms:Decrypt on resource: "{key_arn}"' in refused["message"]
+    assert keys_under(domo.s3, "some/prefix/b/") == []
+    assert multipart["exportStatus"] == "success"
+    (key,) = keys_under(domo.s3, "some/prefix/c/")
+    head = domo.s3.head_object(Bucket=EXPORT_BUCKET, Key=key)
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["ETag"].strip('"').endswith("-1"), "written as a multipart upload"
+
+
+def test_bucket_default_kms_key_needs_the_grant_too(
+    domo: DomoHttp, sandbox: Sandbox, sts: Any
+) -> None:
+    """Without awsKmsKey, S3 encrypts with the bucket's default key: the writer needs it."""
+    fast(sandbox, PHARMACY_CLAIMS_ID)
+    key_arn = sandbox.export_kms_key_arn
+    prefix = f"arn:aws:s3:::{KMS_EXPORT_BUCKET}/some/prefix/*"
+    put_only = mint(sts, "federation-token", policy_document(allow("s3:PutObject", prefix)))
+    with_kms = mint(
+        sts,
+        "federation-token",
+        policy_document(allow("s3:PutObject", prefix), allow("kms:GenerateDataKey", key_arn)),
+    )
+
+    refused = domo.export(
+        PHARMACY_CLAIMS_ID,
+        {**body_with(domo, put_only, "some/prefix/a"), "bucket": KMS_EXPORT_BUCKET},
+    )
+    allowed = domo.export(
+        PHARMACY_CLAIMS_ID,
+        {**body_with(domo, with_kms, "some/prefix/b"), "bucket": KMS_EXPORT_BUCKET},
     )
 
     assert refused["exportStatus"] == "error"
-    assert "kms:GenerateDataKey" in refused["message"] and KMS_KEY_ARN in refused["message"]
-    assert "session policy" in refused["message"]
-    assert keys_under(domo.s3, "some/prefix/a/") == []
-    assert by_id["exportStatus"] == "success"
-    (key,) = keys_under(domo.s3, "some/prefix/b/")
-    assert domo.s3.head_object(Bucket=EXPORT_BUCKET, Key=key)["ServerSideEncryption"] == "aws:kms"
-    assert by_arn["exportStatus"] == "error"
-    assert other_key["awsKmsKey"] in by_arn["message"]
+    assert f'kms:GenerateDataKey on resource: "{key_arn}"' in refused["message"]
+    assert allowed["exportStatus"] == "success"
+
+
+def test_resource_account_condition_holds_writes_to_the_bucket_owners_account(
+    domo: DomoHttp, sandbox: Sandbox, sts: Any
+) -> None:
+    fast(sandbox, PHARMACY_CLAIMS_ID)
+
+    def held_to(account: str) -> dict[str, Any]:
+        statement = allow("s3:PutObject", SOME_PREFIX_ARN) | {
+            "Condition": {"StringEquals": {"s3:ResourceAccount": account}}
+        }
+        return mint(sts, "federation-token", policy_document(statement))
+
+    own = domo.export(PHARMACY_CLAIMS_ID, body_with(domo, held_to(ACCOUNT_ID), "some/prefix/a"))
+    other = domo.export(
+        PHARMACY_CLAIMS_ID, body_with(domo, held_to(OTHER_ACCOUNT), "some/prefix/b")
+    )
+
+    assert own["exportStatus"] == "success"
+    assert other["exportStatus"] == "error"
+    assert "because no session policy allows the s3:PutObject action" in other["message"]
+    assert keys_under(domo.s3, "some/prefix/b/") == []
+
+
+@pytest.mark.parametrize(
+    ("condition", "context", "allowed"),
+    [
+        ({"StringEquals": {"s3:ResourceAccount": "1"}}, {"s3:ResourceAccount": "1"}, True),
+        ({"StringEquals": {"S3:resourceaccount": ["2", "1"]}}, {"s3:ResourceAccount": "1"}, True),
+        ({"StringEquals": {"s3:ResourceAccount": "2"}}, {"s3:ResourceAccount": "1"}, False),
+        ({"StringEquals": {"s3:ResourceAccount": "1"}}, {}, False),
+        ({"StringNotEquals": {"s3:ResourceAccount": "2"}}, {"s3:ResourceAccount": "1"}, True),
+        ({"StringNotEquals": {"s3:ResourceAccount": "1"}}, {}, True),
+        ({"StringLike": {"s3:ResourceAccount": "12*"}}, {"s3:ResourceAccount": "123"}, True),
+        (
+            {"StringEquals": {"s3:ResourceAccount": "1"}, "StringLike": {"s3:x": "a*"}},
+            {"s3:ResourceAccount": "1", "s3:x": "b"},
+            False,
+        ),
+    ],
+)
+def test_policy_conditions_follow_iam(
+    condition: dict[str, Any], context: dict[str, str], allowed: bool
+) -> None:
+    policy = parse_policy(
+        json.dumps({"Statement": allow("s3:PutObject", "*") | {"Condition": condition}})
+    )
+
+    assert decide(policy, "s3:PutObject", "arn:aws:s3:::b/k", context).allowed is allowed
+
+
+def test_expected_bucket_owner_is_enforced_and_logged(sandbox: Sandbox, s3: Any) -> None:
+    s3.put_object(Bucket=EXPORT_BUCKET, Key="owner/a.txt", Body=b"a")
+    source = {"Bucket": EXPORT_BUCKET, "Key": "owner/a.txt"}
+    sandbox.control.clear_s3_calls()
+
+    own = s3.head_object(Bucket=EXPORT_BUCKET, Key="owner/a.txt", ExpectedBucketOwner=ACCOUNT_ID)
+    with pytest.raises(ClientError) as head:
+        s3.head_object(Bucket=EXPORT_BUCKET, Key="owner/a.txt", ExpectedBucketOwner=OTHER_ACCOUNT)
+    with pytest.raises(ClientError) as put:
+        s3.put_object(
+            Bucket=EXPORT_BUCKET, Key="owner/b.txt", Body=b"b", ExpectedBucketOwner=OTHER_ACCOUNT
+        )
+    with pytest.raises(ClientError) as copy:
+        s3.copy_object(
+            Bucket=EXPORT_BUCKET,
+            Key="owner/c.txt",
+            CopySource=source,
+            ExpectedBucketOwner=ACCOUNT_ID,
+            ExpectedSourceBucketOwner=OTHER_ACCOUNT,
+        )
+    copied = s3.copy_object(
+        Bucket=EXPORT_BUCKET,
+        Key="owner/d.txt",
+        CopySource=source,
+        ExpectedSourceBucketOwner=ACCOUNT_ID,
+    )
+
+    assert own["ContentLength"] == 1
+    assert head.value.response["Error"]["Code"] == "403"
+    for refused in (put, copy):
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert copied["CopyObjectResult"]["ETag"]
+    assert keys_under(s3, "owner/") == ["owner/a.txt", "owner/d.txt"]
+    calls = [
+        (c["method"], c["key"], c["expected_owner"], c["source_expected_owner"], c["status"])
+        for c in sandbox.control.s3_calls()
+        if c["key"] != "owner/" and c["method"] != "GET"
+    ]
+    assert calls == [
+        ("HEAD", "owner/a.txt", ACCOUNT_ID, None, 200),
+        ("HEAD", "owner/a.txt", OTHER_ACCOUNT, None, 403),
+        ("PUT", "owner/b.txt", OTHER_ACCOUNT, None, 403),
+        ("PUT", "owner/c.txt", ACCOUNT_ID, OTHER_ACCOUNT, 403),
+        ("PUT", "owner/d.txt", None, ACCOUNT_ID, 200),
+    ]
 
 
 def test_explicit_deny_wins_over_any_allow(domo: DomoHttp, sandbox: Sandbox, sts: Any) -> None:

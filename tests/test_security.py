@@ -9,7 +9,11 @@ import pytest
 from dagster import DagsterInstance, EnvVar
 from dagster._serdes import serialize_value
 from domo_assets_dev.sandbox import (
+    ACCESS_KEY_ID,
+    ACCOUNT_ID,
     EU_EXPORT_BUCKET,
+    EXPORT_BUCKET,
+    EXPORT_KMS_ALIAS,
     EXPORT_ROLE_ARN,
     HR_SALARIES_ID,
     MINTED_SECRET_PREFIX,
@@ -77,7 +81,7 @@ def test_chain_passes_session_token_and_kms_key(
 ) -> None:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "chain-session-token-value")
     result = run(
-        catalog_of(tmp_path, kms_key_id="alias/domo-exports"),
+        catalog_of(tmp_path, kms_key_id=EXPORT_KMS_ALIAS),
         domo_resource(sandbox),
         instance,
         AwsCredentialsResource(mode="chain", allow_unscoped_credentials=True),
@@ -85,7 +89,8 @@ def test_chain_passes_session_token_and_kms_key(
     assert result.success, failure_text(result)
     request = only_export(sandbox)
     assert request["had_session_token"] is True
-    assert request["kms_key_id"] == "alias/domo-exports"
+    # The alias is resolved before the export: Domo is sent the key it names, by its id.
+    assert request["kms_key_id"] == sandbox.export_kms_key_arn.rsplit("/", 1)[1]
 
 
 def test_static_mode_requires_keys(sandbox: Sandbox, instance, tmp_path: Path) -> None:
@@ -138,6 +143,64 @@ def test_public_bucket_is_refused_unless_allowed(
         e.message for e in instance.all_logs(allowed.run_id) if "may be public" in (e.message or "")
     ]
     assert warnings, "an allowed public destination must be warned about"
+
+
+def test_bucket_of_another_owner_is_refused_at_the_guards_first_call(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    """A mistyped or re-registered bucket name in another account: the first S3 call carries
+    ExpectedBucketOwner, S3 refuses it, and nothing reaches Domo."""
+    result = run(
+        catalog_of(tmp_path, bucket_owner="111122223333"), domo_resource(sandbox), instance
+    )
+    assert not result.success
+    text = failure_text(result)
+    assert "S3 refused s3:GetBucketLocation on bucket domo-exports (AccessDenied) with " in text
+    assert "ExpectedBucketOwner 111122223333: the bucket does not belong to account " in text
+    assert "bucket_owner" in text and "Nothing was exported" in text
+    assert sandbox.control.requests() == [], "no request may reach Domo"
+    calls = [c for c in sandbox.control.s3_calls() if c["access_key_id"] == ACCESS_KEY_ID]
+    assert [(c["bucket"], c["expected_owner"], c["status"]) for c in calls] == [
+        (EXPORT_BUCKET, "111122223333", 403)
+    ], "the guard's first call is refused, and no other is made"
+
+
+def test_every_s3_call_of_the_worker_passes_the_bucket_owner(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    """Guard, HEAD, ranged GET, deep verification, copies (source owner too), manifests, the
+    pointer, retention and Parquet writes: every call the worker makes to the bucket carries
+    ExpectedBucketOwner, from one handler on its S3 client."""
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, previous_export="any_request")
+    shared = {
+        "dataset_id": PHARMACY_CLAIMS_ID,
+        "bucket_owner": ACCOUNT_ID,
+        "verify": "deep",
+        "keep_exports": 1,
+        "parquet": True,
+    }
+    catalog = write_catalog(
+        tmp_path,
+        {"name": "claims_a", "path": "owner/a", **shared},
+        {"name": "claims_b", "path": "owner/b", **shared},
+        defaults={"bucket": EXPORT_BUCKET, "region": "us-east-1"},
+    )
+    domo = domo_resource(sandbox)
+    # Three exports: retention removes the first once no materialization (the Parquet asset's
+    # included) names it.
+    for _ in range(3):
+        result = run(catalog, domo, instance)
+        assert result.success, failure_text(result)
+        sandbox.control.change_dataset(PHARMACY_CLAIMS_ID)
+
+    calls = [c for c in sandbox.control.s3_calls() if c["access_key_id"] == ACCESS_KEY_ID]
+    assert {c["bucket"] for c in calls} == {EXPORT_BUCKET}
+    assert [c for c in calls if c["expected_owner"] != ACCOUNT_ID] == []
+    copies = [c for c in calls if c["source_expected_owner"] is not None]
+    assert copies and {c["source_expected_owner"] for c in copies} == {ACCOUNT_ID}
+    assert {"GET", "HEAD", "PUT"} <= {c["method"] for c in calls}
+    assert any(c["method"] == "POST" and c["key"] is None for c in calls), "retention deletes"
+    assert any("parquet" in (c["key"] or "") and c["method"] == "PUT" for c in calls)
 
 
 def test_default_encryption_is_recorded(sandbox: Sandbox, instance, tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 Domo asks for temporary credentials "whenever possible", and whatever it is handed, it holds. So
 by default (``scoped``) every export gets credentials minted for it alone by STS, with an inline
 session policy (:func:`session_policy`) that allows only what an export needs on
-``arn:aws:s3:::<bucket>/<path>/*`` (and the export's KMS key when it has one), for about as long
-as the export may take:
+``arn:aws:s3:::<bucket>/<path>/*`` (and the KMS key Domo's files are encrypted with, when there is
+one; with a ``bucket_owner``, only on a bucket of that account), for about as long as the export
+may take:
 
 * with a role configured: ``AssumeRole`` with ``Policy`` (kind ``assumed-role``);
 * otherwise, from the worker's long-term IAM user keys: ``GetFederationToken`` with ``Policy``
@@ -81,8 +82,12 @@ EXPORT_OBJECT_ACTIONS: tuple[str, ...] = (
 complete calls are authorised by ``s3:PutObject``)."""
 EXPORT_BUCKET_ACTIONS: tuple[str, ...] = ("s3:GetBucketLocation",)
 """On the bucket itself: Domo refuses exports across regions, so it may read the bucket's region."""
-EXPORT_KMS_ACTIONS: tuple[str, ...] = ("kms:GenerateDataKey", "kms:Encrypt")
-"""On the export's KMS key, when it has one: SSE-KMS encryption of the files."""
+EXPORT_KMS_ACTIONS: tuple[str, ...] = ("kms:GenerateDataKey", "kms:Decrypt")
+"""On the key SSE-KMS encrypts the files with (the export's, or the bucket's default key): a
+PutObject needs a data key; a multipart upload also needs ``kms:Decrypt``, as S3 decrypts the
+parts' data keys to complete it. S3 never calls ``kms:Encrypt``."""
+RESOURCE_ACCOUNT_KEY = "s3:ResourceAccount"
+"""The condition key that holds S3 actions to buckets of one account (``bucket_owner``)."""
 _ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 _SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
 
@@ -243,12 +248,16 @@ _MAX_DURATION = {
 
 @dataclass(frozen=True)
 class ExportScope:
-    """Where one export may write: its bucket, its prefix (partition included) and KMS key."""
+    """Where one export may write: its bucket, its prefix (partition included), the KMS key its
+    files are encrypted with, and the account the bucket must belong to."""
 
     bucket: str
     path: str
     region: str
-    kms_key_id: str | None = None
+    kms_key_arn: str | None = None
+    """The key ARN (IAM matches keys by key ARN only; ``domo_assets.s3.kms`` resolves it)."""
+    bucket_owner: str | None = None
+    """The AWS account id the bucket must belong to (``s3:ResourceAccount``)."""
 
     @property
     def objects_arn(self) -> str:
@@ -292,43 +301,49 @@ class PolicyActions:
     kms: tuple[str, ...] = EXPORT_KMS_ACTIONS
 
 
-def session_policy(
-    scope: ExportScope, kms_key_arn: str | None = None, actions: PolicyActions = PolicyActions()
-) -> dict[str, Any]:
+def session_policy(scope: ExportScope, actions: PolicyActions = PolicyActions()) -> dict[str, Any]:
     """The inline session policy of one export's credentials.
+
+    The S3 statements carry ``s3:ResourceAccount`` when the export names a ``bucket_owner``; the
+    KMS statement is there when the files are encrypted with a KMS key (``scope.kms_key_arn``).
 
     Args:
         scope: Where the export writes.
-        kms_key_arn: The ARN of the export's KMS key, when it has one.
         actions: The allowed actions.
     """
     statements: list[dict[str, Any]] = [
-        {
-            "Sid": "WriteThisExport",
-            "Effect": "Allow",
-            "Action": list(actions.objects),
-            "Resource": scope.objects_arn,
-        }
+        _s3_statement("WriteThisExport", actions.objects, scope.objects_arn, scope.bucket_owner)
     ]
     if actions.bucket:
         statements.append(
-            {
-                "Sid": "ReadTheBucketRegion",
-                "Effect": "Allow",
-                "Action": list(actions.bucket),
-                "Resource": scope.bucket_arn,
-            }
+            _s3_statement(
+                "ReadTheBucketRegion", actions.bucket, scope.bucket_arn, scope.bucket_owner
+            )
         )
-    if kms_key_arn is not None and actions.kms:
+    if scope.kms_key_arn is not None and actions.kms:
         statements.append(
             {
                 "Sid": "EncryptWithTheExportKey",
                 "Effect": "Allow",
                 "Action": list(actions.kms),
-                "Resource": kms_key_arn,
+                "Resource": scope.kms_key_arn,
             }
         )
     return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def _s3_statement(
+    sid: str, actions: Sequence[str], resource: str, owner: str | None
+) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": list(actions),
+        "Resource": resource,
+    }
+    if owner is not None:
+        statement["Condition"] = {"StringEquals": {RESOURCE_ACCOUNT_KEY: owner}}
+    return statement
 
 
 def session_duration(
@@ -724,7 +739,7 @@ class CredentialProvider:
         Raises:
             CredentialsError: It is longer than AWS accepts (:data:`SESSION_POLICY_MAX_CHARS`).
         """
-        policy = session_policy(scope, self._kms_key_arn(scope), self.actions)
+        policy = session_policy(scope, self.actions)
         text = json.dumps(policy, separators=(",", ":"))
         if len(text) > SESSION_POLICY_MAX_CHARS:
             raise CredentialsError(
@@ -735,23 +750,6 @@ class CredentialProvider:
                 "domo_bucket_actions, domo_kms_actions)"
             )
         return text
-
-    def _kms_key_arn(self, scope: ExportScope) -> str | None:
-        """The export key's ARN, which an IAM policy must name (an alias cannot stand for it)."""
-        key = scope.kms_key_id
-        if key is None:
-            return None
-        if key.startswith("arn:"):
-            return key
-        if key.startswith("alias/"):
-            raise CredentialsError(
-                f"kms_key_id {key!r} is an alias: a session policy cannot name a KMS key by its "
-                "alias. Give the key's id or ARN, or use credentials mode 'chain' or 'static'"
-            )
-        return f"arn:aws:kms:{scope.region}:{self._account_id()}:key/{key}"
-
-    def _account_id(self) -> str:
-        return self._caller("give kms_key_id as the key's ARN")[0]
 
     def _caller(self, hint: str = "check the worker's AWS credentials") -> tuple[str, str]:
         """The worker's account and ARN (STS GetCallerIdentity, asked once)."""

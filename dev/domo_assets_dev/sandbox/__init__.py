@@ -17,9 +17,12 @@ from .datasets import (
 )
 from .s3 import (
     ACCESS_KEY_ID,
+    ACCOUNT_ID,
     EU_EXPORT_BUCKET,
     EXPORT_BUCKET,
+    EXPORT_KMS_ALIAS,
     EXPORT_ROLE_ARN,
+    KMS_EXPORT_BUCKET,
     PUBLIC_EXPORT_BUCKET,
     SECRET_ACCESS_KEY,
 )
@@ -29,14 +32,17 @@ from .users import ANALYST, HR_ADMIN, WEST_MANAGER
 
 __all__ = [
     "ACCESS_KEY_ID",
+    "ACCOUNT_ID",
     "ANALYST",
     "AWKWARD_VALUES_ID",
     "DAILY_ORDERS_ID",
     "EU_EXPORT_BUCKET",
     "EXPORT_BUCKET",
+    "EXPORT_KMS_ALIAS",
     "EXPORT_ROLE_ARN",
     "HR_ADMIN",
     "HR_SALARIES_ID",
+    "KMS_EXPORT_BUCKET",
     "LARGE_EVENTS_ID",
     "MINTED_SECRET_PREFIX",
     "MINTED_TOKEN_PREFIX",

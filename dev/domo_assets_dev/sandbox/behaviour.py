@@ -31,6 +31,9 @@ EXPORT_LAYOUT = "export"
 NESTED_LAYOUT = "nested"
 BARE_LAYOUT = "bare"
 KEY_LAYOUTS = (EXPORT_LAYOUT, NESTED_LAYOUT, BARE_LAYOUT)
+SINGLE_UPLOAD = "single"
+MULTIPART_UPLOAD = "multipart"
+UPLOADS = (SINGLE_UPLOAD, MULTIPART_UPLOAD)
 CHOICES: dict[str, tuple[object, ...]] = {
     "export_outcome": EXPORT_OUTCOMES,
     "url_style": URL_STYLES,
@@ -42,6 +45,7 @@ CHOICES: dict[str, tuple[object, ...]] = {
     "query_shape": QUERY_SHAPES,
     "sql_quotes": SQL_QUOTE_MODES,
     "key_layout": KEY_LAYOUTS,
+    "upload": UPLOADS,
 }
 NON_NEGATIVE = ("export_seconds", "queue_seconds", "wrong_header_files")
 
@@ -116,6 +120,9 @@ class Behaviour:
             (``<name> (renamed)``); the first file keeps the right header unless N covers it.
         flip_bom: Write the files with a UTF-8 BOM when the request asked for none, and
             without one when it asked for one (a Domo that ignores ``includeBOM``).
+        upload: How each file is written: ``single`` (one PutObject) or ``multipart`` (create,
+            upload part, complete, as SDK transfer managers write large files; with SSE-KMS
+            it needs ``kms:Decrypt`` besides ``kms:GenerateDataKey``).
     """
 
     export_outcome: str = "success"
@@ -136,6 +143,7 @@ class Behaviour:
     key_layout: str = EXPORT_LAYOUT
     wrong_header_files: int = 0
     flip_bom: bool = False
+    upload: str = SINGLE_UPLOAD
 
     @classmethod
     def for_dataset(cls, spec: DatasetSpec, mode: str = DEFAULT_MODE) -> Behaviour:

@@ -176,6 +176,21 @@ class SandboxControl:
         """Remove every S3 delay rule; the requests they hold proceed at once."""
         self._call("DELETE", "/s3/delays")
 
+    def s3_calls(self) -> list[dict[str, Any]]:
+        """Return the S3 request log since the last reset, oldest first: time, method, bucket,
+        key, access_key_id (that signed it), expected_owner and source_expected_owner (the
+        ExpectedBucketOwner headers it carried) and status; never a secret."""
+        return self._call("GET", "/s3/calls")
+
+    def clear_s3_calls(self) -> None:
+        """Empty the S3 request log."""
+        self._call("DELETE", "/s3/calls")
+
+    def export_kms_key(self) -> dict[str, str]:
+        """Return the seeded KMS key: ``alias`` (``alias/domo-exports``) and ``key_arn`` (moto
+        draws a new key at each reset)."""
+        return self._call("GET", "/kms")
+
     def behaviour(self, dataset_id: str) -> dict[str, Any]:
         """Return a DataSet's export behaviour."""
         return self._call("GET", f"/datasets/{quote(dataset_id)}/behaviour")

@@ -6,6 +6,7 @@ import re
 
 from .datasets import DEFAULT_SYNTHETIC_ROWS
 from .query import QueryError
+from .s3 import EXPORT_KMS_ALIAS
 from .sql import LENIENT_QUOTES, execute_sql
 from .state import SandboxState
 from .users import MAIN_USER, USERS
@@ -38,6 +39,9 @@ class ControlApi:
         router.add("GET", f"{PREFIX}/s3/delays", self.s3_delays)
         router.add("POST", f"{PREFIX}/s3/delays", self.add_s3_delay)
         router.add("DELETE", f"{PREFIX}/s3/delays", self.clear_s3_delays)
+        router.add("GET", f"{PREFIX}/s3/calls", self.s3_calls)
+        router.add("DELETE", f"{PREFIX}/s3/calls", self.clear_s3_calls)
+        router.add("GET", f"{PREFIX}/kms", self.kms)
         router.add("GET", f"{PREFIX}/datasets", self.datasets)
         router.add("POST", f"{PREFIX}/datasets/synthetic", self.add_synthetic)
         router.add("GET", f"{DATASET}/behaviour", self.behaviour)
@@ -104,6 +108,21 @@ class ControlApi:
         """``DELETE /_sandbox/s3/delays``: remove every rule, releasing what they hold."""
         self._state.s3.delays.clear()
         return json_response({"cleared": True})
+
+    def s3_calls(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /_sandbox/s3/calls``: the S3 request log, oldest first (no secrets)."""
+        return json_response(self._state.s3.s3_calls.calls())
+
+    def clear_s3_calls(self, request: Request, match: re.Match[str]) -> Response:
+        """``DELETE /_sandbox/s3/calls``."""
+        self._state.s3.s3_calls.clear()
+        return json_response({"cleared": True})
+
+    def kms(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /_sandbox/kms``: the seeded export key (its alias and ARN, new at each reset)."""
+        return json_response(
+            {"alias": EXPORT_KMS_ALIAS, "key_arn": self._state.s3.export_kms_key_arn}
+        )
 
     def datasets(self, request: Request, match: re.Match[str]) -> Response:
         """``GET /_sandbox/datasets``: ids, names, row counts, columns, versions."""

@@ -24,13 +24,22 @@ from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .behaviour import BARE_LAYOUT, NESTED_LAYOUT, REJECT_POST, SAME_REQUEST, Behaviour
+from .behaviour import (
+    BARE_LAYOUT,
+    MULTIPART_UPLOAD,
+    NESTED_LAYOUT,
+    REJECT_POST,
+    SAME_REQUEST,
+    Behaviour,
+)
 from .datasets import Dataset, DatasetSpec, Row, iso_from_ms, now_ms
+from .moto_state import bucket_default_kms_key, bucket_owner, kms_key_arn
 from .policy import (
+    KMS_DECRYPT,
     KMS_GENERATE_DATA_KEY,
     S3_PUT_OBJECT,
+    S3_RESOURCE_ACCOUNT,
     UnsupportedPolicyError,
-    kms_key_arn,
     object_arn,
 )
 from .query import Predicate, QueryError, RowQuery, build_query, column_names, order_items
@@ -352,25 +361,63 @@ def chunked(rows: Sequence[Row], size: int) -> list[Sequence[Row]]:
     return [rows[start : start + size] for start in range(0, len(rows), size)] or [rows]
 
 
-def write_permissions(request: ExportRequest, keys: Sequence[str]) -> list[tuple[str, str]]:
-    """Return the (action, resource) pairs IAM checks to write `keys` for `request`: PutObject
-    on each object, and GenerateDataKey on the KMS key when ``awsKmsKey`` is given."""
-    needed = [(S3_PUT_OBJECT, object_arn(request.bucket, key)) for key in keys]
-    if request.kms_key:
-        needed.append(
-            (KMS_GENERATE_DATA_KEY, kms_key_arn(request.kms_key, request.region, ACCOUNT_ID))
-        )
+Permission = tuple[str, str, Mapping[str, str]]  # action, resource, condition keys
+
+
+def write_permissions(
+    request: ExportRequest, keys: Sequence[str], kms_key: str | None, multipart: bool
+) -> list[Permission]:
+    """Return what IAM checks to write `keys` for `request`: PutObject on each object (with the
+    bucket owner's account as ``s3:ResourceAccount``), and with SSE-KMS (`kms_key`: the key's
+    ARN), GenerateDataKey on the key, and Decrypt too for a multipart upload (S3 decrypts the
+    parts' data keys to complete it)."""
+    owner = bucket_owner(request.bucket)
+    context = {S3_RESOURCE_ACCOUNT: owner} if owner else {}
+    needed: list[Permission] = [
+        (S3_PUT_OBJECT, object_arn(request.bucket, key), context) for key in keys
+    ]
+    if kms_key is not None:
+        needed.append((KMS_GENERATE_DATA_KEY, kms_key, {}))
+        if multipart:
+            needed.append((KMS_DECRYPT, kms_key, {}))
     return needed
 
 
-def _denial(issued: IssuedCredentials, action: str, resource: str) -> str | None:
+def encryption_key(request: ExportRequest, writer_account: str) -> str | None:
+    """Return the ARN of the KMS key S3 encrypts the files with: ``awsKmsKey`` (a key id or
+    alias name looked up in `writer_account`), else the bucket's default SSE-KMS key (looked
+    up in the bucket owner's account); None without SSE-KMS.
+
+    Raises:
+        ExportWriteError: When the key does not exist, as S3 refuses such a write.
+    """
+    named = request.kms_key
+    account = writer_account
+    if named is None:
+        named = bucket_default_kms_key(request.bucket)
+        account = bucket_owner(request.bucket) or ACCOUNT_ID
+    if named is None:
+        return None
+    arn = kms_key_arn(named, request.region, account)
+    if arn is None:
+        raise ExportWriteError(
+            f"S3 rejected the write (KMS.NotFoundException): Invalid keyId '{named}' (no such "
+            f"KMS key in region {request.region} of account {account} or the one its ARN "
+            "names); hand Domo a key that exists"
+        )
+    return arn
+
+
+def _denial(
+    issued: IssuedCredentials, action: str, resource: str, context: Mapping[str, str]
+) -> str | None:
     """The session policy's refusal of `action` on `resource`, or None when it allows it.
 
     Raises:
         ExportWriteError: If the policy needs what the sandbox does not evaluate.
     """
     try:
-        return issued.denial(action, resource)
+        return issued.denial(action, resource, context)
     except UnsupportedPolicyError as exc:
         raise ExportWriteError(
             f"The sandbox cannot evaluate the session policy of access key "
@@ -595,7 +642,7 @@ class ExportEngine:
         keys = file_keys(
             request.path, record.export_id, len(chunks), record.compression, behaviour.key_layout
         )
-        self._authorize(request, keys)
+        self._authorize(request, keys, behaviour.upload == MULTIPART_UPLOAD)
         counts: dict[str, int] = {}
         client = self._client(request)
         for index, (key, chunk) in enumerate(zip(keys, chunks, strict=True)):
@@ -610,25 +657,28 @@ class ExportEngine:
             counts[url] = len(chunk) + (behaviour.misreport_rows if index == 0 else 0)
         return counts
 
-    def _authorize(self, request: ExportRequest, keys: Sequence[str]) -> None:
-        """Refuse the write, before any object is written, as S3 would refuse credentials
-        the sandbox's STS minted: once they expired, or when their session policy does not
-        allow every write (and the KMS data key an ``awsKmsKey`` needs).
+    def _authorize(self, request: ExportRequest, keys: Sequence[str], multipart: bool) -> None:
+        """Refuse the write, before any object is written, as S3 would: with a KMS key that
+        does not exist; and for credentials the sandbox's STS minted, once they expired, or when
+        their session policy does not allow every write (and the KMS actions SSE-KMS needs:
+        ``awsKmsKey``'s, or the bucket's default key's).
 
         Raises:
             ExportWriteError: Naming the refused action and resource.
         """
         issued = self._sts.lookup(request.access_key)
-        if issued is None:
-            return
-        if issued.expired():
+        if issued is not None and issued.expired():
             raise ExportWriteError(
                 "S3 rejected the credentials (ExpiredToken): the provided token has expired "
                 f"(access key {issued.access_key_id}, expired {issued.expiration.isoformat()}); "
                 "hand Domo fresh temporary credentials"
             )
-        for action, resource in write_permissions(request, keys):
-            denial = _denial(issued, action, resource)
+        writer = (issued.account_id if issued is not None else None) or ACCOUNT_ID
+        kms_key = encryption_key(request, writer)
+        if issued is None:
+            return
+        for action, resource, context in write_permissions(request, keys, kms_key, multipart):
+            denial = _denial(issued, action, resource, context)
             if denial is not None:
                 raise ExportWriteError(
                     f"S3 rejected the write (AccessDenied): {denial}; {DENIED_WRITE_HINT}"
@@ -672,14 +722,21 @@ class ExportEngine:
         extra = {}
         if request.kms_key:
             extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": request.kms_key}
+        where = {"Bucket": request.bucket, "Key": key}
+        content_type = CONTENT_TYPES[record.compression]
         try:
-            client.put_object(
-                Bucket=request.bucket,
-                Key=key,
-                Body=body,
-                ContentType=CONTENT_TYPES[record.compression],
-                **extra,
-            )
+            if record.behaviour.upload == MULTIPART_UPLOAD:
+                upload = client.create_multipart_upload(**where, ContentType=content_type, **extra)[
+                    "UploadId"
+                ]
+                part = client.upload_part(**where, UploadId=upload, PartNumber=1, Body=body)
+                client.complete_multipart_upload(
+                    **where,
+                    UploadId=upload,
+                    MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+                )
+            else:
+                client.put_object(**where, Body=body, ContentType=content_type, **extra)
         except (BotoCoreError, ClientError) as exc:
             raise ExportWriteError(f"Writing s3://{request.bucket}/{key} failed: {exc}") from exc
         with self._lock:

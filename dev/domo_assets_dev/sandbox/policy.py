@@ -4,9 +4,13 @@ A request is allowed only if an ``Allow`` statement applies to it, and an applic
 statement wins over every ``Allow``. A statement applies when its ``Action`` (or
 ``NotAction``) and ``Resource`` (or ``NotResource``) match, with IAM's wildcards: ``*`` is any
 run of characters (``/`` and ``:`` included), ``?`` one character; action names are
-case-insensitive, resources are not. ``Condition`` blocks and policy variables are not
-modelled: a statement with a ``Condition`` that would otherwise apply is refused
-(`UnsupportedPolicyError`), so the sandbox never allows or denies what AWS might not.
+case-insensitive, resources are not. A ``Condition`` applies as IAM applies it: every operator
+and every key of it must hold, one of a key's values suffices; a key the request does not carry
+fails ``StringEquals``/``StringLike`` and satisfies their negations. The request carries
+``s3:ResourceAccount`` (the bucket owner's account) on S3 actions. Other operators (``Bool``,
+``...IfExists``, ``ForAnyValue:``...) and policy variables are not modelled: a statement using
+one that would otherwise apply is refused (`UnsupportedPolicyError`), so the sandbox never
+allows or denies what AWS might not.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +30,15 @@ RESOURCE_KEYS = ("Resource", "NotResource")
 CONDITION_KEY = "Condition"
 S3_PUT_OBJECT = "s3:PutObject"
 KMS_GENERATE_DATA_KEY = "kms:GenerateDataKey"
-ARN_PREFIX = "arn:"
+KMS_DECRYPT = "kms:Decrypt"
+S3_RESOURCE_ACCOUNT = "s3:ResourceAccount"
+# Condition operators: (does one policy value match the request's value, is it negated).
+STRING_OPERATORS: Mapping[str, tuple[Callable[[str, str], bool], bool]] = {
+    "StringEquals": (lambda pattern, value: pattern == value, False),
+    "StringNotEquals": (lambda pattern, value: pattern == value, True),
+    "StringLike": (lambda pattern, value: wildcard_match(pattern, value), False),
+    "StringNotLike": (lambda pattern, value: wildcard_match(pattern, value), True),
+}
 
 
 class PolicyError(ValueError):
@@ -75,21 +87,32 @@ def parse_policy(text: str) -> dict[str, Any]:
     return document
 
 
-def decide(policy: Mapping[str, Any], action: str, resource: str) -> Decision:
+def decide(
+    policy: Mapping[str, Any],
+    action: str,
+    resource: str,
+    context: Mapping[str, str] | None = None,
+) -> Decision:
     """Evaluate `policy` for `action` on `resource`: explicit Deny, then Allow, else denied.
 
+    Args:
+        policy: The parsed policy.
+        action: The action, e.g. ``s3:PutObject``.
+        resource: The resource's ARN.
+        context: The request's condition keys and values (``s3:ResourceAccount``...).
+
     Raises:
-        UnsupportedPolicyError: If a statement that applies has a ``Condition``.
+        UnsupportedPolicyError: If a statement that applies has a ``Condition`` the sandbox
+            does not evaluate.
     """
     allow: str | None = None
     for label, statement in _statements(policy):
         if not _applies(label, statement, action, resource):
             continue
-        if CONDITION_KEY in statement:
-            raise UnsupportedPolicyError(
-                f"statement {label} has a Condition, which the sandbox does not evaluate; "
-                "remove it or extend domo_assets/sandbox/policy.py"
-            )
+        if CONDITION_KEY in statement and not _conditions_hold(
+            label, statement[CONDITION_KEY], context or {}
+        ):
+            continue
         if statement["Effect"] == DENY:
             return Decision(allowed=False, explicit_deny=True, statement=label)
         allow = allow or label
@@ -101,19 +124,6 @@ def object_arn(bucket: str, key: str) -> str:
     return f"arn:aws:s3:::{bucket}/{key}"
 
 
-def kms_key_arn(key_id: str, region: str, account_id: str) -> str:
-    """Return the ARN IAM evaluates for a KMS key given as an ARN or an id.
-
-    Args:
-        key_id: ``awsKmsKey`` as given: an ARN is used as it is.
-        region: The region the key is used in (the export's).
-        account_id: The account owning a key given by id.
-    """
-    if key_id.startswith(ARN_PREFIX):
-        return key_id
-    return f"arn:aws:kms:{region}:{account_id}:key/{key_id}"
-
-
 def wildcard_match(pattern: str, value: str, ignore_case: bool = False) -> bool:
     """Return True if `value` matches an IAM pattern (``*`` any run, ``?`` one character)."""
     return _wildcard_regex(pattern, ignore_case).fullmatch(value) is not None
@@ -123,6 +133,38 @@ def wildcard_match(pattern: str, value: str, ignore_case: bool = False) -> bool:
 def _wildcard_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def _conditions_hold(label: str, block: Any, context: Mapping[str, str]) -> bool:
+    """Whether a statement's ``Condition`` holds for a request with `context`.
+
+    Raises:
+        UnsupportedPolicyError: For an operator the sandbox does not evaluate.
+    """
+    if not isinstance(block, Mapping):
+        raise PolicyError(f"statement {label}: Condition must be an object")
+    known = {key.lower(): value for key, value in context.items()}
+    for operator, keys in block.items():
+        if operator not in STRING_OPERATORS:
+            raise UnsupportedPolicyError(
+                f"statement {label} has a Condition with operator {operator!r}, which the "
+                f"sandbox does not evaluate (it knows {', '.join(STRING_OPERATORS)}); remove "
+                "it or extend domo_assets_dev/sandbox/policy.py"
+            )
+        matches, negated = STRING_OPERATORS[operator]
+        if not isinstance(keys, Mapping):
+            raise PolicyError(f"statement {label}: Condition {operator} must be an object")
+        for key, values in keys.items():
+            patterns = _patterns(values, label, f"Condition {operator} {key}")
+            value = known.get(str(key).lower())
+            if value is None:
+                holds = negated  # a missing key fails a test and satisfies its negation
+            else:
+                hit = any(matches(pattern, value) for pattern in patterns)
+                holds = not hit if negated else hit
+            if not holds:
+                return False
+    return True
 
 
 def _statements(policy: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:

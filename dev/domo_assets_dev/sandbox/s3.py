@@ -1,4 +1,4 @@
-"""The S3 side of the sandbox: a moto server (S3, STS, IAM) and its seeded buckets.
+"""The S3 side of the sandbox: a moto server (S3, STS, IAM, KMS) and its seeded buckets and key.
 
 moto keeps its state in process-global backends: `MotoS3.reset` wipes every moto backend of
 the process (through moto's ``/moto-api/reset``) and seeds the buckets again. Two sandboxes
@@ -7,8 +7,14 @@ running at the same time in one process would therefore share (and reset) one S3
 moto's application is served behind `StsMiddleware`, which logs every STS request, refuses
 denied STS actions and gives minted credentials unique values (see ``sts_wsgi.py``); the
 server's `StsLedger` (``MotoS3.sts``) is what the export engine asks about a key. In front of
-both, `S3DelayMiddleware` holds requests matching a delay rule (``MotoS3.delays``) and makes
-the PUTs of one object atomic (see ``s3_delays.py``).
+that, `S3OwnerMiddleware` logs S3 requests (``MotoS3.s3_calls``) and enforces
+``ExpectedBucketOwner``, which moto ignores (see ``s3_owner.py``). In front of all,
+`S3DelayMiddleware` holds requests matching a delay rule (``MotoS3.delays``) and makes the PUTs
+of one object atomic (see ``s3_delays.py``).
+
+Besides the buckets, `reset` seeds a KMS key with the alias ``alias/domo-exports``
+(``MotoS3.export_kms_key_arn``; moto draws a new key id at each reset) and a bucket whose
+default encryption is SSE-KMS with that key.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from botocore.config import Config
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from .moto_state import bucket_region as moto_bucket_region
 from .s3_delays import S3DelayMiddleware, S3Delays
+from .s3_owner import S3CallLog, S3OwnerMiddleware
 from .sts import StsLedger
 from .sts_wsgi import StsMiddleware
 
@@ -36,6 +44,9 @@ SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 EXPORT_BUCKET = "domo-exports"
 EU_EXPORT_BUCKET = "domo-exports-eu"
 PUBLIC_EXPORT_BUCKET = "domo-public-exports"
+KMS_EXPORT_BUCKET = "domo-exports-kms"
+EXPORT_KMS_ALIAS = "alias/domo-exports"
+KMS_DEFAULT = "aws:kms"  # a seed's default_encryption: SSE-KMS with the seeded key
 EXPORT_ROLE_NAME = "domo-export"
 EXPORT_ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/{EXPORT_ROLE_NAME}"
 # The most AWS allows, so that only role chaining (1 h) limits its sessions below 12 h.
@@ -78,7 +89,8 @@ class BucketSeed:
         name: Bucket name.
         region: Bucket region.
         block_public_access: Turn the bucket's Public Access Block fully on.
-        default_encryption: Default SSE algorithm (``AES256``...), or None.
+        default_encryption: Default SSE algorithm (``AES256``, or ``aws:kms``: SSE-KMS with
+            the seeded key ``alias/domo-exports``), or None.
         public_read: Attach a bucket policy that lets anyone read the objects.
     """
 
@@ -93,6 +105,7 @@ SEED_BUCKETS: tuple[BucketSeed, ...] = (
     BucketSeed(EXPORT_BUCKET, DEFAULT_REGION, default_encryption="AES256"),
     BucketSeed(EU_EXPORT_BUCKET, "eu-west-1"),
     BucketSeed(PUBLIC_EXPORT_BUCKET, DEFAULT_REGION, block_public_access=False, public_read=True),
+    BucketSeed(KMS_EXPORT_BUCKET, DEFAULT_REGION, default_encryption=KMS_DEFAULT),
 )
 
 
@@ -153,6 +166,9 @@ class MotoS3:
         sts: What the server's STS was asked and minted (kept across `reset`, which only
             wipes moto; `SandboxState.reset` empties its log).
         delays: The S3 delay rules (`SandboxState.reset` clears them).
+        s3_calls: The S3 request log (emptied by `reset`, after the seeding).
+        export_kms_key_arn: The ARN of the seeded KMS key ``alias/domo-exports`` (new at each
+            `reset`).
     """
 
     def __init__(self, host: str, port: int = 0, verbose: bool = False) -> None:
@@ -161,6 +177,8 @@ class MotoS3:
         self._verbose = verbose
         self.sts = StsLedger()
         self.delays = S3Delays()
+        self.s3_calls = S3CallLog()
+        self.export_kms_key_arn: str | None = None
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._url: str | None = None
@@ -179,10 +197,8 @@ class MotoS3:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # What moto's ThreadedMotoServer runs, with the STS middleware in front of moto's app
         # and the delay rules in front of both.
-        app = S3DelayMiddleware(
-            StsMiddleware(DomainDispatcherApplication(create_backend_app), self.sts, ACCOUNT_ID),
-            self.delays,
-        )
+        moto = StsMiddleware(DomainDispatcherApplication(create_backend_app), self.sts, ACCOUNT_ID)
+        app = S3DelayMiddleware(S3OwnerMiddleware(moto, self.s3_calls), self.delays)
         self._server = make_server(
             self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler
         )
@@ -211,10 +227,12 @@ class MotoS3:
         self._url = None
 
     def reset(self) -> None:
-        """Wipe every moto backend of the process, then seed buckets and the role again."""
+        """Wipe every moto backend of the process, then seed the KMS key, buckets and the role
+        again, and empty the S3 request log."""
         request = urllib.request.Request(self.url + MOTO_RESET_PATH, method="POST")
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
             response.read()
+        self.export_kms_key_arn = self._create_kms_key()
         for seed in SEED_BUCKETS:
             self._create_bucket(seed)
         iam = make_client("iam", self.url)
@@ -226,21 +244,22 @@ class MotoS3:
             )
         finally:
             iam.close()
+        self.s3_calls.clear()
+
+    def _create_kms_key(self) -> str:
+        """Create the export key and its alias; return its ARN."""
+        kms = make_client("kms", self.url)
+        try:
+            key = kms.create_key(Description="domo_assets sandbox export key")["KeyMetadata"]
+            kms.create_alias(AliasName=EXPORT_KMS_ALIAS, TargetKeyId=key["KeyId"])
+        finally:
+            kms.close()
+        return str(key["Arn"])
 
     def bucket_region(self, bucket: str) -> str | None:
-        """Return the region of `bucket`, or None if it does not exist."""
-        try:
-            location = self._admin.get_bucket_location(Bucket=bucket)
-        except self._admin.exceptions.NoSuchBucket:
-            return None
-        except self._admin.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchBucket", "InvalidBucketName"):
-                return None
-            raise
-        constraint = location.get("LocationConstraint")
-        return {None: DEFAULT_REGION, "": DEFAULT_REGION, "EU": "eu-west-1"}.get(
-            constraint, constraint
-        )
+        """Return the region of `bucket`, or None if it does not exist (read from moto's
+        state: an S3 call would show in the S3 request log as a call of the worker's key)."""
+        return moto_bucket_region(bucket)
 
     def _create_bucket(self, seed: BucketSeed) -> None:
         s3 = self._admin
@@ -255,7 +274,10 @@ class MotoS3:
                 Bucket=seed.name, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK
             )
         if seed.default_encryption:
-            rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": seed.default_encryption}}
+            default = {"SSEAlgorithm": seed.default_encryption}
+            if seed.default_encryption == KMS_DEFAULT:
+                default["KMSMasterKeyID"] = str(self.export_kms_key_arn)
+            rule = {"ApplyServerSideEncryptionByDefault": default}
             s3.put_bucket_encryption(
                 Bucket=seed.name, ServerSideEncryptionConfiguration={"Rules": [rule]}
             )

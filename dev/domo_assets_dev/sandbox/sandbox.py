@@ -116,6 +116,15 @@ class Sandbox:
             self._control = SandboxControl(self.domo_url)
         return self._control
 
+    @property
+    def export_kms_key_arn(self) -> str:
+        """The ARN of the seeded KMS key ``alias/domo-exports`` (moto draws a new one at each
+        reset)."""
+        arn = self._s3.export_kms_key_arn
+        if arn is None:
+            raise RuntimeError("The sandbox is not running")
+        return arn
+
     def env(self) -> dict[str, str]:
         """Return the environment variables that point a Domo + S3 client at the sandbox."""
         return {

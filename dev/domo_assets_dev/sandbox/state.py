@@ -182,6 +182,7 @@ class SandboxState:
             self.requests.clear()
             self.s3.sts.reset()
             self.s3.delays.reset()
+            self.s3.s3_calls.clear()
             self.auth.reset()
             self._initial_data()
             if s3:

@@ -128,9 +128,12 @@ class IssuedCredentials:
         """Return True once the credentials are past their expiration."""
         return (now or datetime.now(UTC)) >= self.expiration
 
-    def denial(self, action: str, resource: str) -> str | None:
+    def denial(
+        self, action: str, resource: str, context: Mapping[str, str] | None = None
+    ) -> str | None:
         """Return AWS's AccessDenied sentence if the session policy refuses `action` on
-        `resource`, or None when it allows it (or no session policy applies).
+        `resource` (for a request with the condition keys of `context`), or None when it
+        allows it (or no session policy applies).
 
         A federation token minted without a policy has no permissions, as in AWS.
 
@@ -142,7 +145,7 @@ class IssuedCredentials:
                 return None
             reason = f"because no session policy allows the {action} action"
         else:
-            decision = decide(self.session_policy, action, resource)
+            decision = decide(self.session_policy, action, resource, context)
             if decision.allowed:
                 return None
             reason = (
@@ -155,6 +158,12 @@ class IssuedCredentials:
             f"User: {principal} is not authorized to perform: {action} on resource: "
             f'"{resource}" {reason}'
         )
+
+    @property
+    def account_id(self) -> str | None:
+        """The account the credentials act in (from their principal's ARN), if STS said."""
+        parts = (self.principal_arn or "").split(":")
+        return parts[4] if len(parts) > 5 and parts[4] else None
 
 
 @dataclass(frozen=True)
