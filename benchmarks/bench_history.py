@@ -45,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from domo_assets_dev.sandbox import EXPORT_BUCKET, PHARMACY_CLAIMS_ID, SandboxControl
 
 from domo_assets.domo.auth import DeveloperTokenAuth
-from domo_assets.domo.client import EXPORT_PATH, DomoClient
+from domo_assets.domo.client import DomoClient
+from domo_assets.domo.endpoints import EXPORTS
 from domo_assets.domo.models import AwsCredentials, ExportRequest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -170,7 +171,7 @@ def measure(
 ) -> tuple[Measurement, Measurement]:
     """Both kinds of read at one history size."""
     running = prepare(sandbox, client, size)
-    url = sandbox.url + EXPORT_PATH.format(dataset_id=DATASET_ID)
+    url = sandbox.url + EXPORTS.path(DATASET_ID)
     headers = {"X-DOMO-Developer-Token": sandbox.token, "Accept": "application/json"}
     with requests.Session() as session:
         session.trust_env = False

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 
 from domo_assets.catalog import Catalog, CatalogError, ExportConfig, load_catalog, parse_catalog
 from domo_assets.component_scaffolder import DomoExportsComponentScaffolder
+from domo_assets.domo.endpoints import OAUTH_CANNOT_EXPORT
 from domo_assets.location import build_definitions, collector_paused
 from domo_assets.ownership import PREFIX_OWNERS
 from domo_assets.resource import DomoResource
@@ -154,7 +155,8 @@ def resolve_domo_connection(context: dg.ResolutionContext, model: BaseModel) -> 
 def _check_connection(
     context: dg.ResolutionContext, settings: Mapping[str, Any], unset: Mapping[str, str]
 ) -> None:
-    """The URL and one complete credential are there, or the message says what to set."""
+    """The URL and the developer token are there, or the message says what to set (OAuth
+    client credentials alone cannot export)."""
     # instance_url is a required string: if it is not a setting, its variable is unset.
     if "instance_url" not in settings:
         raise _connection_error(
@@ -163,7 +165,7 @@ def _check_connection(
             f"environment variable {unset['instance_url']} is not set: export it as your Domo "
             "instance's URL (e.g. https://acme.domo.com)",
         )
-    if "developer_token" in settings or {"client_id", "client_secret"} <= settings.keys():
+    if "developer_token" in settings:
         return
     found = [
         f"{field} ({unset[field]} is not set)" if field in unset else f"{field} (not given)"
@@ -172,8 +174,8 @@ def _check_connection(
     raise _connection_error(
         context,
         None,
-        "no Domo credentials: give developer_token, or client_id and client_secret, each as "
-        "'{{ env.NAME }}' with NAME exported; found " + ", ".join(found),
+        "no Domo developer token: give developer_token as '{{ env.DOMO_DEVELOPER_TOKEN }}' with "
+        f"the variable exported ({OAUTH_CANNOT_EXPORT}); found " + ", ".join(found),
     )
 
 
@@ -194,7 +196,10 @@ def _domo_resource(context: dg.ResolutionContext, settings: Mapping[str, Any]) -
         return DomoResource(**settings)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+            if error["loc"]
+            else error["msg"]
+            for error in exc.errors()
         )
         raise _connection_error(context, None, problems) from None
 
@@ -265,8 +270,9 @@ class DomoExportsComponent(dg.Component, dg.Model, dg.Resolvable):
         dg.Resolver(
             resolve_domo_connection,
             model_field_type=DomoConnectionModel,
-            description="The Domo connection: instance_url, and developer_token (or client_id "
-            "and client_secret, with api_url), each as '{{ env.NAME }}' for secrets; plus "
+            description="The Domo connection: instance_url and developer_token (required), "
+            "optionally client_id and client_secret (with api_url) for the platform API's "
+            "metadata and schema reads, each as '{{ env.NAME }}' for secrets; plus "
             "DomoResource's tuning settings.",
         ),
     ]

@@ -30,11 +30,12 @@ type: {type_name}
 attributes:
   # The Domo connection. Secrets come from the environment: a value written as
   # "{{{{ env.NAME }}}}" reaches Dagster as EnvVar("NAME"), read at run time and never stored in
-  # run config or job snapshots. instance_url is e.g. https://acme.domo.com.
+  # run config or job snapshots. instance_url is e.g. https://acme.domo.com (https only).
   domo:
     instance_url: "{instance_url}"
     developer_token: "{developer_token}"
-    # Or OAuth client credentials, used when DOMO_DEVELOPER_TOKEN is not set:
+    # Optional, beside the token (which the export API requires): OAuth client credentials,
+    # whose bearer token reads DataSet metadata and schemas from the platform API only.
     # client_id: "{{{{ env.DOMO_CLIENT_ID }}}}"
     # client_secret: "{{{{ env.DOMO_CLIENT_SECRET }}}}"
 

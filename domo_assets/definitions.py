@@ -4,8 +4,9 @@ This is the only module that reads environment variables:
 
 * ``DOMO_EXPORTS_FILE``: the catalog (required: there is no default catalog outside ``make dev``,
   ``make demo`` and the tests, which set it to a demo catalog of the sandbox's DataSets);
-* ``DOMO_INSTANCE_URL`` and ``DOMO_DEVELOPER_TOKEN`` (or ``DOMO_CLIENT_ID`` and
-  ``DOMO_CLIENT_SECRET`` for OAuth, with ``DOMO_API_URL``);
+* ``DOMO_INSTANCE_URL`` and ``DOMO_DEVELOPER_TOKEN`` (required: the export API takes no other
+  credential), and optionally ``DOMO_CLIENT_ID`` and ``DOMO_CLIENT_SECRET`` (with
+  ``DOMO_API_URL``) for the platform API's metadata and schema reads;
 * boto3's own variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
   ``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL``), read by boto3 itself.
 
@@ -22,6 +23,7 @@ from dagster import EnvVar
 
 from domo_assets.catalog import EXPORTS_FILE_VAR, Catalog, load_catalog
 from domo_assets.domo.defaults import DEFAULT_API_URL
+from domo_assets.domo.endpoints import OAUTH_CANNOT_EXPORT
 from domo_assets.location import build_definitions, collector_paused
 from domo_assets.ownership import PREFIX_OWNERS
 from domo_assets.resource import DomoResource
@@ -41,27 +43,39 @@ def domo_resource_from_env() -> DomoResource:
     """A DomoResource whose settings come from the environment (secrets as EnvVar).
 
     Raises:
-        MissingEnvironmentError: DOMO_INSTANCE_URL, or every credential, is missing.
+        MissingEnvironmentError: DOMO_INSTANCE_URL or DOMO_DEVELOPER_TOKEN is missing (OAuth
+            client credentials alone cannot export), or one half of the OAuth client is.
+        pydantic.ValidationError: A URL is plain http:// to a host other than loopback.
     """
     if not os.environ.get(INSTANCE_URL_VAR):
         raise MissingEnvironmentError(
             f"{INSTANCE_URL_VAR} is not set: export it (e.g. https://acme.domo.com, or the URL "
             "that `python -m domo_assets_dev.sandbox` prints)"
         )
-    if os.environ.get(TOKEN_VAR):
+    oauth = {name: bool(os.environ.get(name)) for name in (CLIENT_ID_VAR, CLIENT_SECRET_VAR)}
+    if not os.environ.get(TOKEN_VAR):
+        raise MissingEnvironmentError(
+            f"{TOKEN_VAR} is not set: export a developer token of the instance (Admin > "
+            "Authentication > Access tokens)"
+            + (f". {OAUTH_CANNOT_EXPORT}" if any(oauth.values()) else "")
+        )
+    if not any(oauth.values()):
         return DomoResource(
             instance_url=EnvVar(INSTANCE_URL_VAR), developer_token=EnvVar(TOKEN_VAR)
         )
-    if os.environ.get(CLIENT_ID_VAR) and os.environ.get(CLIENT_SECRET_VAR):
-        return DomoResource(
-            instance_url=EnvVar(INSTANCE_URL_VAR),
-            client_id=EnvVar(CLIENT_ID_VAR),
-            client_secret=EnvVar(CLIENT_SECRET_VAR),
-            api_url=os.environ.get(API_URL_VAR, DEFAULT_API_URL),
+    missing = [name for name, present in oauth.items() if not present]
+    if missing:
+        raise MissingEnvironmentError(
+            f"{missing[0]} is not set while {' and '.join(n for n in oauth if n not in missing)} "
+            "is: export both OAuth variables (for the platform API's metadata and schema reads), "
+            "or neither"
         )
-    raise MissingEnvironmentError(
-        f"Neither {TOKEN_VAR} nor {CLIENT_ID_VAR} and {CLIENT_SECRET_VAR} is set: export a Domo "
-        "developer token (or OAuth client credentials)"
+    return DomoResource(
+        instance_url=EnvVar(INSTANCE_URL_VAR),
+        developer_token=EnvVar(TOKEN_VAR),
+        client_id=EnvVar(CLIENT_ID_VAR),
+        client_secret=EnvVar(CLIENT_SECRET_VAR),
+        api_url=os.environ.get(API_URL_VAR, DEFAULT_API_URL),
     )
 
 

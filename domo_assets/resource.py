@@ -20,7 +20,7 @@ from dagster import (
     get_dagster_logger,
     resource,
 )
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from domo_assets.domo.defaults import (
     DEFAULT_API_URL,
@@ -30,6 +30,12 @@ from domo_assets.domo.defaults import (
     DEFAULT_POOL_SIZE,
     DEFAULT_POST_ATTEMPTS,
     DEFAULT_READ_TIMEOUT,
+)
+from domo_assets.domo.endpoints import (
+    DEVELOPER_TOKEN_VAR,
+    OAUTH_CANNOT_EXPORT,
+    OAUTH_CANNOT_EXPORT_HINT,
+    check_url,
 )
 from domo_assets.domo.errors import DomoAuthenticationError
 from domo_assets.domo.models import AwsCredentials
@@ -53,7 +59,7 @@ from domo_assets.s3.credentials import (
 if TYPE_CHECKING:
     from dagster_aws.s3 import S3Resource
 
-    from domo_assets.domo.auth import DomoAuth
+    from domo_assets.domo.auth import DeveloperTokenAuth, OAuthClientCredentialsAuth
     from domo_assets.domo.client import DomoClient
 
 DEFAULT_POLL_INITIAL_INTERVAL = DEFAULT_INITIAL_INTERVAL
@@ -72,8 +78,12 @@ DEFAULT_MAX_CONCURRENT_EXPORTS = 8
 class DomoResource(ConfigurableResource):
     """Connection to a Domo instance for exporting DataSets to S3.
 
-    Authenticate with a developer token, or with OAuth client credentials when the token is
-    not set. Pass secrets as ``EnvVar`` so that they never land in run config.
+    A developer token is required: Domo documents the export API on the instance host with a
+    developer token only. OAuth client credentials may be given beside it: their bearer token
+    then reads DataSet metadata and schemas from the platform API (``api_url``), and is never
+    sent to the instance. Both URLs must be https:// (http:// only to a loopback host). Pass
+    secrets as ``EnvVar`` so that they never land in run config; a URL given as an ``EnvVar``
+    is checked as soon as its variable is set.
 
     Example:
         .. code-block:: python
@@ -90,16 +100,20 @@ class DomoResource(ConfigurableResource):
     developer_token: str | None = Field(
         default=None,
         repr=False,
-        description="Developer token, sent as X-DOMO-Developer-Token. Pass as EnvVar.",
+        description="Developer token, sent as X-DOMO-Developer-Token to the instance API only "
+        "(required: the export API takes no other credential). Pass as EnvVar.",
     )
     client_id: str | None = Field(
-        default=None, description="OAuth client id, used when no developer token is set."
+        default=None,
+        description="OAuth client id (optional, beside the developer token): its bearer token "
+        "reads DataSet metadata and schemas from the platform API.",
     )
     client_secret: str | None = Field(
         default=None, repr=False, description="OAuth client secret. Pass as EnvVar."
     )
     api_url: str = Field(
-        default=DEFAULT_API_URL, description="Domo platform API URL, for OAuth tokens."
+        default=DEFAULT_API_URL,
+        description="Domo platform API URL: OAuth tokens are fetched from and sent to it only.",
     )
     connect_timeout: float = Field(
         default=DEFAULT_CONNECT_TIMEOUT, description="Seconds to wait for a connection to Domo."
@@ -148,7 +162,33 @@ class DomoResource(ConfigurableResource):
         description="Exports one step drives at once (each is a few status reads a minute).",
     )
 
+    # A refused setting's message must not quote the settings given: they hold the secrets.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     _client: DomoClient | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documented_credentials_and_https(cls, data: Any) -> Any:
+        """Refuse, when the resource is built, what would send a credential where Domo does not
+        document it (OAuth without a developer token, a plain http:// URL), and half an OAuth
+        client."""
+        if not isinstance(data, dict):
+            return data
+        oauth = [bool(data.get("client_id")), bool(data.get("client_secret"))]
+        if any(oauth) and not data.get("developer_token"):
+            raise ValueError(f"{OAUTH_CANNOT_EXPORT}. {OAUTH_CANNOT_EXPORT_HINT}")
+        if any(oauth) and not all(oauth):
+            raise ValueError(
+                "OAuth needs both client_id (DOMO_CLIENT_ID) and client_secret "
+                "(DOMO_CLIENT_SECRET): give both, or neither (the developer token alone can do "
+                "everything)"
+            )
+        for name, variable in (("instance_url", "DOMO_INSTANCE_URL"), ("api_url", "DOMO_API_URL")):
+            url = _resolved(data.get(name))
+            if url:
+                check_url(url, f"{name} ({variable})")
+        return data
 
     @classmethod
     def _is_dagster_maintained(cls) -> bool:
@@ -164,24 +204,37 @@ class DomoResource(ConfigurableResource):
             timeout=self.poll_timeout,
         )
 
-    def build_auth(self) -> DomoAuth:
-        """The authentication these settings describe."""
+    def build_auth(self) -> DeveloperTokenAuth:
+        """The instance API's credential: the developer token.
+
+        Raises:
+            DomoAuthenticationError: No developer token (an unset variable included); the
+                message says that OAuth alone cannot export.
+        """
         # Imported here, like the client below: they pull in requests, which a run needs but
         # loading the code location does not (see "Load time" in the README).
-        from domo_assets.domo.auth import DeveloperTokenAuth, OAuthClientCredentialsAuth
+        from domo_assets.domo.auth import DeveloperTokenAuth
 
-        token, client_id, secret = (
-            _resolved(v) for v in (self.developer_token, self.client_id, self.client_secret)
-        )
-        if token:
-            return DeveloperTokenAuth(token)
-        if client_id or secret:
-            return OAuthClientCredentialsAuth(
-                client_id or "", secret or "", api_url=_resolved(self.api_url) or ""
+        token = _resolved(self.developer_token)
+        if not token:
+            summary = (
+                f"DomoResource has no developer token ({DEVELOPER_TOKEN_VAR} is unset or empty): "
+                "the export API needs one"
             )
-        raise DomoAuthenticationError(
-            "DomoResource has neither a developer token nor OAuth client credentials",
-            hint="Set DOMO_DEVELOPER_TOKEN, or DOMO_CLIENT_ID and DOMO_CLIENT_SECRET",
+            if self.client_id or self.client_secret:
+                summary += f". {OAUTH_CANNOT_EXPORT}"
+            raise DomoAuthenticationError(summary, hint=OAUTH_CANNOT_EXPORT_HINT)
+        return DeveloperTokenAuth(token)
+
+    def build_platform_auth(self) -> OAuthClientCredentialsAuth | None:
+        """The platform API's credential: OAuth client credentials, when configured."""
+        from domo_assets.domo.auth import OAuthClientCredentialsAuth
+
+        client_id, secret = (_resolved(v) for v in (self.client_id, self.client_secret))
+        if not client_id and not secret:
+            return None
+        return OAuthClientCredentialsAuth(
+            client_id or "", secret or "", api_url=_resolved(self.api_url) or ""
         )
 
     def get_client(self, log: logging.Logger | None = None) -> DomoClient:
@@ -196,6 +249,7 @@ class DomoResource(ConfigurableResource):
             self._client = DomoClient(
                 _resolved(self.instance_url) or "",
                 self.build_auth(),
+                platform_auth=self.build_platform_auth(),
                 connect_timeout=self.connect_timeout,
                 read_timeout=self.read_timeout,
                 max_retries=self.max_retries,

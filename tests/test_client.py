@@ -20,6 +20,7 @@ from domo_assets_dev.sandbox.datasets import (
 
 from domo_assets.domo.auth import DeveloperTokenAuth, OAuthClientCredentialsAuth
 from domo_assets.domo.client import DomoClient, PollSchedule
+from domo_assets.domo.endpoints import InsecureUrlError
 from domo_assets.domo.errors import (
     DomoAuthenticationError,
     DomoExportFailedError,
@@ -365,17 +366,25 @@ def test_post_is_not_retried_on_400(client: DomoClient, sandbox: Sandbox) -> Non
 # -- OAuth and PDP ------------------------------------------------------------------------------
 
 
+def oauth_client(sandbox: Sandbox, auth: OAuthClientCredentialsAuth) -> DomoClient:
+    """A client with the developer token for the instance API and OAuth for the platform API
+    (in the sandbox both APIs are one server, told apart by their paths)."""
+    return DomoClient(sandbox.domo_url, DeveloperTokenAuth(sandbox.token), platform_auth=auth)
+
+
 def test_oauth_token_rejected_after_renewal_fails_once(sandbox: Sandbox) -> None:
     sandbox.control.set_oauth_expires_in(0)  # every token Domo issues is already expired
     auth = OAuthClientCredentialsAuth(
         sandbox.client_id, sandbox.client_secret, api_url=sandbox.domo_url
     )
-    client = DomoClient(sandbox.domo_url, auth)
+    client = oauth_client(sandbox, auth)
     with pytest.raises(DomoAuthenticationError) as info:
         client.get_dataset(PHARMACY_CLAIMS_ID)
     assert info.value.status == 401
     assert auth.tokens_issued == 2, "one renewal after a 401, then the error (no loop)"
     assert sandbox.client_secret not in str(info.value)
+    # The platform API's empty 401 is described by its challenge.
+    assert 'error="invalid_token"' in str(info.value)
 
 
 def test_oauth_client_credentials_renew_before_expiry(sandbox: Sandbox) -> None:
@@ -383,7 +392,7 @@ def test_oauth_client_credentials_renew_before_expiry(sandbox: Sandbox) -> None:
     auth = OAuthClientCredentialsAuth(
         sandbox.client_id, sandbox.client_secret, api_url=sandbox.domo_url, clock=lambda: now[0]
     )
-    client = DomoClient(sandbox.domo_url, auth)
+    client = oauth_client(sandbox, auth)
     assert client.get_dataset(PHARMACY_CLAIMS_ID).dataset_id == PHARMACY_CLAIMS_ID
     client.get_dataset(PHARMACY_CLAIMS_ID)
     assert auth.tokens_issued == 1, "a valid token must be reused"
@@ -391,6 +400,108 @@ def test_oauth_client_credentials_renew_before_expiry(sandbox: Sandbox) -> None:
     client.get_dataset(PHARMACY_CLAIMS_ID)
     assert auth.tokens_issued == 2, "a token about to expire must be renewed"
     assert sandbox.client_secret not in repr(auth) + repr(client)
+
+
+def test_oauth_alone_cannot_be_the_instance_credential(sandbox: Sandbox) -> None:
+    auth = OAuthClientCredentialsAuth(
+        sandbox.client_id, sandbox.client_secret, api_url=sandbox.domo_url
+    )
+    with pytest.raises(DomoAuthenticationError) as info:
+        DomoClient(sandbox.domo_url, auth)
+    assert "DOMO_DEVELOPER_TOKEN" in str(info.value)
+    assert "/api/query/v1/export/" in str(info.value), "the message names the export API"
+    assert sandbox.control.requests() == [], "refused before any request"
+
+
+def test_each_call_carries_only_the_credential_of_its_api(sandbox: Sandbox) -> None:
+    auth = OAuthClientCredentialsAuth(
+        sandbox.client_id, sandbox.client_secret, api_url=sandbox.domo_url
+    )
+    client = oauth_client(sandbox, auth)
+    # A DataSet no other test of this module delays: a delayed request of an earlier test may
+    # still reach the log after the reset.
+    dataset = AWKWARD_VALUES_ID
+    assert client.get_dataset(dataset).row_count == 50
+    assert client.get_columns(dataset)[0].name == "ID"
+    export = run_export(client, sandbox, dataset).export
+    assert export.row_count == client.count_rows(dataset)
+    assert client.get_me() is not None
+
+    log = [
+        r
+        for r in sandbox.control.requests()
+        if dataset in r["path"] or r["path"].startswith(("/oauth/", "/api/content/"))
+    ]
+    by_api = {
+        prefix: [r for r in log if r["path"].startswith(prefix)]
+        for prefix in ("/api/", "/v1/", "/oauth/")
+    }
+    assert all(by_api.values()), f"every API must have been called: {log}"
+    assert {tuple(r["credentials"]) for r in by_api["/api/"]} == {("developer_token",)}
+    assert {tuple(r["credentials"]) for r in by_api["/v1/"]} == {("bearer",)}
+    assert {tuple(r["credentials"]) for r in by_api["/oauth/"]} == {("basic",)}
+    # Metadata and schema come from the platform API (one read serves both), the rest from
+    # the instance: the export, its status, the row count (as the export's user), the user.
+    assert [r["path"] for r in by_api["/v1/"]] == [f"/v1/datasets/{dataset}"]
+    assert not [r for r in log if "/datasources/" in r["path"]]
+    assert any(QUERY_PATH in r["path"] for r in by_api["/api/"])
+
+
+@pytest.mark.parametrize(
+    "url", ["http://domo.example.com", "http://10.1.2.3:8080", "ftp://acme.domo.com", "acme"]
+)
+def test_urls_that_would_send_credentials_in_clear_text_are_refused(
+    sandbox: Sandbox, url: str
+) -> None:
+    with pytest.raises(InsecureUrlError) as instance:
+        DomoClient(url, DeveloperTokenAuth(sandbox.token))
+    assert "instance_url (DOMO_INSTANCE_URL)" in str(instance.value)
+    assert "https://" in str(instance.value)
+    with pytest.raises(InsecureUrlError) as platform:
+        OAuthClientCredentialsAuth(sandbox.client_id, sandbox.client_secret, api_url=url)
+    assert "api_url (DOMO_API_URL)" in str(platform.value)
+    assert sandbox.token not in str(instance.value) + str(platform.value)
+
+
+@pytest.mark.parametrize("url", ["http://localhost:9", "http://127.8.9.10:9", "http://[::1]:9"])
+def test_plain_http_is_accepted_for_loopback_hosts(sandbox: Sandbox, url: str) -> None:
+    assert DomoClient(url, DeveloperTokenAuth(sandbox.token)).instance_url == url
+    # The sandbox itself is plain http on 127.0.0.1.
+    assert make_client(sandbox).get_dataset(PHARMACY_CLAIMS_ID).row_count == 1_000
+
+
+@pytest.mark.parametrize(
+    ("shape", "status", "error", "expected"),
+    [
+        ("domo", 400, DomoInvalidRequestError, ["HTTP 400", "Bad Request", "shape probe", "toe "]),
+        ("oauth", 401, DomoAuthenticationError, ["HTTP 401", "invalid_token: shape probe"]),
+        ("html", 403, DomoPermissionError, ["HTTP 403", "403 Forbidden", "shape probe"]),
+        (
+            "bearer_challenge",
+            401,
+            DomoAuthenticationError,
+            ["HTTP 401", 'error="invalid_token"', 'error_description="shape probe"'],
+        ),
+    ],
+)
+def test_every_error_shape_reaches_the_message(
+    client: DomoClient, sandbox: Sandbox, shape: str, status: int, error: type, expected: list
+) -> None:
+    sandbox.control.add_fault(
+        method="GET",
+        path_regex="/api/data/v3/datasources/",
+        status=status,
+        shape=shape,
+        message="shape probe",
+    )
+    with pytest.raises(error) as info:
+        client.get_dataset(PHARMACY_CLAIMS_ID)
+    text = str(info.value)
+    assert info.value.status == status
+    for words in expected:
+        assert words in text, f"{words!r} missing from {text!r}"
+    if shape == "domo":
+        assert info.value.toe and info.value.toe in text, "Domo's toe must be carried"
 
 
 def test_pdp_filtered_count_matches_filtered_export(sandbox: Sandbox) -> None:

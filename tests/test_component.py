@@ -47,8 +47,10 @@ CONNECTION = {
     "developer_token": "{{ env.DOMO_DEVELOPER_TOKEN }}",
     **FAST_POLLING,
 }
+# OAuth beside the developer token (the export API takes no other credential).
 OAUTH_CONNECTION = {
     "instance_url": "{{ env.DOMO_INSTANCE_URL }}",
+    "developer_token": "{{ env.DOMO_DEVELOPER_TOKEN }}",
     "client_id": "{{ env.DOMO_CLIENT_ID }}",
     "client_secret": "{{ env.DOMO_CLIENT_SECRET }}",
     "api_url": "{{ env.DOMO_API_URL }}",
@@ -248,10 +250,13 @@ def test_two_instances_in_one_project_do_not_collide(
     assert result.success, failure_text(result)
     assert set(materializations(result)) == {"claims", "orders_regions"}
     assert exported_paths(domo_env) == {"component/claims", "component/orders_regions"}
-    # team-b's connection is the OAuth client: it asked Domo for an access token.
-    assert any(
-        r["path"].startswith(OAUTH_TOKEN_PATH) and r["status"] == 200
-        for r in domo_env.control.requests()
+    # team-b's connection has the OAuth client: it asked Domo for an access token, and sent
+    # it to the platform API only, never to an instance path.
+    log = domo_env.control.requests()
+    assert any(r["path"].startswith(OAUTH_TOKEN_PATH) and r["status"] == 200 for r in log)
+    assert any(r["path"].startswith("/v1/") and r["credentials"] == ["bearer"] for r in log)
+    assert all(
+        r["credentials"] == ["developer_token"] for r in log if r["path"].startswith("/api/")
     )
 
 
@@ -358,6 +363,53 @@ def test_a_bad_connection_fails_the_load_saying_what_to_set(
     assert expected in messages
     assert "SECRET-WRITTEN-OUT" not in messages
     assert domo_env.token not in messages
+
+
+@pytest.mark.parametrize(
+    ("domo", "env", "expected"),
+    [
+        (
+            {k: v for k, v in OAUTH_CONNECTION.items() if k != "developer_token"},
+            {},
+            "no Domo developer token: give developer_token as '{{ env.DOMO_DEVELOPER_TOKEN }}'",
+        ),
+        (
+            CONNECTION,
+            {"DOMO_INSTANCE_URL": "http://domo.example.com"},
+            "instance_url (DOMO_INSTANCE_URL) is http://domo.example.com: Domo is reached over "
+            "https:// only",
+        ),
+        (
+            OAUTH_CONNECTION,
+            {"DOMO_API_URL": "http://api.example.com"},
+            "api_url (DOMO_API_URL) is http://api.example.com",
+        ),
+    ],
+    ids=["oauth-alone", "http-instance", "http-api"],
+)
+def test_oauth_alone_or_plain_http_fails_the_load(
+    domo_env: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    domo: Mapping[str, Any],
+    env: Mapping[str, str],
+    expected: str,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    document = instance_document(CLAIMS)
+    document["attributes"]["domo"] = dict(domo)
+    write_project(tmp_path, {"exports": document})
+
+    with pytest.raises(Exception) as failure:
+        load_project(tmp_path, monkeypatch)
+
+    messages = _messages(failure.value)
+    assert expected in messages
+    if "developer_token" not in domo:
+        assert "OAuth client credentials alone cannot export" in messages
+    assert domo_env.token not in messages and domo_env.client_secret not in messages
+    assert domo_env.control.requests() == [], "loading makes no call to Domo"
 
 
 def test_a_tuning_setting_may_come_from_the_environment(

@@ -32,6 +32,9 @@ def test_domo_layer_imports_neither_dagster_nor_aws() -> None:
         "domo_assets.domo.errors",
         "domo_assets.domo.polling",
         "domo_assets.domo.defaults",
+        "domo_assets.domo.endpoints",
+        "domo_assets.domo.redaction",
+        "domo_assets.domo.replies",
     ]
     done = import_with_blocked(modules, {"dagster", "dagster_aws", "boto3", "botocore"})
     assert done.returncode == 0, done.stderr[-2000:]

@@ -469,7 +469,8 @@ def test_auth_and_permission_errors(domo: DomoHttp, sandbox: Sandbox) -> None:
     no_token = domo.session.get(sandbox.domo_url + path)
     bad_token = domo.get(path, token="not-a-token")
     bad_bearer = domo.session.get(
-        sandbox.domo_url + path, headers={"Authorization": "Bearer not-a-token"}
+        f"{sandbox.domo_url}/v1/datasets/{PHARMACY_CLAIMS_ID}",
+        headers={"Authorization": "Bearer not-a-token"},
     )
     unknown = domo.get("/api/data/v3/datasources/00000000-0000-4000-8000-000000000000")
     forbidden = domo.start_export(HR_SALARIES_ID)
@@ -484,6 +485,46 @@ def test_auth_and_permission_errors(domo: DomoHttp, sandbox: Sandbox) -> None:
     assert_domo_error(forbidden, 403)
     assert allowed.status_code == 200
     assert allowed.json()["name"] == "hr-salaries"
+
+
+def issue_bearer(domo: DomoHttp, sandbox: Sandbox) -> dict[str, str]:
+    """An Authorization header with a fresh bearer token from the sandbox's OAuth endpoint."""
+    token = domo.session.post(
+        f"{sandbox.domo_url}/oauth/token",
+        params={"grant_type": "client_credentials", "scope": "data"},
+        auth=(sandbox.client_id, sandbox.client_secret),
+    ).json()["access_token"]
+    return {"Authorization": f"bearer {token}"}
+
+
+def test_each_credential_is_accepted_only_on_its_own_api(domo: DomoHttp, sandbox: Sandbox) -> None:
+    bearer = issue_bearer(domo, sandbox)
+    developer = domo.headers()
+    instance = f"{sandbox.domo_url}/api/data/v3/datasources/{PHARMACY_CLAIMS_ID}"
+    platform = f"{sandbox.domo_url}/v1/datasets/{PHARMACY_CLAIMS_ID}"
+
+    assert domo.session.get(instance, headers=developer).status_code == 200
+    assert domo.session.get(platform, headers=bearer).status_code == 200
+    # The other API's credential is refused, alone or beside the right one.
+    refused_bearer = assert_domo_error(domo.session.get(instance, headers=bearer), 401)
+    assert "X-DOMO-Developer-Token" in refused_bearer["message"]
+    assert_domo_error(domo.session.get(instance, headers={**developer, **bearer}), 401)
+    refused_token = domo.session.get(platform, headers=developer)
+    assert "not accepted by the platform API" in assert_domo_error(refused_token, 401)["message"]
+    assert refused_token.headers["WWW-Authenticate"].startswith("Bearer")
+    assert_domo_error(domo.session.get(platform, headers={**developer, **bearer}), 401)
+    # The request log says which kinds of credential each request carried, never a value.
+    log = sandbox.control.requests()
+    assert [tuple(r["credentials"]) for r in log] == [
+        ("basic",),
+        ("developer_token",),
+        ("bearer",),
+        ("bearer",),
+        ("developer_token", "bearer"),
+        ("developer_token",),
+        ("developer_token", "bearer"),
+    ]
+    assert sandbox.token not in json.dumps(log)
 
 
 def test_pdp_limits_exports_and_queries(domo: DomoHttp, sandbox: Sandbox) -> None:
@@ -698,6 +739,56 @@ def test_fault_rules_match_method_and_count(domo: DomoHttp, sandbox: Sandbox) ->
     assert domo.start_export(PHARMACY_CLAIMS_ID).status_code == 200
 
 
+@pytest.mark.parametrize("shape", ["domo", "oauth", "html", "bearer_challenge"])
+def test_status_fault_answers_in_each_error_shape(
+    domo: DomoHttp, sandbox: Sandbox, shape: str
+) -> None:
+    sandbox.control.add_fault(
+        path_regex="/datasources/", status=401, shape=shape, message="Token rejected"
+    )
+
+    response = domo.get(f"/api/data/v3/datasources/{PHARMACY_CLAIMS_ID}")
+
+    assert response.status_code == 401
+    if shape == "domo":
+        assert assert_domo_error(response, 401)["message"] == "Token rejected"
+    elif shape == "oauth":
+        assert response.json() == {"error": "invalid_token", "error_description": "Token rejected"}
+    elif shape == "html":
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert "<title>401 Unauthorized</title>" in response.text
+        assert "Token rejected" in response.text
+    else:
+        assert response.content == b""
+        assert response.headers["WWW-Authenticate"] == (
+            'Bearer error="invalid_token", error_description="Token rejected"'
+        )
+    assert sandbox.control.faults()[0]["shape"] == shape
+
+
+def test_status_fault_can_echo_the_secrets_of_the_request(domo: DomoHttp, sandbox: Sandbox) -> None:
+    secret = 'aws/se"cr+et é'
+    sandbox.control.add_fault(method="POST", path_regex="/export/", status=400, echo_secrets=True)
+
+    response = domo.start_export(PHARMACY_CLAIMS_ID, {**domo.body(), "awsAccessSecret": secret})
+
+    message = assert_domo_error(response, 400)["message"]
+    for form in (
+        secret,
+        sandbox.token,
+        'aws/se\\"cr+et \\u00e9',
+        'aws/se\\"cr+et é',
+        'aws\\/se\\"cr+et \\u00e9',
+        "aws%2Fse%22cr%2Bet%20%C3%A9",
+        "aws/se%22cr%2Bet%20%C3%A9",
+        "aws%2Fse%22cr%2Bet+%C3%A9",
+    ):
+        assert form in message, form
+    with pytest.raises(SandboxControlError) as both:
+        sandbox.control.add_fault(body={"x": 1}, shape="html")
+    assert both.value.status == 400
+
+
 # Control API and S3 seeding
 
 
@@ -896,9 +987,16 @@ MAX_LIST_SECONDS = 3.0  # 10,000 entries (4 MB of JSON) on a busy 2-core machine
 
 
 def query(domo: DomoHttp, dataset_id: str, sql: str, platform: bool = False) -> Any:
-    """POST `sql` to an instance (or platform) query endpoint; return the JSON answer."""
-    path = "/v1/datasets/query/execute/" if platform else "/api/query/v1/execute/"
-    response = domo.post(path + dataset_id, json={"sql": sql})
+    """POST `sql` to an instance query endpoint with the developer token (or to the platform's
+    with a bearer token); return the JSON answer."""
+    if platform:
+        response = domo.session.post(
+            f"{domo.sandbox.domo_url}/v1/datasets/query/execute/{dataset_id}",
+            json={"sql": sql},
+            headers=issue_bearer(domo, domo.sandbox),
+        )
+    else:
+        response = domo.post(f"/api/query/v1/execute/{dataset_id}", json={"sql": sql})
     assert response.status_code == 200, response.text
     return response.json()
 

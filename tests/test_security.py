@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 from dagster import DagsterInstance, EnvVar
@@ -29,6 +34,7 @@ from domo_assets.catalog import Catalog
 from domo_assets.resource import AwsCredentialsResource, DomoResource
 
 EXPORT_PATH = "/api/query/v1/export/"
+LOAD_TIMEOUT_SECONDS = 120
 
 
 CLAIMS = {"name": "claims", "dataset_id": PHARMACY_CLAIMS_ID, "path": "sec/claims"}
@@ -249,16 +255,114 @@ def test_pdp_restricted_token_passes_row_count_check(
     assert all(e.passed for e in result.get_asset_check_evaluations())
 
 
-def test_oauth_client_credentials_materialize(sandbox: Sandbox, instance, tmp_path: Path) -> None:
-    domo = DomoResource(
-        instance_url=sandbox.domo_url,
+# -- which credential goes where ----------------------------------------------------------------
+
+
+def credentials_by_api(sandbox: Sandbox) -> dict[str, set[tuple[str, ...]]]:
+    """The kinds of credential the sandbox saw on instance, platform and OAuth paths."""
+    found: dict[str, set[tuple[str, ...]]] = {"/api/": set(), "/v1/": set(), "/oauth/": set()}
+    for request in sandbox.control.requests():
+        for prefix, kinds in found.items():
+            if request["path"].startswith(prefix):
+                kinds.add(tuple(request["credentials"]))
+    return found
+
+
+def test_oauth_alone_fails_at_load_naming_the_developer_token(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    with pytest.raises(Exception) as built:
+        DomoResource(
+            instance_url=sandbox.domo_url,
+            client_id=sandbox.client_id,
+            client_secret=sandbox.client_secret,
+            api_url=sandbox.domo_url,
+        )
+    assert "DOMO_DEVELOPER_TOKEN" in str(built.value)
+    assert "/api/query/v1/export/" in str(built.value)
+    # The code location, configured by the environment with OAuth alone, does not load.
+    env = {k: v for k, v in sandbox.env().items() if k != "DOMO_DEVELOPER_TOKEN"}
+    catalog = catalog_of(tmp_path)
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import domo_assets.definitions"],
+        env={**os.environ, **env, "DOMO_EXPORTS_FILE": catalog.source},
+        capture_output=True,
+        text=True,
+        timeout=LOAD_TIMEOUT_SECONDS,
+    )
+    assert loaded.returncode != 0
+    assert "DOMO_DEVELOPER_TOKEN is not set" in loaded.stderr, loaded.stderr[-2000:]
+    assert "OAuth client credentials alone cannot export" in loaded.stderr
+    # Nothing reached Domo, so no bearer token reached an instance path.
+    assert sandbox.control.requests() == []
+
+
+def test_with_both_credentials_each_api_gets_only_its_own(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    domo = domo_resource(
+        sandbox,
         client_id=sandbox.client_id,
         client_secret=sandbox.client_secret,
         api_url=sandbox.domo_url,
-        poll_initial_interval=0.1,
     )
     result = run(catalog_of(tmp_path), domo, instance)
     assert result.success, failure_text(result)
+    seen = credentials_by_api(sandbox)
+    # The export, its status, the row count and the user on the instance, with the token;
+    # the DataSet's metadata and schema on the platform API, with the bearer token.
+    assert seen == {"/api/": {("developer_token",)}, "/v1/": {("bearer",)}, "/oauth/": {("basic",)}}
+    assert export_requests(sandbox), "the export went to the instance API"
+
+
+@pytest.mark.parametrize(
+    ("setting", "url"),
+    [("instance_url", "http://domo.example.com"), ("api_url", "http://api.example.com:8080")],
+)
+def test_plain_http_urls_are_refused_at_load(
+    sandbox: Sandbox, monkeypatch, setting: str, url: str
+) -> None:
+    settings = {"instance_url": sandbox.domo_url, "developer_token": sandbox.token, setting: url}
+    with pytest.raises(Exception) as literal:
+        DomoResource(**settings)
+    monkeypatch.setenv("HTTP_REFUSAL_URL", url)
+    with pytest.raises(Exception) as from_env:
+        DomoResource(**{**settings, setting: EnvVar("HTTP_REFUSAL_URL")})
+    for refused in (literal.value, from_env.value):
+        assert f"{setting} (DOMO_" in str(refused) and "https://" in str(refused)
+        assert "loopback" in str(refused)
+        assert sandbox.token not in str(refused)
+    # The sandbox is plain http on 127.0.0.1: a loopback host is accepted.
+    loopback = DomoResource(**{**settings, setting: "http://127.0.0.1:9"})
+    assert getattr(loopback, setting) == "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    ("shape", "status", "words"),
+    [
+        ("domo", 400, ["HTTP 400 Bad Request", "Shape probe", "toe "]),
+        ("oauth", 401, ["HTTP 401", "invalid_token: Shape probe"]),
+        ("html", 403, ["HTTP 403", "403 Forbidden", "Shape probe"]),
+        ("bearer_challenge", 401, ["HTTP 401", 'error_description="Shape probe"']),
+    ],
+)
+def test_each_error_shape_reaches_the_step_failure(
+    sandbox: Sandbox, instance, tmp_path: Path, shape: str, status: int, words: list[str]
+) -> None:
+    sandbox.control.add_fault(
+        method="GET",
+        path_regex="/api/data/v3/datasources/",
+        status=status,
+        shape=shape,
+        message="Shape probe",
+        times=None,
+    )
+    result = run(catalog_of(tmp_path), domo_resource(sandbox), instance)
+    assert not result.success
+    text = failure_text(result)
+    for word in words:
+        assert word in text, f"{word!r} missing from the failure: {text}"
+    assert export_requests(sandbox) == []
 
 
 # -- secret hygiene -----------------------------------------------------------------------------
@@ -331,7 +435,10 @@ def test_no_secret_in_event_log_output_reprs_or_snapshots(
             texts.append(serialize_value(instance.get_job_snapshot(run_record.job_snapshot_id)))
             texts.append(failure_text(result))
     live = DomoResource(
-        instance_url=sandbox.domo_url, developer_token=sandbox.token, client_secret=aws_secret
+        instance_url=sandbox.domo_url,
+        developer_token=sandbox.token,
+        client_id=sandbox.client_id,
+        client_secret=aws_secret,
     )
     texts += [
         repr(live),
@@ -350,3 +457,75 @@ def test_no_secret_in_event_log_output_reprs_or_snapshots(
     # Every secret and session token the sandbox's STS mints carries a marker.
     for marker in (MINTED_SECRET_PREFIX, MINTED_TOKEN_PREFIX):
         assert marker not in corpus, f"a minted credential leaked ({marker}...)"
+
+
+def escaped_forms(secret: str) -> set[str]:
+    """A secret as it may appear in text: as is, JSON-escaped (``/`` too, non-ASCII as
+    ``\\uXXXX`` or not) and percent-encoded (quote with and without ``/`` kept, quote_plus);
+    and each of those JSON-escaped once more, as Dagster's serialized records hold text."""
+    escaped = json.dumps(secret)[1:-1]
+    forms = {
+        secret,
+        escaped,
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        escaped.replace("/", "\\/"),
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+    }
+    return forms | {json.dumps(form)[1:-1] for form in forms}
+
+
+def test_escaped_secrets_never_reach_the_event_log(
+    sandbox: Sandbox, instance, tmp_path: Path, capfd
+) -> None:
+    marker = uuid.uuid4().hex
+    # Secrets whose escaped forms differ from them: quotes, slashes, plus signs, non-ASCII.
+    bad_token = f'dev"tok/en+é\\{marker}'
+    aws_secret = f'aws/se"cr+et é{marker}'
+    session_token = f"ses/sion+tok=en é{marker}"
+    static = AwsCredentialsResource(
+        mode="static",
+        aws_access_key_id="ASIAESCAPEDSECRETS01",
+        aws_secret_access_key=aws_secret,
+        aws_session_token=session_token,
+    )
+    oauth = {
+        "client_id": sandbox.client_id,
+        "client_secret": sandbox.client_secret,
+        "api_url": sandbox.domo_url,
+    }
+    echo = {"status": 400, "echo_secrets": True, "times": None}
+    results = []
+    # 1. The developer token echoed by the first call, the DataSet's metadata.
+    sandbox.control.add_fault(method="GET", path_regex="/api/data/v3/datasources/", **echo)
+    results.append(run(catalog_of(tmp_path), domo_resource(sandbox, bad_token), instance))
+    sandbox.control.clear_faults()
+    # 2. The AWS secret and session token echoed by the export POST, with the token.
+    sandbox.control.add_fault(method="POST", path_regex=EXPORT_PATH, **echo)
+    results.append(run(catalog_of(tmp_path), domo_resource(sandbox), instance, static))
+    sandbox.control.clear_faults()
+    # 3. The bearer token echoed by the platform API.
+    sandbox.control.add_fault(method="GET", path_regex="/v1/datasets/", **echo)
+    results.append(run(catalog_of(tmp_path), domo_resource(sandbox, **oauth), instance))
+    sandbox.control.clear_faults()
+    # 4. The OAuth client secret echoed by the token endpoint, OAuth-style.
+    sandbox.control.add_fault(
+        path_regex="/oauth/token", status=401, shape="oauth", echo_secrets=True, times=None
+    )
+    results.append(run(catalog_of(tmp_path), domo_resource(sandbox, **oauth), instance))
+
+    assert [r.success for r in results] == [False] * 4
+    echoes = [r for r in sandbox.control.requests() if r["fault"] == "status"]
+    assert len(echoes) >= 4, "every run must have met its echoing fault"
+    texts = [failure_text(r) for r in results]
+    for result in results:
+        texts.extend(serialize_value(record) for record in instance.all_logs(result.run_id))
+    captured = capfd.readouterr()
+    corpus = "\n".join([*texts, captured.out, captured.err])
+    assert "Injected fault: ***" in corpus, "the echoes must have reached the messages, scrubbed"
+    for secret in (bad_token, aws_secret, session_token, sandbox.token, sandbox.client_secret):
+        for form in escaped_forms(secret):
+            assert form not in corpus, f"a secret leaked as {form[:14]}..."
+    # The sandbox's bearer tokens are JWT-shaped: none may appear, in any form.
+    assert "eyJhbGci" not in corpus and marker not in corpus

@@ -1,7 +1,9 @@
-"""How requests to Domo authenticate: a developer token, or OAuth client credentials.
+"""How requests to Domo authenticate: a developer token, and OAuth client credentials.
 
-Both are ``requests`` auth objects whose ``repr`` never shows a secret, and both list their
-secrets so that the client can scrub them from any text Domo echoes back.
+Each belongs to one of Domo's APIs (``endpoints.Api``): the developer token to the instance API,
+OAuth bearer tokens to the platform API; the client sends each only there. Both are ``requests``
+auth objects whose ``repr`` never shows a secret, and both list their secrets so that the client
+can scrub them from any text Domo echoes back.
 """
 
 from __future__ import annotations
@@ -9,15 +11,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from domo_assets.domo.defaults import DEFAULT_API_URL
+from domo_assets.domo.endpoints import (
+    DEVELOPER_TOKEN_VAR,
+    OAUTH_TOKEN,
+    Api,
+    check_url,
+)
 from domo_assets.domo.errors import DomoAuthenticationError, DomoErrorDetail, DomoResponseError
+from domo_assets.domo.replies import error_detail
 
 DEVELOPER_TOKEN_HEADER = "X-DOMO-Developer-Token"
-OAUTH_TOKEN_PATH = "/oauth/token"
 DEFAULT_OAUTH_SCOPE = "data"
 # Renew a cached OAuth token this many seconds before Domo says it expires.
 TOKEN_RENEWAL_MARGIN = 60.0
@@ -25,7 +34,9 @@ DEFAULT_TOKEN_TIMEOUT = 30.0
 
 
 class DomoAuth(AuthBase):
-    """Base of the authentication methods."""
+    """Base of the authentication methods; ``api`` is the one API Domo documents it for."""
+
+    api: ClassVar[Api]
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -38,17 +49,19 @@ class DomoAuth(AuthBase):
 
 
 class DeveloperTokenAuth(DomoAuth):
-    """Sends a developer token as ``X-DOMO-Developer-Token``.
+    """Sends a developer token as ``X-DOMO-Developer-Token``, to the instance API only.
 
     Args:
         token: The developer token.
     """
 
+    api = Api.INSTANCE
+
     def __init__(self, token: str):
         if not token:
             raise DomoAuthenticationError(
-                "No Domo developer token was given",
-                hint="Set DOMO_DEVELOPER_TOKEN (or configure OAuth client credentials)",
+                "No Domo developer token was given: the export API needs one",
+                hint=f"Set {DEVELOPER_TOKEN_VAR} to a developer token of the instance",
             )
         self._token = token
 
@@ -68,13 +81,21 @@ class DeveloperTokenAuth(DomoAuth):
 class OAuthClientCredentialsAuth(DomoAuth):
     """Bearer tokens from Domo's OAuth client-credentials flow, cached and renewed before expiry.
 
+    The tokens are for the platform API (``api_url``) only, where they are issued.
+
     Args:
         client_id: The OAuth client id.
         client_secret: The OAuth client secret.
         api_url: The platform API, ``https://api.domo.com`` unless testing.
         scope: The scopes to request.
         clock: Monotonic clock (seconds), replaceable in tests.
+
+    Raises:
+        DomoAuthenticationError: The id or secret is missing.
+        InsecureUrlError: ``api_url`` is not https (nor loopback).
     """
+
+    api = Api.PLATFORM
 
     def __init__(
         self,
@@ -89,9 +110,9 @@ class OAuthClientCredentialsAuth(DomoAuth):
                 "OAuth needs both a client id and a client secret",
                 hint="Set DOMO_CLIENT_ID and DOMO_CLIENT_SECRET",
             )
+        self.api_url = check_url(api_url, "api_url (DOMO_API_URL)")
         self._client_id = client_id
         self._client_secret = client_secret
-        self.api_url = api_url.rstrip("/")
         self.scope = scope
         self._clock = clock
         self._lock = threading.Lock()
@@ -128,7 +149,8 @@ class OAuthClientCredentialsAuth(DomoAuth):
             return self._token
 
     def _fetch_token(self) -> tuple[str, float]:
-        url = f"{self.api_url}{OAUTH_TOKEN_PATH}"
+        path = OAUTH_TOKEN.path()
+        url = f"{self.api_url}{path}"
         try:
             response = requests.post(
                 url,
@@ -140,13 +162,13 @@ class OAuthClientCredentialsAuth(DomoAuth):
         except requests.exceptions.RequestException as exc:
             raise DomoAuthenticationError(
                 f"Could not reach Domo's OAuth endpoint ({type(exc).__name__})",
-                DomoErrorDetail("POST", OAUTH_TOKEN_PATH),
+                DomoErrorDetail("POST", path),
                 hint="Check DOMO_API_URL and the network",
             ) from None
         if response.status_code != 200:
             raise DomoAuthenticationError(
                 "Domo refused the OAuth client credentials",
-                DomoErrorDetail("POST", OAUTH_TOKEN_PATH, response.status_code, response.reason),
+                error_detail(response, "POST", path, self.secrets),
                 hint="Check DOMO_CLIENT_ID and DOMO_CLIENT_SECRET and that the client has the 'data' scope",
             )
         try:

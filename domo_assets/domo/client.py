@@ -4,6 +4,11 @@ It knows HTTP and Domo, nothing of Dagster. Every response is parsed into the re
 ``domo_assets.domo.models`` at this edge and every failure becomes one of the exceptions of
 ``domo_assets.domo.errors``.
 
+Each call goes to the API Domo documents it on, with that API's credential only
+(``endpoints``): the export, its status, the row count and the current user to the instance API
+with the developer token; the DataSet's metadata and schema to the platform API with the OAuth
+bearer token when OAuth is configured (otherwise to the instance API too).
+
 Retries: GETs retry connection errors, 429 (honouring ``Retry-After``) and 5xx with capped
 exponential backoff and jitter, through urllib3's ``Retry``. The export POST is never retried
 blindly: after an ambiguous failure (timeout, reset, 5xx) the client lists the DataSet's exports
@@ -14,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +29,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from domo_assets.domo.auth import DomoAuth
+from domo_assets.domo.auth import DomoAuth, OAuthClientCredentialsAuth
 from domo_assets.domo.defaults import (
     DEFAULT_BACKOFF_FACTOR,
     DEFAULT_BACKOFF_MAX,
@@ -36,7 +40,21 @@ from domo_assets.domo.defaults import (
     DEFAULT_READ_TIMEOUT,
     DEFAULT_RETRY_AFTER_MAX,
 )
+from domo_assets.domo.endpoints import (
+    DATASOURCE,
+    EXPORTS,
+    ME,
+    OAUTH_CANNOT_EXPORT,
+    OAUTH_CANNOT_EXPORT_HINT,
+    PLATFORM_DATASET,
+    QUERY,
+    SCHEMA,
+    Api,
+    Endpoint,
+    check_url,
+)
 from domo_assets.domo.errors import (
+    DomoAuthenticationError,
     DomoError,
     DomoErrorDetail,
     DomoExportFailedError,
@@ -70,18 +88,13 @@ from domo_assets.domo.models import (
     skipped_entry,
 )
 from domo_assets.domo.polling import PollSchedule
+from domo_assets.domo.redaction import redact
+from domo_assets.domo.replies import TOE_IN_MESSAGE, error_detail, json_or_none
 from domo_assets.version import __version__
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 USER_AGENT = f"domo_assets/{__version__} (+dagster) python-requests/{requests.__version__}"
 
-EXPORT_PATH = "/api/query/v1/export/{dataset_id}"
-DATASOURCE_PATH = "/api/data/v3/datasources/{dataset_id}"
-SCHEMA_PATH = "/api/data/v2/datasources/{dataset_id}/schemas/latest"
-QUERY_PATH = "/api/query/v1/execute/{dataset_id}"
-ME_PATH = "/api/content/v2/users/me"
-# Domo's toe ("thread of execution") inside a message, e.g. "... (toe: A1B2C3D4E5-F6G7H-8I9J0)".
-TOE_IN_MESSAGE = re.compile(r"\btoe\b\W{0,3}(?P<toe>[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+)", re.IGNORECASE)
 UNKNOWN_STATUS_HINT = (
     "Domo reported a status it does not document: the export did not succeed. Check it in Domo "
     "(quote the export id to Domo support), then materialize again"
@@ -126,11 +139,15 @@ class _LoggingRetry(Retry):
 
 
 class DomoClient:
-    """Talks to one Domo instance's API.
+    """Talks to one Domo instance: its instance API, and the platform API when OAuth is set.
 
     Args:
         instance_url: The instance's base URL, such as ``https://acme.domo.com``.
-        auth: How requests authenticate (a developer token or OAuth client credentials).
+        auth: The instance API's credential: a developer token (Domo documents no other for
+            the export endpoint).
+        platform_auth: OAuth client credentials for the platform API (``api_url`` is theirs),
+            which then serves the DataSet metadata and schema reads; None: the instance API
+            serves them too.
         connect_timeout: Seconds to wait for a connection.
         read_timeout: Seconds to wait for a response.
         max_retries: Retries of a GET (and of a connection that never reached Domo).
@@ -142,6 +159,11 @@ class DomoClient:
         clock: The monotonic clock polling measures elapsed time with (simulations pass theirs).
         pool_size: Connections kept open per session; at least the number of threads that use
             the client at once, or connections are opened and dropped for each request.
+
+    Raises:
+        DomoAuthenticationError: ``auth`` is not an instance-API credential (OAuth alone cannot
+            export), or ``platform_auth`` not a platform-API one.
+        InsecureUrlError: A URL is plain http:// to a host other than loopback.
     """
 
     def __init__(
@@ -149,6 +171,7 @@ class DomoClient:
         instance_url: str,
         auth: DomoAuth,
         *,
+        platform_auth: OAuthClientCredentialsAuth | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
@@ -160,8 +183,20 @@ class DomoClient:
         clock: Callable[[], float] = time.monotonic,
         pool_size: int = DEFAULT_POOL_SIZE,
     ):
-        self.instance_url = instance_url.rstrip("/")
+        if auth.api is not Api.INSTANCE:
+            raise DomoAuthenticationError(OAUTH_CANNOT_EXPORT, hint=OAUTH_CANNOT_EXPORT_HINT)
+        if platform_auth is not None and platform_auth.api is not Api.PLATFORM:
+            raise DomoAuthenticationError(
+                f"{platform_auth!r} is not a credential of Domo's platform API",
+                hint="Pass OAuth client credentials as platform_auth",
+            )
+        self.instance_url = check_url(instance_url, "instance_url (DOMO_INSTANCE_URL)")
         self.auth = auth
+        self.platform_auth = platform_auth
+        self.api_url = platform_auth.api_url if platform_auth is not None else None
+        # Secrets this client handed to Domo in export requests: an export's error message,
+        # read later while polling, may echo them.
+        self._sent_secrets: set[str] = set()
         self.timeout = (connect_timeout, read_timeout)
         self.backoff_factor = backoff_factor
         self.backoff_max = backoff_max
@@ -187,7 +222,22 @@ class DomoClient:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"DomoClient(instance_url={self.instance_url!r}, auth={self.auth!r})"
+        return (
+            f"DomoClient(instance_url={self.instance_url!r}, auth={self.auth!r}, "
+            f"platform_auth={self.platform_auth!r})"
+        )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret this client knows: both credentials' and those it sent to Domo."""
+        platform = self.platform_auth.secrets if self.platform_auth is not None else ()
+        with self._lock:
+            sent = tuple(self._sent_secrets)
+        return (*self.auth.secrets, *platform, *sent)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret of this client (in any escaped form) replaced by ``***``."""
+        return redact(text, self.secrets)
 
     def _retry(
         self,
@@ -235,25 +285,37 @@ class DomoClient:
     def get_dataset(self, dataset_id: str) -> DataSetMetadata:
         """Read a DataSet's metadata (row count, columns, last updated).
 
+        From the platform API when OAuth is configured (its answer carries the schema too,
+        which is cached), otherwise from the instance API.
+
         Raises:
             DomoAuthenticationError: 401.
             DomoPermissionError: 403, the token may not read the DataSet.
             DomoNotFoundError: 404, no such DataSet.
         """
-        path = DATASOURCE_PATH.format(dataset_id=dataset_id)
-        metadata = DataSetMetadata.from_api(
-            self._request("GET", path, what=f"DataSet {dataset_id}")
-        )
+        endpoint = PLATFORM_DATASET if self.platform_auth is not None else DATASOURCE
+        payload = self._request("GET", endpoint, dataset_id, what=f"DataSet {dataset_id}")
+        metadata = DataSetMetadata.from_api(payload)
+        if endpoint is PLATFORM_DATASET:
+            self._cache_columns(dataset_id, parse_columns(payload))
         return metadata if metadata.dataset_id else replace(metadata, dataset_id=dataset_id)
 
     def get_columns(self, dataset_id: str) -> tuple[DataSetColumn, ...]:
-        """Read a DataSet's schema (cached per client: schemas change rarely)."""
+        """Read a DataSet's schema (cached per client: schemas change rarely).
+
+        From the platform API when OAuth is configured, otherwise from the instance API.
+        """
         with self._lock:
             cached = self._columns_cache.get(dataset_id)
         if cached is not None:
             return cached
-        path = SCHEMA_PATH.format(dataset_id=dataset_id)
-        columns = parse_columns(self._request("GET", path, what=f"schema of DataSet {dataset_id}"))
+        endpoint = PLATFORM_DATASET if self.platform_auth is not None else SCHEMA
+        payload = self._request("GET", endpoint, dataset_id, what=f"schema of DataSet {dataset_id}")
+        return self._cache_columns(dataset_id, parse_columns(payload))
+
+    def _cache_columns(
+        self, dataset_id: str, columns: tuple[DataSetColumn, ...]
+    ) -> tuple[DataSetColumn, ...]:
         with self._lock:
             self._columns_cache[dataset_id] = columns
         return columns
@@ -262,7 +324,8 @@ class DomoClient:
         """Count the rows the token's user can see, through Domo's query endpoint.
 
         PDP policies apply to queries as to exports, so this is the count an export of the same
-        filter by the same token should have.
+        filter by the same token should have. It is always asked of the instance API with the
+        developer token, the export's own credential: the OAuth client's user may see other rows.
         """
         sql = "SELECT COUNT(*) FROM table"
         if where:
@@ -276,15 +339,17 @@ class DomoClient:
             ) from None
 
     def query(self, dataset_id: str, sql: str) -> QueryResult:
-        """Run a SQL query over a DataSet (the table is always called ``table``)."""
-        path = QUERY_PATH.format(dataset_id=dataset_id)
-        body = self._request("POST", path, json={"sql": sql}, what=f"query of DataSet {dataset_id}")
+        """Run a SQL query over a DataSet (the table is always called ``table``), as the
+        developer token's user (instance API)."""
+        body = self._request(
+            "POST", QUERY, dataset_id, json={"sql": sql}, what=f"query of DataSet {dataset_id}"
+        )
         return QueryResult.from_api(body)
 
     def get_me(self) -> DomoUser | None:
         """The user the credentials act as, or None where the instance does not say."""
         try:
-            return DomoUser.from_api(self._request("GET", ME_PATH, what="current user"))
+            return DomoUser.from_api(self._request("GET", ME, what="current user"))
         except (DomoNotFoundError, DomoResponseError):
             return None
 
@@ -337,8 +402,10 @@ class DomoClient:
         except DomoResponseError as exc:
             skipped = skipped_entry(position, entry, exc.summary)
             raise DomoResponseError(
-                f"Domo's export {export_id} of DataSet {dataset_id} cannot be read "
-                f"({skipped.describe()} of its export list): {skipped.reason}",
+                self.scrub(
+                    f"Domo's export {export_id} of DataSet {dataset_id} cannot be read "
+                    f"({skipped.describe()} of its export list): {skipped.reason}"
+                ),
                 hint="Check the export in Domo and report the entry to Domo support; "
                 "materialize again to start a new export",
             ) from None
@@ -377,13 +444,16 @@ class DomoClient:
         if listed is None:
             listed = self.list_exports(dataset_id)
         known = {e.export_id: e for e in listed}
-        path = EXPORT_PATH.format(dataset_id=dataset_id)
+        path = EXPORTS.path(dataset_id)
+        with self._lock:
+            self._sent_secrets.update(s for s in secrets if s)
         last_error: DomoError | None = None
         for attempt in range(1, self.post_attempts + 1):
             try:
                 payload = self._request(
                     "POST",
-                    path,
+                    EXPORTS,
+                    dataset_id,
                     json=body,
                     what=f"export of DataSet {dataset_id}",
                     secrets=secrets,
@@ -399,7 +469,7 @@ class DomoClient:
                 last_error = exc
                 recovered = self._find_new_export(dataset_id, known)
                 if recovered is not None:
-                    self.log.warning(
+                    self._warn(
                         f"The response to the export request for DataSet {dataset_id} was lost "
                         f"({exc.summary}), but Domo had accepted it: continuing with export "
                         f"{recovered.export_id}"
@@ -467,7 +537,7 @@ class DomoClient:
                 raise self._failure(
                     export,
                     f"Domo export {export_id} of DataSet {dataset_id} ended",
-                    DomoErrorDetail("GET", EXPORT_PATH.format(dataset_id=dataset_id)),
+                    DomoErrorDetail("GET", EXPORTS.path(dataset_id)),
                 )
             remaining = schedule.timeout - elapsed
             if remaining <= 0:
@@ -486,8 +556,7 @@ class DomoClient:
     # -- internals ----------------------------------------------------------------------------
 
     def _read_exports(self, dataset_id: str) -> Any:
-        path = EXPORT_PATH.format(dataset_id=dataset_id)
-        return self._request("GET", path, what=f"exports of DataSet {dataset_id}")
+        return self._request("GET", EXPORTS, dataset_id, what=f"exports of DataSet {dataset_id}")
 
     def _warn_skipped(self, dataset_id: str, skipped: SkippedEntry) -> None:
         key = (dataset_id, skipped.identity)
@@ -495,11 +564,15 @@ class DomoClient:
             if key in self._warned_entries:
                 return
             self._warned_entries.add(key)
-        self.log.warning(
+        self._warn(
             f"Ignoring {skipped.describe()} of the export list of DataSet {dataset_id}: "
             f"{skipped.reason}. The other exports are still used; this entry stays in Domo's "
             "history and is reported once: report it to Domo support if it is one of your exports"
         )
+
+    def _warn(self, text: str) -> None:
+        """Log a warning, scrubbed of every secret (it may quote what Domo sent)."""
+        self.log.warning(self.scrub(text))
 
     def _unless_failed(
         self, dataset_id: str, start: ExportStart, path: str, secrets: Iterable[str]
@@ -531,9 +604,7 @@ class DomoClient:
         hint: str | None = None,
     ) -> DomoExportFailedError:
         """The error for an export that did not succeed, with Domo's errorCode, message and toe."""
-        message = (
-            _redact(export.message, [*self.auth.secrets, *secrets]) if export.message else None
-        )
+        message = redact(export.message, [*self.secrets, *secrets]) if export.message else None
         toe = TOE_IN_MESSAGE.search(message or "")
         if hint is None and export.status is ExportStatus.UNKNOWN:
             hint = UNKNOWN_STATUS_HINT
@@ -565,7 +636,7 @@ class DomoClient:
         try:
             exports = self.list_exports(dataset_id)
         except DomoError as exc:
-            self.log.warning(f"Could not list the exports of DataSet {dataset_id}: {exc}")
+            self._warn(f"Could not list the exports of DataSet {dataset_id}: {exc}")
             raise
         new = [e for e in exports if e.export_id not in known]
         if new:
@@ -581,7 +652,7 @@ class DomoClient:
         delay = retry_after or min(
             self.backoff_max, self.backoff_factor * 2**attempt
         ) + random.uniform(0, self.backoff_factor)
-        self.log.warning(
+        self._warn(
             f"{what} ({exc.summary}); attempt {attempt} of {self.post_attempts}, retrying in {delay:.1f} s"
         )
         self._sleep(delay)
@@ -589,7 +660,8 @@ class DomoClient:
     def _request(
         self,
         method: str,
-        path: str,
+        endpoint: Endpoint,
+        dataset_id: str = "",
         *,
         json: Any = None,
         what: str,
@@ -597,11 +669,18 @@ class DomoClient:
         idempotent: bool = True,
         renewed: bool = False,
     ) -> Any:
-        url = f"{self.instance_url}{path}"
+        """One call, to the API its endpoint is documented on, with that API's credential."""
+        base, auth = self._api(endpoint.api)
+        path = endpoint.path(dataset_id)
         session = self._session if idempotent else self._export_session
         try:
             response = session.request(
-                method, url, json=json, auth=self.auth, timeout=self.timeout, allow_redirects=False
+                method,
+                f"{base}{path}",
+                json=json,
+                auth=auth,
+                timeout=self.timeout,
+                allow_redirects=False,
             )
         except requests.exceptions.RetryError as exc:
             raise DomoTimeoutError(
@@ -617,11 +696,12 @@ class DomoClient:
             raise DomoTimeoutError(
                 f"Domo {kind} for {what} ({type(exc).__name__})", DomoErrorDetail(method, path)
             ) from None
-        if response.status_code == 401 and not renewed and self.auth.refresh():
+        if response.status_code == 401 and not renewed and auth.refresh():
             # An OAuth token may expire between our check and Domo's: renew once and retry.
             return self._request(
                 method,
-                path,
+                endpoint,
+                dataset_id,
                 json=json,
                 what=what,
                 secrets=secrets,
@@ -629,33 +709,29 @@ class DomoClient:
                 renewed=True,
             )
         if 300 <= response.status_code < 400:
+            setting = "DOMO_INSTANCE_URL" if endpoint.api is Api.INSTANCE else "DOMO_API_URL"
             raise DomoInvalidRequestError(
-                f"Domo redirected {what} to {response.headers.get('Location', '?')!r}",
+                self.scrub(f"Domo redirected {what} to {response.headers.get('Location', '?')!r}"),
                 DomoErrorDetail(method, path, response.status_code),
-                hint="Set DOMO_INSTANCE_URL to the instance's https:// URL (the token is not sent across redirects)",
+                hint=f"Set {setting} to the https:// URL Domo answers on (the credential is not "
+                "sent across redirects)",
             )
         if response.status_code >= 400:
-            raise self._error(response, method, path, what, secrets)
+            detail = error_detail(response, method, path, [*self.secrets, *secrets])
+            raise error_for_status(response.status_code)(f"Domo refused {what}", detail)
         return _decode(response, method, path)
 
-    def _error(
-        self, response: requests.Response, method: str, path: str, what: str, secrets: Iterable[str]
-    ) -> DomoError:
-        body = _json_or_none(response)
-        body = body if isinstance(body, dict) else {}
-        redact = [*self.auth.secrets, *secrets]
-        detail = DomoErrorDetail(
-            method=method,
-            path=path,
-            status=response.status_code,
-            status_reason=_redact(str(body.get("statusReason") or response.reason or ""), redact)
-            or None,
-            message=_redact(str(body.get("message") or _www_authenticate(response) or ""), redact)
-            or None,
-            toe=_optional(body.get("toe")),
-            retry_after=_retry_after(response),
-        )
-        return error_for_status(response.status_code)(f"Domo refused {what}", detail)
+    def _api(self, api: Api) -> tuple[str, DomoAuth]:
+        """The base URL and the credential of one of Domo's APIs."""
+        if api is Api.INSTANCE:
+            return self.instance_url, self.auth
+        if self.platform_auth is None or self.api_url is None:
+            # Only reachable through a bug: a platform call is chosen only with OAuth set.
+            raise DomoAuthenticationError(
+                "A call to Domo's platform API needs OAuth client credentials",
+                hint="Set DOMO_CLIENT_ID and DOMO_CLIENT_SECRET",
+            )
+        return self.api_url, self.platform_auth
 
 
 def latest_active(exports: Iterable[Export]) -> Export | None:
@@ -677,41 +753,13 @@ def _start_key(export: Export) -> float:
     return export.started.timestamp() if export.started else 0.0
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = (response.headers.get("Retry-After") or "").strip()
-    return float(value) if value.isdigit() else None
-
-
 def _decode(response: requests.Response, method: str, path: str) -> Any:
     if not response.content:
         return None
-    body = _json_or_none(response)
+    body = json_or_none(response)
     if body is None:
         raise DomoResponseError(
             f"Domo answered {method} {path} with HTTP {response.status_code} but a non-JSON body "
             f"({response.headers.get('Content-Type', 'no content type')})"
         )
     return body
-
-
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _www_authenticate(response: requests.Response) -> str | None:
-    header = response.headers.get("WWW-Authenticate")
-    return f"WWW-Authenticate: {header}" if header else None
-
-
-def _optional(value: Any) -> str | None:
-    return None if value in (None, "") else str(value)
-
-
-def _redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text

@@ -1,16 +1,20 @@
 """Authentication: developer tokens, the OAuth client-credentials flow and bearer tokens.
 
-Both credentials are accepted on every Domo path (instance ``/api/...`` and platform
-``/v1/...``). The 401s differ as on Domo: a bad developer token (or none) gets Domo's JSON
-error body; a bad or expired bearer token gets an empty body and
-``WWW-Authenticate: Bearer error="invalid_token"``; the token endpoint answers in the
-OAuth ``{"error", "error_description"}`` form.
+Each credential is accepted only where Domo documents it: a developer token
+(``X-DOMO-Developer-Token``) on instance paths (``/api/...``), a bearer token on platform paths
+(``/v1/...``), issued by ``/oauth/token`` (HTTP Basic client credentials). A request carrying
+the other API's credential is refused with a 401, even beside the right one, so that a client
+sending a credential where it does not belong is seen. The 401s differ as on Domo: a bad
+developer token (or none) gets Domo's JSON error body; a bad or expired bearer token gets an
+empty body and ``WWW-Authenticate: Bearer error="invalid_token"``; the token endpoint answers in
+the OAuth ``{"error", "error_description"}`` form.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import secrets
 import threading
@@ -32,6 +36,13 @@ KNOWN_SCOPES = frozenset({"data", "user", "audit", "dashboard", "account", "work
 DEFAULT_SCOPE = "data"
 DEVELOPER_TOKEN_HEADER = "X-DOMO-Developer-Token"
 MISSING_AUTH_MESSAGE = "Full authentication is required to access this resource"
+INSTANCE_PREFIX = "/api/"
+PLATFORM_PREFIX = "/v1/"
+BEARER_CHALLENGE = 'Bearer realm="api"'
+# What the request log records of a request's credentials (their kinds, never their values).
+DEVELOPER_TOKEN_KIND = "developer_token"
+BEARER_KIND = "bearer"
+BASIC_KIND = "basic"
 
 
 def _b64url(data: bytes) -> str:
@@ -92,16 +103,35 @@ class Authenticator:
         self.expires_in = DEFAULT_EXPIRES_IN
 
     def authenticate(self, request: Request) -> User:
-        """Return the user a request's credentials belong to.
+        """Return the user a request's credentials belong to: a developer token on an instance
+        path, a bearer token on a platform path.
 
         Raises:
-            ApiError: 401 for missing, unknown or expired credentials.
+            ApiError: 401 for missing, unknown or expired credentials, and for a credential of
+                the other API.
         """
         authorization = request.header("Authorization") or ""
         scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer":
-            return self._bearer_user(value.strip())
         token = request.header(DEVELOPER_TOKEN_HEADER)
+        if request.path.startswith(PLATFORM_PREFIX):
+            if token is not None:
+                raise ApiError(
+                    401,
+                    "Developer tokens are not accepted by the platform API: send "
+                    "Authorization: bearer <access_token> from /oauth/token",
+                    headers={"WWW-Authenticate": BEARER_CHALLENGE},
+                )
+            if scheme.lower() != "bearer":
+                raise ApiError(
+                    401, MISSING_AUTH_MESSAGE, headers={"WWW-Authenticate": BEARER_CHALLENGE}
+                )
+            return self._bearer_user(value.strip())
+        if authorization:
+            raise ApiError(
+                401,
+                f"The instance API does not accept an Authorization header ({scheme or 'empty'}): "
+                f"send {DEVELOPER_TOKEN_HEADER}",
+            )
         if token is None:
             raise ApiError(401, MISSING_AUTH_MESSAGE)
         name = self._users_by_token.get(token)
@@ -188,6 +218,43 @@ class Authenticator:
             "role": user.role,
             "jti": jti,
         }
+
+
+def credential_kinds(headers: Mapping[str, str]) -> list[str]:
+    """The kinds of credential a request carries (``developer_token``, ``bearer``, ``basic``,
+    or the Authorization header's scheme), never their values.
+
+    Args:
+        headers: The request's headers, any case.
+    """
+    lowered = {name.lower(): value for name, value in headers.items()}
+    kinds = []
+    if DEVELOPER_TOKEN_HEADER.lower() in lowered:
+        kinds.append(DEVELOPER_TOKEN_KIND)
+    scheme = (lowered.get("authorization") or "").partition(" ")[0].lower()
+    if scheme:
+        kinds.append({"bearer": BEARER_KIND, "basic": BASIC_KIND}.get(scheme, scheme))
+    return kinds
+
+
+def request_secrets(request: Request) -> list[str]:
+    """Every secret a request carries: its developer token, bearer token or Basic password, and
+    an export request's AWS secret key and session token."""
+    found = [request.header(DEVELOPER_TOKEN_HEADER)]
+    scheme, _, value = (request.header("Authorization") or "").partition(" ")
+    if scheme.lower() == "bearer":
+        found.append(value.strip())
+    elif scheme.lower() == "basic":
+        # An unreadable Basic header carries no secret the sandbox could echo.
+        with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+            found.append(base64.b64decode(value.strip()).decode("utf-8").partition(":")[2])
+    try:
+        body = json.loads(request.body) if request.body.strip() else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        body = None
+    if isinstance(body, dict):
+        found += [body.get("awsAccessSecret"), body.get("sessionToken")]
+    return [secret for secret in found if isinstance(secret, str) and secret]
 
 
 def _form_params(request: Request) -> dict[str, str]:

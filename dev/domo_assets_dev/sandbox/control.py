@@ -83,7 +83,9 @@ class SandboxControl:
 
     def requests(self) -> list[dict[str, Any]]:
         """Return the Domo API request log: method, path, status (None when no response
-        was sent), time (epoch seconds) and fault (the fault action applied, or None)."""
+        was sent), time (epoch seconds), fault (the fault action applied, or None) and
+        credentials (the kinds of credential the request carried: ``developer_token``,
+        ``bearer``, ``basic``; never a value)."""
         return self._call("GET", "/requests")
 
     def clear_requests(self) -> None:
@@ -106,6 +108,9 @@ class SandboxControl:
         delay: float | None = None,
         times: int | None = 1,
         probability: float | None = None,
+        shape: str | None = None,
+        message: str | None = None,
+        echo_secrets: bool = False,
     ) -> dict[str, Any]:
         """Add a fault rule and return it.
 
@@ -119,6 +124,13 @@ class SandboxControl:
             delay: Seconds of a ``delay`` action (default 1).
             times: How many matching requests to fault; None for every one.
             probability: Chance (0..1, seeded) that a matching request faults.
+            shape: Form of a ``status`` answer: ``domo`` (Domo's JSON error body, the
+                default), ``oauth`` (``{error, error_description}``), ``html`` (an error page)
+                or ``bearer_challenge`` (no body, ``WWW-Authenticate: Bearer
+                error="invalid_token", error_description="..."``).
+            message: The answer's message (default ``Injected fault``).
+            echo_secrets: End the message with every secret the request carried, as sent,
+                JSON-escaped and percent-encoded.
         """
         optional = {
             "status": status,
@@ -126,8 +138,16 @@ class SandboxControl:
             "body": body,
             "delay": delay,
             "probability": probability,
+            "shape": shape,
+            "message": message,
         }
-        rule = {"method": method, "path_regex": path_regex, "action": action, "times": times}
+        rule = {
+            "method": method,
+            "path_regex": path_regex,
+            "action": action,
+            "times": times,
+            "echo_secrets": echo_secrets,
+        }
         rule.update({name: value for name, value in optional.items() if value is not None})
         return self._call("POST", "/faults", rule)
 

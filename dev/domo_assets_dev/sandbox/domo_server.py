@@ -17,6 +17,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .auth import credential_kinds
 from .control_api import PREFIX as CONTROL_PREFIX
 from .control_api import ControlApi
 from .domo_api import DomoApi
@@ -102,15 +103,19 @@ class _Handler(BaseHTTPRequestHandler):
         is_control = path.startswith(CONTROL_PREFIX + "/")
         fault = None if is_control else state.faults.take(self.command, path)
         action = fault.action if fault else None
+        credentials = credential_kinds(dict(self.headers))
         if action == "reset" or (action == "delay" and not state.sleep(fault.delay)):
-            state.requests.record(self.command, path, None, action)
+            state.requests.record(self.command, path, None, action, credentials)
             self._abort()
             return
         request = Request.build(self.command, self.path, dict(self.headers), self._read_body())
-        response = fault.response() if fault and action == "status" else self._dispatch(request)
+        if fault and action == "status":
+            response = fault.response(request)
+        else:
+            response = self._dispatch(request)
         if not is_control:
             sent = None if action == "drop_response" else response.status
-            state.requests.record(self.command, path, sent, action)
+            state.requests.record(self.command, path, sent, action, credentials)
         if action == "drop_response":
             self._abort()
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,6 +34,8 @@ class LoggedRequest:
         status: Response status, or None when no response was sent (reset, drop_response).
         time: Epoch seconds when the request arrived.
         fault: The fault action applied, or None.
+        credentials: The kinds of credential the request carried (``developer_token``,
+            ``bearer``, ``basic``...), never their values.
     """
 
     method: str
@@ -41,6 +43,7 @@ class LoggedRequest:
     status: int | None
     time: float
     fault: str | None = None
+    credentials: tuple[str, ...] = ()
 
 
 class RequestLog:
@@ -50,10 +53,18 @@ class RequestLog:
         self._lock = threading.Lock()
         self._entries: list[LoggedRequest] = []
 
-    def record(self, method: str, path: str, status: int | None, fault: str | None) -> None:
+    def record(
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        fault: str | None,
+        credentials: Sequence[str] = (),
+    ) -> None:
         """Append an entry timestamped now."""
+        entry = LoggedRequest(method, path, status, time.time(), fault, tuple(credentials))
         with self._lock:
-            self._entries.append(LoggedRequest(method, path, status, time.time(), fault))
+            self._entries.append(entry)
 
     def entries(self) -> list[dict[str, Any]]:
         """Return every entry, oldest first, as JSON-ready data."""
