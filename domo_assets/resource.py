@@ -316,6 +316,9 @@ class AwsCredentialsResource(ConfigurableResource):
     need ``allow_long_lived`` as well. A catalog entry's ``credentials:`` may only narrow these.
     """
 
+    # A refused setting's message must not quote the settings given: they hold the secrets.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     mode: CredentialsMode = Field(
         default=CredentialsMode.SCOPED,
         description="scoped, assume_role, or (with allow_unscoped_credentials) chain or static.",

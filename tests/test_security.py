@@ -489,6 +489,7 @@ def test_escaped_secrets_never_reach_the_event_log(
         aws_access_key_id="ASIAESCAPEDSECRETS01",
         aws_secret_access_key=aws_secret,
         aws_session_token=session_token,
+        allow_unscoped_credentials=True,
     )
     oauth = {
         "client_id": sandbox.client_id,
@@ -529,3 +530,17 @@ def test_escaped_secrets_never_reach_the_event_log(
             assert form not in corpus, f"a secret leaked as {form[:14]}..."
     # The sandbox's bearer tokens are JWT-shaped: none may appear, in any form.
     assert "eyJhbGci" not in corpus and marker not in corpus
+
+
+def test_a_refused_aws_credentials_resource_does_not_quote_its_secrets() -> None:
+    """pydantic quotes a model's input in a validation error; the resource holds keys."""
+    secret = f"refused/{uuid.uuid4().hex}+secret"
+    with pytest.raises(Exception) as refused:
+        AwsCredentialsResource(
+            mode="static",
+            aws_access_key_id="AKIAREFUSEDSECRET001",
+            aws_secret_access_key=secret,
+        )
+    text = str(refused.value)
+    assert "allow_unscoped_credentials" in text, text
+    assert secret not in text and secret[:20] not in text and secret[-12:] not in text
