@@ -14,8 +14,9 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from dagster import AssetKey, AssetsDefinition, Definitions, definitions, load_from_defs_folder
 
@@ -149,11 +150,20 @@ def _summary(result) -> list[list[str]]:
                 key,
                 event.partition or "",
                 str(metadata["dagster/row_count"].value),
-                str(len(metadata["s3_uris"].value)),
+                _files(metadata),
                 ", ".join(sorted(checks.get(key, []))),
             ]
         )
     return sorted(rows)
+
+
+def _files(metadata: Mapping[str, Any]) -> str:
+    """How many files a materialization records: an export's CSV objects, or a Parquet
+    asset's files."""
+    for key in ("s3_uris", "parquet_uris"):
+        if key in metadata:
+            return str(len(metadata[key].value))
+    return "-"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
