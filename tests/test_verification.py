@@ -49,10 +49,12 @@ def any_request(sandbox: Sandbox) -> None:
     sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, previous_export="any_request")
 
 
-def test_same_query_elsewhere_is_copied_into_the_assets_own_prefix(
-    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
-) -> None:
-    any_request(sandbox)
+def export_one_query_twice(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path
+) -> tuple[Any, dict[str, Any], dict[str, Any], str, str]:
+    """Two assets of one query under two prefixes, materialized in one run: Domo makes one
+    export, and the second asset gets a copy. Returns the run, Domo's export, the copying
+    asset's metadata, its prefix and the source's."""
     catalog = write_catalog(
         tmp_path,
         {"name": "supply_a", "path": "v/a", **LONG_SUPPLY},
@@ -61,13 +63,20 @@ def test_same_query_elsewhere_is_copied_into_the_assets_own_prefix(
     result = run(catalog, sandbox, instance)
     assert result.success, failure_text(result)
     (export,) = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
-    export_id = export["export_id"]
     found = materializations(result)
     copied = [name for name, metadata in found.items() if "copied_from" in metadata]
     assert len(copied) == 1, "one export for both; the second asset gets a copy"
     (name,) = copied
     own, source = ("v/b", "v/a") if name == "supply_b" else ("v/a", "v/b")
-    metadata = found[name]
+    return result, export, found[name], own, source
+
+
+def test_same_query_elsewhere_is_copied_into_the_assets_own_prefix(
+    sandbox: Sandbox, instance: DagsterInstance, tmp_path: Path, s3: Any
+) -> None:
+    any_request(sandbox)
+    result, export, metadata, own, source = export_one_query_twice(sandbox, instance, tmp_path)
+    export_id = export["export_id"]
     assert metadata["export_id"] == export_id
     assert metadata["start_outcome"] == "reused_previous"
     assert metadata["copied_from"] == [
@@ -95,24 +104,13 @@ def test_copies_keep_each_objects_key_relative_to_its_export_folder(
     their own under the copying asset's prefix."""
     any_request(sandbox)
     sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, key_layout="nested", rows_per_file=100)
-    catalog = write_catalog(
-        tmp_path,
-        {"name": "supply_a", "path": "v/a", **LONG_SUPPLY},
-        {"name": "supply_b", "path": "v/b", **LONG_SUPPLY},
-    )
-    result = run(catalog, sandbox, instance)
-    assert result.success, failure_text(result)
-    (export,) = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
+    result, export, metadata, own, source = export_one_query_twice(sandbox, instance, tmp_path)
     export_id = export["export_id"]
-    found = materializations(result)
-    (name,) = [name for name, metadata in found.items() if "copied_from" in metadata]
-    own, source = ("v/b", "v/a") if name == "supply_b" else ("v/a", "v/b")
     relative = sorted(key.split(f"/{export_id}/export/", 1)[1] for key in export["object_keys"])
     assert len(relative) > 1 and len({r.rsplit("/", 1)[1] for r in relative}) == 1, (
         "several files, one name, one sub-folder each"
     )
 
-    metadata = found[name]
     own_keys = [f"{own}/{export_id}/export/{r}" for r in relative]
     assert metadata["s3_uris"] == [f"s3://{EXPORT_BUCKET}/{k}" for k in own_keys]
     assert metadata["copied_from"] == [
