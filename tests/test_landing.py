@@ -42,6 +42,7 @@ from domo_assets.s3.glue import (
 )
 from domo_assets.s3.landing import (
     LATEST_FORMAT,
+    PARQUET_LATEST_NAME,
     REDSHIFT_MANIFEST_NAME,
     LandingError,
     PointerFormatError,
@@ -789,6 +790,15 @@ def test_retention_never_removes_the_current_pointed_protected_or_newer_export(
     publish_pointer(
         s3, EXPORT_BUCKET, "domo/claims", manifest_of("domo/claims", "e2", day(2)), "s3://m"
     )
+    publish_pointer(
+        s3,
+        EXPORT_BUCKET,
+        "domo/claims",
+        manifest_of("domo/claims", "e4", day(4)),
+        "s3://m",
+        name=PARQUET_LATEST_NAME,
+        folder="parquet",
+    )
 
     report = apply_retention(
         s3,
@@ -800,16 +810,19 @@ def test_retention_never_removes_the_current_pointed_protected_or_newer_export(
     )
 
     # e6 and e7 are newer than the export being published (a run that recorded them has yet to
-    # publish): kept. e3 is protected (a live materialization names it), e2 the pointer's.
-    assert report.kept == ("e7", "e6", "e5", "e3", "e2")
-    assert [r.export_id for r in report.removed] == ["e4", "e1"]
+    # publish): kept. e3 is protected (a live materialization names it), e2 the pointer's, e4
+    # the Parquet pointer's.
+    assert report.kept == ("e7", "e6", "e5", "e4", "e3", "e2")
+    assert [r.export_id for r in report.removed] == ["e1"]
     assert {k.split("/")[2] for k in bucket_keys(s3)} == {
         "e2",
         "e3",
+        "e4",
         "e5",
         "e6",
         "e7",
         "_latest.json",
+        "_latest_parquet.json",
     }
 
 

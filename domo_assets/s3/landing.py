@@ -346,7 +346,7 @@ def apply_retention(
     ranked by Domo's times (``ExportManifest.order_key``), never the worker's clock. Anything
     else (another prefix that merely starts alike, partition folders, unverified folders, another
     request's exports) is left alone, and so are ``current``, every export newer than it, the
-    export ``_latest.json`` names and the ``protected`` ones (what a live materialization names:
+    exports ``_latest.json`` and ``_latest_parquet.json`` name and the ``protected`` ones (what a live materialization names:
     the caller reads them from Dagster). In a folder, the manifest is deleted last: a folder half
     removed keeps it, and is removed on the next call. In a versioned bucket the deletions leave
     delete markers (lifecycle rules expire the old versions).
@@ -454,12 +454,17 @@ def write_redshift_manifest(s3_client: Any, manifest: ExportManifest) -> str | N
 
 
 def _pointed_export(s3_client: Any, bucket: str, root: str) -> tuple[str, ...]:
-    """The export ``_latest.json`` names, when it holds a readable pointer."""
-    try:
-        pointer = read_latest(s3_client, bucket, root)
-    except PointerFormatError:
-        return ()
-    return (pointer.export_id,) if pointer else ()
+    """The exports ``_latest.json`` and ``_latest_parquet.json`` name (readers may be on
+    either), where they hold a pointer this project wrote (another's names nothing of ours)."""
+    found = []
+    for name in (LATEST_NAME, PARQUET_LATEST_NAME):
+        try:
+            pointer = read_latest(s3_client, bucket, root, name)
+        except PointerFormatError:
+            continue
+        if pointer is not None:
+            found.append(pointer.export_id)
+    return tuple(found)
 
 
 def _candidate(
