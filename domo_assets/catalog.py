@@ -58,6 +58,8 @@ DEFAULT_TIMEZONE = "UTC"
 # 50 DataSets, so a 500-DataSet catalog is read in ten ticks rather than in one burst.
 DEFAULT_SENSOR_INTERVAL_SECONDS = 60
 DEFAULT_DATASETS_PER_TICK = 50
+# Domo's rate guidance ("about 120 requests a minute"); the sensor's reads must stay within it.
+DEFAULT_SENSOR_REQUESTS_PER_MINUTE = 120
 # Dagster evaluates time-window freshness at minute granularity and rejects shorter windows.
 MIN_MAX_AGE = timedelta(minutes=1)
 
@@ -574,6 +576,31 @@ class SensorSettings(_Strict):
         description="Whether the sensor runs as soon as the code location loads (a UI toggle "
         "overrides it).",
     )
+    max_requests_per_minute: int = Field(
+        default=DEFAULT_SENSOR_REQUESTS_PER_MINUTE,
+        ge=1,
+        description="Most Domo requests a minute the sensor may make (one per DataSet read): "
+        "Domo recommends about 120. datasets_per_tick over minimum_interval_seconds must stay "
+        "within it; raise it only if your instance allows more.",
+    )
+
+    @model_validator(mode="after")
+    def _within_rate(self) -> SensorSettings:
+        if self.requests_per_minute > self.max_requests_per_minute:
+            raise ValueError(
+                f"the sensor would read up to {self.datasets_per_tick} DataSets every "
+                f"{self.minimum_interval_seconds} s, {self.requests_per_minute:g} Domo requests a "
+                f"minute, above max_requests_per_minute ({self.max_requests_per_minute}; Domo "
+                "recommends about 120): lower datasets_per_tick or raise "
+                "minimum_interval_seconds (or raise max_requests_per_minute if your Domo "
+                "instance allows more)"
+            )
+        return self
+
+    @property
+    def requests_per_minute(self) -> float:
+        """The most Domo requests a minute the sensor makes (one per DataSet read)."""
+        return self.datasets_per_tick * 60 / self.minimum_interval_seconds
 
 
 class EntryOrigin(_Strict):

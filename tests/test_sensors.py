@@ -376,6 +376,21 @@ def test_bad_sensor_section_is_named(tmp_path: Path) -> None:
     assert "exports.yaml: sensor: field 'per_tick': unknown key" in str(info.value)
 
 
+def test_the_sensor_stays_within_domos_rate_guidance(tmp_path: Path) -> None:
+    """Domo recommends about 120 requests a minute: the defaults read 50 DataSets a minute, and
+    a section that would read faster is refused unless it raises the limit on purpose."""
+    claims = [export("claims", PHARMACY_CLAIMS_ID)]
+    default = write_catalog(tmp_path, claims).sensor
+    assert default.requests_per_minute == 50 <= default.max_requests_per_minute == 120
+    with pytest.raises(CatalogError) as info:
+        write_catalog(tmp_path, claims, sensor={"datasets_per_tick": 200})
+    text = str(info.value)
+    assert "exports.yaml: sensor:" in text and "200 Domo requests a minute" in text
+    assert "lower datasets_per_tick or raise minimum_interval_seconds" in text
+    raised = {"datasets_per_tick": 200, "max_requests_per_minute": 200}
+    assert write_catalog(tmp_path, claims, sensor=raised).sensor.requests_per_minute == 200
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
