@@ -48,6 +48,12 @@ are the defaults (polling included). Each (b) run is also checked: one materiali
 export with a passing result for every check the catalog's assets carry (counted from their
 check specs), and distinct export ids.
 
+In the multiprocess modes the benchmark then runs (a) once more, traced, and prints it second by
+second: the times of Dagster's events (its event log), of every request the sandbox's Domo, S3
+and STS served (their request logs), of the ledger's start record, and of Domo's export (its
+creation and end), merged in one table with the phases they delimit (``--no-breakdown`` leaves
+it out).
+
 Goals (issue 23), in each mode: (b) within 10% of (d); (a) minus Domo's own export time (the
 sandbox's record of the export: from its creation to its end) within 15% of (e). The older goal
 (b) <= 2 x (a) is printed too.
@@ -499,8 +505,10 @@ def runs_for(mode: str, catalog: Catalog, instance: DagsterInstance, cap: int) -
 
 def measure_mode(
     mode: str, catalog: Catalog, control: SandboxControl, args: argparse.Namespace
-) -> list[RunStats]:
-    """The mode's runs, each the median of ``--repeat`` after a warm-up; (c) once."""
+) -> tuple[list[RunStats], list["Mark"]]:
+    """The mode's runs, each the median of ``--repeat`` after a warm-up; (c) once; then, in the
+    multiprocess modes, (a) traced (unless ``--no-breakdown``)."""
+    marks: list[Mark] = []
     with open_instance(mode) as instance:
         runs = runs_for(mode, catalog, instance, args.cap)
         timed("warm-up", control, next(iter(runs.values())))
@@ -508,7 +516,113 @@ def measure_mode(
         if args.naive and mode.startswith("multiprocess"):
             label = f"(c) {len(catalog.exports)} exports, op each"
             rows.append(timed(label, control, out_of_process(naive_job, instance, None)))
-    return rows
+        if args.breakdown and mode.startswith("multiprocess"):
+            marks = traced_single(control, instance, catalog)
+    return rows, marks
+
+
+# -- one export, second by second -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One timed event of a traced run.
+
+    Attributes:
+        at: Epoch seconds.
+        source: ``dagster``, ``domo``, ``s3``, ``sts``, ``ledger`` or ``bench``.
+        what: What happened.
+    """
+
+    at: float
+    source: str
+    what: str
+
+
+# Phases of a one-export run: each from the first mark the first token names to the first mark
+# at or after it the second names (``_names``).
+PHASES = (
+    (
+        "Dagster's run start (run created, run process, executor)",
+        "launched",
+        "STEP_WORKER_STARTING",
+    ),
+    (
+        "step process start: spawn, imports, code location load",
+        "STEP_WORKER_STARTING",
+        "STEP_START",
+    ),
+    ("step start to our first call: resources, imports of requests and boto3", "STEP_START", "s3 "),
+    ("our checks before Domo: S3 guard, KMS, STS identity, Domo metadata", "s3 ", "POST "),
+    ("Domo's own export (sandbox: created to ended)", "Domo export created", "Domo export ended"),
+    ("export end noticed (first status read after the end)", "Domo export ended", "GET /api/"),
+    (
+        "Dagster recording: materialization, checks, step end",
+        "ASSET_MATERIALIZATION",
+        "STEP_SUCCESS",
+    ),
+    ("Dagster's run end (step process exit, run success)", "STEP_SUCCESS", "returned"),
+)
+
+
+def traced_single(
+    control: SandboxControl, instance: DagsterInstance, catalog: Catalog
+) -> list[Mark]:
+    """Run (a) once, then gather every timed mark of it, oldest first."""
+    key = translate(catalog).exports[0].key
+    control.reset()
+    launched = time.time()
+    with execute_job(reconstructable(ours_job), instance=instance, asset_selection=[key]) as run:
+        run_id = run.run_id
+    marks = [Mark(launched, "bench", "launched"), Mark(time.time(), "bench", "returned")]
+    for entry in instance.all_logs(run_id):
+        kind = entry.dagster_event.event_type_value if entry.dagster_event else "LOG"
+        text = (entry.user_message or "").splitlines()[0][:70] if kind == "LOG" else ""
+        marks.append(Mark(entry.timestamp, "dagster", f"{kind} {text}".strip()))
+    for request in control.requests():
+        marks.append(Mark(request["time"], "domo", f"{request['method']} {request['path']}"))
+    for call in control.s3_calls():
+        where = f"{call['bucket']}/{call.get('key') or ''}".rstrip("/")
+        marks.append(Mark(call["time"], "s3", f"s3 {call['method']} {where}"))
+    for call in control.sts_calls():
+        marks.append(Mark(call["time"], "sts", f"sts {call['action']}"))
+    for export in control.exports():
+        marks.append(Mark(export["created"] / 1000, "domo", "Domo export created"))
+        if export.get("finished") is not None:
+            marks.append(Mark(export["finished"] / 1000, "domo", "Domo export ended"))
+    for record in instance.fetch_observations(key, limit=1).records:
+        marks.append(Mark(record.timestamp, "ledger", "ledger: export start recorded"))
+    return sorted(marks, key=lambda m: m.at)
+
+
+def _names(mark: Mark, token: str) -> bool:
+    """Whether a mark is `token`: the same text, or text that begins with it as a whole word
+    (``ASSET_MATERIALIZATION`` is not ``ASSET_MATERIALIZATION_PLANNED``); a token ending in a
+    space or a slash is a prefix."""
+    if token.endswith((" ", "/")):
+        return mark.what.startswith(token)
+    return mark.what == token or mark.what.startswith(token + " ")
+
+
+def breakdown(marks: Sequence[Mark]) -> list[str]:
+    """Table lines: every mark with its time since launch and since the mark before, then the
+    phases they delimit."""
+    start = marks[0].at
+    lines = ["| t s | +s | source | event |", "| ---: | ---: | --- | --- |"]
+    previous = start
+    for mark in marks:
+        lines.append(
+            f"| {mark.at - start:.3f} | {mark.at - previous:.3f} | {mark.source} | {mark.what} |"
+        )
+        previous = mark.at
+    lines += ["", "| phase | s |", "| --- | ---: |"]
+    for label, begin, end in PHASES:
+        first = next((m for m in marks if _names(m, begin)), None)
+        last = next((m for m in marks if first and m.at >= first.at and _names(m, end)), None)
+        seconds = f"{last.at - first.at:.3f}" if first and last else "n/a"
+        lines.append(f"| {label} | {seconds} |")
+    lines.append(f"| whole run, as timed | {marks[-1].at - start:.3f} |")
+    return lines
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -590,6 +704,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "with --no-naive",
     )
     parser.add_argument("--naive", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--breakdown",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="in the multiprocess modes, run (a) once more, traced, and print it second by second",
+    )
     return parser.parse_args(argv)
 
 
@@ -598,6 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     modes = MODES if args.mode == "all" else (args.mode,)
     results: dict[str, list[RunStats]] = {}
+    traces: dict[str, list[Mark]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         workdir = Path(tmp)
         process, env = start_sandbox(workdir, args.exports)
@@ -610,7 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             catalog = write_catalog(workdir / "exports.yaml", args.exports)
             control = SandboxControl(env["DOMO_INSTANCE_URL"])
             for mode in modes:
-                results[mode] = measure_mode(mode, catalog, control, args)
+                results[mode], traces[mode] = measure_mode(mode, catalog, control, args)
         finally:
             stop_sandbox(process)
     print(
@@ -619,6 +740,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for mode, rows in results.items():
         print("\n".join(["", *report(mode, rows)]))
+    for mode, marks in traces.items():
+        if marks:
+            print(f"\nOne export, second by second ({mode}, a traced run of (a)):\n")
+            print("\n".join(breakdown(marks)))
     print()
     specs = translate(catalog)
     passed = [verdict(mode, rows, specs) for mode, rows in results.items()]
