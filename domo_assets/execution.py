@@ -17,6 +17,7 @@ import posixpath
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
 from dagster import (
@@ -148,7 +149,7 @@ def run_exports(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domo-export") as executor:
         exporting: dict[Future[Any], ExportConfig] = {
             executor.submit(
-                runner.run, config, partition_key=partition_key, ledger=ledgers[config.name]
+                _export, runner, publisher, config, partition_key, ledgers[config.name]
             ): config
             for config in pending
         }
@@ -176,15 +177,15 @@ def run_exports(
                     if problem is not None:
                         failures.add(config.name, *problem)
                     continue
-                if not _recordable(context, config, done, failures, publisher):
+                if not _recordable(context, config, done, failures):
                     continue
-                in_flight = (config, done)
+                in_flight = (config, done.outcome)
                 # The client's URL: a component's bound resource still holds EnvVar settings.
-                yield _result(done, keys[config.name], runner.client.instance_url)
+                yield _result(done.outcome, keys[config.name], runner.client.instance_url)
                 # Dagster stores a yielded result's events before it resumes this generator:
                 # the materialization is recorded now, and publication may follow it.
                 published = executor.submit(
-                    publisher.publish_verified, config, done, ledgers[config.name]
+                    publisher.publish_verified, config, done.outcome, ledgers[config.name]
                 )
                 in_flight = None
                 publishing[published] = config
@@ -209,22 +210,54 @@ def run_exports(
     failures.raise_if_any(context, len(configs))
 
 
+@dataclass(frozen=True)
+class Finished:
+    """An export the runner finished, with the pointer read right after it was verified.
+
+    Attributes:
+        outcome: What the runner found.
+        newer: The pointer, when it names an export Domo made after this one (read in the
+            export's worker thread, right after verification; None for a refused export).
+    """
+
+    outcome: ExportOutcome
+    newer: LatestPointer | None = None
+
+
+def _export(
+    runner: ExportRunner,
+    publisher: Publisher,
+    config: ExportConfig,
+    partition_key: str | None,
+    ledger: InstanceLedger,
+) -> Finished:
+    """Drive one export, then (verified) read whether a newer export is published already: in
+    the export's worker thread, so the step's main thread, which records every export's events
+    one by one, does not also make an S3 call per export before recording it."""
+    outcome = runner.run(config, partition_key=partition_key, ledger=ledger)
+    if not verified(outcome):
+        return Finished(outcome)
+    return Finished(outcome, publisher.newer_published(config, outcome))
+
+
 def _recordable(
     context: AssetExecutionContext,
     config: ExportConfig,
-    outcome: ExportOutcome,
+    done: Finished,
     failures: StepFailures,
-    publisher: Publisher,
 ) -> bool:
     """Whether a finished export is to be recorded: it passed every check (else its verdicts
     go to the failure), and no newer export of the asset is published already (recording it
     would put Dagster's latest materialization behind what readers are pointed at, and a
-    concurrent run's retention may remove it)."""
+    concurrent run's retention may remove it). The pointer was read by the export's worker
+    right after verification; a run publishing a newer export between that read and this
+    record still cannot move the pointer back: publication is conditional and monotonic."""
+    outcome = done.outcome
     if not verified(outcome):
         failures.refuse(config.name, outcome)
         context.log.error(f"{config.name}: {failures.reasons[config.name]}")
         return False
-    newer = publisher.newer_published(config, outcome)
+    newer = done.newer
     if newer is not None:
         context.log.warning(
             f"{config.name}: Domo export {outcome.export.export_id} was verified but is not "
@@ -567,7 +600,8 @@ class StartLines:
         if len(lines) == 1:
             log.info(lines[0])
         elif lines:
-            log.info(f"{len(lines)} Domo exports started or resumed:\n" + "\n".join(lines))
+            # Start lines and publication summaries gather here alike: a neutral heading.
+            log.info(f"{len(lines)} lines from this step's Domo exports:\n" + "\n".join(lines))
 
 
 def _completed(

@@ -387,6 +387,24 @@ class _CallerIdentity:
             return self._value
 
 
+class _StsClient:
+    """One STS client acting as the worker, made when first needed and shared by the providers
+    derived from one (:meth:`CredentialProvider.with_settings`) and by a step's threads: boto3
+    clients are thread-safe, and building one costs more CPU than the STS call itself."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._client: Any = None
+
+    def __call__(self) -> Any:
+        """The client (built under the lock: a boto3 session is not thread-safe)."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._make()
+            return self._client
+
+
 class CredentialProvider:
     """Resolves the credentials handed to Domo for each export.
 
@@ -434,6 +452,7 @@ class CredentialProvider:
         self.allow_long_lived = allow_long_lived
         self.actions = actions
         self._identity = _CallerIdentity()
+        self._sts = _StsClient(self._new_sts)
 
     def __repr__(self) -> str:
         return (
@@ -482,7 +501,9 @@ class CredentialProvider:
             allow_long_lived=narrowed.allow_long_lived,
             actions=self.actions,
         )
-        provider._identity = self._identity  # the same worker: ask STS who it is once
+        # The same worker: ask STS who it is once, with one client.
+        provider._identity = self._identity
+        provider._sts = self._sts
         return provider
 
     def check(self, export_name: str, scope: ExportScope, poll_timeout: float) -> None:
@@ -722,8 +743,8 @@ class CredentialProvider:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _sts(self) -> Any:
-        """An STS client acting as the worker: the resource's keys, or boto3's chain."""
+    def _new_sts(self) -> Any:
+        """A new STS client acting as the worker: the resource's keys, or boto3's chain."""
         if self.static is None:
             return self.session.client("sts")
         return self.session.client(
