@@ -29,6 +29,10 @@ Each is measured in up to four modes, all in this process's view of wall time:
   commit on, checked before measuring). The instance gets a ``DAGSTER_HOME`` of its own, and
   the ``DAGSTER_PG_*`` variables, while the mode runs (the step processes load the instance
   from there): what a deployed run pays;
+* ``multiprocess/postgres+pgbouncer``: the same, with PgBouncer (session pooling) in front of
+  the cluster on a free loopback port, the ``DAGSTER_PG_HOST``/``PORT`` variables pointing at
+  it (``pgbouncer`` must be installed: ``apt-get install -y pgbouncer``); its ``SHOW STATS``
+  totals are printed at the end, so the runs are seen to have gone through it;
 * ``multiprocess/sqlite``: the same runs on Dagster's default storage, SQLite in a temporary
   ``DAGSTER_HOME``;
 * ``in-process/sqlite``: ``materialize`` (the in-process executor) on that SQLite instance;
@@ -54,6 +58,15 @@ and STS served (their request logs), of the ledger's start record, and of Domo's
 creation and end), merged in one table with the phases they delimit (``--no-breakdown`` leaves
 it out).
 
+``--scale`` measures, instead, (b) and (d) at ``--scale-base`` exports (default 100) and at
+``--exports``, each size with a catalog of its own (the first N synthetic DataSets), in the
+multiprocess modes: wall time per export, (b) / (d), Domo requests per export, that every
+materialization and check was recorded, and the step process's peak memory. The peak is the
+kernel's high-water mark of resident memory (``VmHWM``) that each step process writes when it
+exits (registered where it rebuilds the job, so it covers imports, the code location load, the
+exports and the recording); the largest of a run's step processes is reported. Goal: the
+per-export wall time of (b) grows at most 1.2x from the smaller size to the larger (linear).
+
 Goals (issue 23), in each mode: (b) within 10% of (d); (a) minus Domo's own export time (the
 sandbox's record of the export: from its creation to its end) within 15% of (e). The older goal
 (b) <= 2 x (a) is printed too.
@@ -68,16 +81,23 @@ Usage::
     .venv/bin/python benchmarks/bench_fanout.py --mode all --no-naive     # every mode
     .venv/bin/python benchmarks/bench_fanout.py --mode multiprocess/postgres --no-naive
     .venv/bin/python benchmarks/bench_fanout.py --exports 100 --cap 100 --repeat 3 --no-naive
+    .venv/bin/python benchmarks/bench_fanout.py --exports 1000 --scale --repeat 1   # 100 vs 1,000
+    .venv/bin/python benchmarks/bench_fanout.py --no-naive --no-breakdown --repeat 1 \
+        --mode multiprocess/postgres multiprocess/postgres+pgbouncer           # with and without
 """
 
 import argparse
+import atexit
+import json
+import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,7 +144,14 @@ MAX_RATIO = 2.0
 # within 15% of the one-export floor (e).
 MAX_FANOUT_OVER_FLOOR = 1.10
 MAX_SINGLE_OVER_FLOOR = 1.15
-MODES = ("multiprocess/postgres", "multiprocess/sqlite", "in-process/sqlite", "in-process/memory")
+PGBOUNCER_MODE = "multiprocess/postgres+pgbouncer"
+MODES = (
+    "multiprocess/postgres",
+    PGBOUNCER_MODE,
+    "multiprocess/sqlite",
+    "in-process/sqlite",
+    "in-process/memory",
+)
 # How runs execute under `dagster dev`; the others are for `--mode all` (the naive layout on
 # PostgreSQL alone takes longer than "a few minutes").
 DEFAULT_MODE = "multiprocess/sqlite"
@@ -132,6 +159,19 @@ SANDBOX_READY_SECONDS = 60.0
 SANDBOX_POLL_SECONDS = 0.1
 CATALOG_VAR = "BENCH_FANOUT_CATALOG"
 CAP_VAR = "BENCH_FANOUT_CAP"
+# Where step processes write their peak memory (VmHWM) when they exit; unset: not measured.
+PEAK_DIR_VAR = "BENCH_FANOUT_PEAK_DIR"
+# The scale comparison (``--scale``): per-export cost from the smaller run to the larger within
+# this factor (issue 23: linear).
+DEFAULT_SCALE_BASE = 100
+MAX_PER_EXPORT_GROWTH = 1.2
+# PgBouncer in front of the cluster (``multiprocess/postgres+pgbouncer``): session pooling, the
+# mode that keeps every session feature dagster-postgres may use (LISTEN/NOTIFY for run-storage
+# watching, session settings); server connections are kept and reused across client connects.
+PGBOUNCER_POOL_MODE = "session"
+PGBOUNCER_POOL_SIZE = 40
+PGBOUNCER_MAX_CLIENTS = 1000
+PGBOUNCER_READY_SECONDS = 30.0
 OURS_JOB = "domo_exports_fanout"
 NAIVE_JOB = "naive_fanout"
 FLOOR_JOB = "dagster_floor_fanout"
@@ -159,6 +199,8 @@ class RunStats:
         domo_requests: Requests the sandbox's Domo API served during the run.
         domo_export_seconds: Domo's own time for the run's exports: the longest, from the
             sandbox creating an export to its end (0 without exports).
+        peak_mb: The step processes' peak resident memory (the largest ``VmHWM``, MiB); None
+            in the in-process modes, which have no step process.
     """
 
     label: str
@@ -169,6 +211,7 @@ class RunStats:
     export_ids: int
     domo_requests: int
     domo_export_seconds: float = 0.0
+    peak_mb: float | None = None
 
 
 # -- the sandbox --------------------------------------------------------------------------------
@@ -234,8 +277,53 @@ def resources(cap: int = DEFAULT_CAP) -> dict[str, Any]:
     }
 
 
+_peak_recorded = False
+
+
+def record_peak_at_exit() -> None:
+    """In a step process, write its peak memory to ``BENCH_FANOUT_PEAK_DIR`` when it exits.
+
+    The step processes of the multiprocess executor are spawned children of this benchmark
+    that rebuild the job by calling :func:`ours_job` (or :func:`floor_job`, :func:`naive_job`),
+    so that is where this is registered. ``VmHWM`` is the kernel's high-water mark of the
+    process's resident memory over its whole life: imports, code location load, the exports
+    and the recording, read at exit so nothing after a sample is missed. Nothing happens in
+    this (the orchestrating) process or when the variable is unset.
+    """
+    global _peak_recorded
+    target = os.environ.get(PEAK_DIR_VAR)
+    if not target or multiprocessing.parent_process() is None or _peak_recorded:
+        return
+    _peak_recorded = True
+    atexit.register(_write_peak, Path(target))
+
+
+def _write_peak(target: Path) -> None:
+    """Write this process's ``VmHWM`` and ``VmRSS`` (kB) to ``target/<pid>.json``."""
+    status = Path("/proc/self/status").read_text(encoding="utf-8").splitlines()
+    fields = {line.split(":")[0]: int(line.split()[1]) for line in status if line.startswith("Vm")}
+    document = {"pid": os.getpid(), "hwm_kb": fields["VmHWM"], "rss_kb": fields["VmRSS"]}
+    (target / f"{os.getpid()}.json").write_text(json.dumps(document), encoding="utf-8")
+
+
+def read_peaks(target: Path) -> list[int]:
+    """The peaks (kB) the step processes of a run wrote to `target`, then clear it.
+
+    Raises:
+        RuntimeError: No step process wrote one (the measurement would be missing, not zero).
+    """
+    files = sorted(target.glob("*.json"))
+    peaks = [json.loads(f.read_text(encoding="utf-8"))["hwm_kb"] for f in files]
+    for f in files:
+        f.unlink()
+    if not peaks:
+        raise RuntimeError(f"no step process wrote its peak memory to {target}")
+    return peaks
+
+
 def ours_job() -> JobDefinition:
     """Our layout's job (one multi-asset) under the multiprocess executor; reconstructable."""
+    record_peak_at_exit()
     specs = translate(load_catalog(os.environ[CATALOG_VAR]))
     assets = [*specs.datasets, build_export_assets(specs, retry_policy=None)]
     return _multiprocess_job(OURS_JOB, specs, assets)
@@ -247,6 +335,7 @@ def naive_job() -> JobDefinition:
     Module-level, like :func:`ours_job`, so that ``reconstructable`` can rebuild it in each
     step's process; the catalog comes from ``BENCH_FANOUT_CATALOG``.
     """
+    record_peak_at_exit()
     specs = translate(load_catalog(os.environ[CATALOG_VAR]))
     ops = [
         domo_export_assets(specs=[spec], name=f"{spec.key.path[-1]}_export", retry_policy=None)(
@@ -259,6 +348,7 @@ def naive_job() -> JobDefinition:
 
 def floor_job() -> JobDefinition:
     """Dagster's floor (d) under the multiprocess executor; reconstructable, like ours_job."""
+    record_peak_at_exit()
     specs = translate(load_catalog(os.environ[CATALOG_VAR]))
     return _multiprocess_job(FLOOR_JOB, specs, floor_assets(specs))
 
@@ -340,6 +430,7 @@ def stats(
         export_ids=len(versions - {None}),
         domo_requests=requests,
         domo_export_seconds=domo_export_seconds,
+        peak_mb=result.peak_kb / 1024 if isinstance(result, _Detached) else None,
     )
 
 
@@ -392,16 +483,19 @@ def out_of_process(
 
     def run() -> Any:
         with execute_job(reconstructable(job), instance=instance, asset_selection=keys) as result:
-            return _Detached(list(result.all_events))
+            events = list(result.all_events)
+        return _Detached(events, max(read_peaks(Path(os.environ[PEAK_DIR_VAR]))))
 
     return run
 
 
 @dataclass(frozen=True)
 class _Detached:
-    """The events of an ``ExecuteJobResult``, kept after its context closes."""
+    """The events of an ``ExecuteJobResult``, kept after its context closes, and the largest
+    peak memory (kB) of its step processes."""
 
     all_events: list[Any]
+    peak_kb: int
 
 
 @contextmanager
@@ -443,8 +537,105 @@ def write_postgres_instance_yaml(dagster_home: Path) -> None:
 
 
 @contextmanager
-def postgres_instance() -> Iterator[DagsterInstance]:
-    """An instance on PostgreSQL storage as deployed, on a durable throwaway cluster.
+def pgbouncer(cluster: "Postgres") -> Iterator[dict[str, str]]:
+    """PgBouncer in front of `cluster` on a free loopback port; yields the ``DAGSTER_PG_*``
+    variables that point at it.
+
+    Session pooling (``PGBOUNCER_POOL_MODE``): dagster-postgres opens a connection per write
+    (SQLAlchemy's NullPool) and closes it; PgBouncer keeps the server connection and hands it
+    to the next client, so the server forks no backend per write. Clients still authenticate
+    with SCRAM, as against the server (PgBouncer holds the password in its auth file and
+    authenticates to the server with it). Runs as the cluster's owner when we are root
+    (PgBouncer refuses root).
+
+    Raises:
+        RuntimeError: ``pgbouncer`` is not installed (``apt-get install -y pgbouncer``), or
+            it did not accept connections (with its log).
+    """
+    from tests.servers import Postgres, cluster_owner, free_port
+
+    binary = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
+    if binary is None:
+        raise RuntimeError(
+            f"{PGBOUNCER_MODE} needs PgBouncer: install it (apt-get install -y pgbouncer)"
+        )
+    owner = cluster_owner()
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-fanout-pgbouncer-") as tmp:
+        base = Path(tmp)
+        (base / "userlist.txt").write_text(f'"{cluster.user}" "{cluster.password}"\n')
+        ini = {
+            "listen_addr": "127.0.0.1",
+            "listen_port": port,
+            "unix_socket_dir": "",
+            "auth_type": "scram-sha-256",
+            "auth_file": base / "userlist.txt",
+            "pool_mode": PGBOUNCER_POOL_MODE,
+            "default_pool_size": PGBOUNCER_POOL_SIZE,
+            "max_client_conn": PGBOUNCER_MAX_CLIENTS,
+            "logfile": base / "pgbouncer.log",
+            # For SHOW STATS at the end (that the runs went through it).
+            "admin_users": cluster.user,
+        }
+        (base / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"{cluster.db_name} = host={cluster.host} port={cluster.port} "
+            f"dbname={cluster.db_name}\n\n[pgbouncer]\n"
+            + "".join(f"{name} = {value}\n" for name, value in ini.items())
+        )
+        if owner:
+            shutil.chown(base, owner)
+            for path in base.iterdir():
+                shutil.chown(path, owner)
+        as_owner = ["runuser", "-u", owner, "--"] if owner else []
+        process = subprocess.Popen(
+            [*as_owner, binary, str(base / "pgbouncer.ini")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            pooled = Postgres(cluster.host, port, cluster.user, cluster.password, cluster.db_name)
+            _wait_for_connection(pooled, process, base / "pgbouncer.log")
+            yield pooled.env()
+            print_pgbouncer_stats(pooled)
+        finally:
+            process.terminate()
+            process.wait(timeout=PGBOUNCER_READY_SECONDS)
+
+
+def print_pgbouncer_stats(pooled: "Postgres") -> None:
+    """Print PgBouncer's totals for the database (``SHOW STATS``): the traffic it carried."""
+    connection = pooled.connect("pgbouncer")
+    with closing(connection), connection.cursor() as cursor:
+        cursor.execute("SHOW STATS")
+        names = [column[0] for column in cursor.description]
+        for row in cursor.fetchall():
+            found = dict(zip(names, row, strict=True))
+            if found["database"] == pooled.db_name:
+                wanted = ("total_xact_count", "total_query_count", "total_server_assignment_count")
+                print("PgBouncer:", ", ".join(f"{k} {found[k]}" for k in wanted if k in found))
+
+
+def _wait_for_connection(pooled: "Postgres", process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until a query through PgBouncer succeeds; raise with its log if it never does."""
+    deadline = time.monotonic() + PGBOUNCER_READY_SECONDS
+    while True:
+        try:
+            with closing(pooled.connect()) as connection, connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                return
+        except Exception as error:  # psycopg2.OperationalError until it listens
+            if process.poll() is not None or time.monotonic() > deadline:
+                text = log.read_text() if log.exists() else "(no log)"
+                message = f"PgBouncer did not accept connections: {error}\n{text}"
+                raise RuntimeError(message) from error
+        time.sleep(SANDBOX_POLL_SECONDS)
+
+
+@contextmanager
+def postgres_instance(pooled: bool) -> Iterator[DagsterInstance]:
+    """An instance on PostgreSQL storage as deployed, on a durable throwaway cluster; with
+    `pooled`, through PgBouncer (:func:`pgbouncer`).
 
     ``DAGSTER_HOME`` (a directory of its own) and the ``DAGSTER_PG_*`` variables are set in
     this process's environment while the instance is open, because the multiprocess
@@ -457,19 +648,21 @@ def postgres_instance() -> Iterator[DagsterInstance]:
     with (
         postgres_cluster(durable=True) as cluster,
         tempfile.TemporaryDirectory(prefix="bench-fanout-pg-home-") as home,
-        environment({**cluster.env(), "DAGSTER_HOME": home}),
     ):
         check_durable(cluster)
         write_postgres_instance_yaml(Path(home))
-        with DagsterInstance.get() as instance:
-            yield instance
+        with ExitStack() as stack:
+            variables = stack.enter_context(pgbouncer(cluster)) if pooled else cluster.env()
+            stack.enter_context(environment({**variables, "DAGSTER_HOME": home}))
+            with DagsterInstance.get() as instance:
+                yield instance
 
 
 @contextmanager
 def open_instance(mode: str) -> Iterator[DagsterInstance]:
     """The mode's instance: PostgreSQL as deployed, SQLite in ``DAGSTER_HOME``, or in memory."""
-    if mode.endswith("postgres"):
-        with postgres_instance() as instance:
+    if "postgres" in mode:
+        with postgres_instance(pooled=mode == PGBOUNCER_MODE) as instance:
             yield instance
     elif mode.endswith("sqlite"):
         with DagsterInstance.get() as instance:
@@ -519,6 +712,101 @@ def measure_mode(
         if args.breakdown and mode.startswith("multiprocess"):
             marks = traced_single(control, instance, catalog)
     return rows, marks
+
+
+# -- scale: the same runs at two sizes ----------------------------------------------------------
+
+
+def measure_scale(
+    mode: str, workdir: Path, control: SandboxControl, args: argparse.Namespace
+) -> list[RunStats]:
+    """(b) and (d) at ``--scale-base`` exports, then at ``--exports``, each the median of
+    ``--repeat`` after a one-export warm-up, on one instance.
+
+    Each size has a catalog of its own (the first N synthetic DataSets), so each run loads a
+    code location of exactly the exports it runs, as a deployment of that size would.
+    """
+    rows = []
+    with open_instance(mode) as instance:
+        for size in (args.scale_base, args.exports):
+            path = workdir / f"exports-{size}.yaml"
+            specs = translate(write_catalog(path, size))
+            os.environ[CATALOG_VAR] = str(path)
+            if not rows:
+                warm = out_of_process(ours_job, instance, [specs.exports[0].key])
+                timed("warm-up", control, warm)
+            runs = {
+                f"(b) {size} exports, one step": out_of_process(ours_job, instance, None),
+                f"(d) Dagster floor, {size} results": out_of_process(floor_job, instance, None),
+            }
+            rows += [median_run(label, control, run, args.repeat) for label, run in runs.items()]
+    return rows
+
+
+def scale_report(mode: str, rows: Sequence[RunStats], sizes: Sequence[int]) -> list[str]:
+    """Table lines of the scale runs: per-export wall time, share over the floor, memory."""
+    lines = [
+        f"| {mode} | wall s | ms / export | (b) / (d) | (b) - (d) ms / export | step peak MB "
+        "| Domo requests / export | materializations | checks passed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for index, size in enumerate(sizes):
+        ours, floor = rows[2 * index], rows[2 * index + 1]
+        for run in (ours, floor):
+            is_ours = run is ours
+            ratio = f"{ours.seconds / floor.seconds:.2f}" if is_ours else ""
+            share = f"{(ours.seconds - floor.seconds) / size * 1000:.1f}" if is_ours else ""
+            lines.append(
+                f"| {run.label} | {run.seconds:.2f} | {run.seconds / size * 1000:.1f} | {ratio} "
+                f"| {share} | {run.peak_mb:.0f} | {run.domo_requests / size:.2f} "
+                f"| {run.materializations} | {run.checks_passed}/{run.checks} |"
+            )
+    return lines
+
+
+def scale_verdict(mode: str, rows: Sequence[RunStats], sizes: Sequence[int]) -> bool:
+    """Print the scale goals' figures; True when the per-export cost of (b) grows at most
+    ``MAX_PER_EXPORT_GROWTH`` from the smaller size to the larger and every run recorded each
+    export's materialization and every check."""
+    (small, large) = sizes
+    b_small, d_small, b_large, d_large = rows
+    per = [run.seconds / size for run, size in zip(rows, (small, small, large, large), strict=True)]
+    growth = per[2] / per[0]
+    floor_growth = per[3] / per[1]
+    ok = growth <= MAX_PER_EXPORT_GROWTH
+    print(
+        f"Goal per-export cost of (b) from {small} to {large} <= {MAX_PER_EXPORT_GROWTH:g}x, "
+        f"{mode}: {per[0] * 1000:.1f} -> {per[2] * 1000:.1f} ms = "
+        f"{growth:.2f}x -> {'PASS' if ok else 'MISS'} (Dagster's floor (d): {floor_growth:.2f}x)"
+    )
+    share_small = (b_small.seconds - d_small.seconds) / small * 1000
+    share_large = (b_large.seconds - d_large.seconds) / large * 1000
+    print(
+        f"Our share over the floor, {mode}: (b) / (d) = {b_small.seconds / d_small.seconds:.2f} "
+        f"at {small}, {b_large.seconds / d_large.seconds:.2f} at {large}; (b) - (d) = "
+        f"{share_small:.1f} then {share_large:.1f} ms an export"
+    )
+    if any(run.peak_mb is None for run in rows):
+        raise RuntimeError(f"{mode}: a scale run has no step peak memory (multiprocess only)")
+    peaks = [run.peak_mb or 0.0 for run in rows]
+    marginal = (peaks[2] - peaks[0]) / (large - small)
+    floor_marginal = (peaks[3] - peaks[1]) / (large - small)
+    print(
+        f"Step peak memory, {mode}: (b) {peaks[0]:.0f} -> {peaks[2]:.0f} MB "
+        f"({marginal:.3f} MB per added export; {peaks[2] / large:.3f} MB per export "
+        f"overall); (d) {peaks[1]:.0f} -> {peaks[3]:.0f} MB "
+        f"({floor_marginal:.3f} MB per added export)"
+    )
+    wrong = []
+    for run, size in zip(rows, (small, small, large, large), strict=True):
+        specs = translate(load_catalog(os.environ[CATALOG_VAR]))
+        keys = [s.key for s in specs.exports[:size]]
+        wrong += [f"{run.label}: {p}" for p in problems(run, size, expected_checks(specs, keys))]
+    for problem in wrong:
+        print(f"  recorded wrongly: {problem}")
+    if not wrong:
+        print(f"  recorded: every run's {small} or {large} materializations and all their checks")
+    return ok and not wrong
 
 
 # -- one export, second by second -------------------------------------------------------------
@@ -574,6 +862,7 @@ def traced_single(
     launched = time.time()
     with execute_job(reconstructable(ours_job), instance=instance, asset_selection=[key]) as run:
         run_id = run.run_id
+    read_peaks(Path(os.environ[PEAK_DIR_VAR]))  # cleared: the trace reports no memory
     marks = [Mark(launched, "bench", "launched"), Mark(time.time(), "bench", "returned")]
     for entry in instance.all_logs(run_id):
         kind = entry.dagster_event.event_type_value if entry.dagster_event else "LOG"
@@ -690,6 +979,20 @@ def verdict(mode: str, rows: Sequence[RunStats], specs: DomoSpecs) -> bool:
     return fanout_ok and single_ok and not wrong
 
 
+def scale_summary(results: Mapping[str, Sequence[RunStats]], args: argparse.Namespace) -> int:
+    """Print the scale runs' tables and goals; exit status 0 when every mode passes."""
+    sizes = (args.scale_base, args.exports)
+    print(
+        f"\nScale: {sizes[0]} then {sizes[1]} exports over {args.exports} synthetic DataSets, "
+        f"max_concurrent_exports={args.cap}, {os.cpu_count()} CPUs, median of {args.repeat}"
+    )
+    for mode, rows in results.items():
+        print("\n".join(["", *scale_report(mode, rows, sizes)]))
+    print()
+    passed = [scale_verdict(mode, rows, sizes) for mode, rows in results.items()]
+    return 0 if all(passed) else 1
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -699,10 +1002,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--mode",
         choices=[*MODES, "all"],
-        default=DEFAULT_MODE,
-        help=f"default {DEFAULT_MODE} (about 6 min with the naive layout); all: about 9 min "
-        "with --no-naive",
+        nargs="+",
+        default=[DEFAULT_MODE],
+        help=f"one or more; default {DEFAULT_MODE} (about 6 min with the naive layout)",
     )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="instead of (a)-(e): (b) and (d) at --scale-base exports and at --exports, with "
+        "the step's peak memory (multiprocess modes)",
+    )
+    parser.add_argument("--scale-base", type=int, default=DEFAULT_SCALE_BASE)
     parser.add_argument("--naive", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
         "--breakdown",
@@ -716,7 +1026,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; exit status 0 when every mode passes."""
     args = parse_args(argv)
-    modes = MODES if args.mode == "all" else (args.mode,)
+    modes = MODES if "all" in args.mode else tuple(dict.fromkeys(args.mode))
+    if args.scale and not all(m.startswith("multiprocess") for m in modes):
+        raise SystemExit("--scale measures step processes: multiprocess modes only")
     results: dict[str, list[RunStats]] = {}
     traces: dict[str, list[Mark]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
@@ -728,10 +1040,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ[CATALOG_VAR] = str(workdir / "exports.yaml")
             os.environ[CAP_VAR] = str(args.cap)
             os.environ["DAGSTER_HOME"] = str(workdir)
+            os.environ[PEAK_DIR_VAR] = str(workdir / "peaks")
+            (workdir / "peaks").mkdir()
             catalog = write_catalog(workdir / "exports.yaml", args.exports)
             control = SandboxControl(env["DOMO_INSTANCE_URL"])
             for mode in modes:
-                results[mode], traces[mode] = measure_mode(mode, catalog, control, args)
+                if args.scale:
+                    results[mode] = measure_scale(mode, workdir, control, args)
+                else:
+                    results[mode], traces[mode] = measure_mode(mode, catalog, control, args)
+            if args.scale:
+                return scale_summary(results, args)
         finally:
             stop_sandbox(process)
     print(
