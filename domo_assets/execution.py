@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import posixpath
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -41,7 +40,7 @@ from domo_assets.publish import GlueClients, Publication, new_glue_clients, publ
 from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.runner import ExportRunner
 from domo_assets.s3.landing import LandingError, LatestPointer, pointer_order, read_latest
-from domo_assets.s3.manifest import ExportManifest, read_manifest
+from domo_assets.s3.manifest import ExportManifest, read_manifest_at
 from domo_assets.s3.owner import expect_bucket_owners, owners_of
 from domo_assets.sightings import InstanceSightings
 from domo_assets.translator import PARQUET_ASSET_KEY, dataset_node, export_config
@@ -417,13 +416,11 @@ class Publisher:
         Raises:
             RecordMissingError: The materialization names no manifest that can be read.
         """
-        uri = recorded.manifest_uri
-        bucket, _, key = (uri or "").removeprefix("s3://").partition("/")
-        stored = read_manifest(self._s3, bucket, posixpath.dirname(key)) if key else None
+        stored = read_manifest_at(self._s3, recorded.manifest_uri)
         if stored is None:
             raise RecordMissingError(
                 f"the materialization of export {recorded.export_id} names no readable "
-                f"manifest ({uri}); materialize {config.name} again"
+                f"manifest ({recorded.manifest_uri}); materialize {config.name} again"
             )
         return self._publish(config, stored.manifest, stored.uri, recorded.export_id, ledger)
 

@@ -10,7 +10,6 @@ rows equal the export's. The lineage graph then reads
 DataSet, export, Parquet, and whatever consumes it.
 """
 
-import posixpath
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,7 +37,7 @@ from dagster import (
 from domo_assets.assets import DOMO_POOL
 from domo_assets.catalog import ExportConfig
 from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY, TABLE_NAME_KEY
-from domo_assets.domo.models import DataSetColumn, S3Object
+from domo_assets.domo.models import DataSetColumn, S3Object, normalize_s3_url
 from domo_assets.resource import S3ClientFactory
 from domo_assets.translator import DomoSpecs, export_config
 
@@ -200,7 +199,7 @@ def _write_parquet(
     export_id = str(source["export_id"].value)
     uris = list(source["s3_uris"].value)
     columns = _columns(source[COLUMN_SCHEMA_KEY].value)
-    objects = [tuple(uri.removeprefix("s3://").split("/", 1)) for uri in uris]
+    objects = [normalize_s3_url(uri) for uri in uris]
     folder = f"{config.export_path(partition)}/{export_id}/{PARQUET_FOLDER}"
     result = convert_export(
         s3_client,
@@ -236,7 +235,7 @@ def _write_parquet(
         export_id=export_id,
         columns=tuple(columns),
         manifest_uri=str(manifest.value) if manifest is not None else None,
-        files=tuple(_parquet_object(f.uri, f.rows) for f in result.files),
+        files=tuple(S3Object(*normalize_s3_url(f.uri), f.rows) for f in result.files),
     )
     return written, MaterializeResult(
         asset_key=spec.key,
@@ -286,11 +285,6 @@ def _recorded_compression(source: Mapping[str, Any]) -> str | None:
 
 def _columns(schema: TableSchema) -> list[DataSetColumn]:
     return [DataSetColumn(c.name, _DOMO_TYPES.get(c.type, "STRING")) for c in schema.columns]
-
-
-def _parquet_object(uri: str, rows: int) -> S3Object:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return S3Object(bucket, key, rows)
 
 
 def _table_metadata(config: ExportConfig, columns: Sequence[DataSetColumn]) -> dict[str, Any]:
@@ -354,11 +348,10 @@ def _publish_parquet(
     from domo_assets.publish import glue_table, register_table
     from domo_assets.s3.glue import PARQUET
     from domo_assets.s3.landing import PARQUET_LATEST_NAME, publish_pointer
-    from domo_assets.s3.manifest import read_manifest
+    from domo_assets.s3.manifest import read_manifest_at
 
     config = written.config
-    bucket, _, key = (written.manifest_uri or "").removeprefix("s3://").partition("/")
-    stored = read_manifest(s3_client, bucket, posixpath.dirname(key)) if key else None
+    stored = read_manifest_at(s3_client, written.manifest_uri)
     if stored is None:
         return (
             f"the export's manifest ({written.manifest_uri}) cannot be read: the Parquet files "

@@ -29,7 +29,6 @@ It knows S3 (through boto3) and the Domo layer's records, nothing of Dagster.
 from __future__ import annotations
 
 import json
-import posixpath
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +46,7 @@ from domo_assets.s3.manifest import (
     ManifestFile,
     export_order,
     iso,
+    manifest_folder,
     manifest_key,
     parse_manifest,
 )
@@ -510,8 +510,8 @@ def pointer_order(s3_client: Any, pointer: LatestPointer) -> tuple[datetime, dat
     written before they recorded Domo's times) from the export's manifest."""
     if pointer.started is not None or pointer.finished is not None:
         return pointer.order_key
-    bucket, _, key = pointer.manifest.removeprefix("s3://").partition("/")
-    found = _read_folder_manifest(s3_client, bucket, posixpath.dirname(key)) if key else None
+    folder = manifest_folder(pointer.manifest)
+    found = _read_folder_manifest(s3_client, *folder) if folder is not None else None
     return found.order_key if found is not None else pointer.order_key
 
 

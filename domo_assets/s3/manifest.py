@@ -38,7 +38,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from domo_assets.domo.errors import DomoResponseError
-from domo_assets.domo.models import DataSetColumn, S3Object, parse_timestamp
+from domo_assets.domo.models import DataSetColumn, S3Object, normalize_s3_url, parse_timestamp
 from domo_assets.s3.storage import is_missing
 from domo_assets.s3.target import ExportTarget, export_folder
 from domo_assets.version import __version__
@@ -211,6 +211,29 @@ def write_manifest(s3_client: Any, manifest: ExportManifest, *, keep_existing: b
         body = json.dumps(manifest.to_document(), indent=2).encode("utf-8")
         s3_client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=JSON_CONTENT_TYPE)
     return f"s3://{bucket}/{key}"
+
+
+def manifest_folder(uri: str | None) -> tuple[str, str] | None:
+    """``(bucket, folder key)`` of the manifest an ``s3://`` URI names, or None when it names
+    none (no URI, or no key)."""
+    if not uri:
+        return None
+    try:
+        bucket, key = normalize_s3_url(uri)
+    except DomoResponseError:
+        return None
+    return bucket, posixpath.dirname(key)
+
+
+def read_manifest_at(s3_client: Any, uri: str | None) -> StoredManifest | None:
+    """The manifest an ``s3://`` URI names (a materialization's ``manifest_uri``, a pointer's
+    ``manifest``), or None when it names none or none this project wrote is there.
+
+    Raises:
+        ClientError: S3 refused the read for another reason than a missing object.
+    """
+    folder = manifest_folder(uri)
+    return read_manifest(s3_client, *folder) if folder is not None else None
 
 
 def read_manifest(s3_client: Any, bucket: str, folder_key: str) -> StoredManifest | None:
