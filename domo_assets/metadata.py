@@ -21,9 +21,9 @@ from dagster import (
 
 from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY, TABLE_NAME_KEY
 from domo_assets.outcome import ExportOutcome
-from domo_assets.publish import glue_table, parquet_table_name
+from domo_assets.publish import entry_table, parquet_table_name
 from domo_assets.s3.credentials import CredentialGrant
-from domo_assets.s3.glue import CSV, csv_table_reading, table_reference
+from domo_assets.s3.glue import CSV, csv_table_reading
 from domo_assets.s3.landing import latest_key
 from domo_assets.s3.target import prefix_uri
 
@@ -156,8 +156,7 @@ def landing_metadata(outcome: ExportOutcome) -> dict[str, Any]:
     }
     if config.table is None:
         return metadata
-    table = glue_table(config, (), None, CSV)
-    reference = table_reference(table.database, table.name, config.region)
+    reference = entry_table(config, CSV)
     verification = outcome.verification
     reading = csv_table_reading(
         reference.table_name,

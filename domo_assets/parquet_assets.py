@@ -226,7 +226,7 @@ def _write_parquet(
         ),
     }
     if config.table is not None:
-        metadata.update(_table_metadata(config, columns))
+        metadata.update(_table_metadata(config))
     manifest = source.get("manifest_uri")
     written = _Written(
         config=config,
@@ -287,13 +287,12 @@ def _columns(schema: TableSchema) -> list[DataSetColumn]:
     return [DataSetColumn(c.name, _DOMO_TYPES.get(c.type, "STRING")) for c in schema.columns]
 
 
-def _table_metadata(config: ExportConfig, columns: Sequence[DataSetColumn]) -> dict[str, Any]:
+def _table_metadata(config: ExportConfig) -> dict[str, Any]:
     """The Parquet table's name and console link (it is registered after the record)."""
-    from domo_assets.publish import glue_table
-    from domo_assets.s3.glue import PARQUET, table_reference
+    from domo_assets.publish import entry_table
+    from domo_assets.s3.glue import PARQUET
 
-    table = glue_table(config, tuple(columns), None, PARQUET)
-    reference = table_reference(table.database, table.name, config.region)
+    reference = entry_table(config, PARQUET)
     return {
         TABLE_NAME_KEY: reference.table_name,
         "glue/console_url": MetadataValue.url(reference.console_url),

@@ -228,12 +228,25 @@ def glue_table(
     )
 
 
+def entry_table(config: ExportConfig, file_format: str) -> TableReference:
+    """The qualified name and console link of a catalog entry's CSV table, or (``parquet``)
+    its Parquet asset's, as ``glue_table`` names them.
+
+    Raises:
+        ValueError: The entry has no ``table:``.
+    """
+    if config.table is None:
+        raise ValueError(f"export {config.name!r} has no table: setting")
+    name = _table_name(config.table.name or config.name, file_format)
+    return table_reference(config.table.database, name, config.region)
+
+
 def parquet_table_name(config: ExportConfig) -> str | None:
     """``<database>.<table>_parquet``, the Parquet asset's table, for an entry with ``table:``
     and ``parquet: true``; None otherwise."""
     if config.table is None or not config.parquet:
         return None
-    return f"{config.table.database}.{_table_name(config.table.name or config.name, PARQUET)}"
+    return entry_table(config, PARQUET).table_name
 
 
 def _table_name(name: str, file_format: str) -> str:
