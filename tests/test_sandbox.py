@@ -711,6 +711,26 @@ def test_delay_fault_slows_the_response(domo: DomoHttp, sandbox: Sandbox) -> Non
     assert time.monotonic() - started >= 0.5
 
 
+def test_a_request_held_across_a_clear_is_not_logged_after_it(
+    domo: DomoHttp, sandbox: Sandbox
+) -> None:
+    """A request a delay fault holds while the log is cleared (a test's reset) belongs to the
+    log before it: it never shows up in the next one."""
+    sandbox.control.add_fault(method="GET", path_regex="/datasources/", action="delay", delay=1.0)
+    path = f"/api/data/v3/datasources/{PHARMACY_CLAIMS_ID}"
+    held = threading.Thread(target=lambda: domo.get(path, timeout=10))
+    held.start()
+    deadline = time.monotonic() + 10
+    while not any(f["hits"] for f in sandbox.control.faults()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sandbox.control.clear_requests()
+    held.join(timeout=10)
+    assert not held.is_alive()
+    assert sandbox.control.requests() == []
+    domo.get(path)
+    assert [r["path"] for r in sandbox.control.requests()] == [path]
+
+
 def test_drop_response_fault_processes_then_drops(domo: DomoHttp, sandbox: Sandbox) -> None:
     fast(sandbox, PHARMACY_CLAIMS_ID)
     sandbox.control.add_fault(method="POST", path_regex="/export/", action="drop_response")

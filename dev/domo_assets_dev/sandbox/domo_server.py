@@ -101,11 +101,12 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         path = self.path.partition("?")[0]
         is_control = path.startswith(CONTROL_PREFIX + "/")
+        ticket = state.requests.ticket()
         fault = None if is_control else state.faults.take(self.command, path)
         action = fault.action if fault else None
         credentials = credential_kinds(dict(self.headers))
         if action == "reset" or (action == "delay" and not state.sleep(fault.delay)):
-            state.requests.record(self.command, path, None, action, credentials)
+            state.requests.record(self.command, path, None, action, credentials, ticket)
             self._abort()
             return
         request = Request.build(self.command, self.path, dict(self.headers), self._read_body())
@@ -115,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
             response = self._dispatch(request)
         if not is_control:
             sent = None if action == "drop_response" else response.status
-            state.requests.record(self.command, path, sent, action, credentials)
+            state.requests.record(self.command, path, sent, action, credentials, ticket)
         if action == "drop_response":
             self._abort()
             return

@@ -52,6 +52,14 @@ class RequestLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: list[LoggedRequest] = []
+        # Bumped by every clear: a request that arrived before a clear (one a delay fault held
+        # across a test's reset) is not logged after it.
+        self._generation = 0
+
+    def ticket(self) -> int:
+        """Taken when a request arrives, handed back to `record` when it is answered."""
+        with self._lock:
+            return self._generation
 
     def record(
         self,
@@ -60,11 +68,14 @@ class RequestLog:
         status: int | None,
         fault: str | None,
         credentials: Sequence[str] = (),
+        ticket: int | None = None,
     ) -> None:
-        """Append an entry timestamped now."""
+        """Append an entry timestamped now, unless the log was cleared since the request
+        arrived (its `ticket`)."""
         entry = LoggedRequest(method, path, status, time.time(), fault, tuple(credentials))
         with self._lock:
-            self._entries.append(entry)
+            if ticket is None or ticket == self._generation:
+                self._entries.append(entry)
 
     def entries(self) -> list[dict[str, Any]]:
         """Return every entry, oldest first, as JSON-ready data."""
@@ -72,9 +83,10 @@ class RequestLog:
             return [asdict(entry) for entry in self._entries]
 
     def clear(self) -> None:
-        """Forget every entry."""
+        """Forget every entry, and every request still being answered."""
         with self._lock:
             self._entries.clear()
+            self._generation += 1
 
 
 class SandboxState:
