@@ -33,7 +33,7 @@ from dagster import (
 from domo_assets.catalog import ExportConfig
 from domo_assets.checks import check_results
 from domo_assets.domo.errors import is_permanent
-from domo_assets.ledger import InstanceLedger, Materialized
+from domo_assets.ledger import InstanceLedger, LatestMaterializations, Materialized
 from domo_assets.metadata import materialization_metadata
 from domo_assets.outcome import ExportOutcome
 from domo_assets.publish import GlueClients, Publication, new_glue_clients, publish
@@ -135,8 +135,11 @@ def run_exports(
     """
     keys = {config.name: key for key, config in exports.items()}
     configs = list(exports.values())
+    shared = LatestMaterializations(context.instance)
     ledgers = {
-        c.name: InstanceLedger(context.instance, keys[c.name], partition_key, context.run_id)
+        c.name: InstanceLedger(
+            context.instance, keys[c.name], partition_key, context.run_id, shared
+        )
         for c in configs
     }
     failures = StepFailures()

@@ -13,10 +13,18 @@ which run, so a step retry skips the exports an earlier attempt materialized.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dagster import AssetKey, AssetObservation, AssetRecordsFilter, DagsterInstance
+from dagster import (
+    AssetKey,
+    AssetObservation,
+    AssetRecordsFilter,
+    DagsterInstance,
+    EventLogRecord,
+)
 
 from domo_assets.domo.models import Export
 from domo_assets.runner import StartRecord
@@ -53,12 +61,20 @@ class InstanceLedger:
         key: The export asset's key.
         partition_key: The partition, for a partitioned asset.
         run_id: The run recording starts.
+        shared: Reads the latest materialization of many assets at once (a step's ledgers
+            share it); used for an unpartitioned asset.
     """
 
     def __init__(
-        self, instance: DagsterInstance, key: AssetKey, partition_key: str | None, run_id: str
+        self,
+        instance: DagsterInstance,
+        key: AssetKey,
+        partition_key: str | None,
+        run_id: str,
+        shared: LatestMaterializations | None = None,
     ):
         self._instance = instance
+        self._shared = shared if partition_key is None else None
         self._key = key
         self._partition_key = partition_key
         self._run_id = run_id
@@ -131,14 +147,86 @@ class InstanceLedger:
 
     def latest_materialization(self) -> Materialized | None:
         """The asset's latest materialization: its export id and run."""
+        if self._shared is not None:
+            return self._shared.latest(self._key)
         for record in self._instance.fetch_materializations(self._filter, limit=1).records:
-            materialization = record.asset_materialization
-            metadata = materialization.metadata if materialization is not None else {}
-            export_id = metadata.get(EXPORT_ID_KEY)
-            manifest = metadata.get(MANIFEST_URI_KEY)
-            return Materialized(
-                str(export_id.value) if export_id is not None else None,
-                record.run_id,
-                str(manifest.value) if manifest is not None else None,
-            )
+            return _materialized(record)
         return None
+
+
+def _materialized(record: EventLogRecord) -> Materialized:
+    """The export, run and manifest a materialization record names."""
+    materialization = record.asset_materialization
+    metadata = materialization.metadata if materialization is not None else {}
+    export_id = metadata.get(EXPORT_ID_KEY)
+    manifest = metadata.get(MANIFEST_URI_KEY)
+    return Materialized(
+        str(export_id.value) if export_id is not None else None,
+        record.run_id,
+        str(manifest.value) if manifest is not None else None,
+    )
+
+
+class LatestMaterializations:
+    """The latest materialization of unpartitioned assets, read for many callers at once.
+
+    A step's publications each check that Dagster recorded their export before publishing it.
+    One storage read per check would queue, on SQLite, behind every other check and the step's
+    own event writes (one lock per process); here the callers that arrive while a read is under
+    way are answered together by the next one (``get_asset_records``, one read for all their
+    assets). Each caller's answer comes from a read that began after it asked, so it sees every
+    record stored before it asked.
+
+    Args:
+        instance: The Dagster instance.
+    """
+
+    def __init__(self, instance: DagsterInstance) -> None:
+        self._instance = instance
+        self._changed = threading.Condition()
+        self._queued: set[AssetKey] = set()
+        self._answers: dict[AssetKey, Materialized | None] = {}
+        self._reading = False
+        # Reads are numbered: a caller waits for the first read numbered after its arrival.
+        self._next_read = 0
+        self._last_read = -1
+
+    def latest(self, key: AssetKey) -> Materialized | None:
+        """The asset's latest materialization, as recorded when this was called, or later."""
+        with self._changed:
+            self._queued.add(key)
+            mine = self._next_read
+            while self._last_read < mine:
+                if self._reading:
+                    self._changed.wait()
+                    continue
+                self._read_queued()
+            return self._answers[key]
+
+    def _read_queued(self) -> None:
+        """Read every queued asset's latest materialization (called holding the condition)."""
+        keys, self._queued = sorted(self._queued, key=str), set()
+        number, self._next_read = self._next_read, self._next_read + 1
+        self._reading = True
+        self._changed.release()
+        try:
+            answers = self._read(keys)
+        except BaseException:
+            with self._changed:
+                # The callers still waiting for these assets are answered by the next read.
+                self._queued.update(keys)
+            raise
+        finally:
+            self._changed.acquire()
+            self._reading = False
+            self._changed.notify_all()
+        self._answers.update(answers)
+        self._last_read = number
+
+    def _read(self, keys: Sequence[AssetKey]) -> dict[AssetKey, Materialized | None]:
+        found: dict[AssetKey, Materialized | None] = dict.fromkeys(keys)
+        for record in self._instance.get_asset_records(keys):
+            latest = record.asset_entry.last_materialization_record
+            if latest is not None:
+                found[record.asset_entry.asset_key] = _materialized(latest)
+        return found

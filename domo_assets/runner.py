@@ -553,18 +553,22 @@ class ExportRunner:
         """The export this asset started for this very request, if it can still serve.
 
         It serves while Domo runs it, or once it succeeded if it was never materialized and the
-        DataSet has not changed since it started (its data is then still current).
+        DataSet has not changed since it started (its data is then still current). The ledger
+        is read only when the DataSet lists an export that could serve: each read queues for
+        the instance's storage with every other export's and the step's event writes (on
+        SQLite, one lock per process), and a first export, or one of a changed DataSet, needs
+        none.
         """
+        if not any(_could_serve(dataset, export) for export in history):
+            return None
         record = ledger.last_started()
         if record is None or record.request != target.fingerprint:
             return None
         found = next((e for e in history if e.export_id == record.export_id), None)
-        if found is None:
+        if found is None or not _could_serve(dataset, found):
             return None
         if found.is_active:
             return found
-        if found.status is not ExportStatus.SUCCESS or not _unchanged_since(dataset, found):
-            return None
         return found if ledger.last_materialized() != found.export_id else None
 
     def _running(self, config: ExportConfig, history: tuple[Export, ...]) -> Export | None:
@@ -775,6 +779,14 @@ def _records(record: StartRecord | None, export: Export, target: ExportTarget) -
         and record.export_id == export.export_id
         and record.request == target.fingerprint
     )
+
+
+def _could_serve(dataset: DataSetMetadata, export: Export) -> bool:
+    """Whether a listed export could serve a request for the DataSet's current data (if it is
+    this asset's own): Domo still runs it, or it succeeded after the data last changed."""
+    if export.is_active:
+        return True
+    return export.status is ExportStatus.SUCCESS and _unchanged_since(dataset, export)
 
 
 def _unchanged_since(dataset: DataSetMetadata, export: Export) -> bool:

@@ -31,7 +31,13 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RetryPolicy
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    DagsterInstance,
+    DagsterRunStatus,
+    RetryPolicy,
+)
 from domo_assets_dev.sandbox import (
     DAILY_ORDERS_ID,
     EXPORT_BUCKET,
@@ -51,6 +57,7 @@ from support import (
 
 from domo_assets.catalog import Catalog
 from domo_assets.domo.models import DataSetColumn
+from domo_assets.ledger import LatestMaterializations
 from domo_assets.s3.landing import apply_retention, publish_pointer, read_latest
 from domo_assets.s3.manifest import ExportManifest, ManifestFile, write_manifest
 
@@ -675,3 +682,36 @@ def test_strict_grouped_where_change_over_a_manifestless_previous_export_is_not_
     assert adopted["export_id"] == recorded["export_id"]
     assert read_json(s3, adopted["manifest_uri"])["request"] == recorded["domo/request"]
     assert sandbox.control.export_count(DAILY_ORDERS_ID) == 1
+
+
+def test_latest_materializations_answer_every_caller_with_what_was_recorded_before_it_asked(
+    instance: DagsterInstance,
+) -> None:
+    """The step's publications confirm their records through one shared reader: 40 threads
+    asking at once (each right after its asset's materialization was stored, as a publication
+    does) each get their own asset's latest export, and a later record is seen by a later ask."""
+    keys = [AssetKey(["lake", f"t{i}"]) for i in range(40)]
+
+    def record(key: AssetKey, export_id: str) -> None:
+        instance.report_runless_asset_event(
+            AssetMaterialization(key, metadata={"export_id": export_id, "manifest_uri": "s3://b/m"})
+        )
+
+    shared = LatestMaterializations(instance)
+    answers: dict[AssetKey, str | None] = {}
+
+    def publish(key: AssetKey) -> None:
+        record(key, f"{key.path[-1]}-1")
+        latest = shared.latest(key)
+        answers[key] = latest.export_id if latest else None
+
+    threads = [threading.Thread(target=publish, args=(key,)) for key in keys]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == {key: f"{key.path[-1]}-1" for key in keys}
+    assert shared.latest(AssetKey(["lake", "never"])) is None
+    record(keys[0], "t0-2")
+    again = shared.latest(keys[0])
+    assert again is not None and again.export_id == "t0-2" and again.manifest_uri == "s3://b/m"

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from domo_assets.domo.models import Export, ExportStatus
 
-DEFAULT_INITIAL_INTERVAL = 1.0
+DEFAULT_INITIAL_INTERVAL = 0.5
 DEFAULT_MAX_INTERVAL = 600.0
 DEFAULT_BACKOFF = 1.5
 DEFAULT_TIMEOUT = 3600.0
