@@ -629,10 +629,23 @@ class DomoExportsComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
         """
         yield from domo.export_and_poll(context)
 
-    @property
-    def export_op(self) -> ExportOp:
-        """How the export ops run, from ``op`` and ``retry_policy``."""
+    def export_op(self, source: str) -> ExportOp:
+        """How the export ops run, from ``op`` and ``retry_policy``.
+
+        Args:
+            source: Where the instance is declared, for messages.
+
+        Raises:
+            DomoComponentError: ``op.backfill_policy`` would hand a run several partitions.
+        """
         op = self.op
+        policy = op.backfill_policy if op else None
+        if policy is not None and policy != dg.BackfillPolicy.multi_run(1):
+            raise DomoComponentError(
+                f"{source}: op.backfill_policy: a partitioned export's run exports one partition "
+                "(one Domo export per partition, and Domo runs one export of a DataSet at a "
+                "time): give {type: multi_run, max_partitions_per_run: 1} or leave it out"
+            )
         return ExportOp(
             name=op.name if op else None,
             tags=op.tags if op else None,
@@ -745,7 +758,7 @@ class DomoExportsComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
                 self.domo,
                 translator=self.translator,
                 scope=scope,
-                op=self.export_op,
+                op=self.export_op(source),
                 # An instance in a subfolder binds its own connection; one at the defs root
                 # uses the code location's `domo` resource.
                 body=execute_body(self.execute, self.domo if scope is not None else None),

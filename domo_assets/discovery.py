@@ -29,6 +29,7 @@ from pydantic import Field
 
 from domo_assets.dagster_names import COLUMN_SCHEMA_KEY
 from domo_assets.domo.endpoints import dataset_page_url
+from domo_assets.domo.errors import DomoError
 from domo_assets.domo.models import DataSetColumn, DataSetOwner, DataSetSummary, parse_timestamp
 
 if TYPE_CHECKING:
@@ -283,8 +284,6 @@ def refresh(
             export's DataSet cannot be read with these credentials (the message names it).
         DomoError: Domo refused or failed a listing page or a schema read.
     """
-    from domo_assets.domo.errors import DomoError
-
     listing: tuple[DataSetSummary, ...] = ()
     selected: list[DataSetSummary] = []
     owners: dict[str, DataSetOwner] = {}
@@ -342,8 +341,6 @@ def _owner_emails(
 ) -> dict[str, DataSetOwner]:
     """``known`` and each other distinct owner with the e-mail address Domo's user record
     gives (one read each)."""
-    from domo_assets.domo.errors import DomoError
-
     found: dict[str, DataSetOwner] = dict(known)
     for owner in owners:
         if owner.id in found or owner.email:

@@ -270,6 +270,15 @@ def test_execute_op_and_retry_policy_are_extension_points(
     ]
     assert logged == ["LoggedExports exporting ['claims']"]
 
+    # A backfill policy handing a run several partitions is refused: a run exports one.
+    document["attributes"]["op"] = {"backfill_policy": {"type": "single_run"}}
+    write_instance(tmp_path / module / "defs" / "lake", document)
+    with pytest.raises(Exception) as failure:
+        load_project(tmp_path, monkeypatch)
+    assert "op.backfill_policy: a partitioned export's run exports one partition" in _messages(
+        failure.value
+    )
+
 
 def test_two_instances_in_one_project_do_not_collide(
     domo_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance
