@@ -8,12 +8,13 @@ the DataSet's description, owner, link and column schema.
 The component's ``defaults``, ``exports`` and ``sensor`` are the YAML catalog's sections: their
 field names are typed models (so ``dg check yaml`` names a misspelled one, with its line), their
 values validated by the catalog's code (:func:`domo_assets.catalog.parse_catalog`, messages
-naming the ``defs.yaml``, the export and the field). Its ``domo`` connection is templated with ``{{ env.NAME }}``; a value
-written that way becomes ``EnvVar("NAME")``, read only when a run or the sensor uses it, so no
-secret is stored in run config or job snapshots. ``translation`` is Dagster's standard one, applied
-on top of
+naming the ``defs.yaml``, the export and the field). Its ``domo`` connection is templated with
+``{{ env.NAME }}``; a value written that way becomes ``EnvVar("NAME")``, read only when a run or
+the sensor uses it, so no secret is stored in run config or job snapshots. ``translation`` is
+Dagster's standard one, applied on top of
 :class:`~domo_assets.translator.DagsterDomoTranslator`; ``post_processing`` in ``defs.yaml``
-works as for any component.
+works as for any component. ``op``, ``retry_policy`` and an overridden ``execute`` shape the
+export steps.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, NewType
+from typing import Annotated, Any, Literal, NewType, Self
 
 import dagster as dg
 from dagster.components import DefsStateConfig, DefsStateConfigArgs, ResolvedDefsStateConfig
@@ -518,14 +519,18 @@ class DomoExportsComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
     _details: _Details | None = PrivateAttr(default=None)
 
     @classmethod
-    def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> Any:
+    def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> Self:
         """Load the instance and mark its state key, which names the instance's defs path.
 
         ``StateBackedComponent.load`` marks the key before the instance knows where it is
         declared; this does what it does (Component's load, then the mark) with that place set.
         """
         component = super(dg.StateBackedComponent, cls).load(attributes, context)
-        component._where = _Where(source=defs_source(context), scope=instance_scope(context))
+        component._where = _Where(
+            source=defs_source(context),
+            scope=instance_scope(context),
+            project=context.defs_module_name.partition(".")[0],
+        )
         context.component_tree.mark_component_defs_state_key(
             defs_state_key=component.defs_state_config.key, loc=context.component_loc
         )
@@ -539,10 +544,14 @@ class DomoExportsComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
 
     @property
     def defs_state_config(self) -> DefsStateConfig:
-        """The state's storage; its key names the instance (``DomoExportsComponent[<scope>]``)."""
-        scope = self._where.scope if self._where and self._where.scope else DEFAULT_STATE_SCOPE
+        """The state's storage; its key names the project and the instance
+        (``DomoExportsComponent[<project>:<defs path>]``), unique in a deployment whose code
+        locations share Dagster's state storage."""
+        where = self._where
+        scope = where.scope if where and where.scope else DEFAULT_STATE_SCOPE
+        name = f"{where.project}:{scope}" if where else scope
         return DefsStateConfig.from_args(
-            self.defs_state, default_key=f"{type(self).__name__}[{scope}]"
+            self.defs_state, default_key=f"{type(self).__name__}[{name}]"
         )
 
     @classmethod
@@ -715,11 +724,14 @@ class DomoExportsComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
         """
         source = self._where.source if self._where else type(self).__name__
         listed = _hand_listed(self.hand_listed(source))
+        # A client of its own for each refresh: the resource's keeps schemas it read cached, and
+        # a refresh (e.g. dg dev reloading in one process) must read what Domo says now.
+        self.domo.teardown_after_execution(None)
         client = self.domo.get_client(log=logger)
         try:
             state = refresh(client, self.discover and self.discover.selector, listed, source)
         finally:
-            client.close()
+            self.domo.teardown_after_execution(None)
         state_path.write_text(state.to_json(), encoding="utf-8")
 
     def build_defs_from_state(
@@ -793,10 +805,12 @@ def _strict_sections(model: type[BaseModel]) -> type[BaseModel]:
 
 @dataclass(frozen=True)
 class _Where:
-    """Where an instance is declared: its ``defs.yaml`` and its scope (None at the defs root)."""
+    """Where an instance is declared: its ``defs.yaml``, its scope (None at the defs root) and
+    its project's root module."""
 
     source: str
     scope: str | None
+    project: str
 
 
 @dataclass(frozen=True)

@@ -315,6 +315,13 @@ def test_loading_with_oauth_state_and_a_changed_selector_asks_for_a_refresh(
     sandbox.control.clear_requests()
     asyncio.run(component.refresh_state(tmp_path))
     assert requests_to(sandbox, LISTING_PATH)  # OAuth: the platform listing
+    # A second refresh in the same process reads every schema again (none kept from the first).
+    sandbox.control.clear_requests()
+    asyncio.run(component.refresh_state(tmp_path))
+    schema_reads = [
+        r for r in sandbox.control.requests() if r["path"].startswith(f"{LISTING_PATH}/")
+    ]
+    assert len(schema_reads) == 2  # pharmacy-claims and daily-orders (large-events excluded)
 
     keys = {s.key for s in load_project(tmp_path, monkeypatch).resolve_all_asset_specs()}
     assert {dg.AssetKey("pharmacy_claims"), dg.AssetKey("daily_orders")} <= keys
