@@ -10,8 +10,9 @@ The built-in assets are the decorator applied to a body that calls
 Dagster, not HTTP.
 """
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dagster import (
     AssetCheckResult,
@@ -35,6 +36,9 @@ EXPORTS_OP_NAME = "domo_exports"
 DEFAULT_RETRY_POLICY = RetryPolicy(max_retries=2, delay=10)
 
 ExportsFunction = Callable[..., Iterator[MaterializeResult | AssetCheckResult]]
+ExecuteFunction = Callable[
+    [AssetExecutionContext, DomoResource], Iterator[MaterializeResult | AssetCheckResult]
+]
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,28 @@ class BoundResources:
     aws_credentials: AwsCredentialsResource | None = None
 
 
+@dataclass(frozen=True)
+class ExportOp:
+    """How a catalog's export ops run (a component's ``op:`` and ``retry_policy:``).
+
+    Attributes:
+        name: The unpartitioned exports' op name (default ``[<scope>__]domo_exports``).
+        tags: Tags of every export op.
+        description: The unpartitioned exports' op description.
+        pool: The Dagster pool capping concurrent export steps across runs.
+        backfill_policy: The partitioned exports' backfill policy (default: one partition per
+            run).
+        retry_policy: Step retries of every export op.
+    """
+
+    name: str | None = None
+    tags: Mapping[str, Any] | None = None
+    description: str | None = None
+    pool: str = DOMO_POOL
+    backfill_policy: BackfillPolicy | None = None
+    retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY
+
+
 def domo_export_assets(
     *,
     catalog: Catalog | None = None,
@@ -61,6 +87,8 @@ def domo_export_assets(
     pool: str = DOMO_POOL,
     retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
     description: str | None = None,
+    op_tags: Mapping[str, Any] | None = None,
+    backfill_policy: BackfillPolicy | None = None,
 ) -> Callable[[ExportsFunction], AssetsDefinition]:
     """Declare a multi-asset of Domo exports whose body you write, like ``@fivetran_assets``.
 
@@ -83,6 +111,8 @@ def domo_export_assets(
         retry_policy: Step retries; a retry resumes the exports it started and redoes only
             the failed ones.
         description: The op's description.
+        op_tags: The op's tags.
+        backfill_policy: For partitioned exports (default: one partition per run).
 
     Raises:
         ValueError: Neither or both of ``catalog`` and ``specs``, or specs with several
@@ -113,8 +143,11 @@ def domo_export_assets(
         pool=pool,
         retry_policy=retry_policy,
         partitions_def=partitions_def,
-        backfill_policy=BackfillPolicy.multi_run(1) if partitions_def else None,
+        backfill_policy=(backfill_policy or BackfillPolicy.multi_run(1))
+        if partitions_def
+        else None,
         description=description or "Exports Domo DataSets to S3, one asset per catalog entry.",
+        op_tags=op_tags,
     )
 
 
@@ -125,6 +158,9 @@ def build_export_assets(
     pool: str = DOMO_POOL,
     retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
     bound: BoundResources | None = None,
+    body: ExportsFunction | None = None,
+    op_tags: Mapping[str, Any] | None = None,
+    description: str | None = None,
 ) -> AssetsDefinition:
     """The multi-asset that materializes every unpartitioned export of a translated catalog.
 
@@ -134,13 +170,19 @@ def build_export_assets(
         pool: The Dagster pool capping concurrent export steps across runs.
         retry_policy: Step retries; safe because a retry resumes the export it started.
         bound: Resources bound to the assets (see ``built_in_body``).
+        body: The step's body (default ``built_in_body(bound)``), e.g. a component's
+            ``execute``.
+        op_tags: The op's tags.
+        description: The op's description.
     """
     return domo_export_assets(
         specs=[s for s in specs.exports if s.partitions_def is None],
         name=name,
         pool=pool,
         retry_policy=retry_policy,
-    )(built_in_body(bound))
+        op_tags=op_tags,
+        description=description,
+    )(body or built_in_body(bound))
 
 
 def build_partitioned_export_assets(
@@ -150,8 +192,14 @@ def build_partitioned_export_assets(
     pool: str = DOMO_POOL,
     retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
     bound: BoundResources | None = None,
+    body: ExportsFunction | None = None,
+    op_tags: Mapping[str, Any] | None = None,
+    backfill_policy: BackfillPolicy | None = None,
 ) -> list[AssetsDefinition]:
     """One partitioned asset (op ``<prefix><name>_export``) per partitioned export.
+
+    ``body``, ``op_tags`` and ``backfill_policy`` are as for ``build_export_assets`` and
+    ``domo_export_assets``.
 
     Each run exports one partition (backfills launch a run per partition); the ``domo`` pool
     caps how many run at once, and partitions of one DataSet follow each other because Domo
@@ -171,9 +219,36 @@ def build_partitioned_export_assets(
                 retry_policy=retry_policy,
                 description=f"Exports Domo DataSet {config.dataset_name or config.dataset_id} "
                 f"to S3, one {config.partition.scheme.value} partition per run.",
-            )(built_in_body(bound))
+                op_tags=op_tags,
+                backfill_policy=backfill_policy,
+            )(body or built_in_body(bound))
         )
     return assets
+
+
+def execute_body(execute: ExecuteFunction, domo: DomoResource | None = None) -> ExportsFunction:
+    """A body that hands each step to ``execute`` (e.g. a component's), with ``domo``, or with
+    the code location's ``domo`` resource when None.
+
+    Defined here, where annotations are types rather than strings: Dagster reads the body's
+    ``context`` and resource parameters from them.
+    """
+    if domo is not None:
+        bound_domo = domo
+
+        def _bound_execute(
+            context: AssetExecutionContext,
+        ) -> Iterator[MaterializeResult | AssetCheckResult]:
+            yield from execute(context, bound_domo)
+
+        return _bound_execute
+
+    def _execute(
+        context: AssetExecutionContext, domo: DomoResource
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        yield from execute(context, domo)
+
+    return _execute
 
 
 def built_in_body(bound: BoundResources | None = None) -> ExportsFunction:

@@ -45,6 +45,15 @@ attributes:
     bucket: {bucket}
     region: {region}
 
+  # Discover exports from Domo's DataSet listing instead of (or beside) listing them below:
+  # `dg utils refresh-defs-state` reads the listing and stores it (`dg dev` does it itself);
+  # loading reads what was stored. See the README's "Discovering DataSets".
+  # discover:
+  #   select:
+  #     names: ["sales*"]              # glob patterns; also ids, exclude_names, owners, tags
+  #   export:
+  #     path: domo/{{slug}}             # {{slug}}, {{id}} and {{short_id}} of each DataSet
+
   # One asset per export: `name` is the asset's name (letters, digits, _), `dataset_id` the
   # DataSet's id as in its Domo URL, `dataset_name` names its lineage node, and `path` is the
   # S3 prefix Domo writes <path>/<exportId>/export/ under.

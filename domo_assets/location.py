@@ -16,6 +16,8 @@ from dagster import Definitions
 from domo_assets.assets import (
     EXPORTS_OP_NAME,
     BoundResources,
+    ExportOp,
+    ExportsFunction,
     build_export_assets,
     build_partitioned_export_assets,
 )
@@ -64,6 +66,8 @@ def build_definitions(
     aws_credentials: AwsCredentialsResource | None = None,
     translator: DagsterDomoTranslator | None = None,
     scope: str | None = None,
+    op: ExportOp | None = None,
+    body: ExportsFunction | None = None,
 ) -> Definitions:
     """The Definitions for a catalog: its assets, change sensor and schedules.
 
@@ -81,6 +85,10 @@ def build_definitions(
             resources to the definitions themselves (no code-location resource keys), so that
             several catalogs (e.g. component instances, each with its own Domo connection) live
             in one project. ``domo`` must then hold resolved settings (no ``EnvVar``).
+        op: How the export ops run: name, tags, pool, backfill and retry policies (default
+            ``ExportOp()``: pool ``domo``, two retries).
+        body: The export steps' body (default: the built-in one), e.g. a component's
+            ``execute``.
 
     Raises:
         CatalogError: An export's ``credentials:`` would widen what ``aws_credentials`` allows.
@@ -93,6 +101,7 @@ def build_definitions(
     unpartitioned = any(spec.partitions_def is None for spec in specs.exports)
     # An empty catalog has no DataSet to observe or watch (and Dagster rejects empty multi-assets).
     watched = bool(catalog.exports)
+    op = op or ExportOp()
     return Definitions(
         assets=[
             *(
@@ -101,11 +110,31 @@ def build_definitions(
                 else []
             ),
             *(
-                [build_export_assets(specs, name=f"{prefix}{EXPORTS_OP_NAME}", bound=bound)]
+                [
+                    build_export_assets(
+                        specs,
+                        name=op.name or f"{prefix}{EXPORTS_OP_NAME}",
+                        pool=op.pool,
+                        retry_policy=op.retry_policy,
+                        bound=bound,
+                        body=body,
+                        op_tags=op.tags,
+                        description=op.description,
+                    )
+                ]
                 if unpartitioned
                 else []
             ),
-            *build_partitioned_export_assets(specs, op_prefix=prefix, bound=bound),
+            *build_partitioned_export_assets(
+                specs,
+                op_prefix=prefix,
+                pool=op.pool,
+                retry_policy=op.retry_policy,
+                bound=bound,
+                body=body,
+                op_tags=op.tags,
+                backfill_policy=op.backfill_policy,
+            ),
             *build_parquet_assets(specs, op_prefix=prefix, bound_s3=scope is not None),
         ],
         asset_checks=build_quality_checks(specs, name_prefix=prefix),

@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY, TABLE_NAME_KEY
+from domo_assets.domo.endpoints import dataset_page_url
 from domo_assets.outcome import ExportOutcome
 from domo_assets.publish import entry_table, parquet_table_name
 from domo_assets.s3.credentials import CredentialGrant
@@ -47,7 +48,7 @@ _DOMO_TYPES = {
 
 def dataset_url(instance_url: str, dataset_id: str) -> str:
     """The DataSet's page in Domo."""
-    return f"{instance_url.rstrip('/')}/datasources/{dataset_id}/details/overview"
+    return dataset_page_url(instance_url, dataset_id)
 
 
 def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[str, Any]:

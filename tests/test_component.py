@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -33,6 +34,7 @@ from domo_assets.component_scaffolder import (
     DomoExportsComponentScaffolder,
     DomoExportsScaffoldParams,
 )
+from domo_assets.discovery import read_state
 
 REPO = Path(__file__).resolve().parents[1]
 DEV_PROJECT = REPO / "dev"
@@ -226,6 +228,58 @@ def test_component_materializes_end_to_end_and_keeps_the_token_out_of_the_snapsh
     assert domo_env.token not in stored_text(instance, result.run_id)
 
 
+LOGGED_EXPORTS = """\
+from domo_assets.component import DomoExportsComponent
+
+
+class LoggedExports(DomoExportsComponent):
+    def execute(self, context, domo):
+        keys = sorted(key.to_user_string() for key in context.selected_asset_keys)
+        context.log.info(f"LoggedExports exporting {keys}")
+        yield from super().execute(context, domo)
+"""
+
+
+def test_execute_op_and_retry_policy_are_extension_points(
+    domo_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance
+) -> None:
+    module = write_project(tmp_path)
+    (tmp_path / module / "lib.py").write_text(LOGGED_EXPORTS, encoding="utf-8")
+    document = instance_document(
+        CLAIMS,
+        ORDERS,
+        op={"name": "lake_exports", "tags": {"team": "lake"}, "pool": "domo_lake"},
+        retry_policy={"max_retries": 0},
+    )
+    document["type"] = f"{module}.lib.LoggedExports"
+    write_instance(tmp_path / module / "defs" / "lake", document)
+    defs = load_project(tmp_path, monkeypatch)
+
+    exports = next(a for a in defs.assets or [] if a.op.name == "lake_exports")
+    assert exports.op.tags == {"team": "lake"}
+    assert exports.op.pool == "domo_lake"
+    assert exports.op.retry_policy == dg.RetryPolicy(max_retries=0)
+    result = materialize(defs, instance, [dg.AssetKey("claims")])
+
+    assert result.success, failure_text(result)
+    assert set(materializations(result)) == {"claims"}
+    logged = [
+        entry.user_message
+        for entry in instance.all_logs(result.run_id)
+        if "LoggedExports exporting" in entry.user_message
+    ]
+    assert logged == ["LoggedExports exporting ['claims']"]
+
+    # A backfill policy handing a run several partitions is refused: a run exports one.
+    document["attributes"]["op"] = {"backfill_policy": {"type": "single_run"}}
+    write_instance(tmp_path / module / "defs" / "lake", document)
+    with pytest.raises(Exception) as failure:
+        load_project(tmp_path, monkeypatch)
+    assert "op.backfill_policy: a partitioned export's run exports one partition" in _messages(
+        failure.value
+    )
+
+
 def test_two_instances_in_one_project_do_not_collide(
     domo_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance
 ) -> None:
@@ -290,6 +344,7 @@ def test_translation_and_post_processing_change_key_group_and_tags(
 def test_a_typo_in_an_export_fails_the_load_naming_file_export_and_field(
     domo_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A misspelled key of an export: the attributes' typed model names it, with its line.
     module = write_project(
         tmp_path, {"exports": instance_document(CLAIMS, {**AWKWARD, "regoin": "us-east-1"})}
     )
@@ -298,10 +353,22 @@ def test_a_typo_in_an_export_fails_the_load_naming_file_export_and_field(
     with pytest.raises(Exception) as failure:
         load_project(tmp_path, monkeypatch)
 
-    assert _caused_by(failure.value, CatalogError)
-    assert f"{defs_yaml}: export 'awkward' (exports[1]): field 'regoin': unknown key" in _messages(
+    assert f"attributes.exports.list[DomoExportModel].1.regoin at {defs_yaml}:" in _messages(
         failure.value
     )
+    assert "Extra inputs are not permitted" in _messages(failure.value)
+
+    # Inside a nested section the catalog's parser names it, as for a catalog file.
+    write_instance(
+        defs_yaml.parent,
+        instance_document(CLAIMS, {**AWKWARD, "quality": {"min_rowz": {"bound": 1}}}),
+    )
+    with pytest.raises(Exception) as failure:
+        load_project(tmp_path, monkeypatch)
+    assert _caused_by(failure.value, CatalogError)
+    assert (
+        f"{defs_yaml}: export 'awkward' (exports[1]): field 'quality.min_rowz': unknown key"
+    ) in _messages(failure.value)
 
 
 def test_the_exports_may_live_in_a_catalog_file_beside_defs_yaml(
@@ -425,15 +492,30 @@ def test_a_tuning_setting_may_come_from_the_environment(
     assert isinstance(component.domo.instance_url, dg.EnvVar)
 
 
-def test_demo_defs_yaml_holds_the_partitioned_demo_catalogs_exports(domo_env: Sandbox) -> None:
+def test_demo_defs_yaml_holds_the_partitioned_demo_catalogs_exports(
+    domo_env: Sandbox, tmp_path: Path
+) -> None:
     attributes = yaml.safe_load(DEMO_DEFS_YAML.read_text(encoding="utf-8"))["attributes"]
     component = DomoExportsComponent.from_attributes_dict(attributes=attributes)
+    component.write_state_to_path(tmp_path / "state")  # what `dg dev` does first
+    state = read_state(tmp_path / "state", str(DEMO_DEFS_YAML))
 
-    catalog = component.build_catalog(str(DEMO_DEFS_YAML))
+    catalog = component.build_catalog(str(DEMO_DEFS_YAML), state)
     expected = load_catalog(DEMO_PARTITIONED_CATALOG)
 
-    assert [e.name for e in catalog.exports] == [e.name for e in expected.exports]
-    assert catalog.exports == expected.exports
+    found = {e.name: e for e in catalog.exports}
+    assert set(found) == {e.name for e in expected.exports}
+    # large_events is discovered (by its tag): the same DataSet, prefix and lineage node, with
+    # Domo's name for its DataSet; every other export is listed by hand as in the catalog.
+    discovered = {"large_events"}
+    for export in expected.exports:
+        if export.name in discovered:
+            same = ("dataset_id", "bucket", "path", "region", "group", "owners", "dataset_key")
+            assert {k: getattr(found[export.name], k) for k in same} == {
+                k: getattr(export, k) for k in same
+            }
+        else:
+            assert found[export.name] == export
     assert catalog.sensor == expected.sensor
 
 
@@ -611,11 +693,12 @@ def test_dg_lists_scaffolds_checks_and_launches_the_component(
     assert sandbox.token not in json.dumps(listed_defs)
 
     defs_yaml.write_text(text_with_typo(defs_yaml), encoding="utf-8")
-    failed = run_dg(project, env, "check", "defs", ok=False)
+    failed = run_dg(project, env, "check", "yaml", ok=False)
     assert failed.returncode != 0
-    assert f"{defs_yaml}: export 'claims' (exports[0]): field 'regoin': unknown key" in (
-        failed.stdout + failed.stderr
-    )
+    assert (
+        f"{defs_yaml}:{typo_line(defs_yaml)} - {COMPONENT_TYPE} attributes.exports.0.regoin "
+        "Additional properties are not allowed ('regoin' was unexpected)"
+    ) in _plain(failed.stdout + failed.stderr)
 
 
 @pytest.mark.slow
@@ -667,6 +750,17 @@ def test_dg_check_defs_and_definitions_validate_refuse_overlapping_prefixes(
 def _pythonpath(*folders: Path) -> str:
     """PYTHONPATH with `folders` first, then the current one."""
     return os.pathsep.join([*map(str, folders), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+def typo_line(defs_yaml: Path) -> int:
+    """The line of the misspelt key `text_with_typo` wrote (1-based)."""
+    lines = defs_yaml.read_text(encoding="utf-8").splitlines()
+    return next(number for number, line in enumerate(lines, 1) if "regoin:" in line)
+
+
+def _plain(text: str) -> str:
+    """`text` without terminal colour codes (dg colours file names and locations)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 def text_with_typo(defs_yaml: Path) -> str:

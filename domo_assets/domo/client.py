@@ -21,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -41,14 +41,20 @@ from domo_assets.domo.defaults import (
     DEFAULT_RETRY_AFTER_MAX,
 )
 from domo_assets.domo.endpoints import (
+    DATASET_LIST,
     DATASOURCE,
     EXPORTS,
+    LISTING_PAGE_MAX,
     ME,
     OAUTH_CANNOT_EXPORT,
     OAUTH_CANNOT_EXPORT_HINT,
     PLATFORM_DATASET,
+    PLATFORM_USER,
     QUERY,
     SCHEMA,
+    SEARCH,
+    SEARCH_RESULTS_MAX,
+    USER,
     Api,
     Endpoint,
     check_url,
@@ -72,6 +78,7 @@ from domo_assets.domo.errors import (
 from domo_assets.domo.models import (
     DataSetColumn,
     DataSetMetadata,
+    DataSetSummary,
     DomoUser,
     Export,
     ExportRequest,
@@ -84,7 +91,9 @@ from domo_assets.domo.models import (
     export_entries,
     find_export_entry,
     parse_columns,
+    parse_dataset_page,
     parse_export_entries,
+    parse_search_page,
     skipped_entry,
 )
 from domo_assets.domo.polling import PollSchedule
@@ -352,6 +361,76 @@ class DomoClient:
             return DomoUser.from_api(self._request("GET", ME, what="current user"))
         except (DomoNotFoundError, DomoResponseError):
             return None
+
+    def list_datasets(self) -> tuple[DataSetSummary, ...]:
+        """Every DataSet Domo lists for these credentials, in Domo's order.
+
+        With OAuth configured, the platform API's ``GET /v1/datasets`` in pages of at most 50
+        (``limit`` + ``offset``, until a short page); otherwise the instance search API with
+        the developer token (``POST /api/search/v1/query``, pages of 50, which reaches at most
+        10,000 DataSets: more fails rather than returning part of the listing).
+
+        Raises:
+            DomoError: A page was refused or could not be read; DomoResponseError also when
+                the search API holds more DataSets than it can page through.
+        """
+        if self.platform_auth is not None:
+            return self._list_platform()
+        return self._list_search()
+
+    def _list_platform(self) -> tuple[DataSetSummary, ...]:
+        found: list[DataSetSummary] = []
+        while True:
+            page = parse_dataset_page(
+                self._request(
+                    "GET",
+                    DATASET_LIST,
+                    params={"limit": LISTING_PAGE_MAX, "offset": len(found)},
+                    what=f"DataSet listing (offset {len(found)})",
+                )
+            )
+            found.extend(DataSetSummary.from_platform(item) for item in page)
+            if len(page) < LISTING_PAGE_MAX:
+                return tuple(found)
+
+    def _list_search(self) -> tuple[DataSetSummary, ...]:
+        found: list[DataSetSummary] = []
+        while True:
+            body = {
+                "query": "*",
+                "entityList": [["dataset"]],
+                "count": LISTING_PAGE_MAX,
+                "offset": len(found),
+            }
+            hits, total = parse_search_page(
+                self._request(
+                    "POST", SEARCH, json=body, what=f"DataSet search (offset {len(found)})"
+                )
+            )
+            found.extend(DataSetSummary.from_search_hit(hit) for hit in hits)
+            if len(hits) < LISTING_PAGE_MAX or (total is not None and len(found) >= total):
+                break
+            if len(found) >= SEARCH_RESULTS_MAX:
+                raise DomoResponseError(
+                    f"Domo's search API lists more than {SEARCH_RESULTS_MAX:,} DataSets, the "
+                    "most it pages through: give the connection OAuth client credentials "
+                    "(client_id, client_secret) so that the platform API's listing is read"
+                )
+        return tuple(found)
+
+    def get_user(self, user_id: str) -> DomoUser:
+        """Read a user (for a DataSet owner's e-mail address).
+
+        From the platform API when OAuth is configured, otherwise from the instance API.
+
+        Raises:
+            DomoNotFoundError: No such user (or not visible to these credentials).
+        """
+        endpoint = PLATFORM_USER if self.platform_auth is not None else USER
+        payload = self._request(
+            "GET", endpoint, path_fields={"user_id": user_id}, what=f"user {user_id}"
+        )
+        return DomoUser.from_api(payload)
 
     # -- Exports ------------------------------------------------------------------------------
 
@@ -664,6 +743,8 @@ class DomoClient:
         dataset_id: str = "",
         *,
         json: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        path_fields: Mapping[str, str] | None = None,
         what: str,
         secrets: Iterable[str] = (),
         idempotent: bool = True,
@@ -671,13 +752,14 @@ class DomoClient:
     ) -> Any:
         """One call, to the API its endpoint is documented on, with that API's credential."""
         base, auth = self._api(endpoint.api)
-        path = endpoint.path(dataset_id)
+        path = endpoint.path(dataset_id, **(path_fields or {}))
         session = self._session if idempotent else self._export_session
         try:
             response = session.request(
                 method,
                 f"{base}{path}",
                 json=json,
+                params=params,
                 auth=auth,
                 timeout=self.timeout,
                 allow_redirects=False,
@@ -703,6 +785,8 @@ class DomoClient:
                 endpoint,
                 dataset_id,
                 json=json,
+                params=params,
+                path_fields=path_fields,
                 what=what,
                 secrets=secrets,
                 idempotent=idempotent,

@@ -54,9 +54,9 @@ class Endpoint:
     api: Api
     template: str
 
-    def path(self, dataset_id: str = "") -> str:
-        """The path for one DataSet."""
-        return self.template.format(dataset_id=dataset_id)
+    def path(self, dataset_id: str = "", **fields: str) -> str:
+        """The path for one DataSet (or the object ``fields`` name, e.g. ``user_id``)."""
+        return self.template.format(dataset_id=dataset_id, **fields)
 
 
 # Instance API: documented with the developer token only.
@@ -65,11 +65,29 @@ DATASOURCE = Endpoint(Api.INSTANCE, "/api/data/v3/datasources/{dataset_id}")
 SCHEMA = Endpoint(Api.INSTANCE, "/api/data/v2/datasources/{dataset_id}/schemas/latest")
 QUERY = Endpoint(Api.INSTANCE, "/api/query/v1/execute/{dataset_id}")
 ME = Endpoint(Api.INSTANCE, "/api/content/v2/users/me")
+USER = Endpoint(Api.INSTANCE, "/api/content/v2/users/{user_id}")
+# The instance's search API: the DataSet listing a developer token may read (count + offset
+# reach at most SEARCH_RESULTS_MAX results in all).
+SEARCH = Endpoint(Api.INSTANCE, "/api/search/v1/query")
+SEARCH_RESULTS_MAX = 10_000
 # Platform API: documented with the OAuth bearer token. One answer carries the DataSet's
 # metadata and its schema. (Its query endpoint, /v1/datasets/query/execute/{id}, is not used:
 # the row count must be counted by the user the export acts as, see DomoClient.count_rows.)
 PLATFORM_DATASET = Endpoint(Api.PLATFORM, "/v1/datasets/{dataset_id}")
 OAUTH_TOKEN = Endpoint(Api.PLATFORM, "/oauth/token")
+# The platform's DataSet listing: pages of at most LISTING_PAGE_MAX (limit + offset), a bare array.
+DATASET_LIST = Endpoint(Api.PLATFORM, "/v1/datasets")
+LISTING_PAGE_MAX = 50
+PLATFORM_USER = Endpoint(Api.PLATFORM, "/v1/users/{user_id}")
+
+# Domo's own page of a DataSet, on the instance host (for people, not for API calls).
+DATASET_PAGE = "/datasources/{dataset_id}/details/overview"
+
+
+def dataset_page_url(instance_url: str, dataset_id: str) -> str:
+    """The URL of a DataSet's page in Domo."""
+    return f"{instance_url.rstrip('/')}{DATASET_PAGE.format(dataset_id=dataset_id)}"
+
 
 OAUTH_CANNOT_EXPORT = (
     "OAuth client credentials alone cannot export: Domo documents its export API "

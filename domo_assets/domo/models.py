@@ -184,10 +184,11 @@ class ExportHistory:
 
 @dataclass(frozen=True)
 class DataSetOwner:
-    """The owner of a DataSet."""
+    """The owner of a DataSet (``email`` where Domo's user record gives one)."""
 
     id: str
     name: str
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,7 @@ class DataSetMetadata:
     last_touched: datetime | None = None
     status: str | None = None
     owner: DataSetOwner | None = None
+    description: str | None = None
 
     @classmethod
     def from_api(cls, payload: Any) -> DataSetMetadata:
@@ -215,10 +217,6 @@ class DataSetMetadata:
             The parsed metadata.
         """
         data = _require_mapping(payload, "DataSet metadata")
-        owner_data = data.get("owner")
-        owner = None
-        if isinstance(owner_data, Mapping) and owner_data.get("id") is not None:
-            owner = DataSetOwner(id=str(owner_data["id"]), name=str(owner_data.get("name") or ""))
         return cls(
             dataset_id=str(data.get("id") or ""),
             name=str(data.get("name") or ""),
@@ -230,7 +228,8 @@ class DataSetMetadata:
             ),
             last_touched=parse_timestamp(data.get("lastTouched")),
             status=_optional_str(data.get("status")),
-            owner=owner,
+            owner=_owner(data.get("owner")),
+            description=_optional_str(data.get("description")),
         )
 
 
@@ -261,6 +260,154 @@ class DomoUser:
             email=_optional_str(data.get("emailAddress") or data.get("email")),
             role=_optional_str(data.get("role")),
         )
+
+
+@dataclass(frozen=True)
+class DataSetSummary:
+    """One DataSet of Domo's listing (the platform API's ``GET /v1/datasets`` or a hit of the
+    instance search API), with its schema once read.
+
+    Attributes:
+        dataset_id: The DataSet id.
+        name: Its name in Domo.
+        description: Its description, when it has one.
+        owner: Its owner, when the listing names one.
+        row_count: Its rows, when the listing says.
+        updated: When its data last changed, when the listing says.
+        tags: Its tags, or None where the listing does not return tags (the platform API's
+            does not): a selector by tag must not read "no tags" from "not said".
+        columns: Its schema (empty until read).
+    """
+
+    dataset_id: str
+    name: str
+    description: str | None = None
+    owner: DataSetOwner | None = None
+    row_count: int | None = None
+    updated: datetime | None = None
+    tags: tuple[str, ...] | None = None
+    columns: tuple[DataSetColumn, ...] = ()
+
+    @classmethod
+    def from_platform(cls, item: Any) -> DataSetSummary:
+        """Parse one item of the platform API's ``GET /v1/datasets`` (or ``/v1/datasets/{id}``).
+
+        Raises:
+            DomoResponseError: The item is not an object or has no id.
+        """
+        data = _require_mapping(item, "DataSet of the listing")
+        return cls(
+            dataset_id=_listing_id(data, ("id",)),
+            name=str(data.get("name") or ""),
+            description=_optional_str(data.get("description")),
+            owner=_owner(data.get("owner")),
+            row_count=_optional_int(data.get("rows", data.get("rowCount"))),
+            updated=_read_field(
+                data, "dataCurrentAt" if "dataCurrentAt" in data else "updatedAt", parse_timestamp
+            ),
+            tags=_tags(data["tags"]) if "tags" in data else None,
+        )
+
+    @classmethod
+    def from_search_hit(cls, hit: Any) -> DataSetSummary:
+        """Parse one hit of the instance search API (``POST /api/search/v1/query``).
+
+        Domo does not document a hit's fields; ids and names are read from every name seen
+        (``databaseId``, ``id``, ``entityId``; ``name``, ``title``), the owner from
+        ``ownedById``/``ownedByName`` or ``owner``.
+
+        Raises:
+            DomoResponseError: The hit is not an object or has no id.
+        """
+        data = _require_mapping(hit, "search hit")
+        owner = _owner(data.get("owner"))
+        if owner is None and data.get("ownedById") is not None:
+            owner = DataSetOwner(id=str(data["ownedById"]), name=str(data.get("ownedByName") or ""))
+        return cls(
+            dataset_id=_listing_id(data, ("databaseId", "id", "entityId")),
+            name=str(data.get("name") or data.get("title") or ""),
+            description=_optional_str(data.get("description")),
+            owner=owner,
+            row_count=_optional_int(data.get("rowCount", data.get("rows"))),
+            updated=_read_field(
+                data, "lastUpdated" if "lastUpdated" in data else "updatedAt", parse_timestamp
+            ),
+            tags=_tags(data.get("tags") or []),
+        )
+
+    @classmethod
+    def from_metadata(cls, metadata: DataSetMetadata) -> DataSetSummary:
+        """The summary of a DataSet read by id (one the listing did not hold)."""
+        return cls(
+            dataset_id=metadata.dataset_id,
+            name=metadata.name,
+            description=metadata.description,
+            owner=metadata.owner,
+            row_count=metadata.row_count,
+            updated=metadata.last_updated,
+        )
+
+
+def parse_dataset_page(payload: Any) -> list[Any]:
+    """The items of one page of the platform listing (a bare JSON array).
+
+    Raises:
+        DomoResponseError: The body is not a list.
+    """
+    if not isinstance(payload, list):
+        raise DomoResponseError(
+            f"Domo returned {type(payload).__name__} where the DataSet listing's JSON array "
+            "was expected"
+        )
+    return payload
+
+
+def parse_search_page(payload: Any) -> tuple[list[Any], int | None]:
+    """The hits of one page of the instance search API and the total it reports, if any.
+
+    Hits are read from ``searchObjects`` (what community clients read), else from the one
+    list the answer holds.
+
+    Raises:
+        DomoResponseError: The body holds no list of hits.
+    """
+    data = _require_mapping(payload, "search answer")
+    hits = data.get("searchObjects")
+    if hits is None:
+        lists = [value for value in data.values() if isinstance(value, list)]
+        hits = lists[0] if len(lists) == 1 else None
+    if not isinstance(hits, list):
+        raise DomoResponseError(
+            f"Domo's search answer holds no list of hits (searchObjects): keys {sorted(data)}"
+        )
+    return hits, _optional_int(data.get("totalResultCount"))
+
+
+def _listing_id(data: Mapping[str, Any], names: Sequence[str]) -> str:
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            return str(value)
+    raise DomoResponseError(
+        f"Domo listed a DataSet without an id ({', '.join(names)}): keys {sorted(map(str, data))}"
+    )
+
+
+def _owner(value: Any) -> DataSetOwner | None:
+    if not isinstance(value, Mapping) or value.get("id") is None:
+        return None
+    email = value.get("email") or value.get("emailAddress")
+    return DataSetOwner(
+        id=str(value["id"]),
+        name=str(value.get("name") or value.get("displayName") or ""),
+        email=_optional_str(email),
+    )
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise DomoResponseError(f"Domo returned tags as {type(value).__name__}, not a list")
+    return tuple(str(tag.get("name") if isinstance(tag, Mapping) else tag) for tag in value)
 
 
 def parse_columns(payload: Any) -> tuple[DataSetColumn, ...]:

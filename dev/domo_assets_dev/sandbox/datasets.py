@@ -94,6 +94,8 @@ class DatasetSpec:
         url_style: Default form of ``urlRowCountMap`` keys (``s3``, ``virtual``, ``path``).
         timestamp_style: Default form of ``started``/``finished`` (``epoch_ms`` or ``iso``).
         export_seconds: Default time an export spends ``exporting`` before writing files.
+        tags: Domo tags (the instance search API's listing shows them; the platform API's
+            listing does not).
     """
 
     id: str
@@ -110,6 +112,7 @@ class DatasetSpec:
     url_style: str = "s3"
     timestamp_style: str = "epoch_ms"
     export_seconds: float = DEFAULT_EXPORT_SECONDS
+    tags: tuple[str, ...] = ()
 
     @property
     def pdp_enabled(self) -> bool:
@@ -290,6 +293,7 @@ SPECS: tuple[DatasetSpec, ...] = (
     DatasetSpec(
         id=PHARMACY_CLAIMS_ID,
         name="pharmacy-claims",
+        tags=("healthcare", "certified"),
         description="Pharmacy claims, after Domo's own export example.",
         columns=_columns(
             ("Customer ID", T.LONG),
@@ -312,6 +316,7 @@ SPECS: tuple[DatasetSpec, ...] = (
     DatasetSpec(
         id=AWKWARD_VALUES_ID,
         name="awkward-values",
+        tags=("testing",),
         description="Strings that break naive CSV handling: commas, quotes, newlines, unicode.",
         columns=_columns(
             ("ID", T.LONG),
@@ -332,6 +337,7 @@ SPECS: tuple[DatasetSpec, ...] = (
     DatasetSpec(
         id=LARGE_EVENTS_ID,
         name="large-events",
+        tags=("events",),
         description="Enough events that an export takes seconds and is split into files.",
         columns=_columns(
             ("Event ID", T.LONG),
@@ -352,6 +358,7 @@ SPECS: tuple[DatasetSpec, ...] = (
     DatasetSpec(
         id=DAILY_ORDERS_ID,
         name="daily-orders",
+        tags=("sales", "certified"),
         description="Orders of November 2026, several a day, for partitioned exports.",
         columns=_columns(
             ("Order Date", T.DATE),
@@ -371,6 +378,7 @@ SPECS: tuple[DatasetSpec, ...] = (
     DatasetSpec(
         id=REGIONAL_SALES_ID,
         name="regional-sales",
+        tags=("sales",),
         description="Revenue by region and product; PDP limits west_manager to the West.",
         columns=_columns(("Region", T.STRING), ("Product", T.STRING), ("Revenue", T.DECIMAL)),
         row_count=48,
@@ -391,6 +399,7 @@ SPECS: tuple[DatasetSpec, ...] = (
     DatasetSpec(
         id=HR_SALARIES_ID,
         name="hr-salaries",
+        tags=("hr",),
         description="Salaries: only hr_admin may read them.",
         columns=_columns(
             ("Employee ID", T.LONG),
@@ -415,6 +424,7 @@ SYNTHETIC_NAMESPACE = uuid.UUID("6f1c2b9e-4d7a-5e3f-8a21-9c0d4b6e7f10")
 SYNTHETIC_NAME_PREFIX = "synthetic-"
 SYNTHETIC_SEED_BASE = 10_000
 DEFAULT_SYNTHETIC_ROWS = 20
+SYNTHETIC_TAG = "synthetic"
 MAX_SYNTHETIC_DATASETS = 10_000
 MAX_SYNTHETIC_ROWS = 1_000_000
 SYNTHETIC_COLUMNS = _columns(("ID", T.LONG), ("Label", T.STRING), ("Amount", T.DECIMAL))
@@ -451,6 +461,7 @@ def synthetic_spec(index: int, rows: int = DEFAULT_SYNTHETIC_ROWS) -> DatasetSpe
         compression="gzip",
         owner=ANALYST,
         readers=ANALYST_ONLY,
+        tags=(SYNTHETIC_TAG,),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import random
 import re
 from datetime import date, datetime
@@ -22,6 +23,12 @@ STREAM_ID_BASE = 4_000
 SHUFFLE_SEED = 7
 OWNER_PERMISSIONS = "READ_WRITE_DELETE_SHARE_ADMIN"
 READER_PERMISSIONS = "READ"
+# The platform listing: `limit` defaults to 50 and may not exceed it.
+LISTING_PAGE_MAX = 50
+# The search API: count + offset reach at most this many results; its default page.
+SEARCH_RESULTS_MAX = 10_000
+SEARCH_DEFAULT_COUNT = 10
+SEARCH_ENTITY = "dataset"
 
 
 class DomoApi:
@@ -40,6 +47,10 @@ class DomoApi:
         router.add("GET", "/oauth/token", self.token)
         router.add("POST", "/oauth/token", self.token)
         router.add("GET", "/api/content/v2/users/me", self.me)
+        router.add("GET", f"/api/content/v2/users/{ID}", self.user)
+        router.add("GET", f"/v1/users/{ID}", self.user)
+        router.add("POST", "/api/search/v1/query", self.search)
+        router.add("GET", "/v1/datasets", self.list_datasets)
         router.add("POST", f"/api/query/v1/export/{ID}", self.start_export)
         router.add("GET", f"/api/query/v1/export/{ID}", self.list_exports)
         router.add("GET", f"/api/data/v3/datasources/{ID}", self.datasource)
@@ -56,6 +67,99 @@ class DomoApi:
     def me(self, request: Request, match: re.Match[str]) -> Response:
         """``GET /api/content/v2/users/me``: the token's user."""
         return json_response(self._state.auth.authenticate(request).to_api())
+
+    def user(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /api/content/v2/users/{id}`` and ``GET /v1/users/{id}``: a user by id."""
+        self._state.auth.authenticate(request)
+        found = next((u for u in USERS.values() if str(u.id) == match["id"]), None)
+        if found is None:
+            raise ApiError(404, f"User {match['id']} not found")
+        return json_response({**found.to_api(), "name": found.display_name, "email": found.email})
+
+    def list_datasets(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /v1/datasets?limit=&offset=&sort=&nameLike=``: a bare array of the DataSets the
+        bearer token's user may read, `limit` (at most 50, the default) from `offset`."""
+        user = self._state.auth.authenticate(request)
+        limit = _int_param(request, "limit", LISTING_PAGE_MAX)
+        offset = _int_param(request, "offset", 0)
+        if not 0 < limit <= LISTING_PAGE_MAX:
+            raise ApiError(400, f"limit must be between 1 and {LISTING_PAGE_MAX}, not {limit}")
+        if offset < 0:
+            raise ApiError(400, f"offset must not be negative, not {offset}")
+        specs = self._visible(user)
+        name_like = (request.param("nameLike") or "").lower()
+        if name_like:
+            specs = [spec for spec in specs if name_like in spec.name.lower()]
+        if request.param("sort") in ("name", "+name"):
+            specs.sort(key=lambda spec: spec.name.lower())
+        return json_response([self._listing_item(spec) for spec in specs[offset : offset + limit]])
+
+    def search(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /api/search/v1/query``: DataSets whose name matches `query` (``*`` is a
+        wildcard), in either documented body: ``{"entityList": [["dataset"]], ...}`` or the
+        community clients' ``{"entities": ["DATASET"], ...}``. Hits are in ``searchObjects``."""
+        user = self._state.auth.authenticate(request)
+        body = request.json_object()
+        entities = body.get("entityList", body.get("entities"))
+        flat = [e for group in entities for e in group] if _nested(entities) else entities
+        if not isinstance(flat, list) or [str(e).lower() for e in flat] != [SEARCH_ENTITY]:
+            raise ApiError(400, "entityList must be [['dataset']] (or entities ['DATASET'])")
+        count, offset = body.get("count", SEARCH_DEFAULT_COUNT), body.get("offset", 0)
+        if not isinstance(count, int) or not isinstance(offset, int) or count < 1 or offset < 0:
+            raise ApiError(400, "count must be a positive integer and offset not negative")
+        if count + offset > SEARCH_RESULTS_MAX:
+            raise ApiError(400, f"count + offset may not exceed {SEARCH_RESULTS_MAX}")
+        pattern = str(body.get("query") or "*").lower()
+        if "*" not in pattern:
+            pattern = f"*{pattern}*"
+        specs = [s for s in self._visible(user) if fnmatch.fnmatchcase(s.name.lower(), pattern)]
+        return json_response(
+            {
+                "searchObjects": [
+                    self._search_hit(spec) for spec in specs[offset : offset + count]
+                ],
+                "totalResultCount": len(specs),
+            }
+        )
+
+    def _visible(self, user: User) -> list[DatasetSpec]:
+        with self._state.lock:
+            datasets = list(self._state.datasets.values())
+        return [d.spec for d in datasets if user.name in d.spec.readers]
+
+    def _listing_item(self, spec: DatasetSpec) -> dict[str, Any]:
+        dataset = self._state.datasets[spec.id]
+        with self._state.lock:
+            row_count, last_updated = dataset.row_count, dataset.last_updated_ms
+        owner = USERS[spec.owner]
+        return {
+            "id": spec.id,
+            "name": spec.name,
+            "description": spec.description,
+            "rows": row_count,
+            "columns": len(spec.columns),
+            "owner": {"id": owner.id, "name": owner.display_name},
+            "createdAt": iso_from_ms(CREATED_MS),
+            "updatedAt": iso_from_ms(last_updated),
+        }
+
+    def _search_hit(self, spec: DatasetSpec) -> dict[str, Any]:
+        dataset = self._state.datasets[spec.id]
+        with self._state.lock:
+            row_count, last_updated = dataset.row_count, dataset.last_updated_ms
+        owner = USERS[spec.owner]
+        return {
+            "entityType": "DATASET",
+            "databaseId": spec.id,
+            "name": spec.name,
+            "description": spec.description,
+            "ownedById": str(owner.id),
+            "ownedByName": owner.display_name,
+            "rowCount": row_count,
+            "columnCount": len(spec.columns),
+            "lastUpdated": last_updated,
+            "tags": list(spec.tags),
+        }
 
     def start_export(self, request: Request, match: re.Match[str]) -> Response:
         """``POST /api/query/v1/export/{id}``: start an export or return an earlier one."""
@@ -206,6 +310,20 @@ class DomoApi:
                 f"Cross-region exports are not supported: bucket '{export_request.bucket}' is "
                 f"in {region}, but the request's region is {export_request.region}",
             )
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    value = request.param(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer, not {value!r}") from None
+
+
+def _nested(entities: object) -> bool:
+    return isinstance(entities, list) and all(isinstance(e, list) for e in entities)
 
 
 def json_value(value: object) -> object:
