@@ -125,12 +125,11 @@ from dagster import (
     multiprocess_executor,
     reconstructable,
 )
-from dagster_aws.s3 import S3Resource
 from domo_assets_dev.sandbox import EXPORT_BUCKET, SandboxControl, synthetic_dataset_id
 
 from domo_assets.assets import build_export_assets, built_in_body, domo_export_assets
 from domo_assets.catalog import Catalog, load_catalog
-from domo_assets.resource import AwsCredentialsResource, DomoResource
+from domo_assets.resource import DomoResource
 from domo_assets.translator import DomoSpecs, translate
 
 if TYPE_CHECKING:
@@ -272,8 +271,6 @@ def resources(cap: int = DEFAULT_CAP) -> dict[str, Any]:
             developer_token=os.environ["DOMO_DEVELOPER_TOKEN"],
             max_concurrent_exports=cap,
         ),
-        "s3": S3Resource(),
-        "aws_credentials": AwsCredentialsResource(),
     }
 
 

@@ -11,7 +11,7 @@ Dagster, not HTTP.
 """
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Set as AbstractSet
 
 from dagster import (
     AssetCheckResult,
@@ -20,36 +20,38 @@ from dagster import (
     AssetSpec,
     BackfillPolicy,
     MaterializeResult,
-    ResourceParam,
+    OpExecutionContext,
     RetryPolicy,
+    SensorEvaluationContext,
     multi_asset,
 )
 
 from domo_assets.catalog import Catalog
 from domo_assets.checks import check_specs
-from domo_assets.resource import AwsCredentialsResource, DomoResource, S3ClientFactory
+from domo_assets.resource import DomoResource
 from domo_assets.translator import DagsterDomoTranslator, DomoSpecs, export_config, translate
 
 DOMO_POOL = "domo"
+# The Domo resource's key in a code location; a scoped catalog's is `<scope>__domo`.
+DOMO_RESOURCE_KEY = "domo"
 EXPORTS_OP_NAME = "domo_exports"
 DEFAULT_RETRY_POLICY = RetryPolicy(max_retries=2, delay=10)
 
 ExportsFunction = Callable[..., Iterator[MaterializeResult | AssetCheckResult]]
 
 
-@dataclass(frozen=True)
-class BoundResources:
-    """Resources bound to a catalog's definitions themselves rather than the code location's.
+def domo_resource_key(scope: str | None = None) -> str:
+    """The key the Domo resource of a catalog's definitions is bound to: ``domo``, or
+    ``<scope>__domo`` for a scoped catalog (a component instance), so that several live in one
+    project, each initialized and torn down by Dagster."""
+    return f"{scope}__{DOMO_RESOURCE_KEY}" if scope else DOMO_RESOURCE_KEY
 
-    Attributes:
-        domo: The Domo connection, with its settings resolved (no ``EnvVar`` left: it is used
-            as it is, never initialized by Dagster).
-        aws_credentials: Which credentials Domo is handed; S3 is read with dagster-aws's
-            ``S3Resource()`` (boto3's chain and ``AWS_ENDPOINT_URL``).
-    """
 
-    domo: DomoResource
-    aws_credentials: AwsCredentialsResource | None = None
+def step_domo(
+    context: OpExecutionContext | SensorEvaluationContext, resource_key: str
+) -> DomoResource:
+    """The Domo resource Dagster initialized for this step (or sensor tick) under that key."""
+    return getattr(context.resources, resource_key)
 
 
 def domo_export_assets(
@@ -61,6 +63,7 @@ def domo_export_assets(
     pool: str = DOMO_POOL,
     retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
     description: str | None = None,
+    required_resource_keys: AbstractSet[str] | None = None,
 ) -> Callable[[ExportsFunction], AssetsDefinition]:
     """Declare a multi-asset of Domo exports whose body you write, like ``@fivetran_assets``.
 
@@ -83,6 +86,8 @@ def domo_export_assets(
         retry_policy: Step retries; a retry resumes the exports it started and redoes only
             the failed ones.
         description: The op's description.
+        required_resource_keys: Resources the body reads from ``context.resources`` (the
+            body's typed parameters, like ``domo: DomoResource``, need not be listed).
 
     Raises:
         ValueError: Neither or both of ``catalog`` and ``specs``, or specs with several
@@ -115,6 +120,7 @@ def domo_export_assets(
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.multi_run(1) if partitions_def else None,
         description=description or "Exports Domo DataSets to S3, one asset per catalog entry.",
+        required_resource_keys=required_resource_keys,
     )
 
 
@@ -124,7 +130,7 @@ def build_export_assets(
     name: str = EXPORTS_OP_NAME,
     pool: str = DOMO_POOL,
     retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
-    bound: BoundResources | None = None,
+    resource_key: str = DOMO_RESOURCE_KEY,
 ) -> AssetsDefinition:
     """The multi-asset that materializes every unpartitioned export of a translated catalog.
 
@@ -133,14 +139,15 @@ def build_export_assets(
         name: The op's name.
         pool: The Dagster pool capping concurrent export steps across runs.
         retry_policy: Step retries; safe because a retry resumes the export it started.
-        bound: Resources bound to the assets (see ``built_in_body``).
+        resource_key: The key of the Domo resource the step uses.
     """
     return domo_export_assets(
         specs=[s for s in specs.exports if s.partitions_def is None],
         name=name,
         pool=pool,
         retry_policy=retry_policy,
-    )(built_in_body(bound))
+        required_resource_keys={resource_key},
+    )(built_in_body(resource_key))
 
 
 def build_partitioned_export_assets(
@@ -149,7 +156,7 @@ def build_partitioned_export_assets(
     op_prefix: str = "",
     pool: str = DOMO_POOL,
     retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
-    bound: BoundResources | None = None,
+    resource_key: str = DOMO_RESOURCE_KEY,
 ) -> list[AssetsDefinition]:
     """One partitioned asset (op ``<prefix><name>_export``) per partitioned export.
 
@@ -171,36 +178,21 @@ def build_partitioned_export_assets(
                 retry_policy=retry_policy,
                 description=f"Exports Domo DataSet {config.dataset_name or config.dataset_id} "
                 f"to S3, one {config.partition.scheme.value} partition per run.",
-            )(built_in_body(bound))
+                required_resource_keys={resource_key},
+            )(built_in_body(resource_key))
         )
     return assets
 
 
-def built_in_body(bound: BoundResources | None = None) -> ExportsFunction:
-    """The built-in assets' body: every selected export, through the resource.
+def built_in_body(resource_key: str = DOMO_RESOURCE_KEY) -> ExportsFunction:
+    """The built-in assets' body: every selected export, through the Domo resource Dagster
+    initialized for the step (with its nested ``s3`` and ``aws_credentials``).
 
     Args:
-        bound: Resources bound to the assets themselves (a component's, so that several
-            instances need no code-location resource keys); by default the body takes the
-            code location's ``domo``, ``s3`` and ``aws_credentials`` resources.
+        resource_key: The Domo resource's key (``domo``, or a scoped catalog's).
     """
-    if bound is not None:
 
-        def _bound_exports(
-            context: AssetExecutionContext,
-        ) -> Iterator[MaterializeResult | AssetCheckResult]:
-            yield from bound.domo.export_and_poll(context, aws_credentials=bound.aws_credentials)
-
-        return _bound_exports
-
-    def _exports(
-        context: AssetExecutionContext,
-        domo: DomoResource,
-        s3: ResourceParam[S3ClientFactory],
-        aws_credentials: AwsCredentialsResource,
-    ) -> Iterator[MaterializeResult | AssetCheckResult]:
-        yield from domo.export_and_poll(
-            context, s3_client=s3.get_client(), aws_credentials=aws_credentials
-        )
+    def _exports(context: AssetExecutionContext) -> Iterator[MaterializeResult | AssetCheckResult]:
+        yield from step_domo(context, resource_key).export_and_poll(context)
 
     return _exports

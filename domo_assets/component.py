@@ -33,8 +33,8 @@ from domo_assets.catalog import Catalog, CatalogError, ExportConfig, load_catalo
 from domo_assets.component_scaffolder import DomoExportsComponentScaffolder
 from domo_assets.domo.endpoints import OAUTH_CANNOT_EXPORT
 from domo_assets.location import build_definitions, collector_paused
-from domo_assets.ownership import PREFIX_OWNERS
-from domo_assets.resource import DomoResource
+from domo_assets.ownership import DATASET_NODES, PREFIX_OWNERS
+from domo_assets.resource import AwsCredentialsResource, DomoResource, S3ReaderResource
 from domo_assets.translator import DagsterDomoTranslator, DomoExportProps
 
 # The connection's identity; every other DomoResource field is a tuning setting.
@@ -85,6 +85,59 @@ def _connection_model() -> type[BaseModel]:
 
 
 DomoConnectionModel = _connection_model()
+
+
+def _nested_model(resource: type[dg.ConfigurableResource], name: str) -> type[BaseModel]:
+    """The YAML schema of a nested resource's section (``s3``, ``aws``): the resource's fields,
+    each optional and also accepting a template string (``{{ env.NAME }}``)."""
+    fields: dict[str, Any] = {
+        field: (info.annotation | str | None, Field(None, description=info.description))
+        for field, info in resource.model_fields.items()
+    }
+    return create_model(name, __base__=dg.Model, **fields)
+
+
+def _string_fields(resource: type[dg.ConfigurableResource]) -> frozenset[str]:
+    """The fields of a resource that take a string: the ones an ``EnvVar`` may give."""
+    return frozenset(
+        name for name, info in resource.model_fields.items() if info.annotation == str | None
+    )
+
+
+S3SettingsModel = _nested_model(S3ReaderResource, "S3SettingsModel")
+AwsSettingsModel = _nested_model(AwsCredentialsResource, "AwsSettingsModel")
+_NESTED_SECRETS = frozenset({"aws_secret_access_key", "aws_session_token", "external_id"})
+
+
+def _nested_resolver(
+    resource: type[dg.ConfigurableResource],
+) -> Any:
+    """A resolver building ``resource`` from its section: ``{{ env.NAME }}`` in a string field
+    becomes ``EnvVar("NAME")`` (Dagster reads it when it initializes the resource for a step),
+    other templates are rendered, and a secret written out is refused."""
+    strings = _string_fields(resource)
+
+    def resolve(context: dg.ResolutionContext, model: BaseModel) -> Any:
+        settings: dict[str, Any] = {}
+        for name, raw in model.model_dump(exclude_none=True).items():
+            variable = _env_reference(raw) if name in strings else None
+            if variable is not None:
+                settings[name] = dg.EnvVar(variable)
+            elif name in _NESTED_SECRETS:
+                raise _connection_error(
+                    context,
+                    name,
+                    "a secret written out in the YAML: give it from the environment, e.g. "
+                    f'{name}: "{{{{ env.{name.upper()} }}}}"',
+                )
+            else:
+                settings[name] = resolve_templates(context.at_path(name), raw)
+        try:
+            return resource(**settings)
+        except ValidationError as exc:
+            raise _connection_error(context, None, _problems(exc)) from None
+
+    return resolve
 
 
 def _env_reference(value: Any) -> str | None:
@@ -195,13 +248,18 @@ def _domo_resource(context: dg.ResolutionContext, settings: Mapping[str, Any]) -
     try:
         return DomoResource(**settings)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
-            if error["loc"]
-            else error["msg"]
-            for error in exc.errors()
-        )
-        raise _connection_error(context, None, problems) from None
+        raise _connection_error(context, None, _problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> str:
+    """What a resource's settings refuse, field by field (never the values: they may be
+    secrets)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+        if error["loc"]
+        else error["msg"]
+        for error in exc.errors()
+    )
 
 
 def instance_scope(context: dg.ComponentLoadContext) -> str | None:
@@ -308,6 +366,26 @@ class DomoExportsComponent(dg.Component, dg.Model, dg.Resolvable):
             "export_on_first_tick, default_status.",
         ),
     ] = Field(default_factory=dict)
+    s3: Annotated[
+        S3ReaderResource | None,
+        dg.Resolver(
+            _nested_resolver(S3ReaderResource),
+            model_field_type=S3SettingsModel | None,
+            description="How the export steps reach S3 (S3ReaderResource's fields: region_name, "
+            "endpoint_url, profile_name, keys as '{{ env.NAME }}', max_attempts); by default "
+            "boto3's chain, region and AWS_ENDPOINT_URL. Nested in the Domo resource, so "
+            "Dagster initializes and tears it down with it.",
+        ),
+    ] = None
+    aws: Annotated[
+        AwsCredentialsResource | None,
+        dg.Resolver(
+            _nested_resolver(AwsCredentialsResource),
+            model_field_type=AwsSettingsModel | None,
+            description="Which AWS credentials Domo is handed (AwsCredentialsResource's fields: "
+            "mode, role_arn, duration_seconds, ...); by default scoped STS sessions.",
+        ),
+    ] = None
     translation: (
         Annotated[
             TranslationFn[DomoExportProps],
@@ -389,15 +467,30 @@ class DomoExportsComponent(dg.Component, dg.Model, dg.Resolvable):
             catalog = self.build_catalog(defs_source(context))
             # Every instance of the project builds in this load: the last one built of two
             # that overlap fails the load, naming both (domo_assets.ownership).
+            project = context.project_root.resolve()
             PREFIX_OWNERS.claim_for_component(
-                catalog,
-                project=context.project_root.resolve(),
-                load=context.component_tree,
-                owner=context.component_loc,
+                catalog, project=project, load=context.component_tree, owner=context.component_loc
             )
             return build_definitions(
-                catalog, self.domo, translator=self.translator, scope=instance_scope(context)
+                catalog,
+                self.domo_resource,
+                translator=self.translator,
+                scope=instance_scope(context),
+                # A DataSet another instance (or a classic catalog) exports too has one node,
+                # defined by the first of them built.
+                claim_nodes=lambda specs: DATASET_NODES.claim_for_component(
+                    specs.datasets,
+                    project=project,
+                    load=context.component_tree,
+                    owner=context.component_loc,
+                    source=defs_source(context),
+                ),
             )
+
+    @property
+    def domo_resource(self) -> DomoResource:
+        """The instance's Domo resource with its ``s3`` and ``aws`` sections nested in it."""
+        return self.domo.with_nested(s3=self.s3, aws_credentials=self.aws)
 
 
 class DomoComponentTranslator(
