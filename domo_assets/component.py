@@ -56,6 +56,9 @@ _NOT_A_NAME = re.compile(r"[^A-Za-z0-9_]+")
 # model given as a field type has only plain fields, and DomoResource's carry bounds (ge=1);
 # the NewType keeps the type for readers and pydantic while the resolver below builds it.
 DomoConnection = NewType("DomoConnection", DomoResource)
+# The types of the `s3` and `aws` attributes, for the same reason.
+S3Settings = NewType("S3Settings", S3ReaderResource)
+AwsSettings = NewType("AwsSettings", AwsCredentialsResource)
 
 
 class DomoComponentError(ResolutionException, ValueError):
@@ -367,7 +370,7 @@ class DomoExportsComponent(dg.Component, dg.Model, dg.Resolvable):
         ),
     ] = Field(default_factory=dict)
     s3: Annotated[
-        S3ReaderResource | None,
+        S3Settings | None,
         dg.Resolver(
             _nested_resolver(S3ReaderResource),
             model_field_type=S3SettingsModel | None,
@@ -378,7 +381,7 @@ class DomoExportsComponent(dg.Component, dg.Model, dg.Resolvable):
         ),
     ] = None
     aws: Annotated[
-        AwsCredentialsResource | None,
+        AwsSettings | None,
         dg.Resolver(
             _nested_resolver(AwsCredentialsResource),
             model_field_type=AwsSettingsModel | None,

@@ -71,6 +71,9 @@ DEFAULT_POLL_TIMEOUT = DEFAULT_TIMEOUT
 DEFAULT_MAX_CONCURRENT_EXPORTS = 8
 # Attempts of each S3 call, as dagster-aws's S3Resource has them.
 DEFAULT_S3_MAX_ATTEMPTS = 5
+# What the resources log when Dagster tears them down after a step.
+DOMO_CLOSED_MESSAGE = "Closed the Domo client's connections"
+S3_CLOSED_MESSAGE = "Closed the S3 client's connections"
 
 
 class S3ReaderResource(ConfigurableResource):
@@ -142,10 +145,14 @@ class S3ReaderResource(ConfigurableResource):
         return self._client
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
-        """Close the client's pooled connections at the end of the step."""
+        """Close the client's pooled connections at the end of the step (logged, so a run's
+        event log shows Dagster tore the resource down)."""
         if self._client is not None:
+            endpoint = self._client.meta.endpoint_url
             self._client.close()
             self._client = None
+            if context.log is not None:
+                context.log.debug(f"{S3_CLOSED_MESSAGE} ({endpoint})")
 
 
 class AwsCredentialsResource(ConfigurableResource):
@@ -536,10 +543,13 @@ class DomoResource(ConfigurableResource):
         yield from export_selected(context, tools)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
-        """Close pooled connections at the end of a step."""
+        """Close pooled connections at the end of a step or sensor tick (logged, so a run's
+        event log shows Dagster tore the resource down)."""
         if self._client is not None:
             self._client.close()
             self._client = None
+            if context.log is not None:
+                context.log.debug(f"{DOMO_CLOSED_MESSAGE} ({self.instance_url})")
 
 
 def _literal(value: Any) -> str | None:
