@@ -127,7 +127,12 @@ from dagster import (
 )
 from domo_assets_dev.sandbox import EXPORT_BUCKET, SandboxControl, synthetic_dataset_id
 
-from domo_assets.assets import build_export_assets, built_in_body, domo_export_assets
+from domo_assets.assets import (
+    DOMO_RESOURCE_KEY,
+    build_export_assets,
+    built_in_body,
+    domo_export_assets,
+)
 from domo_assets.catalog import Catalog, load_catalog
 from domo_assets.resource import DomoResource
 from domo_assets.translator import DomoSpecs, translate
@@ -335,9 +340,12 @@ def naive_job() -> JobDefinition:
     record_peak_at_exit()
     specs = translate(load_catalog(os.environ[CATALOG_VAR]))
     ops = [
-        domo_export_assets(specs=[spec], name=f"{spec.key.path[-1]}_export", retry_policy=None)(
-            built_in_body()
-        )
+        domo_export_assets(
+            specs=[spec],
+            name=f"{spec.key.path[-1]}_export",
+            retry_policy=None,
+            required_resource_keys={DOMO_RESOURCE_KEY},
+        )(built_in_body())
         for spec in specs.exports
     ]
     return _multiprocess_job(NAIVE_JOB, specs, [*specs.datasets, *ops])
