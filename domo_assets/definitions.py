@@ -75,7 +75,8 @@ def domo_resource_from_env() -> DomoResource:
         developer_token=EnvVar(TOKEN_VAR),
         client_id=EnvVar(CLIENT_ID_VAR),
         client_secret=EnvVar(CLIENT_SECRET_VAR),
-        api_url=os.environ.get(API_URL_VAR, DEFAULT_API_URL),
+        # Read by Dagster, like the other settings, when it initializes the resource.
+        api_url=EnvVar(API_URL_VAR) if os.environ.get(API_URL_VAR) else DEFAULT_API_URL,
     )
 
 
