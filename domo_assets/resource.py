@@ -124,8 +124,13 @@ class S3ReaderResource(ConfigurableResource):
         return False
 
     def get_client(self) -> Any:
-        """The step's boto3 S3 client, made on first use and shared by its threads."""
+        """The step's boto3 S3 client, made on first use and shared by its threads.
+
+        Raises:
+            UninitializedResourceError: A setting is an ``EnvVar`` Dagster has not read yet.
+        """
         if self._client is None:
+            require_initialized(self)
             # Imported here: boto3 costs a code-location load 0.16 s, and only runs use it.
             import boto3
             from botocore.config import Config
@@ -257,7 +262,12 @@ class AwsCredentialsResource(ConfigurableResource):
         )
 
     def get_provider(self) -> CredentialProvider:
-        """The credential provider these settings describe."""
+        """The credential provider these settings describe.
+
+        Raises:
+            UninitializedResourceError: A setting is an ``EnvVar`` Dagster has not read yet.
+        """
+        require_initialized(self)
         static = None
         if self.aws_access_key_id and self.aws_secret_access_key:
             static = AwsCredentials(
@@ -485,8 +495,12 @@ class DomoResource(ConfigurableResource):
 
         Args:
             log: Where the client logs retries; Dagster's logger by default.
+
+        Raises:
+            UninitializedResourceError: A setting is an ``EnvVar`` Dagster has not read yet.
         """
         if self._client is None:
+            require_initialized(self)
             from domo_assets.domo.client import DomoClient
 
             self._client = DomoClient(
@@ -550,6 +564,30 @@ class DomoResource(ConfigurableResource):
             self._client = None
             if context.log is not None:
                 context.log.debug(f"{DOMO_CLOSED_MESSAGE} ({self.instance_url})")
+
+
+class UninitializedResourceError(RuntimeError):
+    """A resource was used before Dagster initialized it: a setting is still an ``EnvVar``."""
+
+
+def require_initialized(resource: ConfigurableResource) -> None:
+    """Refuse to use a resource whose settings Dagster has not read yet.
+
+    An ``EnvVar`` setting is read by Dagster when it initializes the resource (a step, a sensor
+    tick, ``dagster.build_resources``); used before, it would be the variable's name, not its
+    value.
+
+    Raises:
+        UninitializedResourceError: Naming the resource, the setting and the variable.
+    """
+    for name in type(resource).model_fields:
+        value = getattr(resource, name)
+        if isinstance(value, EnvVar):
+            raise UninitializedResourceError(
+                f"{type(resource).__name__}.{name} is EnvVar({value.env_var_name!r}), which "
+                "Dagster reads when it initializes the resource: use the resource in a run or "
+                "a sensor tick, or within dagster.build_resources({...})"
+            )
 
 
 def _literal(value: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""Resources Dagster manages on the component path: a ``DomoExportsComponent`` instance's Domo
+"""Resources Dagster manages, on the component path above all: a ``DomoExportsComponent`` instance's Domo
 resource, with the ``s3:`` and ``aws:`` sections of its ``defs.yaml`` nested in it, is bound
 under the instance's own key, so Dagster initializes it (and them) for every step and tears it
 down after; the S3 reader a step uses is the one the YAML configures.
@@ -8,12 +8,14 @@ Real dg projects, real runs against the sandbox and moto's S3 server.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 from domo_assets_dev.sandbox import Sandbox
+from domo_assets_dev.sandbox.datasets import PHARMACY_CLAIMS_ID
 from support import failure_text
 from test_component import (
     CLAIMS,
@@ -25,7 +27,13 @@ from test_component import (
     write_project,
 )
 
-from domo_assets.resource import DOMO_CLOSED_MESSAGE, S3_CLOSED_MESSAGE
+from domo_assets.resource import (
+    DOMO_CLOSED_MESSAGE,
+    S3_CLOSED_MESSAGE,
+    DomoResource,
+    S3ReaderResource,
+    UninitializedResourceError,
+)
 
 # boto3's own variable for S3's endpoint alone: pointed at a closed port, every S3 client that
 # follows boto3's defaults fails, while STS and Glue keep the sandbox's AWS_ENDPOINT_URL.
@@ -133,3 +141,32 @@ def _chain(error: BaseException | None) -> list[BaseException]:
         found.append(error)
         error = error.__cause__ or error.__context__
     return found
+
+
+def test_a_resource_dagster_has_not_initialized_refuses_to_make_a_client(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An EnvVar setting is read by Dagster alone: used directly, the resource names the setting
+    and the variable instead of connecting to the variable's name; initialized by Dagster
+    (``build_resources``), the same resource reaches the sandbox."""
+    monkeypatch.setenv("DOMO_INSTANCE_URL", sandbox.domo_url)
+    monkeypatch.setenv("DOMO_DEVELOPER_TOKEN", sandbox.token)
+    domo = DomoResource(
+        instance_url=dg.EnvVar("DOMO_INSTANCE_URL"),
+        developer_token=dg.EnvVar("DOMO_DEVELOPER_TOKEN"),
+        s3=S3ReaderResource(region_name=dg.EnvVar("AWS_DEFAULT_REGION")),
+    )
+
+    with pytest.raises(UninitializedResourceError, match=r"DomoResource\.instance_url is EnvVar"):
+        domo.get_client()
+    with pytest.raises(UninitializedResourceError, match=r"S3ReaderResource\.region_name"):
+        domo.s3.get_client()
+    assert sandbox.control.requests() == []
+
+    with dg.build_resources({"domo": domo}) as resources:
+        metadata = resources.domo.get_client().get_dataset(PHARMACY_CLAIMS_ID)
+        region = resources.domo.s3.get_client().meta.region_name
+
+    assert metadata.row_count is not None
+    assert region == os.environ["AWS_DEFAULT_REGION"]
+    assert sandbox.control.requests() != []
