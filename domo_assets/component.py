@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, NewType
@@ -114,13 +114,13 @@ _NESTED_SECRETS = frozenset({"aws_secret_access_key", "aws_session_token", "exte
 
 def _nested_resolver(
     resource: type[dg.ConfigurableResource],
-) -> Any:
+) -> Callable[[dg.ResolutionContext, BaseModel], dg.ConfigurableResource]:
     """A resolver building ``resource`` from its section: ``{{ env.NAME }}`` in a string field
     becomes ``EnvVar("NAME")`` (Dagster reads it when it initializes the resource for a step),
     other templates are rendered, and a secret written out is refused."""
     strings = _string_fields(resource)
 
-    def resolve(context: dg.ResolutionContext, model: BaseModel) -> Any:
+    def resolve(context: dg.ResolutionContext, model: BaseModel) -> dg.ConfigurableResource:
         settings: dict[str, Any] = {}
         for name, raw in model.model_dump(exclude_none=True).items():
             variable = _env_reference(raw) if name in strings else None
