@@ -1,7 +1,11 @@
-"""``DomoResource``: Dagster configuration over :class:`domo_assets.domo.client.DomoClient`.
+"""``DomoResource``: Dagster configuration over :class:`domo_assets.domo.client.DomoClient`, with
+the two resources nested in it: ``S3ReaderResource`` (how the steps reach S3) and
+``AwsCredentialsResource`` (which credentials Domo is handed).
 
-A thin ``ConfigurableResource``: it holds settings (secrets through ``EnvVar``, so none is stored
-in run config or job snapshots) and builds a client. All HTTP lives in the client.
+Thin ``ConfigurableResource``s: they hold settings (secrets through ``EnvVar``, so none is
+stored in run config or job snapshots, and read by Dagster alone when it initializes them) and
+build clients. All HTTP lives in the client; the export work lives in ``execution``, which is
+handed what these made and imports none of them.
 """
 
 from __future__ import annotations
