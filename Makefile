@@ -12,6 +12,8 @@ PYTEST_WORKERS ?= logical
 
 .PHONY: setup dev test demo lint format test-deployment test-browser bench clean
 
+# `.[dev]` is the test tools plus the `deploy` and `parquet` extras (the tests run the deployment
+# and Parquet exports); constraints.txt pins a full resolve of `.[dev,k8s]` and `dev/`.
 $(STAMP): pyproject.toml dev/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

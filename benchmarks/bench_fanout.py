@@ -125,12 +125,16 @@ from dagster import (
     multiprocess_executor,
     reconstructable,
 )
-from dagster_aws.s3 import S3Resource
 from domo_assets_dev.sandbox import EXPORT_BUCKET, SandboxControl, synthetic_dataset_id
 
-from domo_assets.assets import build_export_assets, built_in_body, domo_export_assets
+from domo_assets.assets import (
+    DOMO_RESOURCE_KEY,
+    build_export_assets,
+    built_in_body,
+    domo_export_assets,
+)
 from domo_assets.catalog import Catalog, load_catalog
-from domo_assets.resource import AwsCredentialsResource, DomoResource
+from domo_assets.resource import DomoResource
 from domo_assets.translator import DomoSpecs, translate
 
 if TYPE_CHECKING:
@@ -272,8 +276,6 @@ def resources(cap: int = DEFAULT_CAP) -> dict[str, Any]:
             developer_token=os.environ["DOMO_DEVELOPER_TOKEN"],
             max_concurrent_exports=cap,
         ),
-        "s3": S3Resource(),
-        "aws_credentials": AwsCredentialsResource(),
     }
 
 
@@ -338,9 +340,12 @@ def naive_job() -> JobDefinition:
     record_peak_at_exit()
     specs = translate(load_catalog(os.environ[CATALOG_VAR]))
     ops = [
-        domo_export_assets(specs=[spec], name=f"{spec.key.path[-1]}_export", retry_policy=None)(
-            built_in_body()
-        )
+        domo_export_assets(
+            specs=[spec],
+            name=f"{spec.key.path[-1]}_export",
+            retry_policy=None,
+            required_resource_keys={DOMO_RESOURCE_KEY},
+        )(built_in_body())
         for spec in specs.exports
     ]
     return _multiprocess_job(NAIVE_JOB, specs, [*specs.datasets, *ops])

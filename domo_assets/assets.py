@@ -11,6 +11,7 @@ Dagster, not HTTP.
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,17 +22,20 @@ from dagster import (
     AssetSpec,
     BackfillPolicy,
     MaterializeResult,
-    ResourceParam,
+    OpExecutionContext,
     RetryPolicy,
+    SensorEvaluationContext,
     multi_asset,
 )
 
 from domo_assets.catalog import Catalog
 from domo_assets.checks import check_specs
-from domo_assets.resource import AwsCredentialsResource, DomoResource, S3ClientFactory
+from domo_assets.resource import DomoResource
 from domo_assets.translator import DagsterDomoTranslator, DomoSpecs, export_config, translate
 
 DOMO_POOL = "domo"
+# The Domo resource's key in a code location; a scoped catalog's is `<scope>__domo`.
+DOMO_RESOURCE_KEY = "domo"
 EXPORTS_OP_NAME = "domo_exports"
 DEFAULT_RETRY_POLICY = RetryPolicy(max_retries=2, delay=10)
 
@@ -41,19 +45,18 @@ ExecuteFunction = Callable[
 ]
 
 
-@dataclass(frozen=True)
-class BoundResources:
-    """Resources bound to a catalog's definitions themselves rather than the code location's.
+def domo_resource_key(scope: str | None = None) -> str:
+    """The key the Domo resource of a catalog's definitions is bound to: ``domo``, or
+    ``<scope>__domo`` for a scoped catalog (a component instance), so that several live in one
+    project, each initialized and torn down by Dagster."""
+    return f"{scope}__{DOMO_RESOURCE_KEY}" if scope else DOMO_RESOURCE_KEY
 
-    Attributes:
-        domo: The Domo connection, with its settings resolved (no ``EnvVar`` left: it is used
-            as it is, never initialized by Dagster).
-        aws_credentials: Which credentials Domo is handed; S3 is read with dagster-aws's
-            ``S3Resource()`` (boto3's chain and ``AWS_ENDPOINT_URL``).
-    """
 
-    domo: DomoResource
-    aws_credentials: AwsCredentialsResource | None = None
+def step_domo(
+    context: OpExecutionContext | SensorEvaluationContext, resource_key: str
+) -> DomoResource:
+    """The Domo resource Dagster initialized for this step (or sensor tick) under that key."""
+    return getattr(context.resources, resource_key)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ def domo_export_assets(
     description: str | None = None,
     op_tags: Mapping[str, Any] | None = None,
     backfill_policy: BackfillPolicy | None = None,
+    required_resource_keys: AbstractSet[str] | None = None,
 ) -> Callable[[ExportsFunction], AssetsDefinition]:
     """Declare a multi-asset of Domo exports whose body you write, like ``@fivetran_assets``.
 
@@ -113,6 +117,8 @@ def domo_export_assets(
         description: The op's description.
         op_tags: The op's tags.
         backfill_policy: For partitioned exports (default: one partition per run).
+        required_resource_keys: Resources the body reads from ``context.resources`` (the
+            body's typed parameters, like ``domo: DomoResource``, need not be listed).
 
     Raises:
         ValueError: Neither or both of ``catalog`` and ``specs``, or specs with several
@@ -148,6 +154,7 @@ def domo_export_assets(
         else None,
         description=description or "Exports Domo DataSets to S3, one asset per catalog entry.",
         op_tags=op_tags,
+        required_resource_keys=required_resource_keys,
     )
 
 
@@ -157,7 +164,7 @@ def build_export_assets(
     name: str = EXPORTS_OP_NAME,
     pool: str = DOMO_POOL,
     retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
-    bound: BoundResources | None = None,
+    resource_key: str = DOMO_RESOURCE_KEY,
     body: ExportsFunction | None = None,
     op_tags: Mapping[str, Any] | None = None,
     description: str | None = None,
@@ -169,9 +176,9 @@ def build_export_assets(
         name: The op's name.
         pool: The Dagster pool capping concurrent export steps across runs.
         retry_policy: Step retries; safe because a retry resumes the export it started.
-        bound: Resources bound to the assets (see ``built_in_body``).
-        body: The step's body (default ``built_in_body(bound)``), e.g. a component's
-            ``execute``.
+        resource_key: The key of the Domo resource the step uses.
+        body: The step's body (default ``built_in_body(resource_key)``), e.g. a component's
+            ``execute`` (``execute_body``); it reads the Domo resource under ``resource_key``.
         op_tags: The op's tags.
         description: The op's description.
     """
@@ -182,7 +189,8 @@ def build_export_assets(
         retry_policy=retry_policy,
         op_tags=op_tags,
         description=description,
-    )(body or built_in_body(bound))
+        required_resource_keys={resource_key},
+    )(body or built_in_body(resource_key))
 
 
 def build_partitioned_export_assets(
@@ -191,7 +199,7 @@ def build_partitioned_export_assets(
     op_prefix: str = "",
     pool: str = DOMO_POOL,
     retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
-    bound: BoundResources | None = None,
+    resource_key: str = DOMO_RESOURCE_KEY,
     body: ExportsFunction | None = None,
     op_tags: Mapping[str, Any] | None = None,
     backfill_policy: BackfillPolicy | None = None,
@@ -221,61 +229,33 @@ def build_partitioned_export_assets(
                 f"to S3, one {config.partition.scheme.value} partition per run.",
                 op_tags=op_tags,
                 backfill_policy=backfill_policy,
-            )(body or built_in_body(bound))
+                required_resource_keys={resource_key},
+            )(body or built_in_body(resource_key))
         )
     return assets
 
 
-def execute_body(execute: ExecuteFunction, domo: DomoResource | None = None) -> ExportsFunction:
-    """A body that hands each step to ``execute`` (e.g. a component's), with ``domo``, or with
-    the code location's ``domo`` resource when None.
+def execute_body(
+    execute: ExecuteFunction, resource_key: str = DOMO_RESOURCE_KEY
+) -> ExportsFunction:
+    """A body that hands each step to ``execute`` (e.g. a component's) with the Domo resource
+    Dagster initialized for the step under ``resource_key``."""
 
-    Defined here, where annotations are types rather than strings: Dagster reads the body's
-    ``context`` and resource parameters from them.
-    """
-    if domo is not None:
-        bound_domo = domo
-
-        def _bound_execute(
-            context: AssetExecutionContext,
-        ) -> Iterator[MaterializeResult | AssetCheckResult]:
-            yield from execute(context, bound_domo)
-
-        return _bound_execute
-
-    def _execute(
-        context: AssetExecutionContext, domo: DomoResource
-    ) -> Iterator[MaterializeResult | AssetCheckResult]:
-        yield from execute(context, domo)
+    def _execute(context: AssetExecutionContext) -> Iterator[MaterializeResult | AssetCheckResult]:
+        yield from execute(context, step_domo(context, resource_key))
 
     return _execute
 
 
-def built_in_body(bound: BoundResources | None = None) -> ExportsFunction:
-    """The built-in assets' body: every selected export, through the resource.
+def built_in_body(resource_key: str = DOMO_RESOURCE_KEY) -> ExportsFunction:
+    """The built-in assets' body: every selected export, through the Domo resource Dagster
+    initialized for the step (with its nested ``s3`` and ``aws_credentials``).
 
     Args:
-        bound: Resources bound to the assets themselves (a component's, so that several
-            instances need no code-location resource keys); by default the body takes the
-            code location's ``domo``, ``s3`` and ``aws_credentials`` resources.
+        resource_key: The Domo resource's key (``domo``, or a scoped catalog's).
     """
-    if bound is not None:
 
-        def _bound_exports(
-            context: AssetExecutionContext,
-        ) -> Iterator[MaterializeResult | AssetCheckResult]:
-            yield from bound.domo.export_and_poll(context, aws_credentials=bound.aws_credentials)
-
-        return _bound_exports
-
-    def _exports(
-        context: AssetExecutionContext,
-        domo: DomoResource,
-        s3: ResourceParam[S3ClientFactory],
-        aws_credentials: AwsCredentialsResource,
-    ) -> Iterator[MaterializeResult | AssetCheckResult]:
-        yield from domo.export_and_poll(
-            context, s3_client=s3.get_client(), aws_credentials=aws_credentials
-        )
+    def _exports(context: AssetExecutionContext) -> Iterator[MaterializeResult | AssetCheckResult]:
+        yield from step_domo(context, resource_key).export_and_poll(context)
 
     return _exports

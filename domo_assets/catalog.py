@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import ipaddress
 import itertools
 import re
@@ -78,6 +79,9 @@ _DURATION_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
 # libyaml's safe loader when PyYAML was built with it: the same documents, ~10x faster to parse
 # (a 1,000-export catalog in tens of milliseconds instead of ~0.4 s at each code-location load).
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# `parquet: true` needs pyarrow, which only the `parquet` extra installs.
+PARQUET_MODULE = "pyarrow"
+PARQUET_INSTALL = "pip install 'domo_assets[parquet]'"
 
 
 class CatalogError(ValueError):
@@ -782,6 +786,7 @@ def parse_catalog(document: Any, source: str, included: Sequence[Catalog] = ()) 
     _check_unique_names(exports, origins)
     _check_dataset_names(exports, origins)
     _check_bucket_owners(exports, origins)
+    _check_parquet_installed(exports, origins)
     catalog = Catalog(source=source, exports=exports, origins=origins, sensor=sensor)
     check_prefix_owners(catalog.prefix_claims)
     return catalog
@@ -861,6 +866,19 @@ def _check_dataset_names(exports: Sequence[ExportConfig], origins: Sequence[Entr
             raise CatalogError(
                 f"{origin.label}: field 'dataset_name': DataSet {export.dataset_id} is named "
                 f"differently by {first.label}; give every export of it the same dataset_name"
+            )
+
+
+def _check_parquet_installed(
+    exports: Sequence[ExportConfig], origins: Sequence[EntryOrigin]
+) -> None:
+    """An export asking for Parquet fails at load, not at its first run, without pyarrow."""
+    for export, origin in zip(exports, origins, strict=True):
+        if export.parquet and importlib.util.find_spec(PARQUET_MODULE) is None:
+            raise CatalogError(
+                f"{origin.label}: field 'parquet': Parquet output needs {PARQUET_MODULE}, which "
+                f"is not installed: install the parquet extra ({PARQUET_INSTALL}), or remove "
+                "parquet: true"
             )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -40,7 +40,7 @@ from dagster.components.utils.translation import (
 )
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, create_model
 
-from domo_assets.assets import DEFAULT_RETRY_POLICY, DOMO_POOL, ExportOp, execute_body
+from domo_assets.assets import DEFAULT_RETRY_POLICY, DOMO_POOL, ExportOp
 from domo_assets.catalog import (
     Catalog,
     CatalogError,
@@ -64,8 +64,8 @@ from domo_assets.discovery import (
 )
 from domo_assets.domo.endpoints import OAUTH_CANNOT_EXPORT
 from domo_assets.location import build_definitions, collector_paused
-from domo_assets.ownership import PREFIX_OWNERS
-from domo_assets.resource import DomoResource
+from domo_assets.ownership import DATASET_NODES, PREFIX_OWNERS
+from domo_assets.resource import AwsCredentialsResource, DomoResource, S3ReaderResource
 from domo_assets.translator import DagsterDomoTranslator, DomoExportProps
 
 # The connection's identity; every other DomoResource field is a tuning setting.
@@ -95,6 +95,9 @@ logger = logging.getLogger(__name__)
 # model given as a field type has only plain fields, and DomoResource's carry bounds (ge=1);
 # the NewType keeps the type for readers and pydantic while the resolver below builds it.
 DomoConnection = NewType("DomoConnection", DomoResource)
+# The types of the `s3` and `aws` attributes, for the same reason.
+S3Settings = NewType("S3Settings", S3ReaderResource)
+AwsSettings = NewType("AwsSettings", AwsCredentialsResource)
 
 
 class DomoComponentError(ResolutionException, ValueError):
@@ -145,6 +148,16 @@ def _section_model(
         )
         for field, info in source.model_fields.items()
         if field not in leave_out
+    }
+    return create_model(name, __base__=dg.Model, **fields)
+
+
+def _nested_model(resource: type[dg.ConfigurableResource], name: str) -> type[BaseModel]:
+    """The YAML schema of a nested resource's section (``s3``, ``aws``): the resource's fields,
+    each optional and also accepting a template string (``{{ env.NAME }}``)."""
+    fields: dict[str, Any] = {
+        field: (info.annotation | str | None, Field(None, description=info.description))
+        for field, info in resource.model_fields.items()
     }
     return create_model(name, __base__=dg.Model, **fields)
 
@@ -237,6 +250,49 @@ def resolve_discover(context: dg.ResolutionContext, model: DiscoverModel | None)
     if model is None:
         return None
     return Discover(model.select, _section(context.at_path("export"), model.export))
+
+
+def _string_fields(resource: type[dg.ConfigurableResource]) -> frozenset[str]:
+    """The fields of a resource that take a string: the ones an ``EnvVar`` may give."""
+    return frozenset(
+        name for name, info in resource.model_fields.items() if info.annotation == str | None
+    )
+
+
+S3SettingsModel = _nested_model(S3ReaderResource, "S3SettingsModel")
+AwsSettingsModel = _nested_model(AwsCredentialsResource, "AwsSettingsModel")
+_NESTED_SECRETS = frozenset({"aws_secret_access_key", "aws_session_token", "external_id"})
+
+
+def _nested_resolver(
+    resource: type[dg.ConfigurableResource],
+) -> Callable[[dg.ResolutionContext, BaseModel], dg.ConfigurableResource]:
+    """A resolver building ``resource`` from its section: ``{{ env.NAME }}`` in a string field
+    becomes ``EnvVar("NAME")`` (Dagster reads it when it initializes the resource for a step),
+    other templates are rendered, and a secret written out is refused."""
+    strings = _string_fields(resource)
+
+    def resolve(context: dg.ResolutionContext, model: BaseModel) -> dg.ConfigurableResource:
+        settings: dict[str, Any] = {}
+        for name, raw in model.model_dump(exclude_none=True).items():
+            variable = _env_reference(raw) if name in strings else None
+            if variable is not None:
+                settings[name] = dg.EnvVar(variable)
+            elif name in _NESTED_SECRETS:
+                raise _connection_error(
+                    context,
+                    name,
+                    "a secret written out in the YAML: give it from the environment, e.g. "
+                    f'{name}: "{{{{ env.{name.upper()} }}}}"',
+                )
+            else:
+                settings[name] = resolve_templates(context.at_path(name), raw)
+        try:
+            return resource(**settings)
+        except ValidationError as exc:
+            raise _connection_error(context, None, _problems(exc)) from None
+
+    return resolve
 
 
 def _env_reference(value: Any) -> str | None:
@@ -347,13 +403,18 @@ def _domo_resource(context: dg.ResolutionContext, settings: Mapping[str, Any]) -
     try:
         return DomoResource(**settings)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
-            if error["loc"]
-            else error["msg"]
-            for error in exc.errors()
-        )
-        raise _connection_error(context, None, problems) from None
+        raise _connection_error(context, None, _problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> str:
+    """What a resource's settings refuse, field by field (never the values: they may be
+    secrets)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+        if error["loc"]
+        else error["msg"]
+        for error in exc.errors()
+    )
 
 
 def instance_scope(context: dg.ComponentLoadContext) -> str | None:
@@ -501,6 +562,26 @@ class DomoExportsComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
         "when the image is built), VERSIONED_STATE_STORAGE (Dagster's state storage), and "
         "whether dg dev refreshes it (refresh_if_dev).",
     )
+    s3: Annotated[
+        S3Settings | None,
+        dg.Resolver(
+            _nested_resolver(S3ReaderResource),
+            model_field_type=S3SettingsModel | None,
+            description="How the export steps reach S3 (S3ReaderResource's fields: region_name, "
+            "endpoint_url, profile_name, keys as '{{ env.NAME }}', max_attempts); by default "
+            "boto3's chain, region and AWS_ENDPOINT_URL. Nested in the Domo resource, so "
+            "Dagster initializes and tears it down with it.",
+        ),
+    ] = None
+    aws: Annotated[
+        AwsSettings | None,
+        dg.Resolver(
+            _nested_resolver(AwsCredentialsResource),
+            model_field_type=AwsSettingsModel | None,
+            description="Which AWS credentials Domo is handed (AwsCredentialsResource's fields: "
+            "mode, role_arn, duration_seconds, ...); by default scoped STS sessions.",
+        ),
+    ] = None
     translation: (
         Annotated[
             TranslationFn[DomoExportProps],
@@ -724,14 +805,12 @@ class DomoExportsComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
         """
         source = self._where.source if self._where else type(self).__name__
         listed = _hand_listed(self.hand_listed(source))
-        # A client of its own for each refresh: the resource's keeps schemas it read cached, and
-        # a refresh (e.g. dg dev reloading in one process) must read what Domo says now.
-        self.domo.teardown_after_execution(None)
-        client = self.domo.get_client(log=logger)
-        try:
+        # Dagster initializes the resource (reading its EnvVars) for this refresh alone, and
+        # tears it down after: a new client each time, so a refresh (e.g. dg dev reloading in
+        # one process) reads what Domo says now, not schemas an earlier one cached.
+        with dg.build_resources({"domo": self.domo_resource}) as resources:
+            client = resources.domo.get_client(log=logger)
             state = refresh(client, self.discover and self.discover.selector, listed, source)
-        finally:
-            self.domo.teardown_after_execution(None)
         state_path.write_text(state.to_json(), encoding="utf-8")
 
     def build_defs_from_state(
@@ -752,11 +831,9 @@ class DomoExportsComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
             catalog = self.build_catalog(source, state)
             # Every instance of the project builds in this load: the last one built of two
             # that overlap fails the load, naming both (domo_assets.ownership).
+            project = context.project_root.resolve()
             PREFIX_OWNERS.claim_for_component(
-                catalog,
-                project=context.project_root.resolve(),
-                load=context.component_tree,
-                owner=context.component_loc,
+                catalog, project=project, load=context.component_tree, owner=context.component_loc
             )
             if state is not None:
                 labels = {
@@ -767,14 +844,26 @@ class DomoExportsComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
             scope = instance_scope(context)
             return build_definitions(
                 catalog,
-                self.domo,
+                self.domo_resource,
                 translator=self.translator,
                 scope=scope,
                 op=self.export_op(source),
-                # An instance in a subfolder binds its own connection; one at the defs root
-                # uses the code location's `domo` resource.
-                body=execute_body(self.execute, self.domo if scope is not None else None),
+                execute=self.execute,
+                # A DataSet another instance (or a classic catalog) exports too has one node,
+                # defined by the first of them built.
+                claim_nodes=lambda specs: DATASET_NODES.claim_for_component(
+                    specs.datasets,
+                    project=project,
+                    load=context.component_tree,
+                    owner=context.component_loc,
+                    source=defs_source(context),
+                ),
             )
+
+    @property
+    def domo_resource(self) -> DomoResource:
+        """The instance's Domo resource with its ``s3`` and ``aws`` sections nested in it."""
+        return self.domo.with_nested(s3=self.s3, aws_credentials=self.aws)
 
 
 def _strict_sections(model: type[BaseModel]) -> type[BaseModel]:

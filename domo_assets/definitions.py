@@ -25,7 +25,7 @@ from domo_assets.catalog import EXPORTS_FILE_VAR, Catalog, load_catalog
 from domo_assets.domo.defaults import DEFAULT_API_URL
 from domo_assets.domo.endpoints import OAUTH_CANNOT_EXPORT
 from domo_assets.location import build_definitions, collector_paused
-from domo_assets.ownership import PREFIX_OWNERS
+from domo_assets.ownership import DATASET_NODES, PREFIX_OWNERS
 from domo_assets.resource import DomoResource
 
 INSTANCE_URL_VAR = "DOMO_INSTANCE_URL"
@@ -75,7 +75,8 @@ def domo_resource_from_env() -> DomoResource:
         developer_token=EnvVar(TOKEN_VAR),
         client_id=EnvVar(CLIENT_ID_VAR),
         client_secret=EnvVar(CLIENT_SECRET_VAR),
-        api_url=os.environ.get(API_URL_VAR, DEFAULT_API_URL),
+        # Read by Dagster, like the other settings, when it initializes the resource.
+        api_url=EnvVar(API_URL_VAR) if os.environ.get(API_URL_VAR) else DEFAULT_API_URL,
     )
 
 
@@ -97,6 +98,14 @@ def catalog_from_env() -> Catalog:
 
 with collector_paused():
     _catalog = catalog_from_env()
-    # Beside DomoExportsComponent instances in one process, no two may share a prefix either.
-    PREFIX_OWNERS.claim_for_classic(_catalog, owner=Path(_catalog.source).resolve())
-    defs = build_definitions(_catalog, domo_resource_from_env())
+    # Beside DomoExportsComponent instances in one process, no two may share a prefix either,
+    # and a DataSet they export too has one node, defined by the first of them built.
+    _owner = Path(_catalog.source).resolve()
+    PREFIX_OWNERS.claim_for_classic(_catalog, owner=_owner)
+    defs = build_definitions(
+        _catalog,
+        domo_resource_from_env(),
+        claim_nodes=lambda specs: DATASET_NODES.claim_for_classic(
+            specs.datasets, owner=_owner, source=_catalog.source
+        ),
+    )

@@ -47,6 +47,9 @@ SHORT_ID_LENGTH = 8
 # The materialization's key for the same link (metadata.py).
 DATASET_URL_KEY = "domo/dataset_url"
 OWNER_KEY = "domo/owner"
+# What discovery adds to a spec from Domo: a node defined by a catalog without discovery state
+# is the same node without them (ownership.DataSetNodes).
+DOMO_DETAIL_KEYS = (DATASET_URL_KEY, COLUMN_SCHEMA_KEY, OWNER_KEY)
 LISTING_PLATFORM = "platform"
 LISTING_SEARCH = "search"
 REFRESH_COMMAND = "dg utils refresh-defs-state"

@@ -32,13 +32,15 @@ from dagster import (
 
 from domo_assets.catalog import ExportConfig
 from domo_assets.checks import check_results
+from domo_assets.domo.client import DomoClient
 from domo_assets.domo.errors import is_permanent
+from domo_assets.domo.polling import PollSchedule
 from domo_assets.ledger import InstanceLedger, LatestMaterializations, Materialized
 from domo_assets.metadata import materialization_metadata
 from domo_assets.outcome import ExportOutcome
 from domo_assets.publish import GlueClients, Publication, new_glue_clients, publish
-from domo_assets.resource import AwsCredentialsResource, DomoResource
 from domo_assets.runner import ExportRunner
+from domo_assets.s3.credentials import CredentialProvider
 from domo_assets.s3.landing import LandingError, LatestPointer, pointer_order, read_latest
 from domo_assets.s3.manifest import ExportManifest, read_manifest_at
 from domo_assets.s3.owner import expect_bucket_owners, owners_of
@@ -59,12 +61,30 @@ REFUSED_CHECKS_KEY = "refused_checks"
 PERMANENT_FAILURES_TAG_PREFIX = "domo_assets/permanent_failures."
 
 
+@dataclass(frozen=True)
+class ExportTools:
+    """What a step's exports use, made by the Domo resource and its nested resources (this
+    module imports no resource: ``DomoResource.export_and_poll`` hands these over).
+
+    Attributes:
+        client: The Domo client.
+        s3_client: A boto3 S3 client with the worker's credentials.
+        credentials: Chooses the credentials Domo is handed.
+        schedule: The status-read schedule.
+        stale_after: Seconds after which an export Domo still lists as running is stale.
+        max_concurrent_exports: Exports the step drives at once.
+    """
+
+    client: DomoClient
+    s3_client: Any
+    credentials: CredentialProvider
+    schedule: PollSchedule
+    stale_after: float
+    max_concurrent_exports: int
+
+
 def export_selected(
-    context: AssetExecutionContext,
-    domo: DomoResource,
-    *,
-    s3_client: Any | None = None,
-    aws_credentials: AwsCredentialsResource | None = None,
+    context: AssetExecutionContext, tools: ExportTools
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Export every asset the step selected, as ``DomoResource.export_and_poll`` documents."""
     specs = {
@@ -75,21 +95,18 @@ def export_selected(
     exports = {key: export_config(spec) for key, spec in specs.items()}
     # An export spec of each DataSet: its dependency is the DataSet's node, where sightings go.
     dataset_specs = {exports[key].dataset_id: spec for key, spec in specs.items()}
-    if s3_client is None:
-        from dagster_aws.s3 import S3Resource
-
-        s3_client = S3Resource().get_client()
+    s3_client = tools.s3_client
     # Every call of the step's S3 client to a bucket with a bucket_owner passes it.
     expect_bucket_owners(s3_client, owners_of(exports.values()))
     start_lines = StartLines()
     runner = ExportRunner(
-        client=domo.get_client(log=context.log),
+        client=tools.client,
         s3_client=s3_client,
-        credentials=(aws_credentials or AwsCredentialsResource()).get_provider(),
-        schedule=domo.poll_schedule,
+        credentials=tools.credentials,
+        schedule=tools.schedule,
         log=context.log,
         announce=start_lines.add,
-        stale_after=domo.stale_export_after,
+        stale_after=tools.stale_after,
         sightings=InstanceSightings(
             context.instance, lambda dataset_id: dataset_node(dataset_specs[dataset_id])
         ),
@@ -100,14 +117,22 @@ def export_selected(
     publisher = Publisher(
         context, s3_client, new_glue_clients(), start_lines, partition_key, _parquet_keys(specs)
     )
-    yield from run_exports(context, runner, exports, domo, start_lines, partition_key, publisher)
+    yield from run_exports(
+        context,
+        runner,
+        exports,
+        tools.max_concurrent_exports,
+        start_lines,
+        partition_key,
+        publisher,
+    )
 
 
 def run_exports(
     context: AssetExecutionContext,
     runner: ExportRunner,
     exports: Mapping[AssetKey, ExportConfig],
-    domo: DomoResource,
+    max_concurrent_exports: int,
     start_lines: StartLines,
     partition_key: str | None,
     publisher: Publisher,
@@ -127,7 +152,7 @@ def run_exports(
         context: The step's context.
         runner: Drives one export.
         exports: The exports to drive, by asset key.
-        domo: The Domo resource (its cap on concurrent exports).
+        max_concurrent_exports: The most exports driven at once.
         start_lines: Where the runner's start lines gather (the runner's ``announce``);
             logged together at most every ``START_LINES_INTERVAL`` seconds.
         partition_key: The partition to export, for a partitioned asset.
@@ -147,7 +172,7 @@ def run_exports(
     for name, reason in _permanent_failures_before(context, configs).items():
         failures.add(name, reason, permanent=True)
     pending = [c for c in configs if c.name not in recorded and c.name not in failures.reasons]
-    workers = max(1, min(len(pending) + len(recorded), domo.max_concurrent_exports))
+    workers = max(1, min(len(pending) + len(recorded), max_concurrent_exports))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domo-export") as executor:
         exporting: dict[Future[Any], ExportConfig] = {
             executor.submit(
@@ -182,7 +207,6 @@ def run_exports(
                 if not _recordable(context, config, done, failures):
                     continue
                 in_flight = (config, done.outcome)
-                # The client's URL: a component's bound resource still holds EnvVar settings.
                 yield _result(done.outcome, keys[config.name], runner.client.instance_url)
                 # Dagster stores a yielded result's events before it resumes this generator:
                 # the materialization is recorded now, and publication may follow it.

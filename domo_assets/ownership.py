@@ -1,4 +1,5 @@
-"""One owner per S3 prefix across the catalogs one process loads.
+"""One owner per S3 prefix, and one definition per DataSet node, across the catalogs one process
+loads.
 
 A catalog file refuses overlapping prefixes among its own exports and those it includes
 (:func:`domo_assets.catalog.check_prefix_owners`). A dg project may hold several
@@ -19,10 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from domo_assets.catalog import Catalog, PrefixClaim, check_prefix_owners
+from dagster import AssetKey, AssetSpec
+
+from domo_assets.catalog import Catalog, CatalogError, PrefixClaim, check_prefix_owners
+from domo_assets.discovery import DOMO_DETAIL_KEYS
 
 
 @dataclasses.dataclass
@@ -102,3 +106,141 @@ def _claims(
 
 # The process's record: one per process, as a code location is one process.
 PREFIX_OWNERS = PrefixOwners()
+
+
+# --- DataSet nodes --------------------------------------------------------------------------
+#
+# Exports of one DataSet share its lineage node, across catalogs too: two component instances
+# (or an instance and a classic catalog) that export one DataSet get one node, defined (and
+# observed) by the catalog that claimed it first in the load; the others depend on it by key.
+# A key can be defined only once in a code location, so the specs must be the same.
+
+# The spec attributes a message compares, in order, when two catalogs' nodes differ.
+NODE_ATTRIBUTES = ("group_name", "metadata", "tags", "deps")
+"""What must agree between two catalogs' specs of one DataSet node. Its description and owners
+may differ (one catalog has Domo's, from discovery state; the first catalog built defines the
+node), and so may the metadata discovery adds (``DOMO_DETAIL_KEYS``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Node:
+    """A DataSet node as the catalog that defines it gave it."""
+
+    spec: AssetSpec
+    owner: Hashable
+    source: str
+
+
+@dataclasses.dataclass
+class _NodeLoad:
+    """The DataSet nodes the instances of one project load define (see ``_ProjectLoad``)."""
+
+    load: object
+    nodes: dict[AssetKey, _Node] = dataclasses.field(default_factory=dict)
+
+
+class DataSetNodes:
+    """Which catalog defines each DataSet node, by project load and among classic catalogs;
+    thread-safe. Its scope is :class:`PrefixOwners`'s."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._projects: dict[Path, _NodeLoad] = {}
+        self._classic: dict[AssetKey, _Node] = {}
+
+    def claim_for_component(
+        self,
+        specs: Sequence[AssetSpec],
+        *,
+        project: Path,
+        load: object,
+        owner: Hashable,
+        source: str,
+    ) -> list[AssetSpec]:
+        """The DataSet nodes a component instance defines: those no classic catalog and no
+        other instance of the load defines yet.
+
+        Args:
+            specs: The instance's DataSet node specs.
+            project: The dg project's root.
+            load: This load of the project (its ``ComponentTree``).
+            owner: The instance (building it again replaces its claim).
+            source: Its ``defs.yaml``, for messages.
+
+        Raises:
+            CatalogError: A node another catalog defines has a different spec; the message
+                names both files and what differs.
+        """
+        with self._lock:
+            current = self._projects.get(project)
+            if current is None or current.load is not load:
+                current = self._projects[project] = _NodeLoad(load)
+            current.nodes = {k: n for k, n in current.nodes.items() if n.owner != owner}
+            defined = {**current.nodes, **self._classic}
+            return self._claim(specs, defined, current.nodes, owner, source)
+
+    def claim_for_classic(
+        self, specs: Sequence[AssetSpec], *, owner: Hashable, source: str
+    ) -> list[AssetSpec]:
+        """The DataSet nodes a classic catalog defines: those no other classic catalog and no
+        component instance of a project's latest load defines yet.
+
+        Raises:
+            CatalogError: As :meth:`claim_for_component`.
+        """
+        with self._lock:
+            self._classic = {k: n for k, n in self._classic.items() if n.owner != owner}
+            defined = dict(self._classic)
+            for project in self._projects.values():
+                defined.update(project.nodes)
+            return self._claim(specs, defined, self._classic, owner, source)
+
+    @staticmethod
+    def _claim(
+        specs: Sequence[AssetSpec],
+        defined: Mapping[AssetKey, _Node],
+        record: dict[AssetKey, _Node],
+        owner: Hashable,
+        source: str,
+    ) -> list[AssetSpec]:
+        mine = []
+        for spec in specs:
+            node = defined.get(spec.key)
+            if node is None:
+                record[spec.key] = _Node(spec, owner, source)
+                mine.append(spec)
+            elif _defining(node.spec) != _defining(spec):
+                raise CatalogError(_node_conflict(spec, source, node))
+        return mine
+
+
+def _defining(spec: AssetSpec) -> tuple[object, ...]:
+    """What two catalogs' specs of one DataSet node must agree on (``NODE_ATTRIBUTES``)."""
+    return tuple(_attribute(spec, name) for name in NODE_ATTRIBUTES)
+
+
+def _attribute(spec: AssetSpec, name: str) -> object:
+    value = getattr(spec, name)
+    if name == "metadata":
+        return {k: v for k, v in value.items() if k not in DOMO_DETAIL_KEYS}
+    return value
+
+
+def _node_conflict(spec: AssetSpec, source: str, node: _Node) -> str:
+    differing = [
+        name for name in NODE_ATTRIBUTES if _attribute(spec, name) != _attribute(node.spec, name)
+    ] or ["other attributes"]
+    return (
+        f"{source}: DataSet node {spec.key.to_user_string()} is also defined by {node.source}, "
+        f"with a different {', '.join(differing)} (here {_shown(spec, differing)}; there "
+        f"{_shown(node.spec, differing)}). Exports of one DataSet share its node across "
+        "catalogs: give them the same dataset_name and group, or key one catalog's nodes apart "
+        "with a translator whose get_dataset_spec gives another key"
+    )
+
+
+def _shown(spec: AssetSpec, names: Sequence[str]) -> str:
+    return ", ".join(f"{n}={getattr(spec, n, None)!r}" for n in names if hasattr(spec, n))
+
+
+DATASET_NODES = DataSetNodes()

@@ -27,18 +27,16 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
-    ResourceParam,
     TableColumn,
     TableRecord,
     TableSchema,
     multi_asset,
 )
 
-from domo_assets.assets import DOMO_POOL
+from domo_assets.assets import DOMO_POOL, DOMO_RESOURCE_KEY, step_domo
 from domo_assets.catalog import ExportConfig
 from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY, TABLE_NAME_KEY
 from domo_assets.domo.models import DataSetColumn, S3Object, normalize_s3_url
-from domo_assets.resource import S3ClientFactory
 from domo_assets.translator import DomoSpecs, export_config
 
 if TYPE_CHECKING:
@@ -69,7 +67,7 @@ _FILES_SCHEMA = TableSchema(
 
 
 def build_parquet_assets(
-    specs: DomoSpecs, *, op_prefix: str = "", bound_s3: bool = False
+    specs: DomoSpecs, *, op_prefix: str = "", resource_key: str = DOMO_RESOURCE_KEY
 ) -> list[AssetsDefinition]:
     """The Parquet assets of the exports with ``parquet: true``.
 
@@ -79,24 +77,23 @@ def build_parquet_assets(
     Args:
         specs: The translated catalog.
         op_prefix: Prepended to op names (several catalogs in one project).
-        bound_s3: Read and write S3 with dagster-aws's ``S3Resource()`` instead of the code
-            location's ``s3`` resource (a component's definitions hold no resource keys).
+        resource_key: The key of the Domo resource whose nested ``s3`` reads and writes S3.
     """
     unpartitioned = [s for s in specs.parquets if s.partitions_def is None]
     assets = (
-        [_parquet_multi_asset(unpartitioned, f"{op_prefix}{PARQUET_OP_NAME}", bound_s3)]
+        [_parquet_multi_asset(unpartitioned, f"{op_prefix}{PARQUET_OP_NAME}", resource_key)]
         if unpartitioned
         else []
     )
     for spec in specs.parquets:
         if spec.partitions_def is not None:
             name = f"{op_prefix}{export_config(spec).name}_parquet"
-            assets.append(_parquet_multi_asset([spec], name, bound_s3))
+            assets.append(_parquet_multi_asset([spec], name, resource_key))
     return assets
 
 
 def _parquet_multi_asset(
-    parquet_specs: Sequence[AssetSpec], name: str, bound_s3: bool
+    parquet_specs: Sequence[AssetSpec], name: str, resource_key: str
 ) -> AssetsDefinition:
     partitions_def = parquet_specs[0].partitions_def
 
@@ -148,22 +145,13 @@ def _parquet_multi_asset(
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.multi_run(1) if partitions_def else None,
         description="Writes verified Domo exports as Parquet beside them.",
+        required_resource_keys={resource_key},
     )
-    if bound_s3:
 
-        def _parquet(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
-            from dagster_aws.s3 import S3Resource
+    def _parquet(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
+        yield from write(context, step_domo(context, resource_key).s3.get_client())
 
-            yield from write(context, S3Resource().get_client())
-
-        return decorate(_parquet)
-
-    def _parquet_s3(
-        context: AssetExecutionContext, s3: ResourceParam[S3ClientFactory]
-    ) -> Iterator[MaterializeResult]:
-        yield from write(context, s3.get_client())
-
-    return decorate(_parquet_s3)
+    return decorate(_parquet)
 
 
 @dataclass(frozen=True)

@@ -56,9 +56,8 @@ from domo_assets.domo.models import (
     ExportRequest,
     ExportStatus,
 )
-from domo_assets.domo.polling import expected_duration
+from domo_assets.domo.polling import DEFAULT_STALE_EXPORT_AFTER, expected_duration
 from domo_assets.outcome import ExportOutcome
-from domo_assets.resource import DEFAULT_STALE_EXPORT_AFTER
 from domo_assets.s3.credentials import (
     CredentialGrant,
     CredentialProvider,

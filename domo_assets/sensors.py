@@ -31,6 +31,7 @@ from dagster import (
     AssetKey,
     AssetObservation,
     AssetsDefinition,
+    AssetSpec,
     BetaWarning,
     DataVersion,
     DefaultSensorStatus,
@@ -46,6 +47,7 @@ from dagster import (
     sensor,
 )
 
+from domo_assets.assets import DOMO_RESOURCE_KEY, step_domo
 from domo_assets.catalog import SensorSettings
 from domo_assets.dagster_names import DATA_VERSION_TAG, IMPLICIT_ASSET_JOB_NAME
 from domo_assets.domo.errors import DomoError
@@ -138,7 +140,7 @@ class DataSetExports:
 
 
 def build_change_sensor(
-    specs: DomoSpecs, *, name: str = SENSOR_NAME, domo: DomoResource | None = None
+    specs: DomoSpecs, *, name: str = SENSOR_NAME, resource_key: str = DOMO_RESOURCE_KEY
 ) -> SensorDefinition:
     """The sensor that exports each DataSet's exports when the DataSet changes in Domo.
 
@@ -147,8 +149,8 @@ def build_change_sensor(
             first-tick behaviour and default status. Partitioned exports are left out of run
             requests (a run request of them would need a partition key; backfill them instead).
         name: The sensor's name.
-        domo: A Domo resource bound to the sensor itself (a component's); by default the sensor
-            takes the code location's ``domo`` resource.
+        resource_key: The key of the Domo resource a tick reads with (Dagster initializes it
+            for the tick and tears it down after).
 
     Returns:
         The sensor.
@@ -173,18 +175,8 @@ def build_change_sensor(
             context.log.info(f"Changed in Domo: {request.tags[CHANGED_DATASETS_TAG]}")
         return result
 
-    if domo is None:
-
-        def _change_sensor(
-            context: SensorEvaluationContext, domo: DomoResource
-        ) -> SensorResult | SkipReason:
-            return tick(context, domo)
-
-    else:
-        bound = domo
-
-        def _change_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-            return tick(context, bound)
+    def _change_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        return tick(context, step_domo(context, resource_key))
 
     return sensor(
         name=name,
@@ -197,11 +189,16 @@ def build_change_sensor(
             f"Reads up to {settings.datasets_per_tick} of the catalog's {len(dataset_ids)} Domo "
             "DataSets per tick and exports those whose last-updated time changed."
         ),
+        required_resource_keys={resource_key},
     )(_change_sensor)
 
 
 def build_dataset_assets(
-    specs: DomoSpecs, *, name: str = OBSERVE_OP_NAME, domo: DomoResource | None = None
+    specs: DomoSpecs,
+    *,
+    name: str = OBSERVE_OP_NAME,
+    resource_key: str = DOMO_RESOURCE_KEY,
+    dataset_specs: Sequence[AssetSpec] | None = None,
 ) -> AssetsDefinition:
     """The catalog's Domo DataSets as observable source assets (one multi-asset).
 
@@ -212,18 +209,21 @@ def build_dataset_assets(
     Args:
         specs: The translated catalog.
         name: The op's name.
-        domo: A Domo resource bound to the op itself (a component's); by default the op takes
-            the code location's ``domo`` resource.
+        resource_key: The key of the Domo resource the op reads with.
+        dataset_specs: The DataSet nodes this op defines (default: all of the catalog's); a
+            node another catalog of the project defines is left to it (``ownership.py``).
     """
-    dataset_ids = {s.key: DomoMetadataSet.extract(s.metadata).dataset_id for s in specs.datasets}
+    nodes = list(specs.datasets if dataset_specs is None else dataset_specs)
+    dataset_ids = {s.key: DomoMetadataSet.extract(s.metadata).dataset_id for s in nodes}
     with warnings.catch_warnings():
         # multi_observable_source_asset is beta in dagster 1.13; we pin dagster exactly.
         warnings.simplefilter("ignore", BetaWarning)
         decorator = multi_observable_source_asset(
             name=name,
-            specs=list(specs.datasets),
+            specs=nodes,
             can_subset=True,
             description="Reads each Domo DataSet's last-updated time as its data version.",
+            required_resource_keys={resource_key},
         )
 
     def observe(context: OpExecutionContext, domo: DomoResource) -> Iterator[ObserveResult]:
@@ -237,16 +237,8 @@ def build_dataset_assets(
                 metadata=_observation_metadata(dataset_ids[key], metadata),
             )
 
-    if domo is None:
-
-        def _observe(context: OpExecutionContext, domo: DomoResource) -> Iterator[ObserveResult]:
-            yield from observe(context, domo)
-
-    else:
-        bound = domo
-
-        def _observe(context: OpExecutionContext) -> Iterator[ObserveResult]:
-            yield from observe(context, bound)
+    def _observe(context: OpExecutionContext) -> Iterator[ObserveResult]:
+        yield from observe(context, step_domo(context, resource_key))
 
     return decorator(_observe)
 

@@ -10,7 +10,6 @@ from typing import Any
 import yaml
 from dagster import AssetKey, DagsterInstance, RetryPolicy, materialize
 from dagster._core.execution.execute_in_process_result import ExecuteInProcessResult
-from dagster_aws.s3 import S3Resource
 from domo_assets_dev.sandbox import EXPORT_BUCKET, Sandbox
 
 from domo_assets.assets import build_export_assets, build_partitioned_export_assets
@@ -73,13 +72,11 @@ def materialize_catalog(
         *build_parquet_assets(specs),
         *build_quality_checks(specs),
     ]
+    if credentials is not None:
+        domo = domo.with_nested(aws_credentials=credentials)
     return materialize(
         assets,
-        resources={
-            "domo": domo,
-            "s3": S3Resource(),
-            "aws_credentials": credentials or AwsCredentialsResource(),
-        },
+        resources={"domo": domo},
         instance=instance,
         selection=selection,
         partition_key=partition_key,

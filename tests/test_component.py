@@ -440,19 +440,8 @@ def test_a_bad_connection_fails_the_load_saying_what_to_set(
             {},
             "no Domo developer token: give developer_token as '{{ env.DOMO_DEVELOPER_TOKEN }}'",
         ),
-        (
-            CONNECTION,
-            {"DOMO_INSTANCE_URL": "http://domo.example.com"},
-            "instance_url (DOMO_INSTANCE_URL) is http://domo.example.com: Domo is reached over "
-            "https:// only",
-        ),
-        (
-            OAUTH_CONNECTION,
-            {"DOMO_API_URL": "http://api.example.com"},
-            "api_url (DOMO_API_URL) is http://api.example.com",
-        ),
     ],
-    ids=["oauth-alone", "http-instance", "http-api"],
+    ids=["oauth-alone"],
 )
 def test_oauth_alone_or_plain_http_fails_the_load(
     domo_env: Sandbox,
@@ -477,6 +466,53 @@ def test_oauth_alone_or_plain_http_fails_the_load(
         assert "OAuth client credentials alone cannot export" in messages
     assert domo_env.token not in messages and domo_env.client_secret not in messages
     assert domo_env.control.requests() == [], "loading makes no call to Domo"
+
+
+@pytest.mark.parametrize(
+    ("domo", "env", "expected"),
+    [
+        (
+            CONNECTION,
+            {"DOMO_INSTANCE_URL": "http://domo.example.com"},
+            "instance_url (DOMO_INSTANCE_URL) is http://domo.example.com: Domo is reached over "
+            "https:// only",
+        ),
+        (
+            OAUTH_CONNECTION,
+            {"DOMO_API_URL": "http://api.example.com"},
+            "api_url (DOMO_API_URL) is http://api.example.com",
+        ),
+    ],
+    ids=["http-instance", "http-api"],
+)
+def test_a_plain_http_url_from_the_environment_fails_when_dagster_initializes_the_resource(
+    domo_env: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    instance: dg.DagsterInstance,
+    domo: Mapping[str, Any],
+    env: Mapping[str, str],
+    expected: str,
+) -> None:
+    """A URL given as '{{ env.NAME }}' is an EnvVar that Dagster reads when it initializes the
+    resource for a step (the component reads no variable itself): the run fails there, naming
+    the field and the variable, before any request."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    document = instance_document(CLAIMS)
+    document["attributes"]["domo"] = dict(domo)
+    write_project(tmp_path, {"exports": document})
+    defs = load_project(tmp_path, monkeypatch)
+
+    result = materialize(defs, instance, [dg.AssetKey(CLAIMS["name"])])
+
+    assert not result.success
+    messages = "\n".join(
+        str(event.event_specific_data) for event in result.all_events if event.is_failure
+    )
+    assert expected in messages
+    assert domo_env.token not in messages and domo_env.client_secret not in messages
+    assert domo_env.control.requests() == [], "no call to Domo"
 
 
 def test_a_tuning_setting_may_come_from_the_environment(

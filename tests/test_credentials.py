@@ -524,7 +524,7 @@ def test_catalog_credentials_cannot_widen_the_resource_at_load(
     assert words in message
     # Where the operator allows it, the same entry loads.
     allowing = AwsCredentialsResource(allow_unscoped_credentials=True, allow_long_lived=True)
-    assert build_definitions(catalog, domo, aws_credentials=allowing).assets
+    assert build_definitions(catalog, domo.with_nested(aws_credentials=allowing)).assets
 
 
 def test_catalog_credentials_cannot_widen_the_resource_at_run_time(

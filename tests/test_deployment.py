@@ -73,7 +73,7 @@ CATALOG_DIR_VAR = "DOMO_CATALOG_DIR"
 CATALOG_MOUNT = "/opt/dagster/catalog"
 CATALOG_CONFIGMAP = "domo-assets-catalog"
 # What the image installs: the project with the Kubernetes extra, never the dev extra.
-IMAGE_INSTALL = 'pip install -c constraints.txt ".[k8s]"'
+IMAGE_INSTALL = 'pip install -c constraints.txt ".[deploy,parquet,k8s]"'
 # Repository folders that belong to development, never to the image's build context.
 DEV_ONLY_FOLDERS = ("dev", "tests")
 COMPOSE_SERVICES = {"postgres", "domo-assets", "dagster-webserver", "dagster-daemon"}
@@ -344,9 +344,9 @@ def test_dockerfile_builds_a_non_root_code_server_image() -> None:
 
 
 def test_image_ships_the_production_package_without_a_catalog() -> None:
-    """The image installs `.[k8s]` (not the dev extra) from a build context that holds exactly
-    what the Dockerfile copies: no dev/ (sandbox, demo catalogs), no tests/. It bakes in no
-    catalog and no DOMO_EXPORTS_FILE, so the deployment has to provide both."""
+    """The image installs `.[deploy,parquet,k8s]` (not the dev extra) from a build context that
+    holds exactly what the Dockerfile copies: no dev/ (sandbox, demo catalogs), no tests/. It
+    bakes in no catalog and no DOMO_EXPORTS_FILE, so the deployment has to provide both."""
     by_name = dockerfile_arguments()
     copied = copied_sources()
 

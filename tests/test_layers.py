@@ -102,3 +102,26 @@ def test_the_module_blocker_blocks() -> None:
     code = MODULE_BLOCKER.format(blocked=["domo_assets.outcome"]) + "import domo_assets.outcome\n"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "domo_assets.outcome is blocked" in done.stderr
+
+
+RESOURCE_BLOCKER = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == 'domo_assets.resource':
+            raise ImportError(f'{name} is blocked: execution must not import it')
+        return None
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_execution_imports_no_resource() -> None:
+    """No resource/execution import circle: the execution layer (and the runner under it) is
+    handed what ``DomoResource`` made, and imports no resource module."""
+    code = RESOURCE_BLOCKER + "import domo_assets.execution, domo_assets.runner\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # The probe is not vacuous: the package root's DomoResource is refused.
+    code = RESOURCE_BLOCKER + "from domo_assets import DomoResource\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "domo_assets.resource is blocked" in done.stderr

@@ -6,7 +6,10 @@ its local environments and build output left out) and the wheel is inspected: it
 tests). The wheel is then installed, pinned by constraints.txt and WITHOUT extras, into a fresh
 virtual environment that has never seen the dev install, and run there: the code location loads
 from a small catalog and materializes one export against the sandbox, while the development
-tools (moto, pytest, playwright, domo_assets_dev) cannot be imported.
+tools (moto, pytest, playwright, domo_assets_dev) cannot be imported. The extras' distributions
+(``deploy``: the webserver, PostgreSQL storage and Docker run launcher; ``parquet``: pyarrow) are
+not installed either: a catalog without ``parquet:`` loads and exports, one with ``parquet: true``
+fails to load naming the extra to install.
 
 pip reaches the package index (or the wheels it has cached); the Domo and S3 traffic of the
 materialization stays on loopback (the sandbox).
@@ -57,8 +60,18 @@ DEV_ONLY_PARTS = frozenset({"sandbox", "domo_assets_dev", "catalogs", "tests", "
 DEMO_CATALOG_NAME = re.compile(r"^exports.*\.ya?ml$")
 DEV_ONLY_MODULES = ("moto", "pytest", "playwright", "domo_assets_dev")
 DEV_ONLY_DISTRIBUTIONS = frozenset({"moto", "pytest", "playwright"})
-# The extra the Dockerfile installs (`.[k8s]`): it must bring no development tool either.
-IMAGE_EXTRA = "k8s"
+# The extras the Dockerfile installs (`.[deploy,parquet,k8s]`): they must bring no development
+# tool either.
+IMAGE_EXTRAS = ("deploy", "parquet", "k8s")
+# What only the extras bring: a production install without them has none of these.
+EXTRA_DISTRIBUTIONS = {
+    "deploy": frozenset({"dagster-webserver", "dagster-postgres", "dagster-docker"}),
+    "parquet": frozenset({"pyarrow"}),
+}
+EXTRA_MODULES = ("pyarrow", "dagster_webserver", "dagster_postgres", "dagster_docker")
+# Not required at all: the library reads S3 with its own S3ReaderResource (boto3).
+UNREQUIRED_MODULES = ("dagster_aws",)
+PARQUET_EXTRA_MESSAGE = "pip install 'domo_assets[parquet]'"
 # The environment of a production process is built from scratch: nothing of the dev venv, the
 # sandbox fixture or the developer's shell may leak into it.
 STRIPPED_PREFIXES = ("DOMO_", "AWS_", "DAGSTER_")
@@ -71,6 +84,7 @@ UNREACHABLE_DOMO_URL = "http://127.0.0.1:9"
 PIP_TIMEOUT_SECONDS = 600
 COMMAND_TIMEOUT_SECONDS = 300
 MISSING_CATALOG_MESSAGE = "DOMO_EXPORTS_FILE is not set"
+LOCATION = ("-m", "domo_assets.definitions")
 
 pytestmark = pytest.mark.slow
 
@@ -121,8 +135,9 @@ def production_env(dagster_home: Path, **variables: str) -> dict[str, str]:
     return {**env, "DAGSTER_HOME": str(dagster_home), **variables}
 
 
-def write_catalog(folder: Path, region: str) -> Path:
-    """A one-export catalog of the sandbox's Pharmacy Claims DataSet, under its own S3 prefix."""
+def write_catalog(folder: Path, region: str, **settings: Any) -> Path:
+    """A one-export catalog of the sandbox's Pharmacy Claims DataSet, under its own S3 prefix,
+    with the export's further `settings` (e.g. ``parquet=True``)."""
     path = folder / "exports.yaml"
     document = {
         "defaults": {"bucket": EXPORT_BUCKET, "region": region},
@@ -132,6 +147,7 @@ def write_catalog(folder: Path, region: str) -> Path:
                 "dataset_id": PHARMACY_CLAIMS_ID,
                 "dataset_name": "Pharmacy Claims",
                 "path": EXPORT_PATH,
+                **settings,
             }
         ],
     }
@@ -153,11 +169,12 @@ def wheel_requirements(wheel: Path) -> list[Requirement]:
     return [Requirement(line) for line in message.get_all("Requires-Dist") or []]
 
 
-def required_names(requirements: Sequence[Requirement], extra: str = "") -> set[str]:
-    """The distributions an install with `extra` (or none) pulls in directly."""
+def required_names(requirements: Sequence[Requirement], *extras: str) -> set[str]:
+    """The distributions an install with `extras` (or none) pulls in directly."""
     return {
         canonicalize_name(requirement.name)
         for requirement in requirements
+        for extra in extras or ("",)
         if requirement.marker is None or requirement.marker.evaluate({"extra": extra})
     }
 
@@ -247,6 +264,9 @@ def production_venv(build_dir: Path, wheel: Path) -> Path:
                 *("install", "--no-compile", "-c", str(CONSTRAINTS), str(wheel)),
             ],
             cwd=build_dir,
+            # Without PYTHONPATH: a work tree on it (its domo_assets.egg-info) would make pip
+            # take the wheel as installed already, and skip it.
+            env=production_env(build_dir),
             timeout=PIP_TIMEOUT_SECONDS,
         )
         assert done.returncode == 0, f"installing the wheel failed: {report(done)}"
@@ -288,18 +308,33 @@ def test_wheel_ships_the_domo_assets_package_and_nothing_else(
 
 
 def test_wheel_requirements_bring_no_development_tool(wheel: Path) -> None:
-    """Neither a plain install nor the image's `k8s` extra requires moto, pytest or playwright;
-    the `dev` extra does (so the check reads the real requirement lists)."""
+    """Neither a plain install nor the image's extras require moto, pytest or playwright; the
+    `dev` extra does (so the check reads the real requirement lists)."""
     requirements = wheel_requirements(wheel)
 
     plain = required_names(requirements)
-    image = required_names(requirements, IMAGE_EXTRA)
+    image = required_names(requirements, *IMAGE_EXTRAS)
 
     assert "dagster" in plain
     assert "dagster-k8s" in image - plain
     assert plain & DEV_ONLY_DISTRIBUTIONS == set()
     assert image & DEV_ONLY_DISTRIBUTIONS == set()
     assert required_names(requirements, "dev") & DEV_ONLY_DISTRIBUTIONS
+
+
+def test_the_webserver_postgres_and_pyarrow_are_extras(wheel: Path) -> None:
+    """The library's own requirements leave out what a deployment or Parquet needs: `deploy`
+    brings the webserver, PostgreSQL storage and Docker run launcher, `parquet` pyarrow, and
+    `dev` (what `make test` installs) both extras."""
+    requirements = wheel_requirements(wheel)
+    plain = required_names(requirements)
+
+    for extra, distributions in EXTRA_DISTRIBUTIONS.items():
+        assert plain & distributions == set(), extra
+        assert required_names(requirements, extra) - plain == distributions, extra
+    (itself,) = [r for r in requirements if canonicalize_name(r.name) == "domo-assets"]
+    assert itself.marker is not None and itself.marker.evaluate({"extra": "dev"})
+    assert itself.extras == {"deploy", "parquet"}
 
 
 # --- the clean production install -------------------------------------------------------------
@@ -323,19 +358,80 @@ def test_production_install_cannot_import_the_development_tools(
     assert results == {name: f"missing: {name}" for name in DEV_ONLY_MODULES}
 
 
+def test_production_install_has_no_extra_and_serves_every_public_name(
+    production_venv: Path, tmp_path: Path
+) -> None:
+    """Without extras, neither pyarrow, the webserver, PostgreSQL storage nor the Docker run
+    launcher is installed (nor dagster-aws, which the library does not use), and every name the
+    package root serves imports all the same."""
+    probe = (
+        "import json, domo_assets; "
+        "print(json.dumps({n: type(getattr(domo_assets, n)).__name__ "
+        "for n in domo_assets.__all__}))"
+    )
+    modules = run(
+        [
+            *(str(production_venv / "bin" / "python"), "-c", IMPORT_PROBE),
+            *EXTRA_MODULES,
+            *UNREQUIRED_MODULES,
+        ],
+        cwd=tmp_path,
+        env=production_env(tmp_path),
+    )
+    names = run(
+        [str(production_venv / "bin" / "python"), "-c", probe],
+        cwd=tmp_path,
+        env=production_env(tmp_path),
+    )
+
+    assert modules.returncode == 0, report(modules)
+    missing = json.loads(modules.stdout.strip().splitlines()[-1])
+    assert missing == {name: f"missing: {name}" for name in (*EXTRA_MODULES, *UNREQUIRED_MODULES)}
+    assert names.returncode == 0, report(names)
+    served = json.loads(names.stdout.strip().splitlines()[-1])
+    assert {"DomoResource", "DagsterDomoTranslator", "domo_export_assets"} <= set(served)
+    assert served["DomoExportsComponent"] != "NoneType"
+
+
+def test_production_install_refuses_a_parquet_catalog_naming_the_extra(
+    production_venv: Path, tmp_path: Path
+) -> None:
+    """A catalog with `parquet: true` does not load without the `parquet` extra: the error names
+    the file, the export, the field and the pip command (no silent CSV-only fallback)."""
+    catalog = write_catalog(tmp_path, "us-east-1", parquet=True)
+    env = production_env(
+        tmp_path,
+        DOMO_INSTANCE_URL=UNREACHABLE_DOMO_URL,
+        DOMO_DEVELOPER_TOKEN="not-a-real-token",
+        DOMO_EXPORTS_FILE=str(catalog),
+    )
+
+    done = run(
+        [str(production_venv / "bin" / "dagster"), "definitions", "validate", *LOCATION],
+        cwd=tmp_path,
+        env=env,
+    )
+
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert PARQUET_EXTRA_MESSAGE in output, report(done)
+    assert f"{catalog}: export '{EXPORT_NAME}'" in output, report(done)
+    assert "field 'parquet'" in output, report(done)
+
+
 def test_production_install_loads_the_code_location_and_materializes_an_export(
     production_venv: Path, sandbox: Sandbox, s3: Any, tmp_path: Path
 ) -> None:
     """With DOMO_INSTANCE_URL, DOMO_DEVELOPER_TOKEN and DOMO_EXPORTS_FILE set, the production
     install validates the definitions and materializes one export end to end (runs import
-    boto3, dagster_aws and requests, which loading leaves out): the export succeeds and its
+    boto3 and requests, which loading leaves out): the export succeeds and its
     files and verified manifest are in S3."""
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
     sandbox_env = sandbox.env()
     catalog = write_catalog(tmp_path, sandbox_env["AWS_DEFAULT_REGION"])
     env = production_env(tmp_path, **sandbox_env, DOMO_EXPORTS_FILE=str(catalog))
     dagster = str(production_venv / "bin" / "dagster")
-    location = ("-m", "domo_assets.definitions")
+    location = LOCATION
 
     validate = run([dagster, "definitions", "validate", *location], cwd=tmp_path, env=env)
     assert validate.returncode == 0, report(validate)
