@@ -106,8 +106,9 @@ GRAPHQL_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 1.0
 LOG_TAIL_LINES = 40
 # How long the killed run's export runs in Domo: long enough to kill the run worker while it
-# polls, and for run monitoring and run retries to start the retry before the export ends.
-KILLED_EXPORT_SECONDS = 45
+# polls, and for run monitoring (every 20 s) and run retries to start the retry before the
+# export ends, with a margin for a loaded machine.
+KILLED_EXPORT_SECONDS = 75
 # The whole container test must stay under this on CI's 2 CPUs (issue 25).
 WALL_TIME_BUDGET_SECONDS = 600.0
 
@@ -909,12 +910,13 @@ def test_a_killed_run_is_retried_and_attaches_to_its_export(stack: Stack, timing
         )
         assert json.loads(killed), f"no run worker found in {container['Id']}"
         assert wait_for_run(stack, run_id) == "FAILURE"
-    with timings.step("killed run: run retries start the retry, which succeeds"):
+    with timings.step("killed run: run retries start the retry"):
         (retry,) = stack.wait(
             lambda: runs_tagged(stack, "dagster/parent_run_id", run_id),
             f"the retry of {run_id}",
             RUN_TIMEOUT_SECONDS,
         )
+    with timings.step("killed run: the retry attaches and succeeds once the export ends"):
         assert_succeeded(stack, retry["runId"])
 
     failure = [
