@@ -876,7 +876,13 @@ def test_a_run_launched_through_graphql_exports_in_its_own_container(
     (container,) = run_containers(run_id)
     assert container["Image"] == APP_IMAGE
     assert container["Id"] in launches[0]
-    assert container["State"] == "exited" and container["ExitCode"] == 0, container
+    # The run worker reports success, then exits: its container ends with it.
+    (container,) = stack.wait(
+        lambda: [c for c in run_containers(run_id) if c["State"] == "exited"],
+        f"the container of run {run_id} to exit",
+        STARTUP_TIMEOUT_SECONDS,
+    )
+    assert container["ExitCode"] == 0, container
     assert [m["asset"] for m in materializations(events)] == [ASSET_NAME]
     checks = {
         event["evaluation"]["checkName"]: event["evaluation"]["success"]
