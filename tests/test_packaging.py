@@ -57,8 +57,9 @@ DEV_ONLY_PARTS = frozenset({"sandbox", "domo_assets_dev", "catalogs", "tests", "
 DEMO_CATALOG_NAME = re.compile(r"^exports.*\.ya?ml$")
 DEV_ONLY_MODULES = ("moto", "pytest", "playwright", "domo_assets_dev")
 DEV_ONLY_DISTRIBUTIONS = frozenset({"moto", "pytest", "playwright"})
-# The extra the Dockerfile installs (`.[k8s]`): it must bring no development tool either.
-IMAGE_EXTRA = "k8s"
+# The extras the Dockerfile installs (`.[deploy,parquet,k8s]`): they must bring no development
+# tool either.
+IMAGE_EXTRAS = ("deploy", "parquet", "k8s")
 # The environment of a production process is built from scratch: nothing of the dev venv, the
 # sandbox fixture or the developer's shell may leak into it.
 STRIPPED_PREFIXES = ("DOMO_", "AWS_", "DAGSTER_")
@@ -288,15 +289,15 @@ def test_wheel_ships_the_domo_assets_package_and_nothing_else(
 
 
 def test_wheel_requirements_bring_no_development_tool(wheel: Path) -> None:
-    """Neither a plain install nor the image's `k8s` extra requires moto, pytest or playwright;
-    the `dev` extra does (so the check reads the real requirement lists)."""
+    """Neither a plain install nor the image's extras require moto, pytest or playwright; the
+    `dev` extra does (so the check reads the real requirement lists)."""
     requirements = wheel_requirements(wheel)
 
     plain = required_names(requirements)
-    image = required_names(requirements, IMAGE_EXTRA)
+    image = set().union(*(required_names(requirements, extra) for extra in IMAGE_EXTRAS))
 
     assert "dagster" in plain
-    assert "dagster-k8s" in image - plain
+    assert {"dagster-k8s", "dagster-docker"} <= image - plain
     assert plain & DEV_ONLY_DISTRIBUTIONS == set()
     assert image & DEV_ONLY_DISTRIBUTIONS == set()
     assert required_names(requirements, "dev") & DEV_ONLY_DISTRIBUTIONS

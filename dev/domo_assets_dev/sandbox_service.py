@@ -2,13 +2,14 @@
 
 The sandbox only listens on loopback (its control API has no authentication), and the
 project's Domo client only sends credentials over plain http:// to a loopback host. So the
-sandbox service shares the network namespace of the code location's container
-(``network_mode: service:domo-assets``, and the run containers join it too): there it listens
-on fixed loopback ports, ``http://127.0.0.1:8000`` for Domo and ``http://127.0.0.1:5000`` for
-S3. A port published to the host reaches a container's own address, not its loopback, so this
-entry point also relays two more ports on every address of the container to those two, for
-the test on the host (tests/test_containers.py). Only for a private test network: anyone who
-reaches the relayed ports controls the sandbox.
+sandbox container shares the network namespace of the code location's container
+(``--network container:domo-assets-code-location``; the run containers join it too, see
+tests/containers/compose.test.yaml): there it listens on fixed loopback ports,
+``http://127.0.0.1:8000`` for Domo and ``http://127.0.0.1:5000`` for S3. A port published to
+the host reaches a container's own address, not its loopback, so this entry point also relays
+two more ports on every address of the container to those two, for the test on the host
+(tests/test_containers.py). Only for a private test network: anyone who reaches the relayed
+ports controls the sandbox.
 """
 
 from __future__ import annotations
