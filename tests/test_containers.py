@@ -82,6 +82,7 @@ BUILD_TIMEOUT_SECONDS = 900
 # The stack: fixed names of the compose file (one stack per host).
 PROJECT = "domo-assets-test"
 CODE_CONTAINER = "domo-assets-code-location"
+POSTGRES_CONTAINER = f"{PROJECT}_postgres_1"
 NETWORK = "domo-assets"
 SANDBOX_CONTAINER = "domo-assets-test-sandbox"
 # What the containers that call Domo see on their loopback (sandbox_service.py).
@@ -626,7 +627,7 @@ def stack(
                     token,
                     what="starting the sandbox",
                 )
-            with timings.step("webserver answers, location loaded from the gRPC server"):
+            with timings.step("health checks pass, webserver answers, location loaded"):
                 stack.wait(
                     lambda: sandbox_up(stack.control), "the sandbox", STARTUP_TIMEOUT_SECONDS
                 )
@@ -635,7 +636,12 @@ def stack(
                     "the webserver",
                     STARTUP_TIMEOUT_SECONDS,
                 )
-                stack.wait(code_server_healthy, "the code server", STARTUP_TIMEOUT_SECONDS)
+                for container in (POSTGRES_CONTAINER, CODE_CONTAINER):
+                    stack.wait(
+                        lambda container=container: healthy(container),
+                        f"the health check of {container}",
+                        STARTUP_TIMEOUT_SECONDS,
+                    )
                 stack.wait(
                     lambda: location_ready(graphql), "the code location", STARTUP_TIMEOUT_SECONDS
                 )
@@ -653,11 +659,12 @@ def sandbox_up(control: SandboxControl) -> bool:
         return False
 
 
-def code_server_healthy() -> bool:
-    """The compose file's health check of the code location: `dagster api grpc-health-check`
-    in its container (podman-compose 1.0.3 starts services without waiting for health)."""
+def healthy(container: str) -> bool:
+    """Whether the container's health check, from the compose file, passes now: `podman
+    healthcheck run` (podman runs health checks on a timer through systemd, absent here, and
+    podman-compose 1.0.3 starts services without waiting for them)."""
     result = subprocess.run(
-        ["podman", "exec", CODE_CONTAINER, "dagster", "api", "grpc-health-check", "-p", "4000"],
+        ["podman", "healthcheck", "run", container],
         env=podman_env(),
         capture_output=True,
         timeout=60,
