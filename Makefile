@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # first (tests/conftest.py), so that they finish together. PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= logical
 
-.PHONY: setup dev test demo lint format test-deployment test-browser bench clean
+.PHONY: setup dev test demo lint format test-deployment test-browser test-containers bench clean
 
 # `.[dev]` is the test tools plus the `deploy` and `parquet` extras (the tests run the deployment
 # and Parquet exports); constraints.txt pins a full resolve of `.[dev,k8s]` and `dev/`.
@@ -30,7 +30,7 @@ dev: setup
 demo: setup
 	$(BIN)/python -m domo_assets_dev.devtools demo
 
-## test: the whole suite, in parallel on every CPU (CI runs this)
+## test: the whole suite but the container test, in parallel on every CPU (CI runs this)
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -39,6 +39,11 @@ test: setup
 ## test-deployment: only the PostgreSQL deployment smoke test (part of `make test` too)
 test-deployment: setup
 	$(BIN)/python -m pytest -m deployment tests/test_deployment.py
+
+## test-containers: the image and the compose stack in podman (root; not part of `make test`,
+## .ci/run calls it after). Images stay in podman's storage between runs (layer cache).
+test-containers: setup
+	$(BIN)/python -m pytest -m containers -s tests/test_containers.py
 
 ## test-browser: only the end-to-end browser test (part of `make test` too; needs /usr/bin/chromium)
 test-browser: setup

@@ -43,6 +43,7 @@ from servers import (
 REPO = Path(__file__).resolve().parents[1]
 DEPLOYMENT = REPO / "deployment"
 DAGSTER_YAML = DEPLOYMENT / "dagster.yaml"
+RUN_LAUNCHER_YAML = DEPLOYMENT / "docker" / "run_launcher.yaml"
 DOCKER = DEPLOYMENT / "docker"
 COMPOSE_FILE = DOCKER / "docker-compose.yaml"
 DOCKERFILE = DOCKER / "Dockerfile"
@@ -72,11 +73,20 @@ CODE_LOCATION_ENV_VARS = (
 CATALOG_DIR_VAR = "DOMO_CATALOG_DIR"
 CATALOG_MOUNT = "/opt/dagster/catalog"
 CATALOG_CONFIGMAP = "domo-assets-catalog"
-# What the image installs: the project with the Kubernetes extra, never the dev extra.
+# What the image installs: the project with the deployment's extras, never the dev extra.
 IMAGE_INSTALL = 'pip install -c constraints.txt ".[deploy,parquet,k8s]"'
 # Repository folders that belong to development, never to the image's build context.
 DEV_ONLY_FOLDERS = ("dev", "tests")
 COMPOSE_SERVICES = {"postgres", "domo-assets", "dagster-webserver", "dagster-daemon"}
+# The group of the Docker socket that the daemon mounts (required), and the compose variables
+# with a default (the test in podman sets each).
+DOCKER_GID_VAR = "DOCKER_GID"
+COMPOSE_DEFAULTED_VARS = {
+    "DOMO_ASSETS_IMAGE": "domo-assets:latest",
+    "POSTGRES_IMAGE": "postgres:15",
+    "DAGSTER_WEBSERVER_PORT": "3000",
+    "DOCKER_SOCKET": "/var/run/docker.sock",
+}
 CODE_SERVER_PORT = 4000
 CODE_SERVER_COMMAND = [
     "dagster",
@@ -154,6 +164,13 @@ def test_dagster_yaml_is_valid_instance_config(tmp_path: Path) -> None:
     assert config["telemetry"] == {"enabled": False}
     assert config["run_monitoring"]["enabled"] is True
     assert config["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
+    # A dead run worker fails its run, which run retries start again (not its failed steps).
+    assert config["run_monitoring"]["max_resume_run_attempts"] == 0
+    assert config["run_retries"] == {
+        "enabled": True,
+        "max_retries": 2,
+        "retry_on_asset_or_op_failure": False,
+    }
 
     coordinator_config = config["run_coordinator"]
     coordinator = ConfigurableClassData(
@@ -174,6 +191,38 @@ def test_dagster_yaml_is_valid_instance_config(tmp_path: Path) -> None:
     ]
     assert concurrency.pool_config.default_pool_limit == 2
     assert concurrency.pool_config.pool_granularity == PoolGranularity.OP
+
+
+def test_the_images_instance_launches_each_run_in_a_container(tmp_path: Path) -> None:
+    """The image's dagster.yaml (deployment/dagster.yaml followed by run_launcher.yaml, as the
+    Dockerfile writes it) is valid, with the DockerRunLauncher on the compose network, the code
+    location's mounts, an init process, and only variables that compose's .env provides."""
+    instance_text = DAGSTER_YAML.read_text(encoding="utf-8") + RUN_LAUNCHER_YAML.read_text(
+        encoding="utf-8"
+    )
+    (tmp_path / "dagster.yaml").write_text(instance_text, encoding="utf-8")
+    config = load_instance_config(tmp_path)
+
+    launcher = config["run_launcher"]
+    assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
+    assert launcher["config"]["network"] == {"env": "DAGSTER_RUN_NETWORK"}
+    code_location = compose_services()["domo-assets"]
+    assert launcher["config"]["container_kwargs"] == {
+        "volumes_from": [code_location["container_name"]],
+        "init": True,
+    }
+    example = read_env_file(ENV_EXAMPLE)
+    assert set(launcher["config"]["env_vars"]) <= set(example), launcher["config"]["env_vars"]
+    assert set(PG_ENV_VARS.values()) | {CATALOG_FILE_VAR} <= set(launcher["config"]["env_vars"])
+    daemon = compose_services()["dagster-daemon"]
+    assert daemon["env_file"] == [".env"]
+    assert (
+        daemon["environment"]["DAGSTER_RUN_NETWORK"]
+        == read_yaml(COMPOSE_FILE)["networks"]["default"]["name"]
+    )
+    assert "${DOCKER_SOCKET:-/var/run/docker.sock}:/var/run/docker.sock" in daemon["volumes"]
+    assert code_location["environment"]["DAGSTER_CONTAINER_IMAGE"] == code_location["image"]
+    assert "run_launcher.yaml" in " ".join(dockerfile_arguments()["COPY"])
 
 
 def test_run_limits_belong_under_concurrency_runs(tmp_path: Path) -> None:
@@ -225,7 +274,9 @@ def test_compose_file_has_the_four_services() -> None:
         assert service["depends_on"]["domo-assets"]["condition"] == "service_healthy"
         # The same image as the code location: one Dagster version everywhere.
         assert service["image"] == code_location["image"]
-    assert services["dagster-webserver"]["ports"] == ["127.0.0.1:3000:3000"]
+    assert services["dagster-webserver"]["ports"] == [
+        "127.0.0.1:${DAGSTER_WEBSERVER_PORT:-3000}:3000"
+    ]
 
 
 def test_compose_secrets_come_only_from_the_env_file() -> None:
@@ -254,8 +305,12 @@ def test_env_example_defines_every_variable_with_fake_values() -> None:
     # `$${NAME}` is compose's escape for a variable of the container's own shell.
     compose_text = COMPOSE_FILE.read_text(encoding="utf-8")
     referenced = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", compose_text))
-    assert referenced == set(PG_ENV_VARS.values()) | {CATALOG_DIR_VAR, CATALOG_FILE_VAR}
+    required = set(PG_ENV_VARS.values()) | {CATALOG_DIR_VAR, CATALOG_FILE_VAR, DOCKER_GID_VAR}
+    assert referenced == required | set(COMPOSE_DEFAULTED_VARS)
+    for variable, default in COMPOSE_DEFAULTED_VARS.items():
+        assert f"${{{variable}:-{default}}}" in compose_text, variable
     needed = set(PG_ENV_VARS.values()) | set(CODE_LOCATION_ENV_VARS) | {CATALOG_DIR_VAR}
+    needed |= {DOCKER_GID_VAR}
     assert needed <= set(example), needed - set(example)
 
     for variable, value in example.items():
@@ -324,12 +379,15 @@ def dockerignore_includes() -> list[str]:
 
 
 def test_dockerfile_builds_a_non_root_code_server_image() -> None:
-    """python:3.11-slim, the project installed against the lock file, a non-root user, and the
-    code server as the default command (a CMD: Kubernetes passes `args`, see the Dockerfile)."""
+    """python:3.11-slim (the ARG BASE's default), the project installed against the lock file, a
+    non-root user, and the code server as the default command (a CMD: Kubernetes passes `args`, see the Dockerfile)."""
     instructions = dockerfile_instructions()
     by_name = dockerfile_arguments()
 
-    assert by_name["FROM"] == ["python:3.11-slim"]
+    # The official image by default; tests/test_containers.py builds on a Debian one.
+    assert by_name["FROM"] == ["${BASE}"]
+    assert by_name["ARG"][0] == "BASE=python:3.11-slim"
+    assert instructions[0] == ("ARG", "BASE=python:3.11-slim")
     assert any("pip install -c constraints.txt" in run for run in by_name["RUN"])
     user = by_name["USER"][-1].split(":")[0]
     assert user not in {"root", "0"}
@@ -460,6 +518,15 @@ def test_helm_values_wire_the_deployment() -> None:
     )
     assert "postgresqlPassword" not in values["postgresql"]
     assert values["telemetry"] == {"enabled": False}
+
+    daemon = values["dagsterDaemon"]
+    monitoring, retries = instance["run_monitoring"], instance["run_retries"]
+    assert daemon["runMonitoring"]["pollIntervalSeconds"] == monitoring["poll_interval_seconds"]
+    assert daemon["runRetries"] == {
+        "enabled": retries["enabled"],
+        "maxRetries": retries["max_retries"],
+        "retryOnAssetOrOpFailure": retries["retry_on_asset_or_op_failure"],
+    }
 
     concurrency = values["concurrency"]
     assert concurrency["enabled"] is True

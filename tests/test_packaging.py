@@ -316,7 +316,7 @@ def test_wheel_requirements_bring_no_development_tool(wheel: Path) -> None:
     image = required_names(requirements, *IMAGE_EXTRAS)
 
     assert "dagster" in plain
-    assert "dagster-k8s" in image - plain
+    assert {"dagster-k8s", "dagster-docker"} <= image - plain
     assert plain & DEV_ONLY_DISTRIBUTIONS == set()
     assert image & DEV_ONLY_DISTRIBUTIONS == set()
     assert required_names(requirements, "dev") & DEV_ONLY_DISTRIBUTIONS
