@@ -41,11 +41,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+# Run as a script from benchmarks/ (its folder is on sys.path): the load benchmark's network ban.
+from bench_load import forbid_network
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATASETS = 1_000
@@ -139,26 +142,6 @@ def time_refresh(project: Path, sandbox: Any, repeat: int) -> tuple[float, int, 
     requests = len(sandbox.control.requests())
     (state,) = project.glob("*/defs/.local_defs_state/*/state")
     return statistics.median(seconds), requests, state.stat().st_size
-
-
-def forbid_network() -> list[str]:
-    """Make socket connects and name lookups raise; return the list attempts are logged in."""
-    import socket
-
-    attempts: list[str] = []
-
-    def refuse(kind: str) -> Callable[..., Any]:
-        def refused(*args: Any, **kwargs: Any) -> Any:
-            attempts.append(kind)
-            raise OSError(f"network disabled during load ({kind})")
-
-        return refused
-
-    socket.socket.connect = refuse("connect")  # type: ignore[method-assign]
-    socket.socket.connect_ex = refuse("connect_ex")  # type: ignore[method-assign]
-    socket.getaddrinfo = refuse("getaddrinfo")  # type: ignore[assignment]
-    socket.create_connection = refuse("create_connection")  # type: ignore[assignment]
-    return attempts
 
 
 def child(project: Path) -> None:

@@ -42,7 +42,7 @@ from domo_assets_dev.sandbox import (
     SandboxControl,
 )
 from domo_assets_dev.sandbox.datasets import DEFAULT_EXPORT_SECONDS
-from servers import GraphQL, Processes, apt_get_install, free_port
+from servers import WORKSPACE_QUERY, GraphQL, Processes, apt_get_install, free_port
 from test_deployment import (
     EXPECTED_CHECKS,
     RUN_STATUS_QUERY,
@@ -135,21 +135,6 @@ mutation StartSensor($selector: SensorSelector!) {
 }
 """
 
-LOCATION_QUERY = """
-query Location {
-  workspaceOrError {
-    __typename
-    ... on Workspace {
-      locationEntries {
-        name
-        loadStatus
-        locationOrLoadError { __typename ... on PythonError { message } }
-      }
-    }
-    ... on PythonError { message }
-  }
-}
-"""
 
 RELOAD_LOCATION_MUTATION = """
 mutation Reload($name: String!) {
@@ -676,7 +661,7 @@ def location_ready(graphql: GraphQL) -> bool:
     """Whether the webserver has loaded the code location from the gRPC server. A webserver
     that started before the code server (podman-compose ignores `depends_on` conditions) shows
     it unreachable: then reload it, as the UI's "Reload" button does."""
-    workspace = graphql(LOCATION_QUERY)["workspaceOrError"]
+    workspace = graphql(WORKSPACE_QUERY)["workspaceOrError"]
     assert workspace["__typename"] == "Workspace", workspace
     (entry,) = [e for e in workspace["locationEntries"] if e["name"] == LOCATION_NAME]
     if entry["loadStatus"] != "LOADED":
