@@ -69,6 +69,32 @@ def test_reexecuted_run_resumes_the_export_it_started(
     assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
 
 
+def test_export_that_finished_unwatched_is_attached_to_not_redone(
+    sandbox: Sandbox, instance, tmp_path: Path
+) -> None:
+    """The first run gives up while Domo still exports; Domo then finishes with no run
+    watching. The next run reads the ledger (Domo lists a successful export newer than the
+    DataSet's last change, which could be this asset's own) and takes that export: no second
+    POST, and the run says the export finished while no run watched it."""
+    sandbox.control.set_behaviour(PHARMACY_CLAIMS_ID, export_seconds=1)
+    catalog = write_catalog(tmp_path, CLAIMS)
+    first = run(catalog, sandbox, instance, poll_timeout=0.3)
+    assert not first.success
+    (export,) = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
+    sandbox.control.wait_for_export(export["export_id"])
+    second = run(catalog, sandbox, instance)
+    assert second.success, failure_text(second)
+    assert metadata_of(second, "claims")["start_outcome"] == "attached"
+    assert metadata_of(second, "claims")["export_id"] == export["export_id"]
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
+    lines = [entry.user_message or "" for entry in instance.all_logs(second.run_id)]
+    assert any(
+        f"attaching to Domo export {export['export_id']}" in line
+        and "(finished while no run watched it)" in line
+        for line in lines
+    ), lines
+
+
 def test_retried_step_attaches_to_the_export_it_started(
     sandbox: Sandbox, instance, tmp_path: Path
 ) -> None:
