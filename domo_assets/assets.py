@@ -68,8 +68,6 @@ class ExportOp:
         tags: Tags of every export op.
         description: The unpartitioned exports' op description.
         pool: The Dagster pool capping concurrent export steps across runs.
-        backfill_policy: The partitioned exports' backfill policy (default: one partition per
-            run).
         retry_policy: Step retries of every export op.
     """
 
@@ -77,7 +75,6 @@ class ExportOp:
     tags: Mapping[str, Any] | None = None
     description: str | None = None
     pool: str = DOMO_POOL
-    backfill_policy: BackfillPolicy | None = None
     retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY
 
 
@@ -202,12 +199,10 @@ def build_partitioned_export_assets(
     resource_key: str = DOMO_RESOURCE_KEY,
     body: ExportsFunction | None = None,
     op_tags: Mapping[str, Any] | None = None,
-    backfill_policy: BackfillPolicy | None = None,
 ) -> list[AssetsDefinition]:
     """One partitioned asset (op ``<prefix><name>_export``) per partitioned export.
 
-    ``body``, ``op_tags`` and ``backfill_policy`` are as for ``build_export_assets`` and
-    ``domo_export_assets``.
+    ``body`` and ``op_tags`` are as for ``build_export_assets``.
 
     Each run exports one partition (backfills launch a run per partition); the ``domo`` pool
     caps how many run at once, and partitions of one DataSet follow each other because Domo
@@ -228,7 +223,6 @@ def build_partitioned_export_assets(
                 description=f"Exports Domo DataSet {config.dataset_name or config.dataset_id} "
                 f"to S3, one {config.partition.scheme.value} partition per run.",
                 op_tags=op_tags,
-                backfill_policy=backfill_policy,
                 required_resource_keys={resource_key},
             )(body or built_in_body(resource_key))
         )
@@ -254,8 +248,4 @@ def built_in_body(resource_key: str = DOMO_RESOURCE_KEY) -> ExportsFunction:
     Args:
         resource_key: The Domo resource's key (``domo``, or a scoped catalog's).
     """
-
-    def _exports(context: AssetExecutionContext) -> Iterator[MaterializeResult | AssetCheckResult]:
-        yield from step_domo(context, resource_key).export_and_poll(context)
-
-    return _exports
+    return execute_body(lambda context, domo: domo.export_and_poll(context), resource_key)

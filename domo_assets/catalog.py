@@ -873,13 +873,14 @@ def _check_parquet_installed(
     exports: Sequence[ExportConfig], origins: Sequence[EntryOrigin]
 ) -> None:
     """An export asking for Parquet fails at load, not at its first run, without pyarrow."""
-    for export, origin in zip(exports, origins, strict=True):
-        if export.parquet and importlib.util.find_spec(PARQUET_MODULE) is None:
-            raise CatalogError(
-                f"{origin.label}: field 'parquet': Parquet output needs {PARQUET_MODULE}, which "
-                f"is not installed: install the parquet extra ({PARQUET_INSTALL}), or remove "
-                "parquet: true"
-            )
+    first = next((o for e, o in zip(exports, origins, strict=True) if e.parquet), None)
+    # Looked up once a catalog: find_spec searches sys.path, and a catalog may have 1,000 entries.
+    if first is not None and importlib.util.find_spec(PARQUET_MODULE) is None:
+        raise CatalogError(
+            f"{first.label}: field 'parquet': Parquet output needs {PARQUET_MODULE}, which "
+            f"is not installed: install the parquet extra ({PARQUET_INSTALL}), or remove "
+            "parquet: true"
+        )
 
 
 def _check_bucket_owners(exports: Sequence[ExportConfig], origins: Sequence[EntryOrigin]) -> None:

@@ -690,7 +690,7 @@ class DomoExportsComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
         details = self._details
         if details is None:
             return spec
-        dataset = details.state.by_id().get(config.dataset_id)
+        dataset = details.state.by_id.get(config.dataset_id)
         if dataset is None:  # check_fresh refused a state without a hand-listed DataSet
             return spec
         return with_domo_details(
@@ -728,20 +728,18 @@ class DomoExportsComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
         Raises:
             DomoComponentError: ``op.backfill_policy`` would hand a run several partitions.
         """
-        op = self.op
-        policy = op.backfill_policy if op else None
-        if policy is not None and policy != dg.BackfillPolicy.multi_run(1):
+        op = self.op or OpSpec()
+        if op.backfill_policy is not None and op.backfill_policy != dg.BackfillPolicy.multi_run(1):
             raise DomoComponentError(
                 f"{source}: op.backfill_policy: a partitioned export's run exports one partition "
                 "(one Domo export per partition, and Domo runs one export of a DataSet at a "
                 "time): give {type: multi_run, max_partitions_per_run: 1} or leave it out"
             )
         return ExportOp(
-            name=op.name if op else None,
-            tags=op.tags if op else None,
-            description=op.description if op else None,
-            pool=(op.pool if op else None) or DOMO_POOL,
-            backfill_policy=op.backfill_policy if op else None,
+            name=op.name,
+            tags=op.tags,
+            description=op.description,
+            pool=op.pool or DOMO_POOL,
             retry_policy=self.retry_policy,
         )
 
@@ -856,7 +854,7 @@ class DomoExportsComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
                     project=project,
                     load=context.component_tree,
                     owner=context.component_loc,
-                    source=defs_source(context),
+                    source=source,
                 ),
             )
 

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -181,8 +182,9 @@ class DiscoveryState:
     datasets: tuple[DataSetSummary, ...]
     selected: tuple[str, ...]
 
-    def by_id(self) -> dict[str, DataSetSummary]:
-        """The DataSets read, by id."""
+    @cached_property
+    def by_id(self) -> Mapping[str, DataSetSummary]:
+        """The DataSets read, by id (built once: a load looks up every export's DataSet)."""
         return {dataset.dataset_id: dataset for dataset in self.datasets}
 
     def to_json(self) -> str:
@@ -408,7 +410,7 @@ def check_fresh(
             f"{where}: discover.select changed since the DataSet listing was stored (at "
             f"{state.refreshed_at}): run `{REFRESH_COMMAND}` to read Domo's listing again"
         )
-    known = state.by_id()
+    known = state.by_id
     for hand in hand_listed:
         if hand.dataset_id not in known:
             raise DiscoveryError(
@@ -453,7 +455,7 @@ def discovered_entries(
                 f"{pattern!r}; use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}"
             )
     skip = set(hand_listed)
-    known = state.by_id()
+    known = state.by_id
     entries: list[dict[str, Any]] = []
     names: dict[str, DataSetSummary] = {}
     for dataset_id in state.selected:

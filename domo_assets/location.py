@@ -142,7 +142,6 @@ def build_definitions(
                 resource_key=key,
                 body=body,
                 op_tags=op.tags,
-                backfill_policy=op.backfill_policy,
             ),
             *build_parquet_assets(specs, op_prefix=prefix, resource_key=key),
         ],

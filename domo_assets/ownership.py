@@ -229,7 +229,7 @@ def _attribute(spec: AssetSpec, name: str) -> object:
 def _node_conflict(spec: AssetSpec, source: str, node: _Node) -> str:
     differing = [
         name for name in NODE_ATTRIBUTES if _attribute(spec, name) != _attribute(node.spec, name)
-    ] or ["other attributes"]
+    ]
     return (
         f"{source}: DataSet node {spec.key.to_user_string()} is also defined by {node.source}, "
         f"with a different {', '.join(differing)} (here {_shown(spec, differing)}; there "
@@ -240,7 +240,7 @@ def _node_conflict(spec: AssetSpec, source: str, node: _Node) -> str:
 
 
 def _shown(spec: AssetSpec, names: Sequence[str]) -> str:
-    return ", ".join(f"{n}={getattr(spec, n, None)!r}" for n in names if hasattr(spec, n))
+    return ", ".join(f"{n}={getattr(spec, n)!r}" for n in names)
 
 
 DATASET_NODES = DataSetNodes()

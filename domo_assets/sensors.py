@@ -52,7 +52,6 @@ from domo_assets.catalog import SensorSettings
 from domo_assets.dagster_names import DATA_VERSION_TAG, IMPLICIT_ASSET_JOB_NAME
 from domo_assets.domo.errors import DomoError
 from domo_assets.domo.models import DataSetMetadata
-from domo_assets.resource import DomoResource
 from domo_assets.translator import DomoMetadataSet, DomoSpecs, dataset_node, export_config
 
 if TYPE_CHECKING:
@@ -159,7 +158,8 @@ def build_change_sensor(
     exports = exports_by_dataset(specs)
     dataset_ids = sorted(exports)
 
-    def tick(context: SensorEvaluationContext, domo: DomoResource) -> SensorResult | SkipReason:
+    def _change_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        domo = step_domo(context, resource_key)
         cursor = ChangeCursor.from_json(context.cursor)
         window, next_offset = tick_window(dataset_ids, cursor.offset, settings.datasets_per_tick)
         try:
@@ -174,9 +174,6 @@ def build_change_sensor(
         for request in result.run_requests or ():
             context.log.info(f"Changed in Domo: {request.tags[CHANGED_DATASETS_TAG]}")
         return result
-
-    def _change_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-        return tick(context, step_domo(context, resource_key))
 
     return sensor(
         name=name,
@@ -226,8 +223,8 @@ def build_dataset_assets(
             required_resource_keys={resource_key},
         )
 
-    def observe(context: OpExecutionContext, domo: DomoResource) -> Iterator[ObserveResult]:
-        client = domo.get_client(log=context.log)
+    def _observe(context: OpExecutionContext) -> Iterator[ObserveResult]:
+        client = step_domo(context, resource_key).get_client(log=context.log)
         for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
             metadata = client.get_dataset(dataset_ids[key])
             version = _version(metadata.last_updated)
@@ -236,9 +233,6 @@ def build_dataset_assets(
                 data_version=DataVersion(version) if version is not None else None,
                 metadata=_observation_metadata(dataset_ids[key], metadata),
             )
-
-    def _observe(context: OpExecutionContext) -> Iterator[ObserveResult]:
-        yield from observe(context, step_domo(context, resource_key))
 
     return decorator(_observe)
 
