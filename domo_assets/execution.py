@@ -160,10 +160,9 @@ def run_exports(
     """
     keys = {config.name: key for key, config in exports.items()}
     configs = list(exports.values())
-    shared = LatestMaterializations(context.instance)
     ledgers = {
         c.name: InstanceLedger(
-            context.instance, keys[c.name], partition_key, context.run_id, shared
+            context.instance, keys[c.name], partition_key, context.run_id, publisher.records
         )
         for c in configs
     }
@@ -366,6 +365,9 @@ class Publisher:
         self._lines = lines
         self._partition_key = partition_key
         self._parquet_keys = parquet_keys
+        # Every latest-materialization read of the step's publications (and its ledgers) goes
+        # through one reader: the reads waiting together are answered by one storage read.
+        self.records = LatestMaterializations(context.instance)
 
     def publish_verified(
         self, config: ExportConfig, outcome: ExportOutcome, ledger: InstanceLedger
@@ -488,7 +490,7 @@ class Publisher:
         if key is None:
             return ()
         latest = InstanceLedger(
-            self._context.instance, key, self._partition_key, self._context.run_id
+            self._context.instance, key, self._partition_key, self._context.run_id, self.records
         ).latest_materialization()
         return (latest.export_id,) if latest is not None and latest.export_id else ()
 

@@ -132,13 +132,10 @@ class InstanceLedger:
 
     def recorded_exports(self, limit: int = RECORDED_LOOKBACK) -> frozenset[str]:
         """The export ids of the asset's latest ``limit`` materializations."""
-        found = set()
-        for record in self._instance.fetch_materializations(self._filter, limit=limit).records:
-            materialization = record.asset_materialization
-            export_id = materialization.metadata.get(EXPORT_ID_KEY) if materialization else None
-            if export_id is not None:
-                found.add(str(export_id.value))
-        return frozenset(found)
+        records = self._instance.fetch_materializations(self._filter, limit=limit).records
+        return frozenset(
+            m.export_id for m in map(_materialized, records) if m.export_id is not None
+        )
 
     def last_materialized(self) -> str | None:
         """The export id the asset's latest materialization recorded, if any."""

@@ -46,11 +46,6 @@ _DOMO_TYPES = {
 }
 
 
-def dataset_url(instance_url: str, dataset_id: str) -> str:
-    """The DataSet's page in Domo."""
-    return dataset_page_url(instance_url, dataset_id)
-
-
 def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[str, Any]:
     """The metadata recorded on an export asset's materialization."""
     export = outcome.export
@@ -84,7 +79,9 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
         "format": export.export_format or "csv",
         "domo/dataset_id": outcome.config.dataset_id,
         "domo/dataset_name": outcome.dataset.name,
-        "domo/dataset_url": MetadataValue.url(dataset_url(instance_url, outcome.config.dataset_id)),
+        "domo/dataset_url": MetadataValue.url(
+            dataset_page_url(instance_url, outcome.config.dataset_id)
+        ),
         "dagster/uri": prefix_uri(outcome.config.bucket, outcome.path),
         # What was proved before this was recorded (see verdicts.py and provenance.py).
         "domo/request": outcome.target.fingerprint,

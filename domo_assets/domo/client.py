@@ -519,13 +519,13 @@ class DomoClient:
         """
         columns = request.query.columns or tuple(c.name for c in self.get_columns(dataset_id))
         body = request.to_api(columns)
-        secrets = request.credentials.secrets
         if listed is None:
             listed = self.list_exports(dataset_id)
         known = {e.export_id: e for e in listed}
         path = EXPORTS.path(dataset_id)
         with self._lock:
-            self._sent_secrets.update(s for s in secrets if s)
+            # Every message and error of this client is redacted of them from here on.
+            self._sent_secrets.update(s for s in request.credentials.secrets if s)
         last_error: DomoError | None = None
         for attempt in range(1, self.post_attempts + 1):
             try:
@@ -535,7 +535,6 @@ class DomoClient:
                     dataset_id,
                     json=body,
                     what=f"export of DataSet {dataset_id}",
-                    secrets=secrets,
                     idempotent=False,
                 )
             except DomoInvalidRequestError as exc:
@@ -554,14 +553,14 @@ class DomoClient:
                         f"{recovered.export_id}"
                     )
                     start = ExportStart(recovered, StartOutcome.RECOVERED)
-                    return self._unless_failed(dataset_id, start, path, secrets)
+                    return self._unless_failed(dataset_id, start, path)
                 self._sleep_before_post(
                     attempt, exc, "The export request failed before Domo accepted it"
                 )
                 continue
             export = Export.from_api(payload)
             start = ExportStart(export, _outcome(export, known))
-            return self._unless_failed(dataset_id, start, path, secrets)
+            return self._unless_failed(dataset_id, start, path)
         assert last_error is not None
         raise type(last_error)(
             f"Could not start an export of DataSet {dataset_id} after {self.post_attempts} attempts "
@@ -653,9 +652,7 @@ class DomoClient:
         """Log a warning, scrubbed of every secret (it may quote what Domo sent)."""
         self.log.warning(self.scrub(text))
 
-    def _unless_failed(
-        self, dataset_id: str, start: ExportStart, path: str, secrets: Iterable[str]
-    ) -> ExportStart:
+    def _unless_failed(self, dataset_id: str, start: ExportStart, path: str) -> ExportStart:
         """The start, unless Domo answered with an export that did not succeed."""
         export = start.export
         if not export.status.is_failure:
@@ -669,7 +666,6 @@ class DomoClient:
             f"Domo answered the export request for DataSet {dataset_id} with {which} "
             f"{export.export_id},",
             DomoErrorDetail("POST", path),
-            secrets,
             hint=hint,
         )
 
@@ -678,12 +674,11 @@ class DomoClient:
         export: Export,
         lead: str,
         request: DomoErrorDetail,
-        secrets: Iterable[str] = (),
         *,
         hint: str | None = None,
     ) -> DomoExportFailedError:
         """The error for an export that did not succeed, with Domo's errorCode, message and toe."""
-        message = redact(export.message, [*self.secrets, *secrets]) if export.message else None
+        message = redact(export.message, self.secrets) if export.message else None
         toe = TOE_IN_MESSAGE.search(message or "")
         if hint is None and export.status is ExportStatus.UNKNOWN:
             hint = UNKNOWN_STATUS_HINT
@@ -746,7 +741,6 @@ class DomoClient:
         params: Mapping[str, str | int] | None = None,
         path_fields: Mapping[str, str] | None = None,
         what: str,
-        secrets: Iterable[str] = (),
         idempotent: bool = True,
         renewed: bool = False,
     ) -> Any:
@@ -788,7 +782,6 @@ class DomoClient:
                 params=params,
                 path_fields=path_fields,
                 what=what,
-                secrets=secrets,
                 idempotent=idempotent,
                 renewed=True,
             )
@@ -801,7 +794,7 @@ class DomoClient:
                 "sent across redirects)",
             )
         if response.status_code >= 400:
-            detail = error_detail(response, method, path, [*self.secrets, *secrets])
+            detail = error_detail(response, method, path, self.secrets)
             raise error_for_status(response.status_code)(f"Domo refused {what}", detail)
         return _decode(response, method, path)
 
