@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +147,46 @@ def read_json(s3: Any, uri: str) -> Any:
 def log_messages(instance: DagsterInstance, result: ExecuteInProcessResult) -> list[str]:
     """The run's log messages."""
     return [e.user_message or "" for e in instance.all_logs(result.run_id)]
+
+
+def error_chain(error: BaseException) -> Iterator[BaseException]:
+    """An error and the errors it was raised from or during (each once, however they loop)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``error`` is, or came from, an exception of type ``kind``."""
+    return any(isinstance(e, kind) for e in error_chain(error))
+
+
+def error_messages(error: BaseException) -> str:
+    """Every message of an exception and of the exceptions it came from."""
+    return "\n".join(str(e) for e in error_chain(error))
+
+
+# Where Domo takes export requests (POST) and lists a DataSet's exports (GET).
+DOMO_EXPORTS_PATH = "/api/query/v1/export/"
+
+
+def export_posts(control: Any, dataset_id: str | None = None) -> list[dict[str, Any]]:
+    """The export requests (POSTs) the sandbox's Domo received (for one DataSet, if given).
+
+    Args:
+        control: The sandbox's ``SandboxControl``.
+        dataset_id: Only the POSTs for this DataSet.
+    """
+    return [
+        request
+        for request in control.requests()
+        if request["method"] == "POST"
+        and (
+            request["path"] == f"{DOMO_EXPORTS_PATH}{dataset_id}"
+            if dataset_id is not None
+            else request["path"].startswith(DOMO_EXPORTS_PATH)
+        )
+    ]

@@ -26,7 +26,14 @@ from domo_assets_dev.sandbox.datasets import (
     PHARMACY_CLAIMS_ID,
 )
 from servers import GraphQL, Processes, free_port, location_loaded, wait_until
-from support import FAST_POLLING, check_outcomes, failure_text, materializations
+from support import (
+    FAST_POLLING,
+    caused_by,
+    check_outcomes,
+    error_messages,
+    failure_text,
+    materializations,
+)
 
 from domo_assets.catalog import CatalogError, load_catalog
 from domo_assets.component import DomoExportsComponent
@@ -275,7 +282,7 @@ def test_execute_op_and_retry_policy_are_extension_points(
     write_instance(tmp_path / module / "defs" / "lake", document)
     with pytest.raises(Exception) as failure:
         load_project(tmp_path, monkeypatch)
-    assert "op.backfill_policy: a partitioned export's run exports one partition" in _messages(
+    assert "op.backfill_policy: a partitioned export's run exports one partition" in error_messages(
         failure.value
     )
 
@@ -353,10 +360,10 @@ def test_a_typo_in_an_export_fails_the_load_naming_file_export_and_field(
     with pytest.raises(Exception) as failure:
         load_project(tmp_path, monkeypatch)
 
-    assert f"attributes.exports.list[DomoExportModel].1.regoin at {defs_yaml}:" in _messages(
+    assert f"attributes.exports.list[DomoExportModel].1.regoin at {defs_yaml}:" in error_messages(
         failure.value
     )
-    assert "Extra inputs are not permitted" in _messages(failure.value)
+    assert "Extra inputs are not permitted" in error_messages(failure.value)
 
     # Inside a nested section the catalog's parser names it, as for a catalog file.
     write_instance(
@@ -365,10 +372,10 @@ def test_a_typo_in_an_export_fails_the_load_naming_file_export_and_field(
     )
     with pytest.raises(Exception) as failure:
         load_project(tmp_path, monkeypatch)
-    assert _caused_by(failure.value, CatalogError)
+    assert caused_by(failure.value, CatalogError)
     assert (
         f"{defs_yaml}: export 'awkward' (exports[1]): field 'quality.min_rowz': unknown key"
-    ) in _messages(failure.value)
+    ) in error_messages(failure.value)
 
 
 def test_the_exports_may_live_in_a_catalog_file_beside_defs_yaml(
@@ -389,7 +396,7 @@ def test_the_exports_may_live_in_a_catalog_file_beside_defs_yaml(
     )
     with pytest.raises(Exception) as failure:
         load_project(tmp_path, monkeypatch)
-    assert "not both" in _messages(failure.value)
+    assert "not both" in error_messages(failure.value)
 
 
 @pytest.mark.parametrize(
@@ -426,7 +433,7 @@ def test_a_bad_connection_fails_the_load_saying_what_to_set(
     with pytest.raises(Exception) as failure:
         load_project(tmp_path, monkeypatch)
 
-    messages = _messages(failure.value)
+    messages = error_messages(failure.value)
     assert expected in messages
     assert "SECRET-WRITTEN-OUT" not in messages
     assert domo_env.token not in messages
@@ -460,7 +467,7 @@ def test_oauth_alone_or_plain_http_fails_the_load(
     with pytest.raises(Exception) as failure:
         load_project(tmp_path, monkeypatch)
 
-    messages = _messages(failure.value)
+    messages = error_messages(failure.value)
     assert expected in messages
     if "developer_token" not in domo:
         assert "OAuth client credentials alone cannot export" in messages
@@ -603,13 +610,13 @@ def test_instances_of_one_project_may_not_share_or_nest_prefixes(
     with pytest.raises(Exception) as failure:
         load_project(tmp_path, monkeypatch)
 
-    assert _caused_by(failure.value, CatalogError)
+    assert caused_by(failure.value, CatalogError)
     assert (
         f"{defs / 'team_b' / 'defs.yaml'}: export 'orders_regions' (exports[0]): field 'path': "
         f"s3://{EXPORT_BUCKET}/component/claims/orders/ lies inside "
         f"s3://{EXPORT_BUCKET}/component/claims/, the prefix of "
         f"{defs / 'team_a' / 'defs.yaml'}: export 'claims' (exports[0])"
-    ) in _messages(failure.value)
+    ) in error_messages(failure.value)
 
     shared = {"defaults": {**DESTINATION, "path": "component/claims"}}
     write_instance(defs / "team_b", instance_document(AWKWARD_WITHOUT_PATH, **shared))
@@ -620,7 +627,7 @@ def test_instances_of_one_project_may_not_share_or_nest_prefixes(
         f"s3://{EXPORT_BUCKET}/component/claims/ is also the prefix of "
         f"{defs / 'team_a' / 'defs.yaml'}: export 'claims' (exports[0]) ('awkward' takes its "
         "path from defaults)"
-    ) in _messages(failure.value)
+    ) in error_messages(failure.value)
 
     # Given a prefix of its own, the same project loads in the same process: the refused
     # loads left no claim behind.
@@ -864,21 +871,3 @@ def _answers(session: requests.Session, url: str) -> bool:
         return session.get(url, timeout=5).ok
     except requests.RequestException:
         return False
-
-
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
-    return any(isinstance(e, kind) for e in _chain(error))
-
-
-def _messages(error: BaseException) -> str:
-    """Every message of an exception and of the exceptions it came from."""
-    return "\n".join(str(e) for e in _chain(error))

@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 from domo_assets_dev.sandbox import Sandbox
 from domo_assets_dev.sandbox.datasets import PHARMACY_CLAIMS_ID
-from support import failure_text
+from support import error_messages, failure_text, log_messages
 from test_component import (
     CLAIMS,
     domo_env,  # noqa: F401 (a fixture)
@@ -51,11 +51,6 @@ def project_defs(
     return load_project(root, monkeypatch)
 
 
-def run_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    """Every message of a run's event log, in order."""
-    return [entry.user_message for entry in instance.all_logs(run_id)]
-
-
 def test_the_s3_reader_configured_in_yaml_is_the_one_a_run_uses(
     domo_env: Sandbox,  # noqa: F811 (the fixture imported above)
     tmp_path: Path,
@@ -84,7 +79,7 @@ def test_the_s3_reader_configured_in_yaml_is_the_one_a_run_uses(
 
     assert result.success
     assert exported_paths(domo_env) == {"component/yaml_s3"}
-    messages = run_messages(instance, result.run_id)
+    messages = log_messages(instance, result)
     assert f"{S3_CLOSED_MESSAGE} ({domo_env.s3_url})" in messages
 
 
@@ -104,7 +99,7 @@ def test_dagster_initializes_and_tears_down_an_instances_resources_in_a_run(
     result = materialize(defs, instance, [dg.AssetKey(CLAIMS["name"])])
 
     assert result.success
-    messages = run_messages(instance, result.run_id)
+    messages = log_messages(instance, result)
     init = next(i for i, m in enumerate(messages) if m.startswith("Finished initialization"))
     assert RESOURCE_KEY in messages[init]
     domo_closed = messages.index(f"{DOMO_CLOSED_MESSAGE} ({domo_env.domo_url})")
@@ -130,17 +125,9 @@ def test_a_secret_written_out_in_the_s3_section_is_refused(
     with pytest.raises(Exception) as failure:
         load_project(tmp_path, monkeypatch)
 
-    text = "\n".join(str(e) for e in _chain(failure.value))
+    text = error_messages(failure.value)
     assert "s3.aws_secret_access_key: a secret written out in the YAML" in text
     assert secret not in text
-
-
-def _chain(error: BaseException | None) -> list[BaseException]:
-    found = []
-    while error is not None:
-        found.append(error)
-        error = error.__cause__ or error.__context__
-    return found
 
 
 def test_a_resource_dagster_has_not_initialized_refuses_to_make_a_client(

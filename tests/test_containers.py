@@ -43,6 +43,7 @@ from domo_assets_dev.sandbox import (
 )
 from domo_assets_dev.sandbox.datasets import DEFAULT_EXPORT_SECONDS
 from servers import WORKSPACE_QUERY, GraphQL, Processes, apt_get_install, free_port
+from support import export_posts
 from test_deployment import (
     EXPECTED_CHECKS,
     RUN_STATUS_QUERY,
@@ -95,7 +96,6 @@ BUCKET = "domo-exports"
 LOCATION_NAME = "domo_assets"
 ASSET_NAME = "pharmacy_claims"
 EXPORT_PATH = f"domo/{ASSET_NAME}"
-EXPORT_POST_PATH = f"/api/query/v1/export/{PHARMACY_CLAIMS_ID}"
 SENSOR_NAME = "domo_dataset_change_sensor"
 PG_USER = "dagster"
 PG_DB = "dagster"
@@ -755,15 +755,6 @@ def run_containers(run_id: str) -> list[dict[str, Any]]:
     return json.loads(listing or "[]")
 
 
-def export_posts(control: SandboxControl) -> list[dict[str, Any]]:
-    """The export POSTs Domo received for the DataSet."""
-    return [
-        request
-        for request in control.requests()
-        if request["method"] == "POST" and request["path"] == EXPORT_POST_PATH
-    ]
-
-
 def exported_keys(stack: Stack) -> list[str]:
     """The S3 keys under the export's destination, in the sandbox's S3 (through its relay)."""
     client = boto3.client(
@@ -899,7 +890,11 @@ def test_a_killed_run_is_retried_and_attaches_to_its_export(stack: Stack, timing
 
     with timings.step("killed run: launch until Domo accepted the export"):
         run_id = launch_asset_run(stack.graphql)
-        stack.wait(lambda: export_posts(control), "the export's POST", RUN_TIMEOUT_SECONDS)
+        stack.wait(
+            lambda: export_posts(control, PHARMACY_CLAIMS_ID),
+            "the export's POST",
+            RUN_TIMEOUT_SECONDS,
+        )
     (container,) = run_containers(run_id)
     assert container["State"] == "running", container
     with timings.step("killed run: kill the run worker until run monitoring fails the run"):
@@ -931,7 +926,9 @@ def test_a_killed_run_is_retried_and_attaches_to_its_export(stack: Stack, timing
     assert tags["dagster/retry_number"] == "1", tags
     (retry_container,) = run_containers(retry["runId"])
     assert retry_container["Id"] != container["Id"]
-    assert len(export_posts(control)) == 1, export_posts(control)
+    assert len(export_posts(control, PHARMACY_CLAIMS_ID)) == 1, export_posts(
+        control, PHARMACY_CLAIMS_ID
+    )
     assert materializations(run_events(stack, run_id)) == []
     (materialization,) = materializations(run_events(stack, retry["runId"]))
     assert materialization["asset"] == ASSET_NAME
@@ -966,7 +963,7 @@ def test_the_change_sensor_turned_on_through_the_api_starts_a_run(
         )
         assert_succeeded(stack, run["runId"])
     assert [m["asset"] for m in materializations(run_events(stack, run["runId"]))] == [ASSET_NAME]
-    assert len(export_posts(control)) == 1
+    assert len(export_posts(control, PHARMACY_CLAIMS_ID)) == 1
     assert len(run_containers(run["runId"])) == 1
 
 

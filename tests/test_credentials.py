@@ -27,6 +27,7 @@ from domo_assets_dev.sandbox.s3 import make_client
 from pydantic import ValidationError
 from support import (
     domo_resource,
+    export_posts,
     failure_text,
     log_messages,
     materialize_catalog,
@@ -350,13 +351,6 @@ def test_domos_writes_are_held_to_the_session_policy(
     assert "S3_WRITE_FAILED" in text and "session policy" in text
 
 
-def export_posts(sandbox: Sandbox) -> list[dict[str, Any]]:
-    """The export requests (POSTs) that reached the sandbox's Domo."""
-    return [
-        r for r in sandbox.control.requests() if r["method"] == "POST" and EXPORT_PATH in r["path"]
-    ]
-
-
 def worker_on(monkeypatch: pytest.MonkeyPatch, credentials: dict[str, Any]) -> None:
     """Make `credentials` (boto3's STS Credentials) the worker's own, as boto3's chain finds
     them (an instance or pod role's, for example)."""
@@ -383,7 +377,7 @@ def test_refused_federation_token_and_no_role_exports_nothing_and_names_the_fixe
     assert "grant sts:GetFederationToken" in text
     assert "configure a role to assume (role_arn" in text and "sts:AssumeRole" in text
     assert "allow_unscoped_credentials: true on the aws_credentials resource" in text
-    assert export_posts(sandbox) == []
+    assert export_posts(sandbox.control) == []
     assert sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID) == []
     assert [c["action"] for c in minting_calls(sandbox)] == ["GetFederationToken"]
 
@@ -555,7 +549,7 @@ def test_catalog_credentials_cannot_widen_the_resource_at_run_time(
     )
     assert not result.success
     assert "no scoped credentials can be minted" in failure_text(result)
-    assert export_posts(sandbox) == []
+    assert export_posts(sandbox.control) == []
 
 
 def test_long_lived_keys_need_both_opt_ins(

@@ -23,12 +23,12 @@ from domo_assets_dev.sandbox.datasets import (
 )
 from domo_assets_dev.sandbox.users import ANALYST, HR_ADMIN, USERS
 from servers import free_port
+from support import error_messages
 from test_component import (
     AWKWARD,
     CONNECTION,
     OAUTH_CONNECTION,
     ORDERS,
-    _messages,
     _plain,
     _pythonpath,
     dg_env,
@@ -332,5 +332,5 @@ def test_loading_with_oauth_state_and_a_changed_selector_asks_for_a_refresh(
     with pytest.raises(Exception) as failure:
         load_project(tmp_path, monkeypatch)
     assert f"{defs_yaml}: discover.select changed since the DataSet listing was stored" in (
-        _messages(failure.value)
+        error_messages(failure.value)
     )

@@ -35,7 +35,7 @@ from servers import (
     Processes,
     wait_until,
 )
-from support import DESTINATION, write_catalog
+from support import DESTINATION, export_posts, write_catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT_DAGSTER_YAML = REPO_ROOT / "deployment" / "dagster.yaml"
@@ -50,7 +50,6 @@ CLAIMS = {
     "path": "t/claims",
     **DESTINATION,
 }
-EXPORT_POST_PATH = f"/api/query/v1/export/{PHARMACY_CLAIMS_ID}"
 MATERIALIZE_COMMAND = (
     sys.executable,
     *("-m", "dagster", "asset", "materialize"),
@@ -160,15 +159,6 @@ def run_messages(home: Path, run_id: str) -> list[str]:
         return [entry.user_message or "" for entry in instance.all_logs(run_id)]
 
 
-def export_posts(sandbox: Sandbox) -> list[dict[str, Any]]:
-    """The export POSTs Domo received for the DataSet."""
-    return [
-        request
-        for request in sandbox.control.requests()
-        if request["method"] == "POST" and request["path"] == EXPORT_POST_PATH
-    ]
-
-
 # --- the scenario -----------------------------------------------------------------------------
 
 
@@ -222,7 +212,7 @@ def assert_second_process_attaches(
     assert record["description"] == f"Domo export {export_id} started", record
     assert record[RUN_ID_KEY] == first_run.run_id and record[REQUEST_KEY], record
 
-    posts = export_posts(sandbox)
+    posts = export_posts(sandbox.control, PHARMACY_CLAIMS_ID)
     assert len(posts) == 1, f"expected one export POST, got {posts}\n{output}"
     exports = sandbox.control.exports(dataset_id=PHARMACY_CLAIMS_ID)
     assert [e["export_id"] for e in exports] == [export_id], f"{exports}\n{output}"

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from urllib.parse import quote, quote_plus
 
 import pytest
 from dagster import DagsterInstance, EnvVar, build_resources
@@ -28,7 +27,15 @@ from domo_assets_dev.sandbox import (
     REGIONAL_SALES_ID,
     Sandbox,
 )
-from support import domo_resource, failure_text, materialize_catalog, write_catalog
+from domo_assets_dev.sandbox.faults import echoed_forms
+from support import (
+    domo_resource,
+    error_messages,
+    export_posts,
+    failure_text,
+    materialize_catalog,
+    write_catalog,
+)
 
 from domo_assets.catalog import Catalog
 from domo_assets.resource import AwsCredentialsResource, DomoResource
@@ -51,12 +58,6 @@ def run(
     credentials: AwsCredentialsResource | None = None,
 ):
     return materialize_catalog(catalog, instance, domo, credentials=credentials)
-
-
-def export_requests(sandbox: Sandbox) -> list[dict]:
-    return [
-        r for r in sandbox.control.requests() if r["method"] == "POST" and EXPORT_PATH in r["path"]
-    ]
 
 
 def only_export(sandbox: Sandbox, dataset_id: str = PHARMACY_CLAIMS_ID) -> dict:
@@ -134,7 +135,7 @@ def test_public_bucket_is_refused_unless_allowed(
     assert "Public Access Block" in failure_text(
         refused
     ) and "allow_public_destination" in failure_text(refused)
-    assert export_requests(sandbox) == []
+    assert export_posts(sandbox.control) == []
 
     allowed = run(
         catalog_of(tmp_path, bucket=PUBLIC_EXPORT_BUCKET, allow_public_destination=True),
@@ -236,7 +237,7 @@ def test_access_errors_fail_before_any_export(
     )
     assert not result.success
     assert words in failure_text(result)
-    assert export_requests(sandbox) == []
+    assert export_posts(sandbox.control) == []
 
 
 # -- PDP and identity ---------------------------------------------------------------------------
@@ -312,7 +313,7 @@ def test_with_both_credentials_each_api_gets_only_its_own(
     # The export, its status, the row count and the user on the instance, with the token;
     # the DataSet's metadata and schema on the platform API, with the bearer token.
     assert seen == {"/api/": {("developer_token",)}, "/v1/": {("bearer",)}, "/oauth/": {("basic",)}}
-    assert export_requests(sandbox), "the export went to the instance API"
+    assert export_posts(sandbox.control), "the export went to the instance API"
 
 
 @pytest.mark.parametrize(
@@ -332,7 +333,7 @@ def test_plain_http_urls_are_refused_at_load_or_when_dagster_reads_the_variable(
     with pytest.raises(Exception) as from_env, build_resources({"domo": from_env_resource}):
         pass
     for refused in (literal.value, from_env.value):
-        text = "\n".join(str(e) for e in _causes(refused))
+        text = error_messages(refused)
         assert f"{setting} (DOMO_" in text and "https://" in text
         assert "loopback" in text
         assert sandbox.token not in text
@@ -366,7 +367,7 @@ def test_each_error_shape_reaches_the_step_failure(
     text = failure_text(result)
     for word in words:
         assert word in text, f"{word!r} missing from the failure: {text}"
-    assert export_requests(sandbox) == []
+    assert export_posts(sandbox.control) == []
 
 
 # -- secret hygiene -----------------------------------------------------------------------------
@@ -464,19 +465,10 @@ def test_no_secret_in_event_log_output_reprs_or_snapshots(
 
 
 def escaped_forms(secret: str) -> set[str]:
-    """A secret as it may appear in text: as is, JSON-escaped (``/`` too, non-ASCII as
-    ``\\uXXXX`` or not) and percent-encoded (quote with and without ``/`` kept, quote_plus);
-    and each of those JSON-escaped once more, as Dagster's serialized records hold text."""
-    escaped = json.dumps(secret)[1:-1]
-    forms = {
-        secret,
-        escaped,
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-        escaped.replace("/", "\\/"),
-        quote(secret, safe=""),
-        quote(secret),
-        quote_plus(secret),
-    }
+    """A secret as it may appear in text: every form the sandbox's faults echo it in (as is,
+    JSON-escaped, percent-encoded), and each of those JSON-escaped once more, as Dagster's
+    serialized records hold text."""
+    forms = set(echoed_forms(secret))
     return forms | {json.dumps(form)[1:-1] for form in forms}
 
 
@@ -548,12 +540,3 @@ def test_a_refused_aws_credentials_resource_does_not_quote_its_secrets() -> None
     text = str(refused.value)
     assert "allow_unscoped_credentials" in text, text
     assert secret not in text and secret[:20] not in text and secret[-12:] not in text
-
-
-def _causes(error: BaseException | None) -> list[BaseException]:
-    """An error and the errors it was raised from."""
-    found = []
-    while error is not None:
-        found.append(error)
-        error = error.__cause__ or error.__context__
-    return found

@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 import yaml
 from domo_assets_dev.sandbox import Sandbox
+from support import caused_by, error_messages
 from test_component import (
     CLAIMS,
     CLI_TIMEOUT_SECONDS,
@@ -101,9 +102,8 @@ def test_a_shared_node_with_another_spec_fails_the_load_naming_both_instances(
     with pytest.raises(Exception) as failure:
         load_project(tmp_path, monkeypatch)
 
-    errors = _chain(failure.value)
-    assert any(isinstance(e, CatalogError) for e in errors)
-    text = "\n".join(str(e) for e in errors)
+    assert caused_by(failure.value, CatalogError)
+    text = error_messages(failure.value)
     first, second = sorted([defs / "team_a" / "defs.yaml", defs / "team_b" / "defs.yaml"])
     assert f"DataSet node {NODE} is also defined by" in text
     assert str(first) in text and str(second) in text
@@ -148,11 +148,3 @@ def test_dg_checks_and_lists_one_node_for_instances_and_a_classic_catalog(
 def _downstream_of(listed: dict[str, Any], key: str) -> set[str]:
     """The assets `dg list defs --json` lists as depending on `key`."""
     return {a["asset_key"] for a in listed["assets"] if key in a.get("dependency_keys", [])}
-
-
-def _chain(error: BaseException | None) -> list[BaseException]:
-    found = []
-    while error is not None:
-        found.append(error)
-        error = error.__cause__ or error.__context__
-    return found

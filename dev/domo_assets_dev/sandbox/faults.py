@@ -88,7 +88,7 @@ class FaultRule(RequestRule):
         message = self.message
         if self.echo_secrets:
             message += ": " + " ".join(
-                form for secret in request_secrets(request) for form in _echoed_forms(secret)
+                form for secret in request_secrets(request) for form in echoed_forms(secret)
             )
         return _shaped(self.shape, self.status, message, headers)
 
@@ -222,7 +222,7 @@ def _shaped(shape: str, status: int, message: str, headers: dict[str, str]) -> R
     return json_response(error_body(status, message), status, headers)
 
 
-def _echoed_forms(secret: str) -> list[str]:
+def echoed_forms(secret: str) -> list[str]:
     """A secret as sent, JSON-escaped (``/`` too) and percent-encoded (quote, quote_plus)."""
     escaped = json.dumps(secret)[1:-1]
     forms = [
