@@ -48,7 +48,7 @@ from typing import Any
 import yaml
 
 # Run as a script from benchmarks/ (its folder is on sys.path): the load benchmark's network ban.
-from bench_load import forbid_network
+from bench_load import dg_project, forbid_network
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATASETS = 1_000
@@ -71,17 +71,6 @@ OAUTH_CONNECTION = {
     "client_secret": "{{ env.DOMO_CLIENT_SECRET }}",
     "api_url": "{{ env.DOMO_API_URL }}",
 }
-PROJECT_TOML = """\
-[project]
-name = "{module}"
-version = "0.0.0"
-
-[tool.dg]
-directory_type = "project"
-
-[tool.dg.project]
-root_module = "{module}"
-"""
 DISCOVERED = "discovered"
 INLINE = "by hand, inline"
 INLINE_STATE = "by hand, inline, with state"
@@ -89,13 +78,8 @@ CATALOG_FILE = "by hand, catalog file"
 
 
 def write_project(root: Path, module: str, attributes: Mapping[str, Any]) -> Path:
-    """A dg project at `root` whose one instance (``defs/lake``) has `attributes`."""
-    root.mkdir(parents=True)
-    (root / "pyproject.toml").write_text(PROJECT_TOML.format(module=module), encoding="utf-8")
-    folder = root / module / "defs" / "lake"
-    folder.mkdir(parents=True)
-    (root / module / "__init__.py").write_text("", encoding="utf-8")
-    (root / module / "defs" / "__init__.py").write_text("", encoding="utf-8")
+    """A dg project at `root` whose one instance (``defs/exports``) has `attributes`."""
+    folder = dg_project(root, module)
     document = {"type": "domo_assets.DomoExportsComponent", "attributes": dict(attributes)}
     (folder / "defs.yaml").write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return folder

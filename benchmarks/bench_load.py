@@ -205,13 +205,13 @@ def write_component_projects(stem: Path) -> None:
     connection = {"instance_url": CLOSED_PORT_URL, "developer_token": "{{ env.BENCH_TOKEN }}"}
     document = json.loads(stem.with_suffix(".json").read_text())
     inline = {"type": COMPONENT_TYPE, "attributes": {"domo": connection, **document}}
-    defs = _project(stem.parent / COMPONENT_PROJECT, "bench_component_inline")
+    defs = dg_project(stem.parent / COMPONENT_PROJECT, "bench_component_inline")
     (defs / "defs.yaml").write_text(yaml.safe_dump(inline, sort_keys=False))
     named = {"type": COMPONENT_TYPE, "attributes": {"domo": connection, "catalog": "c.yaml"}}
-    defs = _project(stem.parent / COMPONENT_CATALOG_PROJECT, "bench_component_catalog")
+    defs = dg_project(stem.parent / COMPONENT_CATALOG_PROJECT, "bench_component_catalog")
     (defs / "defs.yaml").write_text(yaml.safe_dump(named, sort_keys=False))
     (defs / "c.yaml").write_text(stem.with_suffix(".yaml").read_text())
-    defs = _project(stem.parent / PRIMITIVES_PROJECT, "bench_primitives_project")
+    defs = dg_project(stem.parent / PRIMITIVES_PROJECT, "bench_primitives_project")
     (defs / "defs.py").write_text(
         f"{_IMPORT_BENCH_LOAD}defs = bench_load.build_primitives(Path({str(stem)!r}))\n"
     )
@@ -223,7 +223,7 @@ def write_component_projects(stem: Path) -> None:
             {"catalog": "c.json"},
         ),
     ):
-        defs = _project(stem.parent / project, module)
+        defs = dg_project(stem.parent / project, module)
         (defs.parents[1] / "component.py").write_text(_IMPORT_BENCH_LOAD + _FLOOR_COMPONENT)
         floor = {"type": f"{module}.component.PrimitivesComponent", "attributes": attributes}
         (defs / "defs.yaml").write_text(yaml.safe_dump(floor, sort_keys=False))
@@ -260,7 +260,7 @@ class PrimitivesComponent(dg.Component, dg.Model, dg.Resolvable):
 """
 
 
-def _project(root: Path, module: str) -> Path:
+def dg_project(root: Path, module: str) -> Path:
     """A dg project at ``root`` whose root module is ``module``; returns its one defs folder."""
     defs = root / module / "defs" / "exports"
     defs.mkdir(parents=True)

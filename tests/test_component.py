@@ -439,38 +439,24 @@ def test_a_bad_connection_fails_the_load_saying_what_to_set(
     assert domo_env.token not in messages
 
 
-@pytest.mark.parametrize(
-    ("domo", "env", "expected"),
-    [
-        (
-            {k: v for k, v in OAUTH_CONNECTION.items() if k != "developer_token"},
-            {},
-            "no Domo developer token: give developer_token as '{{ env.DOMO_DEVELOPER_TOKEN }}'",
-        ),
-    ],
-    ids=["oauth-alone"],
-)
-def test_oauth_alone_or_plain_http_fails_the_load(
-    domo_env: Sandbox,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    domo: Mapping[str, Any],
-    env: Mapping[str, str],
-    expected: str,
+def test_oauth_alone_fails_the_load(
+    domo_env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
     document = instance_document(CLAIMS)
-    document["attributes"]["domo"] = dict(domo)
+    document["attributes"]["domo"] = {
+        k: v for k, v in OAUTH_CONNECTION.items() if k != "developer_token"
+    }
     write_project(tmp_path, {"exports": document})
 
     with pytest.raises(Exception) as failure:
         load_project(tmp_path, monkeypatch)
 
     messages = error_messages(failure.value)
-    assert expected in messages
-    if "developer_token" not in domo:
-        assert "OAuth client credentials alone cannot export" in messages
+    assert (
+        "no Domo developer token: give developer_token as '{{ env.DOMO_DEVELOPER_TOKEN }}'"
+        in messages
+    )
+    assert "OAuth client credentials alone cannot export" in messages
     assert domo_env.token not in messages and domo_env.client_secret not in messages
     assert domo_env.control.requests() == [], "loading makes no call to Domo"
 
