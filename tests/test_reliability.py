@@ -70,7 +70,7 @@ def test_reexecuted_run_resumes_the_export_it_started(
 
 
 def test_export_that_finished_unwatched_is_attached_to_not_redone(
-    sandbox: Sandbox, instance, tmp_path: Path
+    sandbox: Sandbox, instance, tmp_path: Path, domo_mode: str
 ) -> None:
     """The first run gives up while Domo still exports; Domo then finishes with no run
     watching. The next run reads the ledger (Domo lists a successful export newer than the
