@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ from domo_assets.catalog import Catalog
 from domo_assets.domo.models import DataSetColumn
 from domo_assets.ledger import LatestMaterializations
 from domo_assets.s3.landing import apply_retention, publish_pointer, read_latest
-from domo_assets.s3.manifest import ExportManifest, ManifestFile, write_manifest
+from domo_assets.s3.manifest import ExportManifest, ManifestFile, iso, write_manifest
 
 GLUE_DATABASE = "domo"
 # Long enough that a held request is released by the test, never by the rule running out.
@@ -380,6 +381,28 @@ def test_retention_removes_only_this_requests_older_unprotected_folders(s3: Any)
         assert exists(s3, found.files[0].uri), f"{found.export_id} was removed"
     for found in [*theirs, sibling]:
         assert exists(s3, manifest_uri(found))
+
+
+def test_retention_spares_an_unrecorded_recent_folder_and_only_that(s3: Any) -> None:
+    """Retention told which exports Dagster recorded keeps a verified folder it has not
+    recorded while the folder's manifest is under IN_FLIGHT_GRACE old (a concurrent run may be
+    about to record it); the same folder written two hours ago, and an old recorded one, go."""
+    prefix = "keep/grace"
+    two_hours_ago = iso(datetime.now(UTC) - timedelta(hours=2))
+    in_flight = land(s3, manifest(prefix, "in-flight", 1))
+    abandoned = land(s3, replace(manifest(prefix, "abandoned", 2), written_at=two_hours_ago))
+    recorded_old = land(s3, manifest(prefix, "recorded-old", 3))
+    current = land(s3, manifest(prefix, "current", 4))
+
+    report = apply_retention(
+        s3, EXPORT_BUCKET, prefix, 1, current, recorded={"current", "recorded-old"}
+    )
+
+    assert sorted(r.export_id for r in report.removed) == ["abandoned", "recorded-old"]
+    assert set(report.kept) == {"current", "in-flight"}
+    assert exists(s3, in_flight.files[0].uri) and exists(s3, manifest_uri(in_flight))
+    for gone in (abandoned, recorded_old):
+        assert keys_under(s3, f"{prefix}/{gone.export_id}/") == []
 
 
 # -- termination after verification --------------------------------------------------------------
