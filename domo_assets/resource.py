@@ -149,7 +149,10 @@ class S3ReaderResource(ConfigurableResource):
             self._client = session.client(
                 "s3",
                 endpoint_url=self.endpoint_url,
-                config=Config(retries={"max_attempts": self.max_attempts, "mode": "standard"}),
+                # botocore's "max_attempts" counts retries; "total_max_attempts" counts calls.
+                config=Config(
+                    retries={"total_max_attempts": self.max_attempts, "mode": "standard"}
+                ),
             )
         return self._client
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from domo_assets_dev.sandbox import Sandbox
+from botocore.exceptions import ClientError
+from domo_assets_dev.sandbox import EXPORT_BUCKET, Sandbox
 from domo_assets_dev.sandbox.datasets import PHARMACY_CLAIMS_ID
 from support import error_messages, failure_text, log_messages
 from test_component import (
@@ -157,3 +158,29 @@ def test_a_resource_dagster_has_not_initialized_refuses_to_make_a_client(
     assert metadata.row_count is not None
     assert region == os.environ["AWS_DEFAULT_REGION"]
     assert sandbox.control.requests() != []
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_the_s3_readers_max_attempts_counts_calls_not_retries(
+    sandbox: Sandbox, attempts: int
+) -> None:
+    """``max_attempts`` is how many times one S3 call is sent (botocore's own ``max_attempts``
+    counts retries, one more): S3 failing every try of a read sees exactly that many, then the
+    read fails with S3's error."""
+    sandbox.control.add_s3_delay(
+        method="GET", path_regex=r"/attempts/object$", delay=0, fail_status=503, times=None
+    )
+    domo = DomoResource(
+        instance_url=sandbox.domo_url,
+        developer_token=sandbox.token,
+        s3=S3ReaderResource(max_attempts=attempts),
+    )
+    try:
+        with dg.build_resources({"domo": domo}) as resources:
+            client = resources.domo.s3.get_client()
+            with pytest.raises(ClientError, match="SlowDown"):
+                client.get_object(Bucket=EXPORT_BUCKET, Key="attempts/object")
+        hits = [rule["hits"] for rule in sandbox.control.s3_delays()]
+    finally:
+        sandbox.control.clear_s3_delays()
+    assert hits == [attempts]

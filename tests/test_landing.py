@@ -116,7 +116,7 @@ AWS_DENIAL = {
 # moto's reset-auth takes the number of requests served before IAM is checked.
 MOTO_AUTH_ON = "0"
 MOTO_AUTH_OFF = "inf"
-NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2)
+NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2)
 # Domo's start times of the exports registered below, an hour apart.
 T0 = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)
 

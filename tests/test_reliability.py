@@ -10,6 +10,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dagster import (
@@ -20,7 +21,7 @@ from dagster import (
     DagsterInstance,
     RetryPolicy,
 )
-from domo_assets_dev.sandbox import PHARMACY_CLAIMS_ID, SAMPLE_DATASETS, Sandbox
+from domo_assets_dev.sandbox import EXPORT_BUCKET, PHARMACY_CLAIMS_ID, SAMPLE_DATASETS, Sandbox
 from support import (
     dataset_key,
     domo_resource,
@@ -28,6 +29,7 @@ from support import (
     log_messages,
     materialize_catalog,
     metadata_of,
+    read_json,
     write_catalog,
 )
 
@@ -37,6 +39,7 @@ from domo_assets.dagster_names import DATA_VERSION_TAG
 from domo_assets.domo.auth import DeveloperTokenAuth
 from domo_assets.domo.client import DomoClient
 from domo_assets.domo.models import AwsCredentials, ExportRequest
+from domo_assets.resource import S3ReaderResource
 from domo_assets.sightings import FIRST_SEEN_KEY
 from domo_assets.translator import translate
 
@@ -162,6 +165,33 @@ def test_step_retry_redoes_only_the_failed_export(
         "not exported again: " in m and "orders" in m and "sales" in m
         for m in log_messages(instance, result)
     )
+
+
+def test_step_retry_publishes_what_an_earlier_attempt_recorded(
+    sandbox: Sandbox, instance, tmp_path: Path, s3: Any
+) -> None:
+    """S3 fails the pointer's PUT (503 SlowDown, the S3 client's one attempt) after Dagster
+    recorded the export: the step fails asking for a retry, and the RetryPolicy's retry does not
+    export again but publishes the recorded export from its manifest, so the pointer names it."""
+    catalog = write_catalog(tmp_path, CLAIMS)
+    sandbox.control.add_s3_delay(
+        method="PUT", path_regex=r"/rel/claims/_latest\.json$", delay=0, fail_status=503
+    )
+    domo = domo_resource(sandbox, s3=S3ReaderResource(max_attempts=1))
+
+    result = materialize_catalog(catalog, instance, domo, retry_policy=RetryPolicy(max_retries=1))
+
+    assert result.success, failure_text(result)
+    assert [r["hits"] for r in sandbox.control.s3_delays()] == [1], "the first PUT was failed"
+    restarts = [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"]
+    assert len(restarts) == 1, "the failed publication asks for one retry"
+    (materialized,) = [
+        e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
+    ]
+    export_id = materialized.materialization.metadata["export_id"].value
+    assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1, "not exported again"
+    assert read_json(s3, f"s3://{EXPORT_BUCKET}/rel/claims/_latest.json")["export_id"] == export_id
+    assert any(f"published export {export_id}" in m for m in log_messages(instance, result))
 
 
 def test_permanent_failure_is_not_retried(sandbox: Sandbox, instance, tmp_path: Path) -> None:

@@ -168,6 +168,7 @@ class SandboxControl:
         delay: float = DEFAULT_S3_DELAY_SECONDS,
         times: int | None = 1,
         skip: int = 0,
+        fail_status: int | None = None,
     ) -> dict[str, Any]:
         """Hold matching requests to the moto server (S3, Glue, STS...) before moto answers.
 
@@ -179,6 +180,8 @@ class SandboxControl:
                 `clear_s3_delays` releases it first.
             times: How many matching requests to hold; None for every one.
             skip: How many matching requests to let through before holding any.
+            fail_status: 500 or 503: answer each held request with that status and S3's XML
+                error instead of passing it to moto (``delay`` 0 fails it at once).
 
         Returns:
             The rule (see `s3_delays`).
@@ -189,6 +192,7 @@ class SandboxControl:
             "delay": delay,
             "times": times,
             "skip": skip,
+            "fail_status": fail_status,
         }
         return self._call("POST", "/s3/delays", rule)
 

@@ -97,7 +97,8 @@ class ControlApi:
         return json_response(self._state.s3.delays.rules())
 
     def add_s3_delay(self, request: Request, match: re.Match[str]) -> Response:
-        """``POST /_sandbox/s3/delays`` ``{method, path_regex, delay, times}``: add a rule."""
+        """``POST /_sandbox/s3/delays`` ``{method, path_regex, delay, times, skip, fail_status}``: add a
+        rule."""
         try:
             rule = self._state.s3.delays.add(request.json_object())
         except ValueError as exc:

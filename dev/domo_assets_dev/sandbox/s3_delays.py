@@ -6,7 +6,10 @@ address) for ``delay`` seconds, or until the rules are cleared, whichever comes 
 processes it as usual. The request's body is read whole before the hold, so a request whose
 client went away meanwhile (a killed process) is still processed, as S3 processes a request it
 has received. Tests use it to stop a step at a known S3 call (the PUT of ``_latest.json``, the
-GET of an export's file) while they terminate a run or start another one.
+GET of an export's file) while they terminate a run or start another one. A rule with
+``fail_status`` (500 or 503) answers each request it holds with that status and S3's XML error
+(``InternalError``, ``SlowDown``) instead of passing it to moto: the request is not processed, as
+when S3 fails a call, and botocore's retries count it as a retryable server error.
 
 Writes to one object are also made atomic here: moto checks a conditional PutObject's
 ``If-Match`` / ``If-None-Match`` and then writes, without a lock, so two racing conditional
@@ -32,7 +35,9 @@ DEFAULT_S3_DELAY_SECONDS = 1.0
 # A held request is released after this long at most, whatever the rule says: a forgotten
 # rule must not keep a server thread (and the client's read timeout) forever.
 MAX_S3_DELAY_SECONDS = 300.0
-DELAY_FIELDS = frozenset({"method", "path_regex", "delay", "times", "skip"})
+DELAY_FIELDS = frozenset({"method", "path_regex", "delay", "times", "skip", "fail_status"})
+# The statuses a rule may fail a request with, and S3's error code for each.
+FAIL_CODES = {500: "InternalError", 503: "SlowDown"}
 # PUTs are serialized per path over this many locks (bounded memory; unrelated paths rarely
 # share one, and then only wait for each other's PUT).
 WRITE_LOCK_STRIPES = 64
@@ -48,11 +53,14 @@ class S3DelayRule(RequestRule):
         skip: Matching requests still to let through unheld before the rule holds any (to
             hold, say, the second read of an object and not the first).
         holding: Requests it holds right now.
+        fail_status: Answer each held request with this status (S3's error body) instead of
+            passing it to moto; None passes it on.
     """
 
     delay: float = DEFAULT_S3_DELAY_SECONDS
     skip: int = 0
     holding: int = 0
+    fail_status: int | None = None
     released: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,6 +74,7 @@ class S3DelayRule(RequestRule):
             "skip": self.skip,
             "hits": self.hits,
             "holding": self.holding,
+            "fail_status": self.fail_status,
         }
 
 
@@ -136,12 +145,30 @@ class S3DelayMiddleware:
         if rule is not None:
             take_body(environ)  # received whole: processed even if the client goes away
             self._delays.hold(rule)
+            if rule.fail_status is not None:
+                return _s3_error(rule.fail_status, start_response)
         if method != "PUT" or MULTIPART_PART_PARAM in parse_qs(environ.get("QUERY_STRING", "")):
             return self._app(environ, start_response)
         with self._write_locks[zlib.crc32(path.encode("utf-8")) % WRITE_LOCK_STRIPES]:
             status, headers, body = forward(self._app, environ)
         start_response(status, headers)
         return [body]
+
+
+def _s3_error(status: int, start_response: Callable[..., Any]) -> list[bytes]:
+    """S3's answer to a request it failed: the status and its XML error document."""
+    code = FAIL_CODES[status]
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>The sandbox failed this request (an S3 delay "
+        f"rule's fail_status)</Message><RequestId>sandbox</RequestId></Error>"
+    ).encode()
+    reason = {500: "Internal Server Error", 503: "Service Unavailable"}[status]
+    start_response(
+        f"{status} {reason}",
+        [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
 
 
 def _past_skip(rule: S3DelayRule) -> bool:
@@ -167,6 +194,12 @@ def _build_rule(rule_id: int, spec: Mapping[str, Any]) -> S3DelayRule:
     skip = spec.get("skip", 0)
     if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
         raise ValueError("S3 delay 'skip' must be a non-negative integer")
+    fail_status = spec.get("fail_status")
+    if fail_status is not None and (isinstance(fail_status, bool) or fail_status not in FAIL_CODES):
+        raise ValueError(
+            f"S3 delay 'fail_status' must be one of {sorted(FAIL_CODES)} (or null), "
+            f"not {fail_status!r}"
+        )
     return compile_check(
         KIND,
         lambda: S3DelayRule(
@@ -176,5 +209,6 @@ def _build_rule(rule_id: int, spec: Mapping[str, Any]) -> S3DelayRule:
             remaining=times,
             delay=float(delay),
             skip=skip,
+            fail_status=fail_status,
         ),
     )
