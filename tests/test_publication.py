@@ -31,6 +31,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from botocore.exceptions import ClientError
 from dagster import (
     AssetKey,
@@ -39,6 +40,7 @@ from dagster import (
     DagsterRunStatus,
     RetryPolicy,
 )
+from dagster_postgres import PostgresEventLogStorage
 from domo_assets_dev.sandbox import (
     DAILY_ORDERS_ID,
     EXPORT_BUCKET,
@@ -46,6 +48,7 @@ from domo_assets_dev.sandbox import (
     Sandbox,
     SandboxControlError,
 )
+from servers import Postgres
 from support import (
     domo_resource,
     failure_text,
@@ -64,6 +67,7 @@ from domo_assets.s3.manifest import ExportManifest, ManifestFile, iso, write_man
 
 GLUE_DATABASE = "domo"
 # Long enough that a held request is released by the test, never by the rule running out.
+DEPLOYMENT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "deployment" / "dagster.yaml"
 HOLD_SECONDS = 120.0
 WAIT_SECONDS = 90.0
 POLL_SECONDS = 0.2
@@ -738,3 +742,45 @@ def test_latest_materializations_answer_every_caller_with_what_was_recorded_befo
     record(keys[0], "t0-2")
     again = shared.latest(keys[0])
     assert again is not None and again.export_id == "t0-2" and again.manifest_uri == "s3://b/m"
+
+
+# -- the deployment's storage -------------------------------------------------------------------
+
+
+@pytest.mark.deployment
+def test_publication_on_postgres_keeps_pointer_table_and_record_in_agreement(
+    sandbox: Sandbox,
+    postgres: Postgres,
+    tmp_path: Path,
+    s3: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the deployment's storage (PostgreSQL, deployment/dagster.yaml): three materializations,
+    the data changed before each. Each publication confirms its record through the step's
+    shared reader, and retention reads the recorded exports and the Parquet asset's latest, all
+    from PostgreSQL: pointer, Glue table and Parquet asset name the newest export; with
+    ``keep_exports: 1`` the previous export's folder stays while the Parquet asset's latest
+    files lie there (it runs after the export), and is removed by the next publication."""
+    for name, value in postgres.env().items():
+        monkeypatch.setenv(name, value)
+    storage = yaml.safe_load(DEPLOYMENT_DAGSTER_YAML.read_text(encoding="utf-8"))["storage"]
+    home = dagster_home(tmp_path)
+    document = {"storage": storage, "telemetry": {"enabled": False}}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    catalog = write_catalog(tmp_path, CLAIMS)
+
+    exports: list[str] = []
+    kept: list[list[bool]] = []
+    for rows in (1, 2, 3):
+        sandbox.control.change_dataset(PHARMACY_CLAIMS_ID, rows=rows)
+        result = run_in_process(catalog, sandbox, home)
+        assert result.success, failure_text(result)
+        exports.append(materializations(result)["claims"]["export_id"])
+        assert assert_agreement(s3, home, "claims", "pub/claims") == exports[-1]
+        manifests = [f"{export_folder('pub/claims', e)}_manifest.json" for e in exports]
+        kept.append([exists(s3, uri) for uri in manifests])
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+    assert len(set(exports)) == 3
+    assert kept == [[True], [True, True], [False, True, True]]
