@@ -381,12 +381,7 @@ def floor_assets(specs: DomoSpecs) -> list[AssetsDefinition | AssetSpec]:
     for check in real.check_specs:
         checks_of.setdefault(check.asset_key, []).append(check.name)
 
-    @multi_asset(
-        name=FLOOR_OP,
-        specs=list(real.specs),
-        check_specs=list(real.check_specs),
-        can_subset=True,
-    )
+    @like_real_exports(FLOOR_OP, real)
     def _floor(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
         for key in sorted(context.selected_asset_keys):
             yield MaterializeResult(
@@ -400,6 +395,17 @@ def floor_assets(specs: DomoSpecs) -> list[AssetsDefinition | AssetSpec]:
             )
 
     return [*specs.datasets, _floor]
+
+
+def like_real_exports(name: str, real: AssetsDefinition) -> Callable[[Callable[..., Any]], Any]:
+    """A subsettable ``multi_asset`` decorator named `name` with the specs and check specs of
+    `real`, the real export assets: a stand-in op plans and records exactly their checks."""
+    return multi_asset(
+        name=name,
+        specs=list(real.specs),
+        check_specs=list(real.check_specs),
+        can_subset=True,
+    )
 
 
 def expected_checks(specs: DomoSpecs, keys: Sequence[AssetKey] | None = None) -> int:

@@ -55,7 +55,6 @@ from dagster import (
     JobDefinition,
     MaterializeResult,
     build_resources,
-    multi_asset,
 )
 from domo_assets_dev.sandbox import SandboxControl
 
@@ -139,14 +138,8 @@ def split_job() -> JobDefinition:
 
 def split_assets(specs: DomoSpecs) -> list[AssetsDefinition | AssetSpec]:
     """The real export assets' specs and checks under an op that records what a child exports."""
-    real = build_export_assets(specs, retry_policy=None)
 
-    @multi_asset(
-        name=SPLIT_OP,
-        specs=list(real.specs),
-        check_specs=list(real.check_specs),
-        can_subset=True,
-    )
+    @fanout.like_real_exports(SPLIT_OP, build_export_assets(specs, retry_policy=None))
     def _split(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
         keys = {
             export_config(spec).name: spec.key
