@@ -45,7 +45,7 @@ STATE_FORMAT = 1
 DEFAULT_NAME_TEMPLATE = "{slug}"
 DEFAULT_PATH_TEMPLATE = "domo/{slug}"
 SHORT_ID_LENGTH = 8
-# The materialization's key for the same link (metadata.py).
+# The DataSet's page in Domo: on the specs (with discovery state) and every materialization.
 DATASET_URL_KEY = "domo/dataset_url"
 OWNER_KEY = "domo/owner"
 # What discovery adds to a spec from Domo: a node defined by a catalog without discovery state

@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from domo_assets.dagster_names import COLUMN_SCHEMA_KEY, ROW_COUNT_KEY, TABLE_NAME_KEY
+from domo_assets.discovery import DATASET_URL_KEY
 from domo_assets.domo.endpoints import dataset_page_url
 from domo_assets.outcome import ExportOutcome
 from domo_assets.publish import entry_table, parquet_table_name
@@ -79,7 +80,7 @@ def materialization_metadata(outcome: ExportOutcome, instance_url: str) -> dict[
         "format": export.export_format or "csv",
         "domo/dataset_id": outcome.config.dataset_id,
         "domo/dataset_name": outcome.dataset.name,
-        "domo/dataset_url": MetadataValue.url(
+        DATASET_URL_KEY: MetadataValue.url(
             dataset_page_url(instance_url, outcome.config.dataset_id)
         ),
         "dagster/uri": prefix_uri(outcome.config.bucket, outcome.path),

@@ -249,6 +249,31 @@ def test_s3_delay_rule_holds_a_request_until_cleared(sandbox: Sandbox, s3: Any) 
     assert refused.value.status == 400 and "'delay'" in refused.value.body
 
 
+def test_s3_log_drops_a_request_held_across_a_clear_and_logs_a_failed_one(
+    sandbox: Sandbox, s3: Any
+) -> None:
+    """The S3 log takes a request as it arrived: one a delay rule holds while the log is cleared
+    (a test's reset) belongs to the log before it, and one a rule fails (``fail_status``) is
+    logged with the status it was answered, then the client's retry with its own."""
+    key = "held/logged.txt"
+    s3.put_object(Bucket=EXPORT_BUCKET, Key=key, Body=b"x")
+    sandbox.control.add_s3_delay(method="GET", path_regex=r"/held/logged\.txt$", delay=HOLD_SECONDS)
+    reader = threading.Thread(target=s3.get_object, kwargs={"Bucket": EXPORT_BUCKET, "Key": key})
+    reader.start()
+    wait_until(lambda: holding(sandbox) == 1, "the GET is held")
+    sandbox.control.clear_s3_calls()
+    sandbox.control.clear_s3_delays()
+    reader.join(timeout=10)
+    assert not reader.is_alive()
+    assert [c for c in sandbox.control.s3_calls() if c["key"] == key] == []
+
+    sandbox.control.add_s3_delay(
+        method="GET", path_regex=r"/held/logged\.txt$", delay=0, fail_status=500
+    )
+    assert s3.get_object(Bucket=EXPORT_BUCKET, Key=key)["Body"].read() == b"x"
+    assert [c["status"] for c in sandbox.control.s3_calls() if c["key"] == key] == [500, 200]
+
+
 # -- the landing's primitives -------------------------------------------------------------------
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -348,8 +348,9 @@ def apply_retention(
     request's exports) is left alone, and so are ``current``, every export newer than it, the
     exports ``_latest.json`` and ``_latest_parquet.json`` name and the ``protected`` ones
     (what a live materialization names: the caller reads them from Dagster). In a folder, the
-    manifest is deleted last: a folder half removed keeps it, and is removed on the next call. In a versioned bucket the deletions leave
-    delete markers (lifecycle rules expire the old versions).
+    manifest is deleted last: a folder half removed keeps it, and is removed on the next call.
+    In a versioned bucket the deletions leave delete markers (lifecycle rules expire the old
+    versions).
 
     Args:
         s3_client: A boto3 S3 client with the worker's credentials.

@@ -112,7 +112,7 @@ class ControlApi:
 
     def s3_calls(self, request: Request, match: re.Match[str]) -> Response:
         """``GET /_sandbox/s3/calls``: the S3 request log, oldest first (no secrets)."""
-        return json_response(self._state.s3.s3_calls.calls())
+        return json_response(self._state.s3.s3_calls.entries())
 
     def clear_s3_calls(self, request: Request, match: re.Match[str]) -> Response:
         """``DELETE /_sandbox/s3/calls``."""

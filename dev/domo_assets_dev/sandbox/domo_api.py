@@ -86,13 +86,13 @@ class DomoApi:
             raise ApiError(400, f"limit must be between 1 and {LISTING_PAGE_MAX}, not {limit}")
         if offset < 0:
             raise ApiError(400, f"offset must not be negative, not {offset}")
-        specs = self._visible(user)
+        datasets = self._visible(user)
         name_like = (request.param("nameLike") or "").lower()
         if name_like:
-            specs = [spec for spec in specs if name_like in spec.name.lower()]
+            datasets = [d for d in datasets if name_like in d.spec.name.lower()]
         if request.param("sort") in ("name", "+name"):
-            specs.sort(key=lambda spec: spec.name.lower())
-        return json_response([self._listing_item(spec) for spec in specs[offset : offset + limit]])
+            datasets.sort(key=lambda d: d.spec.name.lower())
+        return json_response([self._listing_item(d) for d in datasets[offset : offset + limit]])
 
     def search(self, request: Request, match: re.Match[str]) -> Response:
         """``POST /api/search/v1/query``: DataSets whose name matches `query` (``*`` is a
@@ -112,23 +112,25 @@ class DomoApi:
         pattern = str(body.get("query") or "*").lower()
         if "*" not in pattern:
             pattern = f"*{pattern}*"
-        specs = [s for s in self._visible(user) if fnmatch.fnmatchcase(s.name.lower(), pattern)]
+        found = [
+            d for d in self._visible(user) if fnmatch.fnmatchcase(d.spec.name.lower(), pattern)
+        ]
         return json_response(
             {
-                "searchObjects": [
-                    self._search_hit(spec) for spec in specs[offset : offset + count]
-                ],
-                "totalResultCount": len(specs),
+                "searchObjects": [self._search_hit(d) for d in found[offset : offset + count]],
+                "totalResultCount": len(found),
             }
         )
 
-    def _visible(self, user: User) -> list[DatasetSpec]:
+    def _visible(self, user: User) -> list[Dataset]:
         with self._state.lock:
             datasets = list(self._state.datasets.values())
-        return [d.spec for d in datasets if user.name in d.spec.readers]
+        return [d for d in datasets if user.name in d.spec.readers]
 
-    def _listing_item(self, spec: DatasetSpec) -> dict[str, Any]:
-        dataset = self._state.datasets[spec.id]
+    def _listing_item(self, dataset: Dataset) -> dict[str, Any]:
+        """A DataSet as the platform API's listing (and, with more, its ``/v1/datasets/{id}``)
+        describes it."""
+        spec = dataset.spec
         with self._state.lock:
             row_count, last_updated = dataset.row_count, dataset.last_updated_ms
         owner = USERS[spec.owner]
@@ -143,8 +145,8 @@ class DomoApi:
             "updatedAt": iso_from_ms(last_updated),
         }
 
-    def _search_hit(self, spec: DatasetSpec) -> dict[str, Any]:
-        dataset = self._state.datasets[spec.id]
+    def _search_hit(self, dataset: Dataset) -> dict[str, Any]:
+        spec = dataset.spec
         with self._state.lock:
             row_count, last_updated = dataset.row_count, dataset.last_updated_ms
         owner = USERS[spec.owner]
@@ -248,23 +250,14 @@ class DomoApi:
         """``GET /v1/datasets/{id}``: platform-API metadata."""
         _, dataset = self._readable(request, match)
         spec = dataset.spec
-        with self._state.lock:
-            row_count, last_updated = dataset.row_count, dataset.last_updated_ms
-        owner = USERS[spec.owner]
+        item = self._listing_item(dataset)
         return json_response(
             {
-                "id": spec.id,
-                "name": spec.name,
-                "description": spec.description,
-                "rows": row_count,
-                "columns": len(spec.columns),
+                **item,
                 "schema": {
                     "columns": [{"name": c.name, "type": str(c.type)} for c in spec.columns]
                 },
-                "owner": {"id": owner.id, "name": owner.display_name},
-                "createdAt": iso_from_ms(CREATED_MS),
-                "updatedAt": iso_from_ms(last_updated),
-                "dataCurrentAt": iso_from_ms(last_updated),
+                "dataCurrentAt": item["updatedAt"],
                 "pdpEnabled": spec.pdp_enabled,
             }
         )

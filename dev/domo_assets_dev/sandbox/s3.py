@@ -7,10 +7,11 @@ running at the same time in one process would therefore share (and reset) one S3
 moto's application is served behind `StsMiddleware`, which logs every STS request, refuses
 denied STS actions and gives minted credentials unique values (see ``sts_wsgi.py``); the
 server's `StsLedger` (``MotoS3.sts``) is what the export engine asks about a key. In front of
-that, `S3OwnerMiddleware` logs S3 requests (``MotoS3.s3_calls``) and enforces
-``ExpectedBucketOwner``, which moto ignores (see ``s3_owner.py``). In front of all,
-`S3DelayMiddleware` holds requests matching a delay rule (``MotoS3.delays``) and makes the PUTs
-of one object atomic (see ``s3_delays.py``).
+that, `S3DelayMiddleware` holds (or fails) requests matching a delay rule (``MotoS3.delays``)
+and makes the PUTs of one object atomic (see ``s3_delays.py``). In front of all,
+`S3OwnerMiddleware` logs S3 requests as they arrive (``MotoS3.s3_calls``; a request held
+across a reset is not logged after it) and enforces ``ExpectedBucketOwner``, which moto ignores
+(see ``s3_owner.py``).
 
 Besides the buckets, `reset` seeds a KMS key with the alias ``alias/domo-exports``
 (``MotoS3.export_kms_key_arn``; moto draws a new key id at each reset) and a bucket whose
@@ -195,10 +196,11 @@ class MotoS3:
         """Start the server, reset moto's state and seed the buckets."""
         if not self._verbose:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        # What moto's ThreadedMotoServer runs, with the STS middleware in front of moto's app
-        # and the delay rules in front of both.
+        # What moto's ThreadedMotoServer runs, with the STS middleware in front of moto's app,
+        # the delay rules in front of both, and the S3 log and owner checks in front of all:
+        # a request is logged as it arrived and answered, held or failed by a rule included.
         moto = StsMiddleware(DomainDispatcherApplication(create_backend_app), self.sts, ACCOUNT_ID)
-        app = S3DelayMiddleware(S3OwnerMiddleware(moto, self.s3_calls), self.delays)
+        app = S3OwnerMiddleware(S3DelayMiddleware(moto, self.delays), self.s3_calls)
         self._server = make_server(
             self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler
         )

@@ -11,16 +11,16 @@ which calls carried an expected owner.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
+from .logs import TicketedLog
 from .moto_state import bucket_owner
 from .sts_wsgi import WsgiApp, signing_scope
 
@@ -58,27 +58,8 @@ class S3Call:
     status: int = 0
 
 
-class S3CallLog:
-    """The S3 request log; thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._calls: list[S3Call] = []
-
-    def record(self, call: S3Call) -> None:
-        """Append a call."""
-        with self._lock:
-            self._calls.append(call)
-
-    def calls(self) -> list[dict[str, Any]]:
-        """Return the log, oldest first, as JSON-ready data."""
-        with self._lock:
-            return [asdict(call) for call in self._calls]
-
-    def clear(self) -> None:
-        """Empty the log."""
-        with self._lock:
-            self._calls.clear()
+class S3CallLog(TicketedLog[S3Call]):
+    """The S3 request log; thread-safe (``entries`` lists it)."""
 
 
 class S3OwnerMiddleware:
@@ -97,6 +78,7 @@ class S3OwnerMiddleware:
         signer = signing_scope(environ)
         if signer is None or signer[1] != S3_SERVICE:
             return self._app(environ, start_response)
+        ticket = self._log.ticket()
         bucket, key = addressed(environ)
         call = S3Call(
             time=time.time(),
@@ -108,13 +90,13 @@ class S3OwnerMiddleware:
             source_expected_owner=environ.get(SOURCE_EXPECTED_OWNER) or None,
         )
         if not owners_match(call, copy_source_bucket(environ.get(COPY_SOURCE))):
-            self._log.record(S3Call(**{**asdict(call), "status": HTTPStatus.FORBIDDEN}))
+            self._log.append(replace(call, status=HTTPStatus.FORBIDDEN), ticket)
             status, headers, body = access_denied(call.method)
             start_response(status, headers)
             return [body]
 
         def recording_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
-            self._log.record(S3Call(**{**asdict(call), "status": int(status.split(" ", 1)[0])}))
+            self._log.append(replace(call, status=int(status.split(" ", 1)[0])), ticket)
             return start_response(status, headers, exc_info)
 
         return self._app(environ, recording_start_response)

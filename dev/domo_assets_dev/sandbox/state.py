@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from .auth import Authenticator, Credentials
@@ -21,6 +21,7 @@ from .datasets import (
 from .exports import ExportEngine
 from .faults import FaultInjector
 from .history import HistoryTarget, build_history
+from .logs import TicketedLog
 from .s3 import MotoS3
 
 
@@ -46,20 +47,8 @@ class LoggedRequest:
     credentials: tuple[str, ...] = ()
 
 
-class RequestLog:
+class RequestLog(TicketedLog[LoggedRequest]):
     """The log of Domo API requests (control API requests are not logged); thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: list[LoggedRequest] = []
-        # Bumped by every clear: a request that arrived before a clear (one a delay fault held
-        # across a test's reset) is not logged after it.
-        self._generation = 0
-
-    def ticket(self) -> int:
-        """Taken when a request arrives, handed back to `record` when it is answered."""
-        with self._lock:
-            return self._generation
 
     def record(
         self,
@@ -67,26 +56,14 @@ class RequestLog:
         path: str,
         status: int | None,
         fault: str | None,
-        credentials: Sequence[str] = (),
-        ticket: int | None = None,
+        credentials: Sequence[str],
+        ticket: int,
     ) -> None:
         """Append an entry timestamped now, unless the log was cleared since the request
         arrived (its `ticket`)."""
-        entry = LoggedRequest(method, path, status, time.time(), fault, tuple(credentials))
-        with self._lock:
-            if ticket is None or ticket == self._generation:
-                self._entries.append(entry)
-
-    def entries(self) -> list[dict[str, Any]]:
-        """Return every entry, oldest first, as JSON-ready data."""
-        with self._lock:
-            return [asdict(entry) for entry in self._entries]
-
-    def clear(self) -> None:
-        """Forget every entry, and every request still being answered."""
-        with self._lock:
-            self._entries.clear()
-            self._generation += 1
+        self.append(
+            LoggedRequest(method, path, status, time.time(), fault, tuple(credentials)), ticket
+        )
 
 
 class SandboxState:
