@@ -88,6 +88,7 @@ Usage::
 
 import argparse
 import atexit
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -279,33 +280,48 @@ def resources(cap: int = DEFAULT_CAP) -> dict[str, Any]:
     }
 
 
-_peak_recorded = False
+def write_at_exit(dir_var: str, document: Callable[[], dict[str, Any]]) -> None:
+    """In a step process, write ``document()`` to ``$<dir_var>/<pid>.json`` when it exits.
+
+    The step processes of the multiprocess executor are spawned children of this benchmark
+    that rebuild the job by calling a job function (:func:`ours_job`, :func:`floor_job`...),
+    so that is where this is registered. Nothing happens in this (the orchestrating) process or
+    when the variable is unset; registering twice writes the same file twice.
+    """
+    target = os.environ.get(dir_var)
+    if target and multiprocessing.parent_process() is not None:
+        atexit.register(_write_document, Path(target), document)
+
+
+def _write_document(target: Path, document: Callable[[], dict[str, Any]]) -> None:
+    (target / f"{os.getpid()}.json").write_text(json.dumps(document()), encoding="utf-8")
+
+
+def read_documents(target: Path) -> list[dict[str, Any]]:
+    """The documents the step processes of a run wrote to `target` (:func:`write_at_exit`),
+    then clear it."""
+    files = sorted(target.glob("*.json"))
+    documents = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+    for f in files:
+        f.unlink()
+    return documents
 
 
 def record_peak_at_exit() -> None:
     """In a step process, write its peak memory to ``BENCH_FANOUT_PEAK_DIR`` when it exits.
 
-    The step processes of the multiprocess executor are spawned children of this benchmark
-    that rebuild the job by calling :func:`ours_job` (or :func:`floor_job`, :func:`naive_job`),
-    so that is where this is registered. ``VmHWM`` is the kernel's high-water mark of the
-    process's resident memory over its whole life: imports, code location load, the exports
-    and the recording, read at exit so nothing after a sample is missed. Nothing happens in
-    this (the orchestrating) process or when the variable is unset.
+    ``VmHWM`` is the kernel's high-water mark of the process's resident memory over its whole
+    life: imports, code location load, the exports and the recording, read at exit so nothing
+    after a sample is missed.
     """
-    global _peak_recorded
-    target = os.environ.get(PEAK_DIR_VAR)
-    if not target or multiprocessing.parent_process() is None or _peak_recorded:
-        return
-    _peak_recorded = True
-    atexit.register(_write_peak, Path(target))
+    write_at_exit(PEAK_DIR_VAR, _peak)
 
 
-def _write_peak(target: Path) -> None:
-    """Write this process's ``VmHWM`` and ``VmRSS`` (kB) to ``target/<pid>.json``."""
+def _peak() -> dict[str, Any]:
+    """This process's ``VmHWM`` and ``VmRSS`` (kB)."""
     status = Path("/proc/self/status").read_text(encoding="utf-8").splitlines()
     fields = {line.split(":")[0]: int(line.split()[1]) for line in status if line.startswith("Vm")}
-    document = {"pid": os.getpid(), "hwm_kb": fields["VmHWM"], "rss_kb": fields["VmRSS"]}
-    (target / f"{os.getpid()}.json").write_text(json.dumps(document), encoding="utf-8")
+    return {"pid": os.getpid(), "hwm_kb": fields["VmHWM"], "rss_kb": fields["VmRSS"]}
 
 
 def read_peaks(target: Path) -> list[int]:
@@ -314,10 +330,7 @@ def read_peaks(target: Path) -> list[int]:
     Raises:
         RuntimeError: No step process wrote one (the measurement would be missing, not zero).
     """
-    files = sorted(target.glob("*.json"))
-    peaks = [json.loads(f.read_text(encoding="utf-8"))["hwm_kb"] for f in files]
-    for f in files:
-        f.unlink()
+    peaks = [document["hwm_kb"] for document in read_documents(target)]
     if not peaks:
         raise RuntimeError(f"no step process wrote its peak memory to {target}")
     return peaks
@@ -563,7 +576,7 @@ def pgbouncer(cluster: "Postgres") -> Iterator[dict[str, str]]:
         RuntimeError: ``pgbouncer`` is not installed (``apt-get install -y pgbouncer``), or
             it did not accept connections (with its log).
     """
-    from tests.servers import Postgres, cluster_owner, free_port
+    from tests.servers import cluster_owner, free_port
 
     binary = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
     if binary is None:
@@ -605,7 +618,7 @@ def pgbouncer(cluster: "Postgres") -> Iterator[dict[str, str]]:
             stderr=subprocess.STDOUT,
         )
         try:
-            pooled = Postgres(cluster.host, port, cluster.user, cluster.password, cluster.db_name)
+            pooled = dataclasses.replace(cluster, port=port)
             _wait_for_connection(pooled, process, base / "pgbouncer.log")
             yield pooled.env()
             print_pgbouncer_stats(pooled)
@@ -781,7 +794,8 @@ def scale_verdict(mode: str, rows: Sequence[RunStats], sizes: Sequence[int]) -> 
     export's materialization and every check."""
     (small, large) = sizes
     b_small, d_small, b_large, d_large = rows
-    per = [run.seconds / size for run, size in zip(rows, (small, small, large, large), strict=True)]
+    run_sizes = (small, small, large, large)
+    per = [run.seconds / size for run, size in zip(rows, run_sizes, strict=True)]
     growth = per[2] / per[0]
     floor_growth = per[3] / per[1]
     ok = growth <= MAX_PER_EXPORT_GROWTH
@@ -809,8 +823,8 @@ def scale_verdict(mode: str, rows: Sequence[RunStats], sizes: Sequence[int]) -> 
         f"({floor_marginal:.3f} MB per added export)"
     )
     wrong = []
-    for run, size in zip(rows, (small, small, large, large), strict=True):
-        specs = translate(load_catalog(os.environ[CATALOG_VAR]))
+    specs = translate(load_catalog(os.environ[CATALOG_VAR]))
+    for run, size in zip(rows, run_sizes, strict=True):
         keys = [s.key for s in specs.exports[:size]]
         wrong += [f"{run.label}: {p}" for p in problems(run, size, expected_checks(specs, keys))]
     for problem in wrong:

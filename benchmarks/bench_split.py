@@ -28,15 +28,14 @@ Usage::
 """
 
 import argparse
-import atexit
 import dataclasses
-import json
 import os
 import pickle
 import struct
 import sys
 import tempfile
 import threading
+import traceback
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -76,34 +75,23 @@ _LENGTH = struct.Struct(">I")
 
 def record_cpu_at_exit() -> None:
     """In a step process, write its CPU seconds (its own and its reaped children's) at exit."""
-    target = os.environ.get(CPU_DIR_VAR)
-    if target and multiprocessing_child():
-        atexit.register(_write_cpu, Path(target))
+    fanout.write_at_exit(CPU_DIR_VAR, _cpu)
 
 
-def multiprocessing_child() -> bool:
-    """Whether this is a step process (a spawned child), not the orchestrating process."""
-    import multiprocessing
-
-    return multiprocessing.parent_process() is not None
-
-
-def _write_cpu(target: Path) -> None:
+def _cpu() -> dict[str, float]:
     times = os.times()
-    document = {
+    return {
         "step": times.user + times.system,
         "children": times.children_user + times.children_system,
     }
-    (target / f"{os.getpid()}.json").write_text(json.dumps(document), encoding="utf-8")
 
 
 def read_cpu(target: Path) -> dict[str, float]:
     """The CPU seconds the run's step processes wrote, summed; then clear them."""
     found = {"step": 0.0, "children": 0.0}
-    for path in sorted(target.glob("*.json")):
-        for name, seconds in json.loads(path.read_text(encoding="utf-8")).items():
+    for document in fanout.read_documents(target):
+        for name, seconds in document.items():
             found[name] += seconds
-        path.unlink()
     return found
 
 
@@ -228,9 +216,15 @@ def drive_exports(run_id: str, names: Sequence[str], out: IO[bytes], acks: IO[by
         outcomes: dict[str, Any] = {}
 
         def export(name: str) -> None:
-            outcome = runner.run(configs[name], ledger=ledgers[name])
-            if not verified(outcome):
-                raise RuntimeError(f"{name}: not verified")
+            try:
+                outcome = runner.run(configs[name], ledger=ledgers[name])
+                if not verified(outcome):
+                    raise RuntimeError(f"{name}: not verified")
+            except BaseException:
+                # The step waits for this export's outcome: end the child, so that it reads the
+                # end of the pipe and fails instead of waiting for ever.
+                traceback.print_exc()
+                os._exit(1)
             outcomes[name] = outcome
             # The minted keys stay in this process: the step needs only what the grant says.
             grant = dataclasses.replace(outcome.credentials, credentials=None)
