@@ -169,6 +169,15 @@ def error_messages(error: BaseException) -> str:
     return "\n".join(str(e) for e in error_chain(error))
 
 
+# The deployment's instance configuration (PostgreSQL storage read from DAGSTER_PG_*).
+DEPLOYMENT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "deployment" / "dagster.yaml"
+
+
+def deployment_storage() -> dict[str, Any]:
+    """The ``storage`` section of the deployment's dagster.yaml."""
+    return yaml.safe_load(DEPLOYMENT_DAGSTER_YAML.read_text(encoding="utf-8"))["storage"]
+
+
 # Where Domo takes export requests (POST) and lists a DataSet's exports (GET).
 DOMO_EXPORTS_PATH = "/api/query/v1/export/"
 

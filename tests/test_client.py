@@ -17,6 +17,7 @@ from domo_assets_dev.sandbox.datasets import (
     PHARMACY_CLAIMS_ID,
     REGIONAL_SALES_ID,
 )
+from support import export_posts
 
 from domo_assets.domo.auth import DeveloperTokenAuth, OAuthClientCredentialsAuth
 from domo_assets.domo.client import DomoClient, PollSchedule
@@ -339,9 +340,7 @@ def test_lost_post_response_yields_exactly_one_export(client: DomoClient, sandbo
     start = client.start_export(LARGE_EVENTS_ID, make_request(sandbox))
     assert start.outcome is StartOutcome.RECOVERED
     assert sandbox.control.export_count(LARGE_EVENTS_ID) == 1
-    posts = [
-        r for r in sandbox.control.requests() if r["method"] == "POST" and EXPORT_PATH in r["path"]
-    ]
+    posts = export_posts(sandbox.control)
     assert len(posts) == 1, "the client must not post again once it found the accepted export"
 
 

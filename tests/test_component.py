@@ -32,6 +32,7 @@ from support import (
     check_outcomes,
     error_messages,
     failure_text,
+    log_messages,
     materializations,
 )
 
@@ -112,6 +113,8 @@ def defs() -> dg.Definitions:
 """
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 DAGSTER = (sys.executable, "-m", "dagster")
+# A defs module loading the classic catalog (DOMO_EXPORTS_FILE) beside a project's instances.
+CLASSIC_PY = "from domo_assets.definitions import defs as classic\n"
 
 
 # --- projects -------------------------------------------------------------------------------
@@ -270,11 +273,7 @@ def test_execute_op_and_retry_policy_are_extension_points(
 
     assert result.success, failure_text(result)
     assert set(materializations(result)) == {"claims"}
-    logged = [
-        entry.user_message
-        for entry in instance.all_logs(result.run_id)
-        if "LoggedExports exporting" in entry.user_message
-    ]
+    logged = [m for m in log_messages(instance, result) if "LoggedExports exporting" in m]
     assert logged == ["LoggedExports exporting ['claims']"]
 
     # A backfill policy handing a run several partitions is refused: a run exports one.
@@ -752,22 +751,13 @@ def test_dg_check_defs_and_definitions_validate_refuse_overlapping_prefixes(
     # A classic catalog (DOMO_EXPORTS_FILE) loaded beside the instances in one code location.
     (defs / "team_b" / "defs.yaml").unlink()
     (defs / "team_b").rmdir()
-    (defs / "classic.py").write_text(
-        "from domo_assets.definitions import defs as classic\n", encoding="utf-8"
-    )
+    (defs / "classic.py").write_text(CLASSIC_PY, encoding="utf-8")
     catalog = tmp_path / "classic.yaml"
     catalog.write_text(
         yaml.safe_dump({"defaults": DESTINATION, "exports": [{**AWKWARD, "path": "component"}]}),
         encoding="utf-8",
     )
-    validate = subprocess.run(
-        [*DAGSTER, "definitions", "validate", "-m", f"{module}.definitions"],
-        cwd=project,
-        env={**env, "DOMO_EXPORTS_FILE": str(catalog), "PYTHONPATH": _pythonpath(project)},
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_SECONDS,
-    )
+    validate = validate_definitions(project, module, env, catalog)
     assert validate.returncode != 0
     assert (
         f"s3://{EXPORT_BUCKET}/component/claims/ lies inside s3://{EXPORT_BUCKET}/component/"
@@ -781,10 +771,25 @@ def _pythonpath(*folders: Path) -> str:
     return os.pathsep.join([*map(str, folders), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
-def typo_line(defs_yaml: Path) -> int:
-    """The line of the misspelt key `text_with_typo` wrote (1-based)."""
+def validate_definitions(
+    project: Path, module: str, env: dict[str, str], catalog: Path
+) -> subprocess.CompletedProcess[str]:
+    """``dagster definitions validate`` of the project's definitions, with the classic catalog
+    (``CLASSIC_PY``) reading ``catalog``."""
+    return subprocess.run(
+        [*DAGSTER, "definitions", "validate", "-m", f"{module}.definitions"],
+        cwd=project,
+        env={**env, "DOMO_EXPORTS_FILE": str(catalog), "PYTHONPATH": _pythonpath(project)},
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+    )
+
+
+def typo_line(defs_yaml: Path, key: str = "regoin") -> int:
+    """The line of a misspelt key (by default the one `text_with_typo` wrote; 1-based)."""
     lines = defs_yaml.read_text(encoding="utf-8").splitlines()
-    return next(number for number, line in enumerate(lines, 1) if "regoin:" in line)
+    return next(number for number, line in enumerate(lines, 1) if f"{key}:" in line)
 
 
 def _plain(text: str) -> str:

@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 from domo_assets_dev.sandbox import EXPORT_BUCKET, Sandbox
 from domo_assets_dev.sandbox.datasets import PHARMACY_CLAIMS_ID
-from support import error_messages, failure_text, log_messages
+from support import domo_resource, error_messages, failure_text, log_messages
 from test_component import (
     CLAIMS,
     domo_env,  # noqa: F401 (a fixture)
@@ -170,17 +170,9 @@ def test_the_s3_readers_max_attempts_counts_calls_not_retries(
     sandbox.control.add_s3_delay(
         method="GET", path_regex=r"/attempts/object$", delay=0, fail_status=503, times=None
     )
-    domo = DomoResource(
-        instance_url=sandbox.domo_url,
-        developer_token=sandbox.token,
-        s3=S3ReaderResource(max_attempts=attempts),
-    )
-    try:
-        with dg.build_resources({"domo": domo}) as resources:
-            client = resources.domo.s3.get_client()
-            with pytest.raises(ClientError, match="SlowDown"):
-                client.get_object(Bucket=EXPORT_BUCKET, Key="attempts/object")
-        hits = [rule["hits"] for rule in sandbox.control.s3_delays()]
-    finally:
-        sandbox.control.clear_s3_delays()
-    assert hits == [attempts]
+    domo = domo_resource(sandbox, s3=S3ReaderResource(max_attempts=attempts))
+    with dg.build_resources({"domo": domo}) as resources:
+        client = resources.domo.s3.get_client()
+        with pytest.raises(ClientError, match="SlowDown"):
+            client.get_object(Bucket=EXPORT_BUCKET, Key="attempts/object")
+    assert [rule["hits"] for rule in sandbox.control.s3_delays()] == [attempts]

@@ -71,7 +71,6 @@ WIDE_BUCKET_ACTIONS = [
     *(f"s3:Get{what}Configuration" for what in ("Encryption", "Lifecycle", "Replication")),
 ]
 DEEP_PATH = "cred/" + "/".join(["a-rather-long-folder-name"] * 36)  # 940 characters
-EXPORT_PATH = "/api/query/v1/export/"
 KMS_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
 OTHER_ACCOUNT = "210987654321"
 

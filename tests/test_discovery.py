@@ -36,6 +36,7 @@ from test_component import (
     json_output,
     load_project,
     run_dg,
+    typo_line,
     write_instance,
     write_project,
 )
@@ -106,7 +107,7 @@ def test_refresh_stores_the_selected_datasets_and_loading_makes_no_domo_call(
     project = tmp_path / "project"
     project.mkdir()
     # Daily Orders is selected and hand-listed: the hand-listed export wins.
-    module = write_project(project, {"lake": discovering_instance(AWKWARD, ORDERS)})
+    write_project(project, {"lake": discovering_instance(AWKWARD, ORDERS)})
     env = project_env(sandbox, tmp_path, project)
 
     missing = run_dg(project, env, "list", "defs", "--json", ok=False)
@@ -156,7 +157,6 @@ def test_refresh_stores_the_selected_datasets_and_loading_makes_no_domo_call(
     assert [c.name for c in orders.metadata[COLUMN_SCHEMA_KEY].columns] == ["Region"]
     node = specs[dg.AssetKey(["domo", "pharmacy_claims_dataset"])]
     assert node.description == claims.description
-    assert module
 
 
 @pytest.mark.slow
@@ -191,11 +191,7 @@ def test_a_misspelled_discover_field_fails_dg_check_yaml_naming_it(
     document["attributes"]["discover"]["select"] = {"namez": ["pharmacy*"]}
     module = write_project(project, {"lake": document})
     defs_yaml = project / module / "defs" / "lake" / "defs.yaml"
-    line = next(
-        number
-        for number, text in enumerate(defs_yaml.read_text().splitlines(), 1)
-        if "namez:" in text
-    )
+    line = typo_line(defs_yaml, "namez")
 
     failed = run_dg(project, project_env(sandbox, tmp_path, project), "check", "yaml", ok=False)
 

@@ -50,6 +50,7 @@ from domo_assets_dev.sandbox import (
 )
 from servers import Postgres
 from support import (
+    deployment_storage,
     domo_resource,
     failure_text,
     log_messages,
@@ -67,7 +68,6 @@ from domo_assets.s3.manifest import ExportManifest, ManifestFile, iso, write_man
 
 GLUE_DATABASE = "domo"
 # Long enough that a held request is released by the test, never by the rule running out.
-DEPLOYMENT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "deployment" / "dagster.yaml"
 HOLD_SECONDS = 120.0
 WAIT_SECONDS = 90.0
 POLL_SECONDS = 0.2
@@ -83,11 +83,13 @@ POINTER = r"/_latest\.json$"
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def dagster_home(tmp_path: Path) -> Path:
-    """A DAGSTER_HOME on SQLite, shared by in-process runs and ``dagster`` subprocesses."""
+def dagster_home(tmp_path: Path, storage: dict[str, Any] | None = None) -> Path:
+    """A DAGSTER_HOME on SQLite (or ``storage``), shared by in-process runs and ``dagster``
+    subprocesses."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    document = {"telemetry": {"enabled": False}, **({"storage": storage} if storage else {})}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
     return home
 
 
@@ -788,10 +790,7 @@ def test_publication_on_postgres_keeps_pointer_table_and_record_in_agreement(
     files lie there (it runs after the export), and is removed by the next publication."""
     for name, value in postgres.env().items():
         monkeypatch.setenv(name, value)
-    storage = yaml.safe_load(DEPLOYMENT_DAGSTER_YAML.read_text(encoding="utf-8"))["storage"]
-    home = dagster_home(tmp_path)
-    document = {"storage": storage, "telemetry": {"enabled": False}}
-    (home / "dagster.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    home = dagster_home(tmp_path, deployment_storage())
     catalog = write_catalog(tmp_path, CLAIMS)
 
     exports: list[str] = []

@@ -25,6 +25,7 @@ from domo_assets_dev.sandbox import EXPORT_BUCKET, PHARMACY_CLAIMS_ID, SAMPLE_DA
 from support import (
     dataset_key,
     domo_resource,
+    export_posts,
     failure_text,
     log_messages,
     materialize_catalog,
@@ -90,7 +91,7 @@ def test_export_that_finished_unwatched_is_attached_to_not_redone(
     assert metadata_of(second, "claims")["start_outcome"] == "attached"
     assert metadata_of(second, "claims")["export_id"] == export["export_id"]
     assert sandbox.control.export_count(PHARMACY_CLAIMS_ID) == 1
-    lines = [entry.user_message or "" for entry in instance.all_logs(second.run_id)]
+    lines = log_messages(instance, second)
     assert any(
         f"attaching to Domo export {export['export_id']}" in line
         and "(finished while no run watched it)" in line
@@ -145,11 +146,7 @@ def test_step_retry_redoes_only_the_failed_export(
     assert not result.success
     restarts = [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"]
     assert len(restarts) == 1, "the export error is worth one retry"
-    posts = Counter(
-        r["path"].removeprefix(EXPORT_PATH)
-        for r in sandbox.control.requests()
-        if r["method"] == "POST" and r["path"].startswith(EXPORT_PATH)
-    )
+    posts = Counter(r["path"].removeprefix(EXPORT_PATH) for r in export_posts(sandbox.control))
     assert posts == {
         PHARMACY_CLAIMS_ID: 2,
         SAMPLE_DATASETS["daily-orders"]: 1,

@@ -35,10 +35,8 @@ from servers import (
     Processes,
     wait_until,
 )
-from support import DESTINATION, export_posts, write_catalog
+from support import DESTINATION, deployment_storage, export_posts, write_catalog
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEPLOYMENT_DAGSTER_YAML = REPO_ROOT / "deployment" / "dagster.yaml"
 TELEMETRY_OFF = {"telemetry": {"enabled": False}}
 
 ASSET_NAME = "pharmacy_claims"
@@ -251,8 +249,7 @@ def test_second_process_attaches_on_postgres(
     sandbox: Sandbox, postgres: Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The deployment's storage (PostgreSQL, from DAGSTER_PG_*): the same."""
-    storage = yaml.safe_load(DEPLOYMENT_DAGSTER_YAML.read_text(encoding="utf-8"))["storage"]
-    home = dagster_home(tmp_path, {"storage": storage, **TELEMETRY_OFF})
+    home = dagster_home(tmp_path, {"storage": deployment_storage(), **TELEMETRY_OFF})
     # This process opens the instance too, and the storage reads DAGSTER_PG_* when it loads.
     for name, value in postgres.env().items():
         monkeypatch.setenv(name, value)

@@ -29,6 +29,7 @@ from domo_assets_dev.sandbox import (
 )
 from domo_assets_dev.sandbox.faults import echoed_forms
 from support import (
+    DOMO_EXPORTS_PATH,
     domo_resource,
     error_messages,
     export_posts,
@@ -40,7 +41,6 @@ from support import (
 from domo_assets.catalog import Catalog
 from domo_assets.resource import AwsCredentialsResource, DomoResource
 
-EXPORT_PATH = "/api/query/v1/export/"
 LOAD_TIMEOUT_SECONDS = 120
 
 
@@ -499,7 +499,7 @@ def test_escaped_secrets_never_reach_the_event_log(
     results.append(run(catalog_of(tmp_path), domo_resource(sandbox, bad_token), instance))
     sandbox.control.clear_faults()
     # 2. The AWS secret and session token echoed by the export POST, with the token.
-    sandbox.control.add_fault(method="POST", path_regex=EXPORT_PATH, **echo)
+    sandbox.control.add_fault(method="POST", path_regex=DOMO_EXPORTS_PATH, **echo)
     results.append(run(catalog_of(tmp_path), domo_resource(sandbox), instance, static))
     sandbox.control.clear_faults()
     # 3. The bearer token echoed by the platform API.
