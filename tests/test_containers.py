@@ -42,14 +42,25 @@ from domo_assets_dev.sandbox import (
     SandboxControl,
 )
 from domo_assets_dev.sandbox.datasets import DEFAULT_EXPORT_SECONDS
-from servers import WORKSPACE_QUERY, GraphQL, Processes, apt_get_install, free_port
+from servers import (
+    WORKSPACE_QUERY,
+    GraphQL,
+    Processes,
+    apt_get_install,
+    free_port,
+    wait_until,
+)
 from support import export_posts
 from test_deployment import (
+    ASSET_NAME,
     EXPECTED_CHECKS,
+    GRAPHQL_TIMEOUT_SECONDS,
+    LOCATION_NAME,
     RUN_STATUS_QUERY,
     TERMINAL_RUN_STATUSES,
     launch_asset_run,
     run_failure_report,
+    webserver_up,
 )
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
@@ -93,8 +104,6 @@ SANDBOX_DOMO_RELAY_PORT = 8001
 SANDBOX_S3_RELAY_PORT = 5001
 REGION = "us-east-1"
 BUCKET = "domo-exports"
-LOCATION_NAME = "domo_assets"
-ASSET_NAME = "pharmacy_claims"
 EXPORT_PATH = f"domo/{ASSET_NAME}"
 SENSOR_NAME = "domo_dataset_change_sensor"
 PG_USER = "dagster"
@@ -103,7 +112,6 @@ PG_DB = "dagster"
 STARTUP_TIMEOUT_SECONDS = 180.0
 RUN_TIMEOUT_SECONDS = 240.0
 COMMAND_TIMEOUT_SECONDS = 300.0
-GRAPHQL_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 1.0
 LOG_TAIL_LINES = 40
 # How long the killed run's export runs in Domo: long enough to kill the run worker while it
@@ -276,11 +284,16 @@ class Timings:
             self.steps.append((name, seconds))
             print(f"[containers] {name}: {seconds:.1f} s", flush=True)
 
+    @property
+    def total(self) -> float:
+        """The steps' wall time so far."""
+        return sum(seconds for _, seconds in self.steps)
+
     def report(self) -> str:
         """Every step's wall time and their total."""
         lines = [f"  {name:<58} {seconds:7.1f} s" for name, seconds in self.steps]
-        total = sum(seconds for _, seconds in self.steps)
-        return "\n".join(["[containers] wall times:", *lines, f"  {'total':<58} {total:7.1f} s"])
+        total = f"  {'total':<58} {self.total:7.1f} s"
+        return "\n".join(["[containers] wall times:", *lines, total])
 
 
 def apt_sources() -> Path:
@@ -324,16 +337,6 @@ def build(
     run_command([*command, str(context)], f"building {image}", BUILD_TIMEOUT_SECONDS)
 
 
-@dataclass(frozen=True)
-class Images:
-    """The images of the stack."""
-
-    base: str
-    app: str
-    postgres: str
-    sandbox: str
-
-
 @pytest.fixture(scope="module")
 def timings() -> Iterator[Timings]:
     """The module's step timings, printed (with their total) once the module is done."""
@@ -343,8 +346,10 @@ def timings() -> Iterator[Timings]:
 
 
 @pytest.fixture(scope="module")
-def images(timings: Timings) -> Images:
-    """Install podman & co. if needed, then build (or find cached) the four images."""
+def images(timings: Timings) -> None:
+    """Install podman & co. if needed, then build (or find cached) the four images (the tests
+    name them by ``APP_IMAGE``, ``SANDBOX_IMAGE``...; depending on this orders the builds
+    first)."""
     with timings.step("install the Debian packages (if missing)"):
         ensure_packages()
     base = base_image_tag()
@@ -372,7 +377,6 @@ def images(timings: Timings) -> Images:
             REPO,
             APP_IMAGE=APP_IMAGE,
         )
-    return Images(base, APP_IMAGE, POSTGRES_IMAGE, SANDBOX_IMAGE)
 
 
 # --- the stack --------------------------------------------------------------------------------
@@ -546,17 +550,13 @@ def start_api_service(processes: Processes, socket_path: Path) -> None:
         ["podman", "system", "service", "--time=0", f"unix://{socket_path}"],
         podman_env(),
     )
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while not socket_path.exists():
-        if time.monotonic() > deadline or not processes.started[-1].alive():
-            pytest.fail(f"podman's API socket did not appear:\n{processes.diagnostics()}")
-        time.sleep(0.2)
+    wait_until(socket_path.exists, "podman's API socket", STARTUP_TIMEOUT_SECONDS, processes, 0.2)
     socket_path.chmod(0o666)
 
 
 @pytest.fixture(scope="module")
 def stack(
-    images: Images, timings: Timings, tmp_path_factory: pytest.TempPathFactory
+    images: None, timings: Timings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """The compose stack on PostgreSQL, with the sandbox, up and answering; torn down after."""
     directory = tmp_path_factory.mktemp("compose")
@@ -607,7 +607,7 @@ def stack(
                     "--init",
                     "--network",
                     f"container:{CODE_CONTAINER}",
-                    images.sandbox,
+                    SANDBOX_IMAGE,
                     "--token",
                     token,
                     what="starting the sandbox",
@@ -617,7 +617,7 @@ def stack(
                     lambda: sandbox_up(stack.control), "the sandbox", STARTUP_TIMEOUT_SECONDS
                 )
                 stack.wait(
-                    lambda: webserver_answers(session, ports["webserver"]),
+                    lambda: webserver_up(f"http://127.0.0.1:{ports['webserver']}", session),
                     "the webserver",
                     STARTUP_TIMEOUT_SECONDS,
                 )
@@ -672,14 +672,6 @@ def location_ready(graphql: GraphQL) -> bool:
     assert "UserCodeUnreachable" in location.get("message", ""), location
     graphql(RELOAD_LOCATION_MUTATION, {"name": LOCATION_NAME})
     return False
-
-
-def webserver_answers(session: requests.Session, port: int) -> bool:
-    """Whether the webserver answers ``/server_info``."""
-    try:
-        return session.get(f"http://127.0.0.1:{port}/server_info", timeout=5).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 # --- reading runs -----------------------------------------------------------------------------
@@ -791,7 +783,7 @@ def sensor_state(stack: Stack) -> dict[str, Any]:
 
 
 def test_image_validates_the_definitions_with_a_mounted_catalog(
-    images: Images, timings: Timings, tmp_path: Path
+    images: None, timings: Timings, tmp_path: Path
 ) -> None:
     """The image runs as the non-root user, holds no development tools, and `dagster
     definitions validate` passes in it with a catalog mounted read-only, as the deployment
@@ -813,7 +805,7 @@ def test_image_validates_the_definitions_with_a_mounted_catalog(
         "-e", "DOMO_DEVELOPER_TOKEN=not-used-to-validate",
         # A scratch instance: the image's dagster.yaml needs PostgreSQL, validation does not.
         "-e", "DAGSTER_HOME=/tmp",
-        images.app,
+        APP_IMAGE,
     ]  # fmt: skip
     with timings.step("dagster definitions validate in the image"):
         output = podman(
@@ -926,9 +918,8 @@ def test_a_killed_run_is_retried_and_attaches_to_its_export(stack: Stack, timing
     assert tags["dagster/retry_number"] == "1", tags
     (retry_container,) = run_containers(retry["runId"])
     assert retry_container["Id"] != container["Id"]
-    assert len(export_posts(control, PHARMACY_CLAIMS_ID)) == 1, export_posts(
-        control, PHARMACY_CLAIMS_ID
-    )
+    posts = export_posts(control, PHARMACY_CLAIMS_ID)
+    assert len(posts) == 1, posts
     assert materializations(run_events(stack, run_id)) == []
     (materialization,) = materializations(run_events(stack, retry["runId"]))
     assert materialization["asset"] == ASSET_NAME
@@ -970,5 +961,4 @@ def test_the_change_sensor_turned_on_through_the_api_starts_a_run(
 def test_the_whole_container_test_fits_the_budget(timings: Timings) -> None:
     """Build, stack, runs and teardown so far take less than the issue's 10 minutes (the
     teardown, timed after this, takes seconds)."""
-    total = sum(seconds for _, seconds in timings.steps)
-    assert total < WALL_TIME_BUDGET_SECONDS, timings.report()
+    assert timings.total < WALL_TIME_BUDGET_SECONDS, timings.report()
